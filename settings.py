@@ -1,0 +1,45 @@
+"""Where things are: every address and secret comes from the environment.
+
+The defaults are those of the local stack (`make run`). Production sets the variables
+(see the README's table) and leaves the emulator-only ones unset.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    temporal_address: str = field(default_factory=lambda: _env("TEMPORAL_ADDRESS", "127.0.0.1:7233"))
+    temporal_namespace: str = field(default_factory=lambda: _env("TEMPORAL_NAMESPACE", "default"))
+    task_queue: str = field(default_factory=lambda: _env("RUNBOOK_TASK_QUEUE", "runbooks"))
+    policy_path: Path = field(
+        default_factory=lambda: Path(_env("RUNBOOK_POLICY", str(PROJECT_ROOT / "policy" / "default.yaml")))
+    )
+    # The platform's own API: component health, system status, the emergency switch.
+    platform_url: str = field(default_factory=lambda: _env("PLATFORM_URL", "http://127.0.0.1:8090"))
+    platform_admin_token: str = field(default_factory=lambda: _env("PLATFORM_ADMIN_TOKEN", "demo-admin-token"))
+    pagerduty_events_url: str = field(
+        default_factory=lambda: _env("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com")
+    )
+    pagerduty_api_url: str = field(default_factory=lambda: _env("PAGERDUTY_API_URL", "https://api.pagerduty.com"))
+    pagerduty_routing_key: str = field(default_factory=lambda: _env("PAGERDUTY_ROUTING_KEY", ""))
+    pagerduty_api_token: str = field(default_factory=lambda: _env("PAGERDUTY_API_TOKEN", ""))
+    pagerduty_from: str = field(default_factory=lambda: _env("PAGERDUTY_FROM", "runbooks@example.com"))
+    # Unset in production; boto3 reads AWS_ENDPOINT_URL itself, this copy is for logs.
+    aws_endpoint_url: str = field(default_factory=lambda: _env("AWS_ENDPOINT_URL", ""))
+    data_dir: Path = field(default_factory=lambda: Path(_env("RUNBOOK_DATA_DIR", str(PROJECT_ROOT / ".data"))))
+
+
+def load() -> Settings:
+    return Settings()
