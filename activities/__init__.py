@@ -1,0 +1,21 @@
+"""Activities: the only code that touches the outside world, one module per system."""
+
+from activities import cloudwatch, ecs, pagerduty, platform_api, policy
+
+ALL = [
+    policy.load_policy,
+    pagerduty.trigger_page,
+    pagerduty.acknowledge_page,
+    pagerduty.resolve_page,
+    pagerduty.find_pagerduty_incident,
+    pagerduty.add_pagerduty_note,
+    pagerduty.escalate_pagerduty_incident,
+    platform_api.check_component_health,
+    platform_api.check_system_status,
+    platform_api.set_hybrid_routing,
+    cloudwatch.read_metrics,
+    cloudwatch.scan_error_logs,
+    ecs.describe_deployment,
+    ecs.set_service_task_definition,
+    ecs.force_new_deployment,
+]

@@ -1,0 +1,114 @@
+"""CloudWatch: metrics graded against the service levels, and ERROR lines in the logs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from botocore.exceptions import BotoCoreError, ClientError
+from temporalio import activity
+
+from activities._aws import aws_error, client
+from contracts import LogScan, LogScanRequest, MetricLevel, MetricQuery, MetricReading, MetricsRequest
+
+MAX_LOG_EVENTS = 1000
+SAMPLES = 5
+
+
+def _breaches(query: MetricQuery, value: float, threshold: float | None) -> bool:
+    if threshold is None:
+        return False
+    return value > threshold if query.direction == "above" else value < threshold
+
+
+def grade(query: MetricQuery, values: list[float]) -> MetricReading:
+    """The worst value in the window decides: latency's highest, cache hit rate's lowest."""
+    if not values:
+        return MetricReading(
+            key=query.key,
+            value=None,
+            level="no-data",
+            within_target=query.target is None,
+            detail=f"no datapoints in the last {int(query.lookback.total_seconds())}s",
+        )
+    worst = max(values) if query.direction == "above" else min(values)
+    level: MetricLevel = "ok"
+    if _breaches(query, worst, query.critical):
+        level = "critical"
+    elif _breaches(query, worst, query.warning):
+        level = "warning"
+    within = not _breaches(query, worst, query.target) and level != "critical"
+    relation = ">" if query.direction == "above" else "<"
+    bound = query.critical if level == "critical" else query.warning if level == "warning" else query.target
+    detail = f"{worst:g} ({query.stat})" + (f", {relation} {bound:g}" if level != "ok" and bound is not None else "")
+    return MetricReading(key=query.key, value=worst, level=level, within_target=within, detail=detail)
+
+
+@activity.defn
+def read_metrics(request: MetricsRequest) -> list[MetricReading]:
+    """One GetMetricData call for every query of the policy."""
+    if not request.queries:
+        return []
+    now = datetime.now(UTC)
+    start = now - max(q.lookback for q in request.queries)
+    by_region: dict[str, list[tuple[int, MetricQuery]]] = {}
+    for index, query in enumerate(request.queries):
+        by_region.setdefault(query.region or request.region, []).append((index, query))
+    values: dict[int, list[float]] = {}
+    for region, queries in by_region.items():
+        data_queries = [
+            {
+                "Id": f"m{index}",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": query.namespace,
+                        "MetricName": query.metric_name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(query.dimensions.items())],
+                    },
+                    "Period": query.period_seconds,
+                    "Stat": query.stat,
+                },
+                "ReturnData": True,
+            }
+            for index, query in queries
+        ]
+        try:
+            paginator = client("cloudwatch", region).get_paginator("get_metric_data")
+            for page in paginator.paginate(MetricDataQueries=data_queries, StartTime=start, EndTime=now):
+                for result in page["MetricDataResults"]:
+                    index = int(result["Id"][1:])
+                    cutoff = now - request.queries[index].lookback
+                    values.setdefault(index, []).extend(
+                        v for t, v in zip(result["Timestamps"], result["Values"], strict=True) if t >= cutoff
+                    )
+        except (ClientError, BotoCoreError) as err:
+            raise aws_error(err, f"GetMetricData in {region}") from err
+    return [grade(query, values.get(index, [])) for index, query in enumerate(request.queries)]
+
+
+@activity.defn
+def scan_error_logs(request: LogScanRequest) -> LogScan:
+    logs = client("logs", request.region)
+    since = datetime.now(UTC) - request.lookback
+    count, samples = 0, []
+    try:
+        paginator = logs.get_paginator("filter_log_events")
+        pages = paginator.paginate(
+            logGroupName=request.log_group,
+            startTime=int(since.timestamp() * 1000),
+            filterPattern=request.pattern,
+            PaginationConfig={"MaxItems": MAX_LOG_EVENTS},
+        )
+        for page in pages:
+            for event in page.get("events", []):
+                count += 1
+                if len(samples) < SAMPLES:
+                    samples.append(event["message"].strip()[:300])
+    except (ClientError, BotoCoreError) as err:
+        raise aws_error(err, f"FilterLogEvents on {request.log_group}") from err
+    more = "+" if count >= MAX_LOG_EVENTS else ""
+    return LogScan(
+        log_group=request.log_group,
+        error_count=count,
+        samples=samples,
+        detail=f"{count}{more} line(s) matching {request.pattern!r} in the last {int(request.lookback.total_seconds())}s",
+    )

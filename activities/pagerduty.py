@@ -1,0 +1,149 @@
+"""PagerDuty: pages through the Events API v2, incident work through the REST API v2.
+
+Both clients retry on their own, 429 without limit and with a blocking sleep. Here they
+get at most one short retry, so an activity returns and Temporal's retry policy decides.
+"""
+
+from __future__ import annotations
+
+import pagerduty
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+import settings
+from contracts import EscalateRequest, NoteRequest, PagerDutyRef, PageRequest
+
+TRANSIENT = (429, 500, 502, 503, 504)
+
+
+def _bounded(client: pagerduty.ApiClient) -> pagerduty.ApiClient:
+    client.retry = {status: 1 for status in TRANSIENT}
+    client.max_http_attempts = 1
+    client.max_network_attempts = 0
+    client.sleep_timer = 0.5
+    client.timeout = 20.0
+    return client
+
+
+def events_client() -> pagerduty.EventsApiV2Client:
+    config = settings.load()
+    if not config.pagerduty_routing_key:
+        raise ApplicationError("PAGERDUTY_ROUTING_KEY is not set", type="Configuration", non_retryable=True)
+    return _bounded(pagerduty.EventsApiV2Client(config.pagerduty_routing_key, base_url=config.pagerduty_events_url))
+
+
+def rest_client() -> pagerduty.RestApiV2Client:
+    config = settings.load()
+    if not config.pagerduty_api_token:
+        raise ApplicationError("PAGERDUTY_API_TOKEN is not set", type="Configuration", non_retryable=True)
+    client = pagerduty.RestApiV2Client(
+        config.pagerduty_api_token, default_from=config.pagerduty_from, base_url=config.pagerduty_api_url
+    )
+    return _bounded(client)
+
+
+def _rejected(status: int, body: str, action: str) -> ApplicationError:
+    """400-class answers are final (PagerDuty says never retry them); 429 and 5xx are not."""
+    return ApplicationError(
+        f"{action}: HTTP {status}: {body[:300]}",
+        type=f"PagerDutyHTTP{status}",
+        non_retryable=status not in TRANSIENT,
+    )
+
+
+def _failure(err: pagerduty.Error, action: str) -> ApplicationError:
+    response = getattr(err, "response", None)
+    if response is None:
+        return ApplicationError(f"{action}: {err}", type="PagerDutyUnreachable")
+    return _rejected(response.status_code, response.text, action)
+
+
+def _checked(response, action: str) -> dict:  # noqa: ANN001 - the client's HTTP response
+    if not response.is_success:
+        raise _rejected(response.status_code, response.text, action)
+    return response.json()
+
+
+@activity.defn
+def trigger_page(request: PageRequest) -> str:
+    """Idempotent by `dedup_key`: a retried trigger joins the open incident, no second page."""
+    client = events_client()
+    try:
+        return client.trigger(
+            request.summary,
+            request.source,
+            dedup_key=request.dedup_key,
+            severity=request.severity,
+            custom_details=dict(request.details),
+            # 7.2.0 fails building its own timestamp; pass one.
+            payload={"timestamp": activity.info().current_attempt_scheduled_time.isoformat()},
+        )
+    except pagerduty.Error as err:
+        raise _failure(err, "trigger") from err
+
+
+@activity.defn
+def acknowledge_page(dedup_key: str) -> str:
+    try:
+        return events_client().acknowledge(dedup_key)
+    except pagerduty.Error as err:
+        raise _failure(err, "acknowledge") from err
+
+
+@activity.defn
+def resolve_page(dedup_key: str) -> str:
+    try:
+        return events_client().resolve(dedup_key)
+    except pagerduty.Error as err:
+        raise _failure(err, "resolve") from err
+
+
+@activity.defn
+def find_pagerduty_incident(dedup_key: str) -> PagerDutyRef:
+    """PagerDuty opens the incident after accepting the event; until it shows, retry."""
+    client = rest_client()
+    params = {"incident_key": dedup_key, "statuses[]": ["triggered", "acknowledged"], "limit": 25}
+    try:
+        body = _checked(client.get("/incidents", params=params), "list incidents")
+    except pagerduty.Error as err:
+        raise _failure(err, "list incidents") from err
+    incidents = body.get("incidents", [])
+    if not incidents:
+        raise ApplicationError(f"no open PagerDuty incident with key {dedup_key} yet", type="NotYetOpen")
+    newest = max(incidents, key=lambda i: i.get("incident_number", 0))
+    return PagerDutyRef(
+        dedup_key=dedup_key,
+        incident_id=newest["id"],
+        html_url=newest.get("html_url"),
+        escalation_level=int(newest.get("escalation_level") or 1),
+    )
+
+
+@activity.defn
+def add_pagerduty_note(request: NoteRequest) -> str:
+    """Notes have no idempotency key in PagerDuty; a marker line lets a retry find its note."""
+    client = rest_client()
+    marker = f"ref: {request.note_key}"
+    path = f"/incidents/{request.incident_id}/notes"
+    try:
+        existing = _checked(client.get(path), "list notes").get("notes", [])
+        for note in existing:
+            if note.get("content", "").rstrip().endswith(marker):
+                return note["id"]
+        created = _checked(
+            client.post(path, json={"note": {"content": f"{request.content}\n\n{marker}"}}), "add note"
+        )
+    except pagerduty.Error as err:
+        raise _failure(err, "add note") from err
+    return created["note"]["id"]
+
+
+@activity.defn
+def escalate_pagerduty_incident(request: EscalateRequest) -> None:
+    """Setting the level is idempotent: a retry asks for the level it already has."""
+    client = rest_client()
+    body = {"incident": {"type": "incident_reference", "escalation_level": request.level}}
+    try:
+        _checked(client.put(f"/incidents/{request.incident_id}", json=body), "escalate")
+    except pagerduty.Error as err:
+        raise _failure(err, "escalate") from err

@@ -1,0 +1,453 @@
+"""Contracts shared by workflows, activities, the worker and the operators' CLI.
+
+Everything that crosses a Temporal boundary is one of these pydantic models, so both
+sides agree on shape and validation. The policy (thresholds, timers, people, targets)
+lives here too: it is data loaded from YAML, never constants in workflow code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+# --------------------------------------------------------------------------- durations
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _parse_duration(value: Any) -> Any:
+    """Accepts "90s", "5m", "1h30m", "2d" as well as what pydantic reads (seconds, ISO 8601)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text and _DURATION_PART.sub("", text).strip() == "":
+            return timedelta(
+                seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+            )
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error: a typo in the policy file must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+class Severity(StrEnum):
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+class Alert(Strict):
+    """One alert, normalised from whichever sender raised it (CLI, Alertmanager, SNS, ...)."""
+
+    source: str = Field(min_length=1)
+    service: str = Field(min_length=1)
+    region: str = Field(min_length=1)
+    summary: str = Field(min_length=1, max_length=1024)
+    severity: Severity | None = None
+    status: Literal["firing", "resolved"] = "firing"
+    kind: str | None = None  # e.g. "hybrid-router-down"; policy classification keys on it
+    labels: dict[str, str] = Field(default_factory=dict)
+    raised_by: str | None = None
+    received_at: datetime
+
+
+def incident_workflow_id(service: str, region: str) -> str:
+    """Identity is the dedup: one incident workflow per target, however many alerts."""
+    return f"incident/{service}/{region}"
+
+
+def new_incident_id(workflow_id: str, at: datetime) -> str:
+    """`INC-{timestamp}` as the runbook's template says, plus a short suffix so that two
+    targets opened in the same second do not share an id."""
+    suffix = hashlib.sha1(f"{workflow_id}@{at.isoformat()}".encode()).hexdigest()[:4]
+    return f"INC-{at:%Y%m%d-%H%M%S}-{suffix}"
+
+
+# --------------------------------------------------------------------------- policy
+
+
+class SeverityPolicy(Strict):
+    respond_within: Duration | None
+    escalate_after: Duration | None  # None: never escalate (P3)
+
+
+class MetricQuery(Strict):
+    """One CloudWatch metric judged against the platform's service levels.
+
+    `direction` says which side is bad: "above" for latency, "below" for cache hit rate.
+    `target` is the SLO that verification requires; `warning`/`critical` grade a diagnosis.
+    """
+
+    key: str
+    namespace: str
+    metric_name: str
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    stat: str = "Average"  # "Maximum", "p95", ...: percentiles need real CloudWatch
+    period_seconds: int = Field(default=60, ge=1)
+    lookback: Duration = timedelta(minutes=10)
+    direction: Literal["above", "below"] = "above"
+    target: float | None = None
+    warning: float | None = None
+    critical: float | None = None
+    region: str | None = None  # defaults to the service's region
+
+
+class ServiceTarget(Strict):
+    """What the runbook acts on for one service, and where to look."""
+
+    region: str
+    ecs_cluster: str
+    ecs_service: str
+    log_group: str
+    health_component: str
+    impact: str = "Requests to the hybrid-routing API fail or are slow"
+
+
+class IncidentTimers(Strict):
+    approval_timeout: Duration = timedelta(minutes=30)
+    verify_window: Duration = timedelta(minutes=5)
+    verify_interval: Duration = timedelta(seconds=30)
+    verify_timeout: Duration = timedelta(minutes=15)
+    log_lookback: Duration = timedelta(minutes=10)
+    next_update_every: Duration = timedelta(minutes=30)
+
+
+class Communication(Strict):
+    incident_commander: str = "on-call primary"
+    channel: str = "#incident-hybrid-routing"
+    status_page: str = "https://status.example.com"
+
+
+class Policy(Strict):
+    severities: dict[Severity, SeverityPolicy]
+    escalation_levels: int = Field(default=3, ge=1)
+    classification: dict[str, Severity] = Field(default_factory=dict)
+    default_severity: Severity = Severity.P2
+    responders: list[str] = Field(default_factory=list)  # may acknowledge
+    approvers: list[str] = Field(default_factory=list)  # may approve or reject remediation
+    services: dict[str, ServiceTarget]
+    metrics: list[MetricQuery] = Field(default_factory=list)
+    timers: IncidentTimers = Field(default_factory=IncidentTimers)
+    communication: Communication = Field(default_factory=Communication)
+
+    @model_validator(mode="after")
+    def _every_severity_has_timers(self) -> Policy:
+        missing = [s.value for s in Severity if s not in self.severities]
+        if missing:
+            raise ValueError(f"severities: missing {', '.join(missing)}")
+        return self
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_keys_unique(cls, metrics: list[MetricQuery]) -> list[MetricQuery]:
+        keys = [m.key for m in metrics]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"metrics: duplicate key(s) {', '.join(duplicates)}")
+        return metrics
+
+    def may_acknowledge(self, person: str) -> bool:
+        return person in self.responders or person in self.approvers
+
+    def may_approve(self, person: str) -> bool:
+        return person in self.approvers
+
+
+class PolicyError(ValueError):
+    """The policy file is missing or invalid; the message names the file and the field."""
+
+
+def load_policy_file(path: Path) -> Policy:
+    import yaml  # only the loader needs YAML; workflows never call this
+
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise PolicyError(f"policy file {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy file {path} is not valid YAML: {exc}") from exc
+    try:
+        return Policy.model_validate(raw)
+    except ValueError as exc:
+        raise PolicyError(f"policy file {path} is invalid: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- incident
+
+
+class IncidentInput(Strict):
+    incident_id: str
+    service: str
+    region: str
+    opened_by: str
+
+
+class IncidentStatus(StrEnum):
+    OPENING = "opening"
+    AWAITING_ACK = "awaiting_ack"
+    DIAGNOSING = "diagnosing"
+    AWAITING_APPROVAL = "awaiting_approval"
+    REMEDIATING = "remediating"
+    VERIFYING = "verifying"
+    UNDOING = "undoing"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"  # handed to people; the automated runbook has stopped
+
+
+class TimelineEntry(Strict):
+    at: datetime
+    step: str
+    event: str
+    actor: str = "runbook"
+    detail: str = ""
+
+
+# --- diagnosis
+
+
+class HealthReading(Strict):
+    component: str
+    healthy: bool
+    status_code: int | None = None
+    detail: str = ""
+
+
+class SystemStatus(Strict):
+    healthy: bool
+    hybrid_routing: str = "unknown"
+    detail: str = ""
+
+
+MetricLevel = Literal["ok", "warning", "critical", "no-data"]
+
+
+class MetricReading(Strict):
+    key: str
+    value: float | None
+    level: MetricLevel
+    within_target: bool
+    detail: str = ""
+
+
+class LogScan(Strict):
+    log_group: str
+    error_count: int
+    samples: list[str] = Field(default_factory=list)
+    detail: str = ""
+
+
+class DeploymentState(Strict):
+    cluster: str
+    service: str
+    region: str
+    task_definition: str
+    previous_task_definition: str | None
+    primary_deployment_id: str | None
+
+
+class Diagnosis(Strict):
+    health: HealthReading
+    metrics: list[MetricReading]
+    logs: LogScan
+    deployment: DeploymentState | None
+    deployment_error: str | None = None
+
+    @property
+    def critical_metrics(self) -> list[MetricReading]:
+        return [m for m in self.metrics if m.level == "critical"]
+
+    def summary(self) -> str:
+        parts = [f"health {'ok' if self.health.healthy else 'FAILING'} ({self.health.detail or '-'})"]
+        graded = [f"{m.key}={m.value:g} {m.level}" for m in self.metrics if m.value is not None]
+        if graded:
+            parts.append("metrics: " + ", ".join(graded))
+        parts.append(f"{self.logs.error_count} ERROR log line(s)")
+        if self.deployment:
+            parts.append(f"running {self.deployment.task_definition.rsplit('/', 1)[-1]}")
+        return "; ".join(parts)
+
+
+# --- remediation
+
+
+class RemediationAction(StrEnum):
+    ROLLBACK = "rollback"
+    FORCE_NEW_DEPLOYMENT = "force_new_deployment"
+    EMERGENCY_SWITCH = "emergency_switch"
+
+
+class RemediationPlan(Strict):
+    plan_id: str
+    action: RemediationAction
+    cluster: str
+    service: str
+    region: str
+    reason: str
+    from_task_definition: str | None = None
+    to_task_definition: str | None = None
+    expected_deployment_id: str | None = None
+
+    @classmethod
+    def build(cls, **fields: Any) -> RemediationPlan:
+        """The plan id is a hash of what the plan does, so an approval binds to exactly it."""
+        body = {k: v for k, v in fields.items() if k not in ("plan_id", "reason")}
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        return cls(plan_id=f"plan-{digest[:12]}", **fields)
+
+    def describe(self) -> str:
+        match self.action:
+            case RemediationAction.ROLLBACK:
+                return (
+                    f"roll {self.cluster}/{self.service} ({self.region}) back from "
+                    f"{_short(self.from_task_definition)} to {_short(self.to_task_definition)}"
+                )
+            case RemediationAction.FORCE_NEW_DEPLOYMENT:
+                return f"force a new deployment of {self.cluster}/{self.service} ({self.region})"
+            case RemediationAction.EMERGENCY_SWITCH:
+                return "disable hybrid routing (emergency switch; fall back to standard routing)"
+
+
+def _short(task_definition: str | None) -> str:
+    return (task_definition or "?").rsplit("/", 1)[-1]
+
+
+class RemediationRecord(Strict):
+    """What a remediation activity did; `changed=False` means it found the work already done."""
+
+    action: RemediationAction
+    changed: bool
+    detail: str
+
+
+# --- operators
+
+
+class Acknowledge(Strict):
+    by: str = Field(min_length=1)
+    note: str | None = None
+
+
+class Approve(Strict):
+    by: str = Field(min_length=1)
+    plan_id: str = Field(min_length=1)
+    comment: str | None = None
+
+
+class Reject(Strict):
+    by: str = Field(min_length=1)
+    plan_id: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
+class OperatorReply(Strict):
+    message: str
+    status: IncidentStatus
+
+
+class Decision(Strict):
+    approved: bool
+    by: str
+    at: datetime
+    plan_id: str | None = None
+    reason: str = ""
+
+
+class PagerDutyRef(Strict):
+    dedup_key: str
+    incident_id: str | None = None
+    html_url: str | None = None
+    escalation_level: int = 1
+
+
+class IncidentView(Strict):
+    """What `runbook show` prints and the status query returns, at any moment."""
+
+    id: str
+    workflow_id: str
+    service: str
+    region: str
+    severity: Severity | None
+    status: IncidentStatus
+    summary: str
+    opened_at: datetime
+    opened_by: str
+    alert_count: int
+    acknowledged_by: str | None
+    pending_approval: RemediationPlan | None
+    diagnosis: Diagnosis | None
+    decision: Decision | None
+    remediation: RemediationRecord | None
+    pagerduty: PagerDutyRef | None
+    outcome: str | None
+    timeline: list[TimelineEntry]
+
+
+class IncidentResult(Strict):
+    outcome: str
+    view: IncidentView
+
+
+# --- activity inputs
+
+
+class PageRequest(Strict):
+    dedup_key: str
+    summary: str
+    source: str
+    severity: Literal["critical", "error", "warning", "info"]  # PagerDuty's scale, not P0-P3
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+class NoteRequest(Strict):
+    incident_id: str
+    note_key: str  # makes the note idempotent: an activity retry finds it and adds none
+    content: str
+
+
+class EscalateRequest(Strict):
+    incident_id: str
+    level: int = Field(ge=1)
+
+
+class HealthRequest(Strict):
+    component: str
+
+
+class MetricsRequest(Strict):
+    region: str
+    queries: list[MetricQuery]
+
+
+class LogScanRequest(Strict):
+    region: str
+    log_group: str
+    lookback: Duration
+    pattern: str = "ERROR"
+
+
+class DeploymentRequest(Strict):
+    cluster: str
+    service: str
+    region: str
+
+
+class EmergencySwitchRequest(Strict):
+    hybrid_routing_enabled: bool
+    reason: str

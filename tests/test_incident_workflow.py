@@ -1,0 +1,414 @@
+"""The incident workflow's logic, with fake activities, on both test servers.
+
+Every test runs on the time-skipping test server with the shipped default policy (15-minute
+escalations really elapse in skipped time) and on the dev server with the same policy scaled
+down, because the time-skipping server has gaps around updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.cloudwatch import grade
+from contracts import (
+    Acknowledge,
+    Alert,
+    Approve,
+    DeploymentRequest,
+    DeploymentState,
+    EmergencySwitchRequest,
+    EscalateRequest,
+    HealthReading,
+    HealthRequest,
+    IncidentResult,
+    IncidentStatus,
+    IncidentView,
+    LogScan,
+    LogScanRequest,
+    MetricReading,
+    MetricsRequest,
+    NoteRequest,
+    PagerDutyRef,
+    PageRequest,
+    Policy,
+    Reject,
+    RemediationAction,
+    RemediationPlan,
+    RemediationRecord,
+    Severity,
+    SystemStatus,
+)
+from starter import open_or_join_incident
+from tests.policies import default_policy, scaled
+from workflows.incident_response import IncidentResponseWorkflow
+
+CURRENT = "arn:aws:ecs:eu-central-1:123456789012:task-definition/hybrid-router:3"
+PREVIOUS = "arn:aws:ecs:eu-central-1:123456789012:task-definition/hybrid-router:2"
+BAD = {"p95_latency_ms": 3500.0, "error_rate_pct": 12.0}
+GOOD = {"p95_latency_ms": 800.0, "error_rate_pct": 0.3}
+
+
+class FakePlatform:
+    """Stands in for PagerDuty, the platform API, CloudWatch and ECS; records every call."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.healthy = False
+        self.task_definition = CURRENT
+        self.previous: str | None = PREVIOUS
+        self.heals: set[RemediationAction] = {RemediationAction.ROLLBACK}
+        self.hybrid_routing = True
+        self.metrics_critical = False
+        self.switch_helps = True
+        self.calls: list[tuple[str, Any]] = []
+
+    def called(self, name: str) -> list[Any]:
+        return [arg for call, arg in self.calls if call == name]
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [
+            self.load_policy, self.trigger_page, self.find_pagerduty_incident, self.add_pagerduty_note,
+            self.escalate_pagerduty_incident, self.acknowledge_page, self.resolve_page,
+            self.check_component_health, self.check_system_status, self.read_metrics, self.scan_error_logs,
+            self.describe_deployment, self.set_service_task_definition, self.force_new_deployment,
+            self.set_hybrid_routing,
+        ]  # fmt: skip
+
+    @activity.defn(name="load_policy")
+    async def load_policy(self) -> Policy:
+        return self.policy
+
+    @activity.defn(name="trigger_page")
+    async def trigger_page(self, request: PageRequest) -> str:
+        self.calls.append(("trigger_page", request))
+        return request.dedup_key
+
+    @activity.defn(name="find_pagerduty_incident")
+    async def find_pagerduty_incident(self, dedup_key: str) -> PagerDutyRef:
+        return PagerDutyRef(dedup_key=dedup_key, incident_id="PFAKE01")
+
+    @activity.defn(name="add_pagerduty_note")
+    async def add_pagerduty_note(self, request: NoteRequest) -> str:
+        self.calls.append(("add_pagerduty_note", request))
+        return "NOTE1"
+
+    @activity.defn(name="escalate_pagerduty_incident")
+    async def escalate_pagerduty_incident(self, request: EscalateRequest) -> None:
+        self.calls.append(("escalate_pagerduty_incident", request.level))
+
+    @activity.defn(name="acknowledge_page")
+    async def acknowledge_page(self, dedup_key: str) -> str:
+        self.calls.append(("acknowledge_page", dedup_key))
+        return dedup_key
+
+    @activity.defn(name="resolve_page")
+    async def resolve_page(self, dedup_key: str) -> str:
+        self.calls.append(("resolve_page", dedup_key))
+        return dedup_key
+
+    @activity.defn(name="check_component_health")
+    async def check_component_health(self, request: HealthRequest) -> HealthReading:
+        return HealthReading(component=request.component, healthy=self.healthy, detail="fake")
+
+    @activity.defn(name="check_system_status")
+    async def check_system_status(self) -> SystemStatus:
+        ok = not self.hybrid_routing or (self.healthy and not self.metrics_critical)
+        return SystemStatus(healthy=ok, hybrid_routing="enabled" if self.hybrid_routing else "disabled")
+
+    @activity.defn(name="read_metrics")
+    async def read_metrics(self, request: MetricsRequest) -> list[MetricReading]:
+        if self.metrics_critical:
+            values = GOOD if not self.hybrid_routing and self.switch_helps else BAD
+        else:
+            values = GOOD if self.healthy else BAD
+        return [grade(q, [values[q.key]]) for q in request.queries if q.key in values]
+
+    @activity.defn(name="scan_error_logs")
+    async def scan_error_logs(self, request: LogScanRequest) -> LogScan:
+        return LogScan(log_group=request.log_group, error_count=0 if self.healthy else 7)
+
+    @activity.defn(name="describe_deployment")
+    async def describe_deployment(self, request: DeploymentRequest) -> DeploymentState:
+        return DeploymentState(
+            cluster=request.cluster, service=request.service, region=request.region,
+            task_definition=self.task_definition, previous_task_definition=self.previous,
+            primary_deployment_id="ecs-svc/1",
+        )  # fmt: skip
+
+    @activity.defn(name="set_service_task_definition")
+    async def set_service_task_definition(self, plan: RemediationPlan) -> RemediationRecord:
+        self.calls.append(("set_service_task_definition", plan.to_task_definition))
+        self.task_definition = plan.to_task_definition or self.task_definition
+        self.healthy = RemediationAction.ROLLBACK in self.heals and self.task_definition == PREVIOUS
+        return RemediationRecord(action=plan.action, changed=True, detail=f"now {self.task_definition}")
+
+    @activity.defn(name="force_new_deployment")
+    async def force_new_deployment(self, plan: RemediationPlan) -> RemediationRecord:
+        self.calls.append(("force_new_deployment", plan.plan_id))
+        self.healthy = RemediationAction.FORCE_NEW_DEPLOYMENT in self.heals
+        return RemediationRecord(action=plan.action, changed=True, detail="redeployed")
+
+    @activity.defn(name="set_hybrid_routing")
+    async def set_hybrid_routing(self, request: EmergencySwitchRequest) -> RemediationRecord:
+        self.calls.append(("set_hybrid_routing", request.hybrid_routing_enabled))
+        self.hybrid_routing = request.hybrid_routing_enabled
+        return RemediationRecord(action=RemediationAction.EMERGENCY_SWITCH, changed=True, detail="switched")
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    client: Client
+    task_queue: str
+    policy: Policy
+    fake: FakePlatform
+    scale: float
+
+    def after(self, duration: timedelta, extra: float = 1.05) -> timedelta:
+        """A policy duration, a little past it."""
+        return duration * extra
+
+    async def open(self, service: str = "hybrid-router", severity: Severity | None = Severity.P0) -> WorkflowHandle:
+        region = f"test-{uuid.uuid4().hex[:8]}"  # a fresh target per test: a fresh workflow id
+        self.policy.services[service] = self.policy.services["hybrid-router"].model_copy(update={"region": region})
+        alert = Alert(source="test", service=service, region=region, summary="hybrid router down",
+                      severity=severity, received_at=datetime.now(UTC))  # fmt: skip
+        return await open_or_join_incident(self.client, alert, "tester", self.task_queue)
+
+    async def until(self, handle: WorkflowHandle, check: Callable[[IncidentView], bool]) -> IncidentView:
+        last: IncidentView | None = None
+        for _ in range(400):
+            last = await handle.query(IncidentResponseWorkflow.view)
+            if check(last):
+                return last
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"state never reached; last: {last.status if last else None}, {last}")
+
+    async def awaiting_approval(self, handle: WorkflowHandle) -> IncidentView:
+        await self.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+        await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
+        return await self.until(handle, lambda v: v.pending_approval is not None)
+
+
+@pytest.fixture(params=["time-skipping", "dev-server"])
+def server(request: pytest.FixtureRequest) -> tuple[WorkflowEnvironment, float]:
+    """Which server, and how much of the policy's time to spend on it."""
+    if request.param == "time-skipping":
+        return request.getfixturevalue("time_skipping_env"), 1.0
+    return request.getfixturevalue("dev_env"), 1 / 300
+
+
+@pytest.fixture
+async def harness(server: tuple[WorkflowEnvironment, float]) -> AsyncIterator[Harness]:
+    async with _harness(*server) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def dev_harness(dev_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
+    async with _harness(dev_env, 1 / 300) as harness:
+        yield harness
+
+
+@contextlib.asynccontextmanager
+async def _harness(env: WorkflowEnvironment, scale: float) -> AsyncIterator[Harness]:
+    policy = scaled(default_policy(), scale)
+    fake = FakePlatform(policy)
+    task_queue = f"wf-{uuid.uuid4()}"
+    async with Worker(
+        env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow], activities=fake.activities()
+    ):
+        yield Harness(env=env, client=env.client, task_queue=task_queue, policy=policy, fake=fake, scale=scale)
+
+
+async def test_happy_path_rolls_back_verifies_and_resolves(harness: Harness) -> None:
+    handle = await harness.open()
+    view = await harness.awaiting_approval(handle)
+    plan = view.pending_approval
+    assert plan is not None and plan.action == RemediationAction.ROLLBACK
+    assert (plan.from_task_definition, plan.to_task_definition) == (CURRENT, PREVIOUS)
+
+    await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=plan.plan_id))
+    result: IncidentResult = await handle.result()
+
+    assert result.view.status == IncidentStatus.RESOLVED
+    assert harness.fake.called("set_service_task_definition") == [PREVIOUS]
+    assert len(harness.fake.called("trigger_page")) == 1
+    assert harness.fake.called("resolve_page") == [handle.id]
+    steps = [e.step for e in result.view.timeline]
+    assert steps.index("classify") < steps.index("page") < steps.index("diagnose") < steps.index("verify")
+    note = harness.fake.called("add_pagerduty_note")[0].content
+    assert note.startswith("[P0] Hybrid Routing Incident - hybrid router down")
+    assert "Incident ID: INC-" in note and "Severity: P0" in note
+
+
+async def test_escalates_one_level_per_timer_without_ack(harness: Harness) -> None:
+    handle = await harness.open()
+    await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    p0 = harness.policy.severities[Severity.P0]
+    assert p0.escalate_after is not None
+
+    await harness.env.sleep(harness.after(p0.escalate_after))
+    view = await harness.until(handle, lambda v: any(e.event == "escalated" for e in v.timeline))
+    assert harness.fake.called("escalate_pagerduty_incident") == [2]
+    assert any(e.event == "response target missed" for e in view.timeline)
+
+    await harness.env.sleep(p0.escalate_after)
+    await harness.until(handle, lambda v: sum(e.event == "escalated" for e in v.timeline) == 2)
+    await harness.env.sleep(p0.escalate_after * 2)  # past the ladder's end: no level 4
+    view = await handle.query(IncidentResponseWorkflow.view)
+    assert harness.fake.called("escalate_pagerduty_incident") == [2, 3]
+    assert view.status == IncidentStatus.AWAITING_ACK and view.pagerduty.escalation_level == 3
+
+    await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
+    view = await harness.until(handle, lambda v: v.pending_approval is not None)
+    assert view.acknowledged_by == "alice"
+    assert harness.fake.called("acknowledge_page") == [handle.id]
+    await handle.terminate("test done")
+
+
+async def test_approval_timeout_escalates_without_acting(harness: Harness) -> None:
+    handle = await harness.open()
+    await harness.awaiting_approval(handle)
+    await harness.env.sleep(harness.after(harness.policy.timers.approval_timeout))
+    result: IncidentResult = await handle.result()
+
+    assert result.view.status == IncidentStatus.ESCALATED
+    assert "no decision within" in result.outcome
+    assert harness.fake.called("set_service_task_definition") == []
+    assert harness.fake.called("escalate_pagerduty_incident") == [2]
+    assert harness.fake.called("resolve_page") == []
+
+
+async def test_rejection_escalates_without_acting(harness: Harness) -> None:
+    handle = await harness.open()
+    view = await harness.awaiting_approval(handle)
+    plan_id = view.pending_approval.plan_id
+    await handle.execute_update(
+        IncidentResponseWorkflow.reject, Reject(by="bob", plan_id=plan_id, reason="rollback loses the hotfix")
+    )
+    result: IncidentResult = await handle.result()
+    assert result.view.status == IncidentStatus.ESCALATED
+    assert "rollback loses the hotfix" in result.outcome
+    assert result.view.decision.by == "bob" and not result.view.decision.approved
+    assert harness.fake.called("set_service_task_definition") == []
+    assert harness.fake.called("escalate_pagerduty_incident") == [2]
+
+
+async def test_refused_commands_change_nothing(dev_harness: Harness) -> None:
+    """Validators refuse; the time-skipping server loses rejected updates, so dev server only."""
+    harness = dev_harness
+    handle = await harness.open()
+    await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id="plan-x"))
+    assert "nothing awaits approval" in str(err.value.cause)
+    view = await harness.awaiting_approval(handle)
+    plan_id = view.pending_approval.plan_id
+    refusals = {
+        "unknown plan plan-000000000000": Approve(by="bob", plan_id="plan-000000000000"),
+        "mallory may not approve": Approve(by="mallory", plan_id=plan_id),
+        "mallory may not approve or reject": Reject(by="mallory", plan_id=plan_id, reason="no"),
+    }
+    for expected, request in refusals.items():
+        update = IncidentResponseWorkflow.approve if isinstance(request, Approve) else IncidentResponseWorkflow.reject
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update(update, request)
+        assert expected in str(err.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="mallory"))
+    assert "mallory may not acknowledge" in str(err.value.cause)
+
+    still = await handle.query(IncidentResponseWorkflow.view)
+    assert still.status == IncidentStatus.AWAITING_APPROVAL and still.decision is None
+    assert still.pending_approval.plan_id == plan_id
+    history = await handle.fetch_history()
+    accepted = [e for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
+    assert len(accepted) == 1  # the one acknowledgement; refusals leave no trace in history
+
+    await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=plan_id))
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=plan_id))
+    await handle.result()
+
+
+async def test_failed_verification_is_undone_and_escalated(harness: Harness) -> None:
+    harness.fake.heals = set()  # the rollback will not help
+    handle = await harness.open()
+    view = await harness.awaiting_approval(handle)
+    await handle.execute_update(
+        IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=view.pending_approval.plan_id)
+    )
+    result: IncidentResult = await handle.result()
+
+    assert result.view.status == IncidentStatus.ESCALATED
+    assert harness.fake.called("set_service_task_definition") == [PREVIOUS, CURRENT]  # done, then undone
+    events = [e.event for e in result.view.timeline]
+    assert events.index("verification failed") < events.index("undone") < events.index("closed")
+    assert harness.fake.called("resolve_page") == []
+
+
+@pytest.mark.parametrize("switch_helps", [True, False], ids=["switch-heals", "switch-fails-undone"])
+async def test_emergency_switch_when_only_metrics_are_critical(harness: Harness, switch_helps: bool) -> None:
+    harness.fake.healthy = True  # the component answers, but latency and errors are critical
+    harness.fake.metrics_critical = True
+    harness.fake.switch_helps = switch_helps
+    handle = await harness.open()
+    view = await harness.awaiting_approval(handle)
+    assert view.pending_approval.action == RemediationAction.EMERGENCY_SWITCH
+    await handle.execute_update(
+        IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=view.pending_approval.plan_id)
+    )
+    result: IncidentResult = await handle.result()
+
+    if switch_helps:
+        assert result.view.status == IncidentStatus.RESOLVED
+        assert harness.fake.called("set_hybrid_routing") == [False]
+    else:
+        assert result.view.status == IncidentStatus.ESCALATED
+        assert harness.fake.called("set_hybrid_routing") == [False, True]  # switched, then undone
+
+
+async def test_alert_storm_is_one_incident_and_a_cleared_alert_stops_the_remediation(harness: Harness) -> None:
+    handle = await harness.open()
+    view = await harness.awaiting_approval(handle)
+    target = view.service, view.region
+    for n in range(5):
+        alert = Alert(source="test", service=target[0], region=target[1], summary=f"again {n}",
+                      received_at=datetime.now(UTC))  # fmt: skip
+        again = await open_or_join_incident(harness.client, alert, "tester", harness.task_queue)
+        assert again.id == handle.id
+    await harness.until(handle, lambda v: v.alert_count == 6)
+
+    resolved = Alert(source="test", service=target[0], region=target[1], summary="cleared", status="resolved",
+                     received_at=datetime.now(UTC))  # fmt: skip
+    await open_or_join_incident(harness.client, resolved, "tester", harness.task_queue)
+    harness.fake.healthy = True
+    result: IncidentResult = await handle.result()
+
+    assert result.view.alert_count == 7
+    assert result.view.status == IncidentStatus.RESOLVED
+    assert harness.fake.called("set_service_task_definition") == []
+    assert len(harness.fake.called("trigger_page")) == 1
+
+
+async def test_unknown_service_fails_the_run_naming_the_cause(harness: Harness) -> None:
+    alert = Alert(source="test", service="no-such-service", region="eu-central-1", summary="x",
+                  severity=Severity.P1, received_at=datetime.now(UTC))  # fmt: skip
+    handle = await open_or_join_incident(harness.client, alert, "tester", harness.task_queue)
+    with pytest.raises(WorkflowFailureError) as err:
+        await handle.result()
+    assert "no-such-service" in str(err.value.cause)
+    assert harness.fake.called("trigger_page") == []

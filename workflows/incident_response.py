@@ -1,0 +1,647 @@
+"""P0 incident response, step by step as `runbooks/p0-incident-response.md` gives it.
+
+classify -> page -> acknowledge (escalating) -> diagnose -> propose -> approve ->
+remediate -> verify -> resolve; with undo and escalate when the way forward closes.
+
+One workflow per target (`incident/{service}/{region}`): every alert for the target is a
+signal into it, so a storm is one incident. Operators act through Updates whose validators
+refuse what cannot be done, so a refused command changes nothing and leaves no history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from contracts import (
+        Acknowledge,
+        Alert,
+        Approve,
+        Decision,
+        DeploymentRequest,
+        DeploymentState,
+        Diagnosis,
+        EmergencySwitchRequest,
+        EscalateRequest,
+        HealthReading,
+        HealthRequest,
+        IncidentInput,
+        IncidentResult,
+        IncidentStatus,
+        IncidentView,
+        LogScan,
+        LogScanRequest,
+        MetricReading,
+        MetricsRequest,
+        NoteRequest,
+        OperatorReply,
+        PagerDutyRef,
+        PageRequest,
+        Policy,
+        Reject,
+        RemediationAction,
+        RemediationPlan,
+        RemediationRecord,
+        ServiceTarget,
+        Severity,
+        SystemStatus,
+        TimelineEntry,
+    )
+
+T = TypeVar("T")
+
+# The runbook's step ids, in its order; a test keeps runbooks/p0-incident-response.md in step.
+STEPS = (
+    "classify",
+    "page",
+    "acknowledge",
+    "diagnose",
+    "propose",
+    "approve",
+    "remediate",
+    "verify",
+    "undo",
+    "escalate",
+    "resolve",
+)
+
+PAGERDUTY_SEVERITY = {Severity.P0: "critical", Severity.P1: "error", Severity.P2: "warning", Severity.P3: "info"}
+
+# Reads may retry for a while; a page keeps trying for half an hour because a page that
+# never goes out is the worst outcome; a remediation gets few attempts, then people decide.
+READ = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(minutes=2),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)),
+)
+NOTIFY = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(minutes=30),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
+)
+ACT = dict(
+    start_to_close_timeout=timedelta(seconds=60),
+    schedule_to_close_timeout=timedelta(minutes=5),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=5
+    ),
+)
+
+
+class Refused(ValueError):
+    """An operator command that cannot be carried out; the Update is rejected unchanged."""
+
+
+@workflow.defn
+class IncidentResponseWorkflow:
+    @workflow.init
+    def __init__(self, input: IncidentInput) -> None:
+        self.input = input
+        self.policy: Policy | None = None
+        self.step = "classify"
+        self.status = IncidentStatus.OPENING
+        self.severity: Severity | None = None
+        self.summary = ""
+        self.alerts: list[Alert] = []
+        self.condition_cleared = False
+        self.acknowledged_by: str | None = None
+        self.diagnosis: Diagnosis | None = None
+        self.pending_plan: RemediationPlan | None = None
+        self.decision: Decision | None = None
+        self.remediation: RemediationRecord | None = None
+        self.pagerduty: PagerDutyRef | None = None
+        self.outcome: str | None = None
+        self.timeline: list[TimelineEntry] = []
+
+    @workflow.run
+    async def run(self, input: IncidentInput) -> IncidentResult:
+        self.policy = await workflow.execute_activity("load_policy", result_type=Policy, **READ)
+        # The first alert arrives with the start (signal-with-start).
+        await workflow.wait_condition(lambda: bool(self.alerts))
+
+        await self.step_classify()
+        await self.step_page()
+        await self.step_acknowledge()
+        diagnosis = await self.step_diagnose()
+        plan = self.step_propose(diagnosis)
+        if plan is None:
+            return await self.close_without_remediation("no remediation proposed")
+
+        decision = await self.step_approve(plan)
+        if decision is None:
+            return await self.close_without_remediation("the alert cleared before a decision")
+        if not decision.approved:
+            return await self.step_escalate(f"remediation not approved: {decision.reason}")
+
+        record = await self.step_remediate(plan)
+        if record is not None and await self.step_verify(plan):
+            return await self.step_resolve(f"resolved by {plan.action.value}")
+        if record is not None:
+            await self.step_undo(plan, record)
+        return await self.step_escalate(f"{plan.action.value} did not restore the service")
+
+    # ------------------------------------------------------------------ runbook steps
+
+    async def step_classify(self) -> None:
+        """Severity from the trigger; its response and escalation timers from policy."""
+        self.enter("classify", IncidentStatus.OPENING)
+        first = self.alerts[0]
+        self.summary = first.summary
+        _ = self.target  # an unknown service fails the run here, naming the cause
+        if first.severity is not None:
+            self.severity, basis = first.severity, f"given by {first.source}"
+        elif first.kind in self.the_policy.classification:
+            self.severity, basis = self.the_policy.classification[first.kind], f"kind {first.kind}"
+        else:
+            self.severity, basis = self.the_policy.default_severity, "policy default"
+        timers = self.the_policy.severities[self.severity]
+        self.record(
+            "classified",
+            f"{self.severity.value} ({basis}); respond within {_fmt(timers.respond_within)}, "
+            f"escalate after {_fmt(timers.escalate_after)}",
+            actor=first.raised_by or first.source,
+        )
+        workflow.upsert_memo({"severity": self.severity.value, "summary": self.summary})
+
+    async def step_page(self) -> None:
+        """PagerDuty trigger keyed by the workflow id, then the initial notification note."""
+        self.enter("page", IncidentStatus.OPENING)
+        assert self.severity is not None
+        dedup_key = workflow.info().workflow_id
+        self.pagerduty = PagerDutyRef(dedup_key=dedup_key)
+        request = PageRequest(
+            dedup_key=dedup_key,
+            summary=f"[{self.severity.value}] Hybrid Routing Incident - {self.summary}",
+            source=f"{self.input.service}/{self.input.region}",
+            severity=PAGERDUTY_SEVERITY[self.severity],
+            details={"incident_id": self.input.incident_id, "workflow_id": dedup_key},
+        )
+        try:
+            await workflow.execute_activity("trigger_page", request, result_type=str, **NOTIFY)
+        except ActivityError as err:
+            self.record("page failed", _cause(err))
+            return
+        self.record("paged", f"PagerDuty event sent (dedup key {dedup_key})")
+        try:
+            self.pagerduty = await workflow.execute_activity(
+                "find_pagerduty_incident", dedup_key, result_type=PagerDutyRef, **NOTIFY
+            )
+        except ActivityError as err:
+            self.record("PagerDuty incident not found", _cause(err))
+            return
+        await self.note("initial-notification", self.initial_notification())
+
+    async def step_acknowledge(self) -> None:
+        """Wait for a person; at each escalation timer climb one level of the ladder."""
+        self.enter("acknowledge", IncidentStatus.AWAITING_ACK)
+        assert self.severity is not None
+        timers = self.the_policy.severities[self.severity]
+        paged_at = workflow.now()
+        acknowledged: Callable[[], bool] = lambda: self.acknowledged_by is not None
+
+        if timers.respond_within is not None and not await self.wait(acknowledged, timers.respond_within):
+            self.record("response target missed", f"no acknowledgement within {_fmt(timers.respond_within)}")
+        level = 1
+        while not acknowledged():
+            if timers.escalate_after is None or level >= self.the_policy.escalation_levels:
+                await workflow.wait_condition(acknowledged)
+                break
+            remaining = paged_at + timers.escalate_after * level - workflow.now()
+            if await self.wait(acknowledged, remaining):
+                break
+            level += 1
+            await self.escalate_pagerduty(level, f"not acknowledged within {_fmt(timers.escalate_after * (level - 1))}")
+
+        if self.pagerduty is not None:
+            await self.notify("acknowledge_page", self.pagerduty.dedup_key, "PagerDuty acknowledged")
+
+    async def step_diagnose(self) -> Diagnosis:
+        """Health endpoint, metrics against the SLOs, ERROR log lines, and what ECS runs: at once."""
+        self.enter("diagnose", IncidentStatus.DIAGNOSING)
+        target = self.target
+        health, metrics, logs, deployment = await asyncio.gather(
+            self.read_health(target),
+            self.read_metrics(target),
+            self.read_logs(target),
+            self.read_deployment(target),
+        )
+        deployment_state, deployment_error = deployment
+        self.diagnosis = Diagnosis(
+            health=health,
+            metrics=metrics,
+            logs=logs,
+            deployment=deployment_state,
+            deployment_error=deployment_error,
+        )
+        self.record("diagnosed", self.diagnosis.summary())
+        return self.diagnosis
+
+    def step_propose(self, diagnosis: Diagnosis) -> RemediationPlan | None:
+        """Roll back if there is a previous revision, else redeploy; metrics alone: the switch."""
+        self.enter("propose", IncidentStatus.DIAGNOSING)
+        target, deployment = self.target, diagnosis.deployment
+        common = dict(cluster=target.ecs_cluster, service=target.ecs_service, region=target.region)
+        plan: RemediationPlan | None = None
+        if not diagnosis.health.healthy and deployment and deployment.previous_task_definition:
+            plan = RemediationPlan.build(
+                action=RemediationAction.ROLLBACK,
+                from_task_definition=deployment.task_definition,
+                to_task_definition=deployment.previous_task_definition,
+                reason="component unhealthy; roll back to the previous task definition",
+                **common,
+            )
+        elif not diagnosis.health.healthy and deployment:
+            plan = RemediationPlan.build(
+                action=RemediationAction.FORCE_NEW_DEPLOYMENT,
+                from_task_definition=deployment.task_definition,
+                expected_deployment_id=deployment.primary_deployment_id,
+                reason="component unhealthy and no previous task definition; replace the tasks",
+                **common,
+            )
+        elif not diagnosis.health.healthy or diagnosis.critical_metrics:
+            breached = ", ".join(m.key for m in diagnosis.critical_metrics) or "health"
+            plan = RemediationPlan.build(
+                action=RemediationAction.EMERGENCY_SWITCH,
+                reason=f"critical: {breached}; deployment cannot be changed; fall back to standard routing",
+                **common,
+            )
+        if plan is None:
+            self.record("no remediation proposed", "health and metrics show no failure to act on")
+        else:
+            self.record("proposed", f"{plan.plan_id}: {plan.describe()} ({plan.reason})")
+        return plan
+
+    async def step_approve(self, plan: RemediationPlan) -> Decision | None:
+        """Wait for an approver. None: the alert cleared first, so nothing may be done."""
+        self.enter("approve", IncidentStatus.AWAITING_APPROVAL)
+        self.pending_plan = plan
+        await self.note(f"proposal-{plan.plan_id}", f"Proposed remediation {plan.plan_id}: {plan.describe()}")
+        timeout = self.the_policy.timers.approval_timeout
+        decided = await self.wait(lambda: self.decision is not None or self.condition_cleared, timeout)
+        self.pending_plan = None
+        if self.decision is None and self.condition_cleared:
+            self.record("proposal withdrawn", "the alert resolved before anyone decided")
+            return None
+        if self.decision is None and not decided:
+            self.decision = Decision(
+                approved=False, by="runbook", at=workflow.now(), plan_id=plan.plan_id,
+                reason=f"no decision within {_fmt(timeout)}",
+            )  # fmt: skip
+            self.record("approval timed out", self.decision.reason)
+        assert self.decision is not None
+        return self.decision
+
+    async def step_remediate(self, plan: RemediationPlan) -> RemediationRecord | None:
+        """Once, idempotently: a retried activity finds its work done and does nothing more."""
+        self.enter("remediate", IncidentStatus.REMEDIATING)
+        try:
+            self.remediation = await self.apply(plan)
+        except ActivityError as err:
+            self.record("remediation failed", _cause(err))
+            return None
+        self.record("remediated", self.remediation.detail)
+        await self.note(f"remediated-{plan.plan_id}", f"Remediation done: {self.remediation.detail}")
+        return self.remediation
+
+    async def step_verify(self, plan: RemediationPlan | None) -> bool:
+        """Health and metrics must hold within SLO for the policy's window before the deadline."""
+        self.enter("verify", IncidentStatus.VERIFYING)
+        timers = self.the_policy.timers
+        deadline = workflow.now() + timers.verify_timeout
+        good_since: datetime | None = None
+        while True:
+            ok, why = await self.within_slo(plan)
+            now = workflow.now()
+            if ok:
+                good_since = good_since or now
+                if now - good_since >= timers.verify_window:
+                    self.record("verified", f"within SLO for {_fmt(timers.verify_window)}")
+                    return True
+            else:
+                good_since = None
+            if now + timers.verify_interval > deadline:
+                self.record("verification failed", f"not within SLO for {_fmt(timers.verify_window)}: {why}")
+                return False
+            await workflow.sleep(timers.verify_interval)
+
+    async def step_undo(self, plan: RemediationPlan, record: RemediationRecord) -> None:
+        """Put back what the remediation changed, so people start from the known state."""
+        self.enter("undo", IncidentStatus.UNDOING)
+        match plan.action:
+            case RemediationAction.ROLLBACK:
+                reverse = plan.model_copy(
+                    update={"from_task_definition": plan.to_task_definition, "to_task_definition": plan.from_task_definition}
+                )
+                undo = self.apply(reverse)
+            case RemediationAction.EMERGENCY_SWITCH:
+                undo = self.switch_hybrid_routing(enabled=True, reason="undo: verification failed")
+            case _:
+                self.record("nothing to undo", f"{plan.action.value} replaces tasks; it cannot be reversed")
+                return
+        try:
+            done = await undo
+        except ActivityError as err:
+            self.record("undo failed", _cause(err))
+            return
+        self.record("undone", done.detail)
+
+    async def step_escalate(self, reason: str) -> IncidentResult:
+        """Hand the incident to people: climb the ladder, say why, leave the page open."""
+        self.enter("escalate", IncidentStatus.ESCALATED)
+        if self.pagerduty is not None and self.pagerduty.escalation_level < self.the_policy.escalation_levels:
+            await self.escalate_pagerduty(self.pagerduty.escalation_level + 1, reason)
+        await self.note("escalated", f"Runbook stopped; people take over: {reason}")
+        return await self.finish(IncidentStatus.ESCALATED, f"escalated: {reason}")
+
+    async def step_resolve(self, outcome: str) -> IncidentResult:
+        """Resolve the PagerDuty incident and record the outcome."""
+        self.enter("resolve", IncidentStatus.RESOLVED)
+        await self.note("resolved", f"Resolved: {outcome}")
+        if self.pagerduty is not None:
+            await self.notify("resolve_page", self.pagerduty.dedup_key, "PagerDuty resolved")
+        return await self.finish(IncidentStatus.RESOLVED, outcome)
+
+    async def close_without_remediation(self, reason: str) -> IncidentResult:
+        if await self.step_verify(None):
+            return await self.step_resolve(f"{reason}; the service is within SLO")
+        return await self.step_escalate(f"{reason}; the service is not within SLO")
+
+    # ------------------------------------------------------------------ operators
+
+    @workflow.signal
+    def alert(self, alert: Alert) -> None:
+        """Every alert for this target joins here: counted, and a resolved one clears the condition."""
+        self.alerts.append(alert)
+        self.condition_cleared = alert.status == "resolved"
+        if len(self.alerts) > 1:
+            self.record(
+                f"alert {alert.status}",
+                f"#{len(self.alerts)} from {alert.source}: {alert.summary}",
+                actor=alert.raised_by or alert.source,
+            )
+
+    @workflow.update
+    def acknowledge(self, request: Acknowledge) -> OperatorReply:
+        if self.acknowledged_by is not None:
+            return self.reply(f"already acknowledged by {self.acknowledged_by}")
+        self.acknowledged_by = request.by
+        self.record("acknowledged", request.note or "", actor=request.by)
+        return self.reply(f"acknowledged by {request.by}")
+
+    @acknowledge.validator
+    def validate_acknowledge(self, request: Acknowledge) -> None:
+        policy = self.require_open()
+        if not policy.may_acknowledge(request.by):
+            raise Refused(f"{request.by} may not acknowledge: not a responder or approver in the policy")
+
+    @workflow.update
+    def approve(self, request: Approve) -> OperatorReply:
+        self.decision = Decision(approved=True, by=request.by, at=workflow.now(), plan_id=request.plan_id,
+                                 reason=request.comment or "")  # fmt: skip
+        self.record("approved", f"{request.plan_id} {request.comment or ''}".strip(), actor=request.by)
+        return self.reply(f"{request.plan_id} approved by {request.by}; remediation starts")
+
+    @approve.validator
+    def validate_approve(self, request: Approve) -> None:
+        self.validate_decision(request.by, request.plan_id)
+
+    @workflow.update
+    def reject(self, request: Reject) -> OperatorReply:
+        self.decision = Decision(approved=False, by=request.by, at=workflow.now(), plan_id=request.plan_id,
+                                 reason=request.reason)  # fmt: skip
+        self.record("rejected", f"{request.plan_id}: {request.reason}", actor=request.by)
+        return self.reply(f"{request.plan_id} rejected by {request.by}; escalating")
+
+    @reject.validator
+    def validate_reject(self, request: Reject) -> None:
+        self.validate_decision(request.by, request.plan_id)
+
+    @workflow.query
+    def view(self) -> IncidentView:
+        return IncidentView(
+            id=self.input.incident_id,
+            workflow_id=workflow.info().workflow_id,
+            service=self.input.service,
+            region=self.input.region,
+            severity=self.severity,
+            status=self.status,
+            summary=self.summary,
+            opened_at=workflow.info().start_time,
+            opened_by=self.input.opened_by,
+            alert_count=len(self.alerts),
+            acknowledged_by=self.acknowledged_by,
+            pending_approval=self.pending_plan,
+            diagnosis=self.diagnosis,
+            decision=self.decision,
+            remediation=self.remediation,
+            pagerduty=self.pagerduty,
+            outcome=self.outcome,
+            timeline=list(self.timeline),
+        )
+
+    def require_open(self) -> Policy:
+        if self.policy is None:
+            raise Refused("the incident is still opening; try again in a moment")
+        if self.status in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED):
+            raise Refused(f"the incident is closed ({self.status.value})")
+        return self.policy
+
+    def validate_decision(self, person: str, plan_id: str) -> None:
+        policy = self.require_open()
+        if self.status != IncidentStatus.AWAITING_APPROVAL or self.pending_plan is None:
+            raise Refused(f"nothing awaits approval: the incident is {self.status.value}")
+        if self.decision is not None:
+            raise Refused(f"{self.pending_plan.plan_id} was already decided by {self.decision.by}")
+        if plan_id != self.pending_plan.plan_id:
+            raise Refused(f"unknown plan {plan_id}: the plan awaiting approval is {self.pending_plan.plan_id}")
+        if not policy.may_approve(person):
+            raise Refused(f"{person} may not approve or reject: not an approver in the policy")
+
+    # ------------------------------------------------------------------ activities
+
+    async def read_health(self, target: ServiceTarget) -> HealthReading:
+        request = HealthRequest(component=target.health_component)
+        try:
+            return await workflow.execute_activity("check_component_health", request, result_type=HealthReading, **READ)
+        except ActivityError as err:
+            return HealthReading(component=target.health_component, healthy=False, detail=_cause(err))
+
+    async def read_metrics(self, target: ServiceTarget) -> list[MetricReading]:
+        request = MetricsRequest(region=target.region, queries=self.the_policy.metrics)
+        try:
+            return await workflow.execute_activity("read_metrics", request, result_type=list[MetricReading], **READ)
+        except ActivityError as err:
+            return [MetricReading(key=q.key, value=None, level="no-data", within_target=False, detail=_cause(err))
+                    for q in self.the_policy.metrics]  # fmt: skip
+
+    async def read_logs(self, target: ServiceTarget) -> LogScan:
+        request = LogScanRequest(
+            region=target.region, log_group=target.log_group, lookback=self.the_policy.timers.log_lookback
+        )
+        try:
+            return await workflow.execute_activity("scan_error_logs", request, result_type=LogScan, **READ)
+        except ActivityError as err:
+            return LogScan(log_group=target.log_group, error_count=0, detail=f"log scan failed: {_cause(err)}")
+
+    async def read_deployment(self, target: ServiceTarget) -> tuple[DeploymentState | None, str | None]:
+        request = DeploymentRequest(cluster=target.ecs_cluster, service=target.ecs_service, region=target.region)
+        try:
+            state = await workflow.execute_activity(
+                "describe_deployment", request, result_type=DeploymentState, **READ
+            )
+        except ActivityError as err:
+            return None, _cause(err)
+        return state, None
+
+    async def within_slo(self, plan: RemediationPlan | None) -> tuple[bool, str]:
+        """After the emergency switch the platform's status counts, not the broken component."""
+        target = self.target
+        if plan is not None and plan.action == RemediationAction.EMERGENCY_SWITCH:
+            try:
+                status = await workflow.execute_activity("check_system_status", result_type=SystemStatus, **READ)
+            except ActivityError as err:
+                return False, _cause(err)
+            healthy, health_detail = status.healthy, status.detail
+        else:
+            health = await self.read_health(target)
+            healthy, health_detail = health.healthy, health.detail
+        metrics = await self.read_metrics(target)
+        missed = [m for m in metrics if not m.within_target]
+        if not healthy:
+            return False, f"health: {health_detail}"
+        if missed:
+            return False, "; ".join(f"{m.key}: {m.detail}" for m in missed)
+        return True, "within SLO"
+
+    def apply(self, plan: RemediationPlan) -> Any:
+        match plan.action:
+            case RemediationAction.ROLLBACK:
+                return workflow.execute_activity(
+                    "set_service_task_definition", plan, result_type=RemediationRecord, **ACT
+                )
+            case RemediationAction.FORCE_NEW_DEPLOYMENT:
+                return workflow.execute_activity("force_new_deployment", plan, result_type=RemediationRecord, **ACT)
+            case RemediationAction.EMERGENCY_SWITCH:
+                return self.switch_hybrid_routing(enabled=False, reason=plan.reason)
+
+    def switch_hybrid_routing(self, *, enabled: bool, reason: str) -> Any:
+        request = EmergencySwitchRequest(hybrid_routing_enabled=enabled, reason=reason)
+        return workflow.execute_activity("set_hybrid_routing", request, result_type=RemediationRecord, **ACT)
+
+    async def escalate_pagerduty(self, level: int, reason: str) -> None:
+        if self.pagerduty is None or self.pagerduty.incident_id is None:
+            self.record("escalation not possible", f"no PagerDuty incident to escalate to level {level}")
+            return
+        request = EscalateRequest(incident_id=self.pagerduty.incident_id, level=level)
+        try:
+            await workflow.execute_activity("escalate_pagerduty_incident", request, **NOTIFY)
+        except ActivityError as err:
+            self.record("escalation failed", _cause(err))
+            return
+        self.pagerduty.escalation_level = level
+        self.record("escalated", f"PagerDuty level {level}: {reason}")
+
+    async def note(self, key: str, content: str) -> None:
+        if self.pagerduty is None or self.pagerduty.incident_id is None:
+            return
+        request = NoteRequest(incident_id=self.pagerduty.incident_id, note_key=f"{self.input.incident_id}/{key}",
+                              content=content)  # fmt: skip
+        try:
+            await workflow.execute_activity("add_pagerduty_note", request, result_type=str, **NOTIFY)
+        except ActivityError as err:
+            self.record("PagerDuty note failed", f"{key}: {_cause(err)}")
+
+    async def notify(self, activity: str, dedup_key: str, event: str) -> None:
+        try:
+            await workflow.execute_activity(activity, dedup_key, result_type=str, **NOTIFY)
+        except ActivityError as err:
+            self.record(f"{event} failed", _cause(err))
+            return
+        self.record(event)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    @property
+    def the_policy(self) -> Policy:
+        assert self.policy is not None
+        return self.policy
+
+    @property
+    def target(self) -> ServiceTarget:
+        try:
+            return self.the_policy.services[self.input.service]
+        except KeyError:
+            raise ApplicationError(
+                f"service {self.input.service!r} is not in the policy's services", non_retryable=True,
+                type="UnknownService",
+            ) from None  # fmt: skip
+
+    def enter(self, step: str, status: IncidentStatus) -> None:
+        self.step, self.status = step, status
+        workflow.upsert_memo({"status": status.value})
+
+    def record(self, event: str, detail: str = "", actor: str = "runbook") -> None:
+        self.timeline.append(TimelineEntry(at=workflow.now(), step=self.step, event=event, actor=actor, detail=detail))
+
+    def reply(self, message: str) -> OperatorReply:
+        return OperatorReply(message=message, status=self.status)
+
+    async def wait(self, condition: Callable[[], bool], timeout: timedelta) -> bool:
+        try:
+            await workflow.wait_condition(condition, timeout=timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def finish(self, status: IncidentStatus, outcome: str) -> IncidentResult:
+        self.status, self.outcome = status, outcome
+        self.record("closed", outcome)
+        workflow.upsert_memo({"status": status.value, "outcome": outcome})
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return IncidentResult(outcome=outcome, view=self.view())
+
+    def initial_notification(self) -> str:
+        """The runbook's initial notification template."""
+        assert self.severity is not None
+        comms, target = self.the_policy.communication, self.target
+        started = workflow.info().start_time
+        next_update = workflow.now() + self.the_policy.timers.next_update_every
+        return "\n".join(
+            [
+                f"[{self.severity.value}] Hybrid Routing Incident - {self.summary}",
+                f"Incident ID: {self.input.incident_id}",
+                f"Severity: {self.severity.value}",
+                f"Start time (UTC): {started:%Y-%m-%d %H:%M:%S}",
+                f"Affected services: {self.input.service} ({self.input.region})",
+                f"Impact: {target.impact}",
+                "Current status: investigating; automated diagnosis running",
+                f"Next update: {next_update:%Y-%m-%d %H:%M:%S} UTC",
+                f"Incident commander: {comms.incident_commander}",
+                f"Channel: {comms.channel}",
+                f"Status page: {comms.status_page}",
+            ]
+        )
+
+
+def _fmt(duration: timedelta | None) -> str:
+    if duration is None:
+        return "never"
+    seconds = int(duration.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _cause(err: BaseException) -> str:
+    """The innermost message: 'activity failed' says nothing an operator can use."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err) or type(err).__name__
