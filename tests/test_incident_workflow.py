@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,6 +56,7 @@ from starter import open_or_join_incident
 from tests.policies import default_policy, scaled
 from workflows.incident_response import IncidentResponseWorkflow
 
+HISTORIES = Path(__file__).parent / "histories"
 CURRENT = "arn:aws:ecs:eu-central-1:123456789012:task-definition/hybrid-router:3"
 PREVIOUS = "arn:aws:ecs:eu-central-1:123456789012:task-definition/hybrid-router:2"
 BAD = {"p95_latency_ms": 3500.0, "error_rate_pct": 12.0}
@@ -196,6 +199,12 @@ class Harness:
             await asyncio.sleep(0.05)
         raise AssertionError(f"state never reached; last: {last.status if last else None}, {last}")
 
+    async def keep_history(self, handle: WorkflowHandle, name: str) -> None:
+        """With RECORD_HISTORIES=1, the dev-server run's history becomes a replay fixture."""
+        if os.environ.get("RECORD_HISTORIES") and self.scale != 1.0:
+            history = await handle.fetch_history()
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+
     async def awaiting_approval(self, handle: WorkflowHandle) -> IncidentView:
         await self.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
         await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
@@ -242,6 +251,7 @@ async def test_happy_path_rolls_back_verifies_and_resolves(harness: Harness) -> 
 
     await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=plan.plan_id))
     result: IncidentResult = await handle.result()
+    await harness.keep_history(handle, "incident_resolved_by_rollback")
 
     assert result.view.status == IncidentStatus.RESOLVED
     assert harness.fake.called("set_service_task_definition") == [PREVIOUS]
@@ -276,6 +286,7 @@ async def test_escalates_one_level_per_timer_without_ack(harness: Harness) -> No
     view = await harness.until(handle, lambda v: v.pending_approval is not None)
     assert view.acknowledged_by == "alice"
     assert harness.fake.called("acknowledge_page") == [handle.id]
+    await harness.keep_history(handle, "incident_escalated_awaiting_approval")
     await handle.terminate("test done")
 
 
@@ -300,6 +311,7 @@ async def test_rejection_escalates_without_acting(harness: Harness) -> None:
         IncidentResponseWorkflow.reject, Reject(by="bob", plan_id=plan_id, reason="rollback loses the hotfix")
     )
     result: IncidentResult = await handle.result()
+    await harness.keep_history(handle, "incident_rejected")
     assert result.view.status == IncidentStatus.ESCALATED
     assert "rollback loses the hotfix" in result.outcome
     assert result.view.decision.by == "bob" and not result.view.decision.approved
@@ -352,6 +364,7 @@ async def test_failed_verification_is_undone_and_escalated(harness: Harness) -> 
         IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=view.pending_approval.plan_id)
     )
     result: IncidentResult = await handle.result()
+    await harness.keep_history(handle, "incident_undone_after_failed_verification")
 
     assert result.view.status == IncidentStatus.ESCALATED
     assert harness.fake.called("set_service_task_definition") == [PREVIOUS, CURRENT]  # done, then undone
