@@ -35,6 +35,8 @@ class Settings:
     pagerduty_api_url: str = field(default_factory=lambda: _env("PAGERDUTY_API_URL", "https://api.pagerduty.com"))
     pagerduty_routing_key: str = field(default_factory=lambda: _env("PAGERDUTY_ROUTING_KEY", ""))
     pagerduty_api_token: str = field(default_factory=lambda: _env("PAGERDUTY_API_TOKEN", ""))
+    # A CA file to trust for PagerDuty (a proxy's, or the local emulator's); unset: the system's.
+    pagerduty_ca_bundle: str = field(default_factory=lambda: _env("PAGERDUTY_CA_BUNDLE", ""))
     pagerduty_from: str = field(default_factory=lambda: _env("PAGERDUTY_FROM", "runbooks@example.com"))
     # Unset in production; boto3 reads AWS_ENDPOINT_URL itself, this copy is for logs.
     aws_endpoint_url: str = field(default_factory=lambda: _env("AWS_ENDPOINT_URL", ""))

@@ -41,6 +41,8 @@ def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) 
 
 async def main() -> None:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    for chatty in ("httpx", "httpx2", "botocore", "boto3"):  # one line per request drowns the runbook's own
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     config = settings.load()
     load_policy_file(config.policy_path)  # a broken policy stops the worker at start, not mid-incident
     client = await connect(config)

@@ -6,6 +6,9 @@ get at most one short retry, so an activity returns and Temporal's retry policy 
 
 from __future__ import annotations
 
+import ssl
+from typing import Any
+
 import pagerduty
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -25,11 +28,20 @@ def _bounded(client: pagerduty.ApiClient) -> pagerduty.ApiClient:
     return client
 
 
+def _tls(config: settings.Settings) -> dict[str, Any]:
+    if not config.pagerduty_ca_bundle:
+        return {}
+    return {"verify": ssl.create_default_context(cafile=config.pagerduty_ca_bundle)}
+
+
 def events_client() -> pagerduty.EventsApiV2Client:
     config = settings.load()
     if not config.pagerduty_routing_key:
         raise ApplicationError("PAGERDUTY_ROUTING_KEY is not set", type="Configuration", non_retryable=True)
-    return _bounded(pagerduty.EventsApiV2Client(config.pagerduty_routing_key, base_url=config.pagerduty_events_url))
+    client = pagerduty.EventsApiV2Client(
+        config.pagerduty_routing_key, base_url=config.pagerduty_events_url, **_tls(config)
+    )
+    return _bounded(client)
 
 
 def rest_client() -> pagerduty.RestApiV2Client:
@@ -37,7 +49,10 @@ def rest_client() -> pagerduty.RestApiV2Client:
     if not config.pagerduty_api_token:
         raise ApplicationError("PAGERDUTY_API_TOKEN is not set", type="Configuration", non_retryable=True)
     client = pagerduty.RestApiV2Client(
-        config.pagerduty_api_token, default_from=config.pagerduty_from, base_url=config.pagerduty_api_url
+        config.pagerduty_api_token,
+        default_from=config.pagerduty_from,
+        base_url=config.pagerduty_api_url,
+        **_tls(config),
     )
     return _bounded(client)
 

@@ -1,0 +1,13 @@
+# The worker image of the production shape (docker-compose.yml). No emulators, no demo.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY contracts.py settings.py starter.py worker.py ./
+COPY workflows ./workflows
+COPY activities ./activities
+COPY runbook_cli ./runbook_cli
+COPY devstack ./devstack
+COPY policy ./policy
+RUN pip install --no-cache-dir . && useradd --system runbooks
+USER runbooks
+CMD ["python", "worker.py"]

@@ -1,0 +1,237 @@
+"""The AWS estate of the hybrid-routing platform, created in the emulator.
+
+`seed()` builds what the runbooks act on: the primary ECS service in eu-central-1, its
+idle backup in us-west-2, the Lambda log group the P0 runbook searches, and the Route 53
+failover records. It only creates what is missing, so it is safe to run on every start
+of the local stack: a second run must not undo what a runbook changed since (a rollback,
+a failover, a scale-up) nor register another task definition revision.
+
+boto3 reads AWS_ENDPOINT_URL itself, so the same code seeds moto or (deliberately) a
+real sandbox account.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import boto3
+
+log = logging.getLogger(__name__)
+
+PRIMARY_REGION = "eu-central-1"
+SECONDARY_REGION = "us-west-2"
+# Route 53 is global; its API lives in us-east-1.
+ROUTE53_REGION = "us-east-1"
+
+CLUSTER = "hybrid-routing-cluster"
+BACKUP_CLUSTER = "hybrid-routing-cluster-backup"
+SERVICE = "hybrid-router-service"
+FAMILY = "hybrid-router"
+CONTAINER = "hybrid-router"
+# Revision 1 and 2 of the family, in that order; the service runs the last one.
+GOOD_IMAGES = ("hybrid-router:1.0.0", "hybrid-router:1.1.0")
+PRIMARY_DESIRED_COUNT = 2
+# The backup stays cold until the failover runbook scales it up.
+BACKUP_DESIRED_COUNT = 0
+
+LOG_GROUP = "/aws/lambda/hybrid-router"
+LOG_STREAM = "hybrid-router/demo"
+
+HOSTED_ZONE = "hybrid-routing.example.com."
+API_RECORD = "api.hybrid-routing.example.com."
+# Documentation address ranges (RFC 5737): never routable by accident.
+REGION_ADDRESSES = {PRIMARY_REGION: "192.0.2.10", SECONDARY_REGION: "198.51.100.10"}
+HEALTH_PATH = "/health/component/hybrid-router"
+
+
+def seed() -> None:
+    """Create whatever of the platform's AWS estate is missing; change nothing else."""
+    _seed_region(PRIMARY_REGION, CLUSTER, PRIMARY_DESIRED_COUNT)
+    _seed_region(SECONDARY_REGION, BACKUP_CLUSTER, BACKUP_DESIRED_COUNT)
+    _seed_log_group(PRIMARY_REGION)
+    _seed_dns()
+
+
+# --- ECS -------------------------------------------------------------------------------
+
+
+def container_definition(image: str) -> dict[str, Any]:
+    version = image.rpartition(":")[2]
+    return {
+        "name": CONTAINER,
+        "image": image,
+        "cpu": 512,
+        "memory": 1024,
+        "essential": True,
+        "portMappings": [{"containerPort": 8090, "hostPort": 8090, "protocol": "tcp"}],
+        "environment": [
+            {"name": "ROUTING_MODE", "value": "hybrid"},
+            {"name": "APP_VERSION", "value": version},
+        ],
+    }
+
+
+def _seed_region(region: str, cluster: str, desired_count: int) -> None:
+    ecs = boto3.client("ecs", region_name=region)
+    _ensure_cluster(ecs, cluster)
+    revisions = _ensure_good_revisions(ecs)
+    _ensure_service(ecs, cluster, f"{FAMILY}:{revisions}", desired_count)
+
+
+def _ensure_cluster(ecs: Any, cluster: str) -> None:
+    found = ecs.describe_clusters(clusters=[cluster])["clusters"]
+    if any(c["status"] == "ACTIVE" for c in found):
+        return
+    ecs.create_cluster(clusterName=cluster)
+    log.info("created ECS cluster %s", cluster)
+
+
+def _family_revision_count(ecs: Any) -> int:
+    # Deregistered revisions still hold their numbers, so count them too: otherwise a
+    # cleaned-up bad deploy would make the next seed register a third "good" revision.
+    count = 0
+    for status in ("ACTIVE", "INACTIVE"):
+        pages = ecs.get_paginator("list_task_definitions").paginate(familyPrefix=FAMILY, status=status)
+        arns = (arn for page in pages for arn in page["taskDefinitionArns"])
+        # familyPrefix is a prefix match: "hybrid-router-canary" is not ours.
+        count += sum(1 for arn in arns if arn.rpartition("/")[2].rpartition(":")[0] == FAMILY)
+    return count
+
+
+def _ensure_good_revisions(ecs: Any) -> int:
+    """Register the good revisions the family lacks; returns the last good revision number."""
+    existing = _family_revision_count(ecs)
+    for image in GOOD_IMAGES[existing:]:
+        registered = ecs.register_task_definition(family=FAMILY, containerDefinitions=[container_definition(image)])
+        log.info("registered %s", registered["taskDefinition"]["taskDefinitionArn"])
+    return len(GOOD_IMAGES)
+
+
+def _ensure_service(ecs: Any, cluster: str, task_definition: str, desired_count: int) -> None:
+    found = ecs.describe_services(cluster=cluster, services=[SERVICE])["services"]
+    if any(s["status"] == "ACTIVE" for s in found):
+        return
+    ecs.create_service(
+        cluster=cluster,
+        serviceName=SERVICE,
+        taskDefinition=task_definition,
+        desiredCount=desired_count,
+    )
+    log.info("created ECS service %s/%s on %s (desired %d)", cluster, SERVICE, task_definition, desired_count)
+
+
+# --- CloudWatch Logs -------------------------------------------------------------------
+
+
+def _seed_log_group(region: str) -> None:
+    ensure_log_stream(boto3.client("logs", region_name=region), LOG_GROUP, LOG_STREAM)
+
+
+def ensure_log_stream(logs: Any, group: str, stream: str) -> None:
+    """Create the group and stream if absent; the demo service reuses this on a fresh emulator."""
+    try:
+        logs.create_log_group(logGroupName=group)
+        log.info("created log group %s", group)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    try:
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+
+
+# --- Route 53 --------------------------------------------------------------------------
+
+
+def _seed_dns() -> None:
+    route53 = boto3.client("route53", region_name=ROUTE53_REGION)
+    zone_id = _ensure_hosted_zone(route53)
+    health_checks = {region: _ensure_health_check(route53, region) for region in REGION_ADDRESSES}
+    _ensure_failover_records(route53, zone_id, health_checks)
+
+
+def find_hosted_zone_id(route53: Any, name: str = HOSTED_ZONE) -> str | None:
+    # list_hosted_zones_by_name starts at `name` but may return later zones too.
+    for zone in route53.list_hosted_zones_by_name(DNSName=name)["HostedZones"]:
+        if zone["Name"] == name and not zone.get("Config", {}).get("PrivateZone"):
+            return zone["Id"]
+    return None
+
+
+def _ensure_hosted_zone(route53: Any) -> str:
+    zone_id = find_hosted_zone_id(route53)
+    if zone_id:
+        return zone_id
+    created = route53.create_hosted_zone(Name=HOSTED_ZONE, CallerReference=f"seed-{HOSTED_ZONE}")
+    log.info("created hosted zone %s", HOSTED_ZONE)
+    return created["HostedZone"]["Id"]
+
+
+def _health_check_reference(region: str) -> str:
+    return f"hybrid-router-{region}"
+
+
+def _ensure_health_check(route53: Any, region: str) -> str:
+    reference = _health_check_reference(region)
+    for page in route53.get_paginator("list_health_checks").paginate():
+        for check in page["HealthChecks"]:
+            if check["CallerReference"] == reference:
+                return check["Id"]
+    created = route53.create_health_check(
+        CallerReference=reference,
+        HealthCheckConfig={
+            "Type": "HTTPS",
+            "FullyQualifiedDomainName": f"{region}.{API_RECORD.rstrip('.')}",
+            "Port": 443,
+            "ResourcePath": HEALTH_PATH,
+            "RequestInterval": 30,
+            "FailureThreshold": 3,
+        },
+    )
+    check_id = created["HealthCheck"]["Id"]
+    route53.change_tags_for_resource(
+        ResourceType="healthcheck", ResourceId=check_id, AddTags=[{"Key": "Name", "Value": reference}]
+    )
+    log.info("created Route 53 health check %s (%s)", reference, check_id)
+    return check_id
+
+
+def _existing_set_identifiers(route53: Any, zone_id: str) -> set[str]:
+    listed = route53.list_resource_record_sets(HostedZoneId=zone_id, StartRecordName=API_RECORD, StartRecordType="A")
+    return {
+        record["SetIdentifier"]
+        for record in listed["ResourceRecordSets"]
+        if record["Name"] == API_RECORD and record["Type"] == "A" and "SetIdentifier" in record
+    }
+
+
+def _ensure_failover_records(route53: Any, zone_id: str, health_checks: dict[str, str]) -> None:
+    roles = {PRIMARY_REGION: "PRIMARY", SECONDARY_REGION: "SECONDARY"}
+    existing = _existing_set_identifiers(route53, zone_id)
+    # Only absent records are created: a failover the runbook made must survive a re-seed.
+    changes = [
+        {
+            "Action": "CREATE",
+            "ResourceRecordSet": {
+                "Name": API_RECORD,
+                "Type": "A",
+                "SetIdentifier": region,
+                "Failover": role,
+                "TTL": 60,
+                "ResourceRecords": [{"Value": REGION_ADDRESSES[region]}],
+                "HealthCheckId": health_checks[region],
+            },
+        }
+        for region, role in roles.items()
+        if region not in existing
+    ]
+    if changes:
+        route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+        log.info("created %d failover record(s) for %s", len(changes), API_RECORD)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    seed()

@@ -1,0 +1,336 @@
+"""The local stack: Temporal dev server, AWS emulator, PagerDuty emulator, demo service, worker.
+
+`make run` runs it in the foreground (`python -m devstack`); the end-to-end tests start the
+same processes through `Stack`, on free ports, with the worker under their own control.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from devstack.net import port_in_use, wait_for_http, wait_for_port
+from settings import PROJECT_ROOT
+
+BIN = Path(sys.executable).parent
+# The demo stack's PagerDuty credentials: any 32-character routing key and token will do.
+DEMO_ROUTING_KEY = "R0UT1NGKEYDEM0LOCALSTACK00000001"
+DEMO_API_TOKEN = "demo-pagerduty-token"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class StackConfig:
+    host: str = "127.0.0.1"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    moto_port: int = 5000
+    pagerduty_port: int = 8091
+    demo_port: int = 8090
+    data_dir: Path = PROJECT_ROOT / ".data"
+    policy: Path = PROJECT_ROOT / "policy" / "demo.yaml"
+    metrics_interval: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        env = os.environ
+        defaults = cls()
+
+        def port(name: str, default: int) -> int:
+            raw = env.get(name, "")
+            if not raw:
+                return default
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise StackError(f"{name}={raw!r} is not a port number")
+            return int(raw)
+
+        return cls(
+            host=env.get("STACK_HOST") or defaults.host,
+            temporal_port=port("TEMPORAL_PORT", defaults.temporal_port),
+            temporal_ui_port=port("TEMPORAL_UI_PORT", defaults.temporal_ui_port),
+            moto_port=port("MOTO_PORT", defaults.moto_port),
+            pagerduty_port=port("PAGERDUTY_EMULATOR_PORT", defaults.pagerduty_port),
+            demo_port=port("DEMO_SERVICE_PORT", defaults.demo_port),
+            data_dir=Path(env.get("RUNBOOK_DATA_DIR") or defaults.data_dir),
+            policy=Path(env.get("RUNBOOK_POLICY") or defaults.policy),
+        )
+
+    @property
+    def temporal_address(self) -> str:
+        return f"{self.host}:{self.temporal_port}"
+
+    def url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+    @property
+    def pagerduty_url(self) -> str:
+        return f"https://{self.host}:{self.pagerduty_port}"
+
+    @property
+    def pagerduty_tls_dir(self) -> Path:
+        return self.data_dir / "pagerduty-tls"
+
+    def client_env(self) -> dict[str, str]:
+        """What the worker and the CLI need to find every part of this stack."""
+        return {
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "AWS_ENDPOINT_URL": self.url(self.moto_port),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "eu-central-1",
+            # The PagerDuty clients accept https:// only: the emulator serves TLS with its own
+            # self-signed certificate, which the worker trusts through PAGERDUTY_CA_BUNDLE.
+            "PAGERDUTY_EVENTS_URL": self.pagerduty_url,
+            "PAGERDUTY_API_URL": self.pagerduty_url,
+            "PAGERDUTY_CA_BUNDLE": str(self.pagerduty_tls_dir / "cert.pem"),
+            "PAGERDUTY_ROUTING_KEY": DEMO_ROUTING_KEY,
+            "PAGERDUTY_API_TOKEN": DEMO_API_TOKEN,
+            "PLATFORM_URL": self.url(self.demo_port),
+            "RUNBOOK_POLICY": str(self.policy),
+            "RUNBOOK_DATA_DIR": str(self.data_dir),
+        }
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    _pump: threading.Thread | None = None
+
+
+@dataclass
+class Stack:
+    config: StackConfig
+    echo: bool = False  # copy children's output to this terminal (the worker's, at least)
+    children: list[Child] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ parts
+
+    def check_ports(self) -> None:
+        c = self.config
+        ports = {
+            "TEMPORAL_PORT (Temporal frontend)": c.temporal_port,
+            "TEMPORAL_UI_PORT (Temporal web UI)": c.temporal_ui_port,
+            "MOTO_PORT (AWS emulator)": c.moto_port,
+            "PAGERDUTY_EMULATOR_PORT (PagerDuty emulator)": c.pagerduty_port,
+            "DEMO_SERVICE_PORT (demo hybrid-router service)": c.demo_port,
+        }
+        taken = [f"{port} ({name})" for name, port in ports.items() if port_in_use(c.host, port)]
+        if taken:
+            raise StackError(
+                f"port(s) already in use on {c.host}: {', '.join(taken)}. "
+                "Stop what uses them (another `make run`?) or set the named variable to a free port."
+            )
+
+    def start_temporal(self) -> None:
+        c = self.config
+        c.data_dir.mkdir(parents=True, exist_ok=True)
+        self.spawn(
+            "temporal",
+            [
+                str(BIN / "temporal"), "server", "start-dev",
+                "--ip", c.host, "--port", str(c.temporal_port), "--ui-port", str(c.temporal_ui_port),
+                "--db-filename", str(c.data_dir / "temporal.db"),
+                "--log-level", "warn",
+                # measured (DESIGN.md): WAL keeps the SQLite file as fast as memory, and the
+                # transfer poll rate bounds every hand-off
+                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+                "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+            ],
+        )  # fmt: skip
+        wait_for_port(c.host, c.temporal_port, timeout=60)
+
+    def start_moto(self) -> None:
+        c = self.config
+        env = {"MOTO_RECORDER_FILEPATH": str(c.data_dir / "moto-recording.jsonl")}
+        self.spawn("aws-emulator", [str(BIN / "moto_server"), "-H", c.host, "-p", str(c.moto_port)], env=env)
+        wait_for_http(f"{c.url(c.moto_port)}/moto-api/", timeout=60)
+
+    def seed_aws(self) -> None:
+        from devstack import aws_seed
+
+        saved = dict(os.environ)
+        os.environ.update(self.config.client_env())
+        try:
+            aws_seed.seed()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def start_pagerduty(self) -> None:
+        c = self.config
+        self.spawn(
+            "pagerduty-emulator",
+            [sys.executable, "-m", "devstack.pagerduty_emulator", "--host", c.host, "--port", str(c.pagerduty_port),
+             "--state-file", str(c.data_dir / "pagerduty.json"), "--tls-dir", str(c.pagerduty_tls_dir)],
+        )  # fmt: skip
+        wait_for_port(c.host, c.pagerduty_port, timeout=30)
+
+    def start_demo_service(self) -> None:
+        c = self.config
+        self.spawn(
+            "demo-service",
+            [sys.executable, "-m", "devstack.demo_service", "--host", c.host, "--port", str(c.demo_port),
+             "--metrics-interval", str(c.metrics_interval)],
+        )  # fmt: skip
+        wait_for_port(c.host, c.demo_port, timeout=30)
+
+    def start_worker(self) -> Child:
+        child = self.spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], echo=True)
+        return child
+
+    def start(self, with_worker: bool = True) -> None:
+        """Everything, in dependency order; on any failure what was started is stopped."""
+        try:
+            self.check_ports()
+            self.start_temporal()
+            self.start_moto()
+            self.seed_aws()
+            self.start_pagerduty()
+            self.start_demo_service()
+            if with_worker:
+                self.start_worker()
+        except BaseException:
+            self.stop()
+            raise
+
+    # ------------------------------------------------------------------ processes
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None, echo: bool = False) -> Child:
+        log_dir = self.config.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{name}.log"
+        full_env = {**os.environ, **self.config.client_env(), **(env or {}), "PYTHONUNBUFFERED": "1"}
+        process = subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the stack, which stops children in order
+        )
+        child = Child(name=name, process=process, log_path=log_path)
+        assert process.stdout is not None
+        child._pump = threading.Thread(
+            target=_pump, args=(process.stdout, log_path, name if (echo and self.echo) else None), daemon=True
+        )
+        child._pump.start()
+        self.children.append(child)
+        return child
+
+    def child(self, name: str) -> Child:
+        for child in self.children:
+            if child.name == name and child.process.poll() is None:
+                return child
+        raise KeyError(name)
+
+    def exited(self) -> Child | None:
+        for child in self.children:
+            if child.process.poll() is not None:
+                return child
+        return None
+
+    def stop_child(self, child: Child, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if child.process.poll() is None:
+            try:
+                os.killpg(child.process.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                child.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+        if child._pump is not None:
+            child._pump.join(timeout=2)
+        if child in self.children:
+            self.children.remove(child)
+
+    def stop(self) -> None:
+        """Reverse order: the worker first, so it never sees Temporal vanish under it."""
+        for child in reversed(list(self.children)):
+            self.stop_child(child)
+
+    def summary(self) -> str:
+        c = self.config
+        rows = [
+            ("Temporal frontend", c.temporal_address),
+            ("Temporal web UI", c.url(c.temporal_ui_port)),
+            ("AWS emulator (moto)", c.url(c.moto_port)),
+            ("PagerDuty emulator", f"{c.pagerduty_url}  (self-signed: {c.pagerduty_tls_dir / 'cert.pem'})"),
+            ("demo hybrid-router service", c.url(c.demo_port)),
+            ("worker", f"task queue {os.environ.get('RUNBOOK_TASK_QUEUE', 'runbooks')}, policy {c.policy}"),
+            ("data (SQLite, emulator state)", str(c.data_dir)),
+            ("logs", str(c.data_dir / "logs")),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"  {name:<{width}}  {where}" for name, where in rows)
+
+
+def _pump(stream: IO[bytes], log_path: Path, prefix: str | None) -> None:
+    with log_path.open("ab") as log:
+        for line in iter(stream.readline, b""):
+            log.write(line)
+            log.flush()
+            if prefix is not None:
+                sys.stdout.write(f"[{prefix}] {line.decode(errors='replace')}")
+                sys.stdout.flush()
+
+
+def run_foreground() -> int:
+    """`make run`: start everything, say where it listens, stop everything on Ctrl-C."""
+    try:
+        config = StackConfig.from_env()
+    except StackError as err:
+        print(f"make run: {err}", file=sys.stderr)
+        return 2
+    stack = Stack(config, echo=True)
+    stopping, up = threading.Event(), threading.Event()
+
+    def on_signal(*_: object) -> None:
+        stopping.set()
+        if not up.is_set():
+            raise KeyboardInterrupt  # interrupt the start-up itself
+
+    # Handlers for both: a stack started from a script may have inherited SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    print("starting the local stack ...", flush=True)
+    try:
+        stack.start()
+        up.set()
+        print(f"local stack is up:\n{stack.summary()}", flush=True)
+        print("try: .venv/bin/runbook demo break hybrid-router   (the README walks through an incident)")
+        print("Ctrl-C stops everything.", flush=True)
+        while not stopping.is_set():
+            dead = stack.exited()
+            if dead is not None:
+                print(
+                    f"{dead.name} exited with code {dead.process.returncode}; see {dead.log_path}. Stopping the stack.",
+                    file=sys.stderr,
+                )
+                return 1
+            stopping.wait(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except (StackError, TimeoutError) as err:
+        print(f"make run: {err}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping the local stack ...", flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan children
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        print("stopped.", flush=True)

@@ -1,0 +1,265 @@
+"""End to end on the real local stack: dev server (SQLite file), AWS emulator over HTTP,
+PagerDuty emulator driven by the real `pagerduty` client, the demo service, a worker process,
+and the operators' CLI as a user types it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+import yaml
+
+from devstack.net import free_port
+from devstack.stack import Stack, StackConfig
+from settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+RUNBOOK = [sys.executable, "-m", "runbook_cli.main"]
+WORKFLOW_ID = "incident/hybrid-router/eu-central-1"
+CLUSTER, SERVICE, REGION = "hybrid-routing-cluster", "hybrid-router-service", "eu-central-1"
+
+
+def fast_policy(path: Path) -> Path:
+    """The demo policy with verification windows short enough for a test."""
+    policy = yaml.safe_load((PROJECT_ROOT / "policy" / "demo.yaml").read_text())
+    for metric in policy["metrics"]:
+        metric.update(period_seconds=1, lookback="4s")
+    policy["timers"].update(verify_window="4s", verify_interval="1s", verify_timeout="90s", log_lookback="1m")
+    path.write_text(yaml.safe_dump(policy))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("stack")
+    config = StackConfig(
+        temporal_port=free_port(), temporal_ui_port=free_port(), moto_port=free_port(),
+        pagerduty_port=free_port(), demo_port=free_port(), data_dir=data,
+        policy=fast_policy(data / "policy.yaml"), metrics_interval=1.0,
+    )  # fmt: skip
+    stack = Stack(config)
+    stack.start(with_worker=False)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def worker(stack: Stack) -> Iterator[Callable[[], Any]]:
+    """Starts the worker process; the test may kill and restart it."""
+    stack.start_worker()
+    yield stack.start_worker
+    for child in list(stack.children):
+        if child.name == "worker":
+            stack.stop_child(child)
+
+
+def cli(stack: Stack, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **stack.config.client_env()}
+    done = subprocess.run([*RUNBOOK, *args], env=env, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+    if check and done.returncode != 0:
+        raise AssertionError(f"runbook {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
+
+
+def show(stack: Stack, incident: str) -> dict[str, Any]:
+    return json.loads(cli(stack, "show", incident, "--json").stdout)
+
+
+def wait_for(stack: Stack, incident: str, check: Callable[[dict[str, Any]], bool], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        done = cli(stack, "show", incident, "--json", check=False)
+        if done.returncode == 0:
+            view = json.loads(done.stdout)
+            if check(view):
+                return view
+        time.sleep(0.5)
+    timeline = "\n".join(f"{e['at']} {e['step']} {e['event']}: {e['detail']}" for e in view.get("timeline", []))
+    raise AssertionError(f"{incident} never reached the state; last status {view.get('status')}:\n{timeline}")
+
+
+def pagerduty(stack: Stack, method: str, path: str) -> httpx.Response:
+    verify = ssl.create_default_context(cafile=str(stack.config.pagerduty_tls_dir / "cert.pem"))
+    response = httpx.request(method, f"{stack.config.pagerduty_url}{path}", verify=verify, timeout=10)
+    response.raise_for_status()
+    return response
+
+
+def pagerduty_state(stack: Stack) -> dict[str, Any]:
+    return pagerduty(stack, "GET", "/_emulator/state").json()
+
+
+def moto(stack: Stack, action: str) -> httpx.Response:
+    return httpx.post(f"{stack.config.url(stack.config.moto_port)}/moto-api/recorder/{action}")
+
+
+def recorded_ecs_updates(stack: Stack) -> list[dict[str, Any]]:
+    """Every UpdateService call the AWS emulator received since the recording started."""
+    text = httpx.get(f"{stack.config.url(stack.config.moto_port)}/moto-api/recorder/download-recording").text
+    updates = []
+    for line in filter(None, text.splitlines()):
+        entry = json.loads(line)
+        target = {k.lower(): v for k, v in entry.get("headers", {}).items()}.get("x-amz-target", "")
+        if target.endswith("UpdateService"):
+            body = entry.get("body") or ""
+            if entry.get("body_encoded"):
+                body = base64.b64decode(body).decode()
+            updates.append(json.loads(body))
+    return updates
+
+
+def ecs(stack: Stack) -> Any:
+    return boto3.client("ecs", region_name=REGION, endpoint_url=stack.config.url(stack.config.moto_port),
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+
+
+def running_task_definition(stack: Stack) -> str:
+    return ecs(stack).describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["taskDefinition"]
+
+
+def health(stack: Stack) -> int:
+    url = f"{stack.config.url(stack.config.demo_port)}/health/component/hybrid-router"
+    return httpx.get(url, timeout=10).status_code
+
+
+def wait_health(stack: Stack, status: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while health(stack) != status:
+        assert time.monotonic() < deadline, f"health never answered {status}"
+        time.sleep(0.3)
+
+
+def break_and_record(stack: Stack) -> str:
+    """Breaks the service, resets PagerDuty, and starts counting AWS calls after the break."""
+    cli(stack, "demo", "heal", "hybrid-router")
+    good = running_task_definition(stack)
+    cli(stack, "demo", "break", "hybrid-router")
+    wait_health(stack, 503)
+    pagerduty(stack, "POST", "/_emulator/reset")
+    moto(stack, "stop-recording")
+    moto(stack, "reset-recording")
+    moto(stack, "start-recording")
+    return good
+
+
+def trigger(stack: Stack) -> str:
+    done = cli(stack, "trigger", "incident", "--service", "hybrid-router", "--severity", "P0",
+               "--summary", "hybrid router down", "--as", "demo-oncall")  # fmt: skip
+    incident = done.stdout.strip()
+    assert incident.startswith("INC-"), done.stdout
+    return incident
+
+
+def assert_one_page_and_one_rollback(stack: Stack, good: str) -> None:
+    state = pagerduty_state(stack)
+    incidents = [i for i in state["incidents"] if i["incident_key"] == WORKFLOW_ID]
+    assert len(incidents) == 1, incidents
+    assert incidents[0]["status"] == "resolved"
+    pages = [p for p in state["pages"] if p["incident_id"] == incidents[0]["id"]]
+    assert len(pages) == 1, pages
+    triggers = [e for e in state["events"] if e["event"].get("event_action") == "trigger"]
+    assert len(triggers) == 1, triggers
+
+    updates = recorded_ecs_updates(stack)
+    assert len(updates) == 1, updates
+    assert updates[0]["taskDefinition"] == good
+    assert running_task_definition(stack) == good
+    wait_health(stack, 200)
+
+
+def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Callable[[], Any]) -> None:
+    good = break_and_record(stack)
+    incident = trigger(stack)
+
+    view = wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
+    assert view["severity"] == "P0" and view["pending_approval"] is None
+    refused = cli(stack, "ack", incident, "--as", "mallory", check=False)
+    assert refused.returncode == 1 and "mallory may not acknowledge" in refused.stderr
+    cli(stack, "ack", incident, "--as", "demo-oncall")
+
+    view = wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
+    plan = view["pending_approval"]
+    assert plan["action"] == "rollback" and plan["to_task_definition"] == good
+    assert not view["diagnosis"]["health"]["healthy"]
+    assert any(m["level"] == "critical" for m in view["diagnosis"]["metrics"])
+    assert view["diagnosis"]["logs"]["error_count"] > 0
+
+    refused = cli(stack, "approve", incident, "--as", "mallory", check=False)
+    assert refused.returncode == 1 and "may not approve" in refused.stderr
+    assert recorded_ecs_updates(stack) == []  # a refused approval changes nothing
+
+    cli(stack, "approve", incident, "--as", "demo-lead")
+    view = wait_for(stack, incident, lambda v: v["status"] in ("resolved", "escalated"))
+    assert view["status"] == "resolved", view["timeline"]
+    assert_one_page_and_one_rollback(stack, good)
+
+    state = pagerduty_state(stack)
+    notes = [n["content"] for i in state["incidents"] for n in i.get("notes", [])]
+    assert any(n.startswith("[P0] Hybrid Routing Incident - hybrid router down") for n in notes)
+    events = [e["event"] for e in view["timeline"]]
+    assert events[:2] == ["classified", "paged"] and events[-1] == "closed"
+    assert {"acknowledged", "approved", "remediated", "verified"} <= set(events)
+
+    listed = [json.loads(line) for line in cli(stack, "incidents", "--json").stdout.splitlines()]
+    assert any(row["id"] == incident and row["status"] == "resolved" for row in listed)
+    readable = cli(stack, "show", incident).stdout
+    assert incident in readable and "resolved" in readable
+
+
+def test_worker_killed_mid_runbook_repeats_no_page_and_no_remediation(
+    stack: Stack, worker: Callable[[], Any]
+) -> None:
+    good = break_and_record(stack)
+    incident = trigger(stack)
+
+    wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
+    kill_worker(stack)
+    worker()
+    cli(stack, "ack", incident, "--as", "demo-oncall")
+    wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
+    cli(stack, "approve", incident, "--as", "demo-lead")
+    kill_worker(stack)  # while it remediates or verifies
+    time.sleep(1)
+    worker()
+
+    view = wait_for(stack, incident, lambda v: v["status"] in ("resolved", "escalated"), timeout=240)
+    assert view["status"] == "resolved", view["timeline"]
+    assert_one_page_and_one_rollback(stack, good)
+    assert sum(e["event"] == "remediated" for e in view["timeline"]) == 1
+
+
+def kill_worker(stack: Stack) -> None:
+    child = stack.child("worker")
+    os.killpg(child.process.pid, signal.SIGKILL)
+    child.process.wait(timeout=10)
+    stack.stop_child(child)
+
+
+def test_cli_errors_name_the_problem(stack: Stack) -> None:
+    missing = cli(stack, "show", "INC-20000101-000000-dead", check=False)
+    assert missing.returncode == 2 and "no incident INC-20000101-000000-dead" in missing.stderr
+    bad_service = cli(stack, "trigger", "incident", "--service", "nope", "--severity", "P0", "--summary", "x",
+                      check=False)  # fmt: skip
+    assert bad_service.returncode == 2 and "--service 'nope'" in bad_service.stderr
+    bad_severity = cli(stack, "trigger", "incident", "--service", "hybrid-router", "--severity", "P9",
+                       "--summary", "x", check=False)  # fmt: skip
+    assert bad_severity.returncode == 2 and "--severity" in bad_severity.stderr
+    no_identity = cli(stack, "ack", WORKFLOW_ID, check=False)
+    assert no_identity.returncode == 2 and "--as" in no_identity.stderr
