@@ -35,9 +35,13 @@ def _primary_deployment_id(service: dict[str, Any]) -> str | None:
     return None
 
 
-def _previous_revision(ecs: Any, task_definition_arn: str) -> str | None:
+def _canonical(ecs: Any, task_definition: str) -> dict[str, Any]:
+    """The task definition as ECS describes it: services may name it as family:revision."""
+    return ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+
+
+def _previous_revision(ecs: Any, current: dict[str, Any]) -> str | None:
     """The highest ACTIVE revision of the same family below the one running."""
-    current = ecs.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
     family, revision = current["family"], current["revision"]
     paginator = ecs.get_paginator("list_task_definitions")
     best: tuple[int, str] | None = None
@@ -56,12 +60,13 @@ def describe_deployment(request: DeploymentRequest) -> DeploymentState:
     ecs = client("ecs", request.region)
     try:
         service = _service(ecs, request.cluster, request.service)
+        current = _canonical(ecs, service["taskDefinition"])
         return DeploymentState(
             cluster=request.cluster,
             service=request.service,
             region=request.region,
-            task_definition=service["taskDefinition"],
-            previous_task_definition=_previous_revision(ecs, service["taskDefinition"]),
+            task_definition=current["taskDefinitionArn"],
+            previous_task_definition=_previous_revision(ecs, current),
             primary_deployment_id=_primary_deployment_id(service),
         )
     except (ClientError, BotoCoreError) as err:
@@ -74,7 +79,7 @@ def set_service_task_definition(plan: RemediationPlan) -> RemediationRecord:
     ecs = client("ecs", plan.region)
     name = f"{plan.cluster}/{plan.service}"
     try:
-        running = _service(ecs, plan.cluster, plan.service)["taskDefinition"]
+        running = _canonical(ecs, _service(ecs, plan.cluster, plan.service)["taskDefinition"])["taskDefinitionArn"]
         if running == plan.to_task_definition:
             return RemediationRecord(
                 action=plan.action, changed=False, detail=f"{name} already runs {_short(running)}"

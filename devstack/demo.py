@@ -73,6 +73,9 @@ def break_service(cluster: str, service: str, region: str) -> str:
     """Deploy a faulty copy of the current revision; returns the new task definition ARN."""
     ecs = _ecs(region)
     current = task_definition_of_service(ecs, cluster, service)
+    # Earlier demo breaks are retired first, as a team marks a bad release INACTIVE: else
+    # "the previous revision" of the next break would be the last bad one.
+    _retire_faulty_revisions(ecs, current["family"], keep=current["taskDefinitionArn"])
     faulty = _with_fault(current, BAD_DEPLOY)
     arn = ecs.register_task_definition(**faulty)["taskDefinition"]["taskDefinitionArn"]
     ecs.update_service(cluster=cluster, service=service, taskDefinition=arn)
@@ -115,17 +118,27 @@ def _retag(image: str, tag: str) -> str:
     return f"{repository}:{tag}"
 
 
-def _newest_good_revision(ecs: Any, family: str) -> str:
+def _active_revisions(ecs: Any, family: str) -> list[str]:
+    """ACTIVE revisions of exactly `family`, newest first."""
     arns: list[str] = []
     for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
         arns.extend(page["taskDefinitionArns"])
     # familyPrefix is a prefix match and the emulator ignores sort=DESC: filter and sort here.
-    revisions = sorted(
+    return sorted(
         (arn for arn in arns if arn.rpartition("/")[2].rpartition(":")[0] == family),
         key=lambda arn: int(arn.rpartition(":")[2]),
         reverse=True,
     )
-    for arn in revisions:
+
+
+def _retire_faulty_revisions(ecs: Any, family: str, keep: str) -> None:
+    for arn in _active_revisions(ecs, family):
+        if arn != keep and fault_of(ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]):
+            ecs.deregister_task_definition(taskDefinition=arn)
+
+
+def _newest_good_revision(ecs: Any, family: str) -> str:
+    for arn in _active_revisions(ecs, family):
         if fault_of(ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]) is None:
             return arn
     raise LookupError(f"task definition family {family} has no ACTIVE revision without {FAULT_VARIABLE}")
