@@ -263,3 +263,24 @@ def test_cli_errors_name_the_problem(stack: Stack) -> None:
     assert bad_severity.returncode == 2 and "--severity" in bad_severity.stderr
     no_identity = cli(stack, "ack", WORKFLOW_ID, check=False)
     assert no_identity.returncode == 2 and "--as" in no_identity.stderr
+
+
+def test_temporal_restart_keeps_the_incident_and_repeats_nothing(stack: Stack, worker: Callable[[], Any]) -> None:
+    good = break_and_record(stack)
+    incident = trigger(stack)
+    wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
+
+    stack.stop_child(stack.child("temporal"))  # the server goes away; its SQLite file stays
+    stack.start_temporal()
+
+    view = wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
+    assert view["id"] == incident
+    deadline = time.monotonic() + 60
+    while cli(stack, "ack", incident, "--as", "demo-oncall", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the restarted server never took the acknowledgement"
+        time.sleep(1)
+    wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
+    cli(stack, "approve", incident, "--as", "demo-lead")
+    view = wait_for(stack, incident, lambda v: v["status"] in ("resolved", "escalated"), timeout=180)
+    assert view["status"] == "resolved", view["timeline"]
+    assert_one_page_and_one_rollback(stack, good)
