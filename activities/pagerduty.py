@@ -90,7 +90,7 @@ def trigger_page(request: PageRequest) -> str:
             dedup_key=request.dedup_key,
             severity=request.severity,
             custom_details=dict(request.details),
-            # 7.2.0 fails building its own timestamp; pass one.
+            # the time the page was asked for, not when a retry got through
             payload={"timestamp": activity.info().current_attempt_scheduled_time.isoformat()},
         )
     except pagerduty.Error as err:
