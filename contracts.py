@@ -66,6 +66,20 @@ class Alert(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     raised_by: str | None = None
     received_at: datetime
+    # Identifies one delivery (SNS MessageId, EventBridge id, an Alertmanager alert's
+    # fingerprint and state): a sender's retry of it changes nothing a second time.
+    delivery_id: str | None = Field(default=None, max_length=512)
+
+
+class PagerDutyEvent(Strict):
+    """Something a person did in PagerDuty (webhooks v3), signalled into the incident."""
+
+    event_id: str
+    event_type: Literal["incident.acknowledged", "incident.escalated", "incident.reassigned", "incident.resolved",
+                        "incident.unacknowledged", "incident.delegated"]  # fmt: skip
+    incident_id: str
+    agent: str  # who, as PagerDuty names them
+    occurred_at: datetime
 
 
 def incident_workflow_id(service: str, region: str) -> str:
@@ -135,6 +149,38 @@ class Communication(Strict):
     status_page: str = "https://status.example.com"
 
 
+class RouteMatch(Strict):
+    """All given conditions must hold. Labels compare exactly; `alarm_name` is a regex."""
+
+    source: str | None = None  # alertmanager, sns, eventbridge, generic
+    labels: dict[str, str] = Field(default_factory=dict)
+    alarm_name: str | None = None
+    namespace: str | None = None
+    metric: str | None = None
+
+    @field_validator("alarm_name")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"alarm_name is not a valid regex: {exc}") from None
+        return pattern
+
+
+class Route(Strict):
+    """Maps a normalised alert to a runbook, a target and (optionally) a severity."""
+
+    name: str
+    match: RouteMatch
+    runbook: Literal["incident"] = "incident"
+    service: str | None = None  # None: the alert's own `service` label
+    region: str | None = None  # None: the alert's region, else the service's
+    severity: Severity | None = None  # None: the alert's severity label, else classification
+    kind: str | None = None
+
+
 class Policy(Strict):
     severities: dict[Severity, SeverityPolicy]
     escalation_levels: int = Field(default=3, ge=1)
@@ -146,12 +192,23 @@ class Policy(Strict):
     metrics: list[MetricQuery] = Field(default_factory=list)
     timers: IncidentTimers = Field(default_factory=IncidentTimers)
     communication: Communication = Field(default_factory=Communication)
+    # Alert intake: first matching route wins; an alert no route matches is refused.
+    routes: list[Route] = Field(default_factory=list)
+    # A sender's severity label (Alertmanager `severity`, generic `severity`) to P0-P3.
+    severity_labels: dict[str, Severity] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _every_severity_has_timers(self) -> Policy:
         missing = [s.value for s in Severity if s not in self.severities]
         if missing:
             raise ValueError(f"severities: missing {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _routes_name_known_services(self) -> Policy:
+        for route in self.routes:
+            if route.service is not None and route.service not in self.services:
+                raise ValueError(f"routes: {route.name} names service {route.service!r}, not in services")
         return self
 
     @field_validator("metrics")

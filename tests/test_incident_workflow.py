@@ -42,6 +42,7 @@ from contracts import (
     MetricReading,
     MetricsRequest,
     NoteRequest,
+    PagerDutyEvent,
     PagerDutyRef,
     PageRequest,
     Policy,
@@ -200,10 +201,14 @@ class Harness:
         raise AssertionError(f"state never reached; last: {last.status if last else None}, {last}")
 
     async def keep_history(self, handle: WorkflowHandle, name: str) -> None:
-        """With RECORD_HISTORIES=1, the dev-server run's history becomes a replay fixture."""
-        if os.environ.get("RECORD_HISTORIES") and self.scale != 1.0:
+        """With RECORD_HISTORIES=1, the dev-server run's history becomes a replay fixture.
+
+        An existing fixture is kept: it stands for runs of an older version still in flight.
+        """
+        path = HISTORIES / f"{name}.json"
+        if os.environ.get("RECORD_HISTORIES") and self.scale != 1.0 and not path.exists():
             history = await handle.fetch_history()
-            (HISTORIES / f"{name}.json").write_text(history.to_json())
+            path.write_text(history.to_json())
 
     async def awaiting_approval(self, handle: WorkflowHandle) -> IncidentView:
         await self.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
@@ -425,3 +430,46 @@ async def test_unknown_service_fails_the_run_naming_the_cause(harness: Harness) 
         await handle.result()
     assert "no-such-service" in str(err.value.cause)
     assert harness.fake.called("trigger_page") == []
+
+
+async def test_a_redelivered_alert_changes_nothing(harness: Harness) -> None:
+    handle = await harness.open()
+    view = await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    for delivery in ("sns-1", "sns-1", "sns-2", "sns-1"):
+        alert = Alert(source="sns", service=view.service, region=view.region, summary="again",
+                      delivery_id=delivery, received_at=datetime.now(UTC))  # fmt: skip
+        await open_or_join_incident(harness.client, alert, "intake", harness.task_queue)
+    view = await harness.until(handle, lambda v: v.alert_count >= 3)
+    await asyncio.sleep(0.3)
+    assert (await handle.query(IncidentResponseWorkflow.view)).alert_count == 3  # the first, sns-1, sns-2
+    await harness.keep_history(handle, "incident_redelivered_alerts")
+    await handle.terminate("test done")
+
+
+def pagerduty_event(event_type: str, event_id: str) -> PagerDutyEvent:
+    return PagerDutyEvent(event_id=event_id, event_type=event_type, incident_id="PFAKE01", agent="Jane Doe",
+                          occurred_at=datetime.now(UTC))  # fmt: skip
+
+
+async def test_an_acknowledgement_in_pagerduty_counts_like_runbook_ack(harness: Harness) -> None:
+    handle = await harness.open()
+    await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    await handle.signal(IncidentResponseWorkflow.pagerduty_event, pagerduty_event("incident.acknowledged", "e1"))
+    await handle.signal(IncidentResponseWorkflow.pagerduty_event, pagerduty_event("incident.acknowledged", "e1"))
+    view = await harness.until(handle, lambda v: v.pending_approval is not None)
+    assert view.acknowledged_by == "Jane Doe (PagerDuty)"
+    assert [e.event for e in view.timeline].count("PagerDuty: acknowledged") == 1  # the retry changed nothing
+    await harness.keep_history(handle, "incident_acknowledged_in_pagerduty")
+    await handle.terminate("test done")
+
+
+async def test_resolved_in_pagerduty_ends_the_runbook_without_acting(harness: Harness) -> None:
+    handle = await harness.open()
+    await harness.awaiting_approval(handle)
+    await handle.signal(IncidentResponseWorkflow.pagerduty_event, pagerduty_event("incident.resolved", "e2"))
+    result: IncidentResult = await handle.result()
+    await harness.keep_history(handle, "incident_resolved_in_pagerduty")
+    assert result.view.status == IncidentStatus.RESOLVED
+    assert result.outcome == "resolved in PagerDuty by Jane Doe"
+    assert harness.fake.called("set_service_task_definition") == []
+    assert harness.fake.called("resolve_page") == []  # already resolved there

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         MetricsRequest,
         NoteRequest,
         OperatorReply,
+        PagerDutyEvent,
         PagerDutyRef,
         PageRequest,
         Policy,
@@ -110,7 +111,9 @@ class IncidentResponseWorkflow:
         self.severity: Severity | None = None
         self.summary = ""
         self.alerts: list[Alert] = []
+        self.deliveries: set[str] = set()
         self.condition_cleared = False
+        self.resolved_in_pagerduty_by: str | None = None
         self.acknowledged_by: str | None = None
         self.diagnosis: Diagnosis | None = None
         self.pending_plan: RemediationPlan | None = None
@@ -129,12 +132,16 @@ class IncidentResponseWorkflow:
         await self.step_classify()
         await self.step_page()
         await self.step_acknowledge()
+        if self.resolved_in_pagerduty_by is not None:
+            return await self.closed_in_pagerduty()
         diagnosis = await self.step_diagnose()
         plan = self.step_propose(diagnosis)
         if plan is None:
             return await self.close_without_remediation("no remediation proposed")
 
         decision = await self.step_approve(plan)
+        if self.resolved_in_pagerduty_by is not None and decision is None:
+            return await self.closed_in_pagerduty()
         if decision is None:
             return await self.close_without_remediation("the alert cleared before a decision")
         if not decision.approved:
@@ -204,7 +211,10 @@ class IncidentResponseWorkflow:
         assert self.severity is not None
         timers = self.the_policy.severities[self.severity]
         paged_at = workflow.now()
-        acknowledged: Callable[[], bool] = lambda: self.acknowledged_by is not None
+        # A resolution in PagerDuty also ends the wait: someone has dealt with it there.
+        acknowledged: Callable[[], bool] = lambda: (
+            self.acknowledged_by is not None or self.resolved_in_pagerduty_by is not None
+        )
 
         if timers.respond_within is not None and not await self.wait(acknowledged, timers.respond_within):
             self.record("response target missed", f"no acknowledgement within {_fmt(timers.respond_within)}")
@@ -219,7 +229,7 @@ class IncidentResponseWorkflow:
             level += 1
             await self.escalate_pagerduty(level, f"not acknowledged within {_fmt(timers.escalate_after * (level - 1))}")
 
-        if self.pagerduty is not None:
+        if self.pagerduty is not None and self.resolved_in_pagerduty_by is None:
             await self.notify("acknowledge_page", self.pagerduty.dedup_key, "PagerDuty acknowledged")
 
     async def step_diagnose(self) -> Diagnosis:
@@ -284,8 +294,14 @@ class IncidentResponseWorkflow:
         self.pending_plan = plan
         await self.note(f"proposal-{plan.plan_id}", f"Proposed remediation {plan.plan_id}: {plan.describe()}")
         timeout = self.the_policy.timers.approval_timeout
-        decided = await self.wait(lambda: self.decision is not None or self.condition_cleared, timeout)
+        decided = await self.wait(
+            lambda: self.decision is not None or self.condition_cleared or self.resolved_in_pagerduty_by is not None,
+            timeout,
+        )
         self.pending_plan = None
+        if self.decision is None and self.resolved_in_pagerduty_by is not None:
+            self.record("proposal withdrawn", f"resolved in PagerDuty by {self.resolved_in_pagerduty_by}")
+            return None
         if self.decision is None and self.condition_cleared:
             self.record("proposal withdrawn", "the alert resolved before anyone decided")
             return None
@@ -368,6 +384,11 @@ class IncidentResponseWorkflow:
             await self.notify("resolve_page", self.pagerduty.dedup_key, "PagerDuty resolved")
         return await self.finish(IncidentStatus.RESOLVED, outcome)
 
+    async def closed_in_pagerduty(self) -> IncidentResult:
+        """Someone resolved the page by hand: nothing more to do, and nothing to resolve again."""
+        self.enter("resolve", IncidentStatus.RESOLVED)
+        return await self.finish(IncidentStatus.RESOLVED, f"resolved in PagerDuty by {self.resolved_in_pagerduty_by}")
+
     async def close_without_remediation(self, reason: str) -> IncidentResult:
         if await self.step_verify(None):
             return await self.step_resolve(f"{reason}; the service is within SLO")
@@ -377,7 +398,14 @@ class IncidentResponseWorkflow:
 
     @workflow.signal
     def alert(self, alert: Alert) -> None:
-        """Every alert for this target joins here: counted, and a resolved one clears the condition."""
+        """Every alert for this target joins here: counted, and a resolved one clears the condition.
+
+        A sender's retry of a delivery already taken (same delivery id) changes nothing.
+        """
+        if alert.delivery_id is not None:
+            if alert.delivery_id in self.deliveries:
+                return
+            self.deliveries.add(alert.delivery_id)
         self.alerts.append(alert)
         self.condition_cleared = alert.status == "resolved"
         if len(self.alerts) > 1:
@@ -386,6 +414,19 @@ class IncidentResponseWorkflow:
                 f"#{len(self.alerts)} from {alert.source}: {alert.summary}",
                 actor=alert.raised_by or alert.source,
             )
+
+    @workflow.signal
+    def pagerduty_event(self, event: PagerDutyEvent) -> None:
+        """What people did in PagerDuty: an acknowledgement there counts like `runbook ack`."""
+        if event.event_id in self.deliveries or self.status in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED):
+            return
+        self.deliveries.add(event.event_id)
+        action = event.event_type.removeprefix("incident.")
+        self.record(f"PagerDuty: {action}", f"incident {event.incident_id}", actor=event.agent)
+        if event.event_type == "incident.acknowledged" and self.acknowledged_by is None:
+            self.acknowledged_by = f"{event.agent} (PagerDuty)"
+        elif event.event_type == "incident.resolved":
+            self.resolved_in_pagerduty_by = event.agent
 
     @workflow.update
     def acknowledge(self, request: Acknowledge) -> OperatorReply:
