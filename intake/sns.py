@@ -92,14 +92,16 @@ def _required_str(message: Mapping[str, Any], key: str) -> str:
     if value is None:
         raise SnsError("missing-field", f"SNS message has no {key!r} field")
     if not isinstance(value, str):
-        raise SnsError("missing-field", f"SNS field {key!r} is {type(value).__name__}, not a string")
+        kind = type(value).__name__
+        raise SnsError("missing-field", f"SNS field {key!r} is {kind}, not a string")
     return value
 
 
 def _message_type(message: Mapping[str, Any]) -> str:
     kind = _required_str(message, "Type")
     if kind not in _SIGNED_KEYS:
-        raise SnsError("unknown-type", f"SNS message Type {kind!r} is not one of {sorted(_SIGNED_KEYS)}")
+        known = sorted(_SIGNED_KEYS)
+        raise SnsError("unknown-type", f"SNS message Type {kind!r} is not one of {known}")
     return kind
 
 
@@ -118,7 +120,8 @@ def string_to_sign(message: Mapping[str, Any]) -> bytes:
 def _check_shape(message: Mapping[str, Any]) -> str:
     """Every field verification needs is a string; returns the Type."""
     if not isinstance(message, Mapping):
-        raise SnsError("missing-field", f"SNS body is a JSON {type(message).__name__}, not an object")
+        kind = type(message).__name__
+        raise SnsError("missing-field", f"SNS body is a JSON {kind}, not an object")
     kind = _message_type(message)
     for key in _SIGNED_KEYS[kind] + _ENVELOPE_KEYS:
         if key in _OPTIONAL_SIGNED_KEYS and message.get(key) is None:
@@ -150,7 +153,7 @@ def _parse_certificate(url: str, pem: bytes) -> x509.Certificate:
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError as exc:
-        raise SnsError("bad-cert", f"SigningCertURL {url} did not return a PEM certificate") from exc
+        raise SnsError("bad-cert", f"SigningCertURL {url} gave no PEM certificate") from exc
     if not isinstance(cert.public_key(), rsa.RSAPublicKey):
         raise SnsError("bad-cert", f"certificate at {url} does not hold an RSA key")
     return cert
@@ -276,7 +279,7 @@ class SnsVerifier:
         self._clock = clock
 
     async def verify(self, message: Mapping[str, Any]) -> None:
-        """Return if `message` is a genuine SNS message for an allowed topic, else raise SnsError."""
+        """Return if `message` is genuine SNS for an allowed topic; raise SnsError if not."""
         _check_shape(message)
         self._check_topic(message["TopicArn"])
         algorithm = self._hash_for(message["SignatureVersion"])
@@ -309,9 +312,12 @@ class SnsVerifier:
 
 def _decode_signature(value: str) -> bytes:
     try:
-        return base64.b64decode(value, validate=True)
+        signature = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise SnsError("bad-signature", "SNS Signature is not valid base64") from exc
+    if not signature:
+        raise SnsError("bad-signature", "SNS Signature is empty")
+    return signature
 
 
 def _verify_signature(
@@ -342,7 +348,8 @@ def cloudwatch_alarm(message: Mapping[str, Any]) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise SnsError("bad-message", f"SNS Message is not JSON: {exc.msg} at {exc.pos}") from exc
     if not isinstance(alarm, dict):
-        raise SnsError("bad-message", f"SNS Message is a JSON {type(alarm).__name__}, not an object")
+        kind = type(alarm).__name__
+        raise SnsError("bad-message", f"SNS Message is a JSON {kind}, not an object")
     for key in ("AlarmName", "NewStateValue"):
         if not isinstance(alarm.get(key), str) or not alarm[key]:
             raise SnsError("bad-message", f"CloudWatch alarm has no {key!r} string")

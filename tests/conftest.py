@@ -110,3 +110,33 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+# --------------------------------------------------------------------------- HTTP servers
+
+import contextlib  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import uvicorn  # noqa: E402
+
+
+@contextlib.contextmanager
+def serve_app(app: object, **uvicorn_options: object) -> Iterator[str]:
+    """Serves an ASGI app with uvicorn in a thread on a free loopback port; yields its URL."""
+    port = free_port()
+    options = {"host": "127.0.0.1", "port": port, "log_level": "warning", "access_log": False, **uvicorn_options}
+    server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, name=f"asgi-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the app did not start")
+        time.sleep(0.02)
+    scheme = "https" if "ssl_certfile" in uvicorn_options else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,96 @@
+"""Hand-off to Temporal. Only an accepted hand-off lets the intake answer 2xx; anything
+else is `Unavailable`, which the intake answers with 503 so that the sender retries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from temporalio.client import Client, RPCError
+from temporalio.service import RPCStatusCode
+
+from contracts import Alert, PagerDutyEvent
+from starter import open_or_join_incident
+
+HANDOFF_TIMEOUT = 4.0  # PagerDuty wants an answer within 5 s; the others are more patient
+
+
+class Unavailable(Exception):
+    """Temporal did not take the hand-off; the sender must retry."""
+
+
+class Deliveries:
+    """Delivery ids already handed over, so a sender's retry is answered without a second hand-off.
+
+    Bounded and per process: the workflow keeps its own record, which is what makes a retry
+    that reaches another intake replica (or this one after a restart) change nothing.
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def __contains__(self, delivery_id: object) -> bool:
+        return delivery_id in self._seen
+
+    def add(self, delivery_id: str) -> None:
+        self._seen[delivery_id] = None
+        self._seen.move_to_end(delivery_id)
+        while len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+
+
+class Handoff:
+    def __init__(self, connect: Callable[[], Awaitable[Client]], task_queue: str) -> None:
+        self._connect = connect
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+        self.task_queue = task_queue
+
+    async def client(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = await asyncio.wait_for(self._connect(), HANDOFF_TIMEOUT)
+                    except Exception as err:  # noqa: BLE001 - every way of not connecting is one answer
+                        raise Unavailable(f"Temporal is not reachable: {err or type(err).__name__}") from err
+        return self._client
+
+    async def alert(self, alert: Alert, sender: str) -> str:
+        """Signal-with-start; returns the incident's workflow id."""
+        client = await self.client()
+        try:
+            handle = await asyncio.wait_for(
+                open_or_join_incident(client, alert, f"intake/{sender}", self.task_queue), HANDOFF_TIMEOUT
+            )
+        except (RPCError, TimeoutError, asyncio.TimeoutError, ConnectionError) as err:
+            raise Unavailable(f"Temporal did not take the alert: {err or type(err).__name__}") from err
+        return handle.id
+
+    async def pagerduty_event(self, workflow_id: str, event: PagerDutyEvent) -> bool:
+        """Signals the incident; False when there is no such incident running."""
+        client = await self.client()
+        try:
+            await asyncio.wait_for(
+                client.get_workflow_handle(workflow_id).signal("pagerduty_event", event), HANDOFF_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise Unavailable(f"Temporal did not take the event: {err}") from err
+        except (TimeoutError, asyncio.TimeoutError, ConnectionError) as err:
+            raise Unavailable(f"Temporal did not take the event: {err or type(err).__name__}") from err
+        return True
+
+    async def ready(self) -> str | None:
+        """None when Temporal answers; else why not."""
+        try:
+            client = await self.client()
+            await asyncio.wait_for(client.service_client.check_health(), HANDOFF_TIMEOUT)
+        except Unavailable as err:
+            return str(err)
+        except Exception as err:  # noqa: BLE001
+            return f"Temporal is not healthy: {err or type(err).__name__}"
+        return None

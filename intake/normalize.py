@@ -1,0 +1,189 @@
+"""Every sender's payload becomes `Incoming` alerts; `route` turns one into a runbook's `Alert`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from contracts import Alert, Policy, Route, Severity
+from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert
+
+_REGION_IN_ARN = re.compile(r"^arn:aws[a-z-]*:cloudwatch:([a-z0-9-]+):")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One alert as its sender described it, before routing."""
+
+    source: str
+    name: str
+    status: Literal["firing", "resolved"]
+    summary: str
+    labels: dict[str, str] = field(default_factory=dict)
+    severity_label: str | None = None
+    region: str | None = None
+    namespace: str | None = None
+    metric: str | None = None
+    kind: str | None = None
+    delivery_id: str | None = None
+
+
+# --------------------------------------------------------------------------- senders
+
+
+def from_alertmanager(payload: AlertmanagerWebhook) -> list[Incoming]:
+    alerts = []
+    for alert in payload.alerts:
+        labels = {**payload.commonLabels, **alert.labels}
+        name = labels.get("alertname", "alert")
+        summary = alert.annotations.get("summary") or alert.annotations.get("description") or name
+        alerts.append(
+            Incoming(
+                source="alertmanager",
+                name=name,
+                status=alert.status,
+                summary=summary,
+                labels=labels,
+                severity_label=labels.get("severity"),
+                region=labels.get("region"),
+                kind=labels.get("kind"),
+                # The same alert in the same state is the same delivery, however often sent.
+                delivery_id=f"alertmanager:{alert.fingerprint}:{alert.status}:{alert.startsAt.isoformat()}",
+            )
+        )
+    return alerts
+
+
+def from_eventbridge(event: EventBridgeAlarmEvent) -> list[Incoming]:
+    state = event.detail.state.value
+    if state == "INSUFFICIENT_DATA":
+        return []  # not an alert either way
+    namespace, metric, dimensions = _first_metric(event.detail.configuration)
+    return [
+        Incoming(
+            source="eventbridge",
+            name=event.detail.alarmName,
+            status="firing" if state == "ALARM" else "resolved",
+            summary=f"{event.detail.alarmName}: {event.detail.state.reason or state}"[:1024],
+            labels={"alarm_name": event.detail.alarmName, **dimensions},
+            region=event.region,
+            namespace=namespace,
+            metric=metric,
+            delivery_id=f"eventbridge:{event.id}",
+        )
+    ]
+
+
+def from_cloudwatch_alarm(alarm: dict[str, Any], message_id: str) -> list[Incoming]:
+    """A CloudWatch alarm as SNS carries it (the JSON inside the notification's Message)."""
+    state = str(alarm.get("NewStateValue", ""))
+    if state not in ("ALARM", "OK"):
+        return []
+    trigger = alarm.get("Trigger") if isinstance(alarm.get("Trigger"), dict) else {}
+    dimensions = {
+        str(d.get("name")): str(d.get("value"))
+        for d in trigger.get("Dimensions", []) or []
+        if isinstance(d, dict) and d.get("name") is not None
+    }
+    match = _REGION_IN_ARN.match(str(alarm.get("AlarmArn", "")))
+    name = str(alarm["AlarmName"])
+    return [
+        Incoming(
+            source="sns",
+            name=name,
+            status="firing" if state == "ALARM" else "resolved",
+            summary=f"{name}: {alarm.get('NewStateReason') or state}"[:1024],
+            labels={"alarm_name": name, **dimensions},
+            region=match.group(1) if match else None,
+            namespace=_str_or_none(trigger.get("Namespace")),
+            metric=_str_or_none(trigger.get("MetricName")),
+            delivery_id=f"sns:{message_id}",
+        )
+    ]
+
+
+def from_generic(alert: GenericAlert) -> list[Incoming]:
+    return [
+        Incoming(
+            source="generic",
+            name=alert.kind or alert.summary,
+            status=alert.status,
+            summary=alert.summary,
+            labels={**alert.labels, "service": alert.service},
+            severity_label=alert.severity,
+            region=alert.region,
+            kind=alert.kind,
+            delivery_id=f"generic:{alert.id}" if alert.id else None,
+        )
+    ]
+
+
+def _first_metric(configuration: dict[str, Any]) -> tuple[str | None, str | None, dict[str, str]]:
+    for entry in configuration.get("metrics", []) or []:
+        stat = entry.get("metricStat") if isinstance(entry, dict) else None
+        metric = stat.get("metric") if isinstance(stat, dict) else None
+        if isinstance(metric, dict):
+            dims = metric.get("dimensions") if isinstance(metric.get("dimensions"), dict) else {}
+            return (
+                _str_or_none(metric.get("namespace")),
+                _str_or_none(metric.get("name")),
+                {str(k): str(v) for k, v in dims.items()},
+            )
+    return None, None, {}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def _matches(route: Route, alert: Incoming) -> bool:
+    match = route.match
+    if match.source is not None and match.source != alert.source:
+        return False
+    if any(alert.labels.get(key) != value for key, value in match.labels.items()):
+        return False
+    if match.alarm_name is not None and not re.search(match.alarm_name, alert.name):
+        return False
+    if match.namespace is not None and match.namespace != alert.namespace:
+        return False
+    return match.metric is None or match.metric == alert.metric
+
+
+def _severity(policy: Policy, route: Route, alert: Incoming) -> Severity | None:
+    if route.severity is not None:
+        return route.severity
+    label = (alert.severity_label or "").strip()
+    if label.upper() in Severity.__members__:
+        return Severity(label.upper())
+    return policy.severity_labels.get(label.lower())
+
+
+def route(policy: Policy, alert: Incoming, received_at: datetime) -> tuple[Alert, Route] | None:
+    """The first route that matches and names a known service; None: no route takes it."""
+    for candidate in policy.routes:
+        if not _matches(candidate, alert):
+            continue
+        service = candidate.service or alert.labels.get("service")
+        if service not in policy.services:
+            continue
+        region = candidate.region or policy.services[service].region
+        routed = Alert(
+            source=alert.source,
+            service=service,
+            region=region,
+            summary=alert.summary[:1024] or alert.name,
+            severity=_severity(policy, candidate, alert),
+            status=alert.status,
+            kind=candidate.kind or alert.kind,
+            labels={k[:128]: v[:512] for k, v in list(alert.labels.items())[:64]},
+            raised_by=alert.source,
+            received_at=received_at,
+            delivery_id=alert.delivery_id,
+        )
+        return routed, candidate
+    return None

@@ -1,0 +1,436 @@
+"""The alert intake over HTTP into incident workflows on the dev server.
+
+Each sender's documented payload shapes, firing and resolved; signatures; sender retries;
+bad input that never starts anything; a storm; Temporal going away and coming back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from contracts import Policy, Route, RouteMatch, Severity
+from devstack.stack import Stack, StackConfig
+from intake import sns
+from intake.app import IntakeConfig, create_app
+from intake.handoff import Handoff
+from tests import sns_signing
+from tests.conftest import serve_app
+from tests.policies import default_policy
+from tests.test_incident_workflow import FakePlatform
+from workflows.incident_response import IncidentResponseWorkflow
+
+TOKEN = "intake-test-token"
+PD_SECRET = "pd-webhook-secret"
+REGION = "eu-central-1"
+
+
+def intake_policy(*services: str) -> Policy:
+    """The default policy with `services` as targets and routes of the shipped kinds."""
+    base = default_policy()
+    target = base.services["hybrid-router"]
+    first = services[0]
+    routes = [
+        Route(name="down", match=RouteMatch(labels={"alertname": "HybridRouterDown"}), service=first,
+              severity=Severity.P0, kind="hybrid-router-down"),
+        Route(name="alarms", match=RouteMatch(alarm_name=f"^{first}-"), service=first),
+        Route(name="metrics", match=RouteMatch(namespace="HybridRouting"), service=first),
+        Route(name="by-service-label", match=RouteMatch()),
+    ]  # fmt: skip
+    return base.model_copy(update={"services": {s: target for s in services}, "routes": routes})
+
+
+@dataclass
+class Intake:
+    url: str
+    client: Client
+    policy: Policy
+    service: str
+    confirmed: list[str]
+
+    def workflow_id(self, service: str | None = None) -> str:
+        return f"incident/{service or self.service}/{REGION}"
+
+    async def post(self, path: str, body: Any, token: str | None = TOKEN, **headers: str) -> httpx.Response:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        sent = {"content-type": "application/json", **headers}
+        if token is not None:
+            sent["authorization"] = f"Bearer {token}"
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await http.post(f"{self.url}{path}", content=content, headers=sent)
+
+    async def view(self, service: str | None = None) -> Any:
+        handle = self.client.get_workflow_handle(self.workflow_id(service))
+        return await handle.query(IncidentResponseWorkflow.view)
+
+    async def until(self, check: Any, service: str | None = None) -> Any:
+        last = None
+        for _ in range(200):
+            try:
+                last = await self.view(service)
+                if last.timeline and check(last):  # classified: summary and severity are set
+                    return last
+            except Exception:  # noqa: BLE001 - not started yet
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"never reached; last: {last}")
+
+    async def exists(self, service: str | None = None) -> bool:
+        query = f"WorkflowId = '{self.workflow_id(service)}'"
+        return bool([w async for w in self.client.list_workflows(query)])
+
+
+def config_for(policy: Policy, **overrides: Any) -> IntakeConfig:
+    defaults = dict(alertmanager_token=TOKEN, eventbridge_token=TOKEN, generic_token=TOKEN,
+                    sns_topics=[sns_signing.TOPIC_ARN], pagerduty_secrets=[PD_SECRET])  # fmt: skip
+    return IntakeConfig(policy=policy, **(defaults | overrides))
+
+
+def verifier() -> sns.SnsVerifier:
+    identity = sns_signing.identity()
+    store = sns.CertificateStore(preloaded={identity.cert_url: identity.cert_pem})
+    return sns.SnsVerifier([sns_signing.TOPIC_ARN], store)
+
+
+@pytest.fixture
+async def intake(dev_env: WorkflowEnvironment) -> AsyncIterator[Intake]:
+    service = f"hr-{uuid.uuid4().hex[:8]}"
+    policy = intake_policy(service, f"{service}-b")
+    fake = FakePlatform(policy)
+    task_queue = f"intake-{uuid.uuid4()}"
+    confirmed: list[str] = []
+
+    async def confirm(url: str) -> None:
+        confirmed.append(url)
+
+    target = dev_env.client.service_client.config.target_host
+    handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue)
+    app = create_app(config_for(policy), handoff, sns_verifier=verifier(), confirm_subscription=confirm)
+    async with Worker(dev_env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow],
+                      activities=fake.activities()):  # fmt: skip
+        with serve_app(app) as url:
+            yield Intake(url=url, client=dev_env.client, policy=policy, service=service, confirmed=confirmed)
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def alertmanager(service: str, status: str = "firing", fingerprints: tuple[str, ...] = ("a1", "b2")) -> dict:
+    """Alertmanager's webhook payload, version 4, as its documentation gives it."""
+    alerts = [
+        {
+            "status": status,
+            "labels": {"alertname": "HybridRouterHighLatency", "service": service, "severity": "critical",
+                       "instance": f"10.0.0.{i}:9090"},
+            "annotations": {"summary": "P95 latency above 2 s", "description": "hybrid router slow"},
+            "startsAt": "2026-11-22T10:00:00.000Z",
+            "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-22T10:20:00.000Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=...",
+            "fingerprint": fingerprint,
+        }
+        for i, fingerprint in enumerate(fingerprints)
+    ]  # fmt: skip
+    return {
+        "version": "4", "groupKey": '{}:{alertname="HybridRouterHighLatency"}', "truncatedAlerts": 0,
+        "status": status, "receiver": "runbooks", "groupLabels": {"alertname": "HybridRouterHighLatency"},
+        "commonLabels": {"alertname": "HybridRouterHighLatency", "service": service},
+        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "alerts": alerts,
+    }  # fmt: skip
+
+
+def eventbridge(alarm: str, state: str = "ALARM", event_id: str | None = None) -> dict:
+    """An EventBridge "CloudWatch Alarm State Change" event, as AWS documents it."""
+    return {
+        "version": "0", "id": event_id or str(uuid.uuid4()), "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch", "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": REGION,
+        "resources": [f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{alarm}"],
+        "detail": {
+            "alarmName": alarm,
+            "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2026-11-22T10:00:00.000+0000"},
+            "previousState": {"value": "OK", "reason": "", "timestamp": "2026-11-22T09:00:00.000+0000"},
+            "configuration": {"description": "p95 latency", "metrics": [{"id": "m1", "metricStat": {
+                "metric": {"namespace": "HybridRouting", "name": "LatencyP95", "dimensions": {"Service": "x"}},
+                "period": 60, "stat": "Maximum"}, "returnData": True}]},
+        },
+    }  # fmt: skip
+
+
+def pagerduty_webhook(workflow_id: str, event_type: str = "incident.acknowledged", event_id: str = "ev-1") -> dict:
+    """A PagerDuty webhooks v3 delivery, as PagerDuty documents it."""
+    return {"event": {
+        "id": event_id, "event_type": event_type, "resource_type": "incident",
+        "occurred_at": "2026-11-22T10:05:00.000Z",
+        "agent": {"id": "PLH1HKV", "summary": "Tenex Engineer", "type": "user_reference"},
+        "client": {"name": "PagerDuty"},
+        "data": {"id": "PGR0VU2", "type": "incident", "number": 2, "status": "acknowledged",
+                 "incident_key": workflow_id, "title": "hybrid router down", "urgency": "high"},
+    }}  # fmt: skip
+
+
+def pd_signature(body: bytes, *secrets: str) -> str:
+    return ",".join(f"v1={hmac.new(s.encode(), body, hashlib.sha256).hexdigest()}" for s in secrets)
+
+
+# --------------------------------------------------------------------------- senders
+
+
+async def test_alertmanager_group_opens_one_incident_and_a_retry_changes_nothing(intake: Intake) -> None:
+    first = await intake.post("/v1/alerts/alertmanager", alertmanager(intake.service))
+    assert first.status_code == 202, first.text
+    assert first.json()["accepted"] == 2 and first.json()["incidents"] == [intake.workflow_id()]
+    view = await intake.until(lambda v: v.alert_count == 2 and v.severity is not None)
+    assert view.severity == Severity.P0  # severity label "critical" through the policy's severity_labels
+
+    retry = await intake.post("/v1/alerts/alertmanager", alertmanager(intake.service))
+    assert retry.status_code == 202 and retry.json()["duplicates"] == 2
+
+    resolved = await intake.post("/v1/alerts/alertmanager", alertmanager(intake.service, "resolved"))
+    assert resolved.status_code == 202 and resolved.json()["accepted"] == 2
+    view = await intake.until(lambda v: v.alert_count == 4)
+    assert [e.event for e in view.timeline].count("alert resolved") == 2
+
+
+async def test_eventbridge_alarm_and_its_ok(intake: Intake) -> None:
+    alarm = f"{intake.service}-p95-latency"
+    response = await intake.post("/v1/alerts/eventbridge", eventbridge(alarm))
+    assert response.status_code == 202, response.text
+    view = await intake.until(lambda v: v.alert_count == 1)
+    assert view.summary.startswith(alarm)
+    insufficient = await intake.post("/v1/alerts/eventbridge", eventbridge(alarm, "INSUFFICIENT_DATA"))
+    assert insufficient.status_code == 202 and insufficient.json()["accepted"] == 0
+    ok = await intake.post("/v1/alerts/eventbridge", eventbridge(alarm, "OK"))
+    assert ok.status_code == 202
+    view = await intake.until(lambda v: v.alert_count == 2)
+    assert view.timeline[-1].event == "alert resolved"
+
+
+async def test_sns_cloudwatch_alarm_signed_v1_and_v2(intake: Intake) -> None:
+    alarm = f"{intake.service}-errors"
+    for version in ("1", "2"):
+        message = sns_signing.sign(sns_signing.notification(
+            message=sns_signing.cloudwatch_alarm_message(alarm, "ALARM", "HybridRouting", "ErrorRate"),
+            subject=sns_signing.alarm_subject(alarm)), version=version)  # fmt: skip
+        response = await intake.post("/v1/alerts/sns", message, token=None, **{"content-type": "text/plain"})
+        assert response.status_code == 202, response.text
+        again = await intake.post("/v1/alerts/sns", message, token=None, **{"content-type": "text/plain"})
+        assert again.status_code == 202 and again.json()["duplicates"] == 1
+    await intake.until(lambda v: v.alert_count == 2)
+
+
+async def test_sns_subscription_is_confirmed_and_forgeries_are_refused(intake: Intake) -> None:
+    confirmation = sns_signing.sign(sns_signing.subscription_confirmation())
+    response = await intake.post("/v1/alerts/sns", confirmation, token=None, **{"content-type": "text/plain"})
+    assert response.status_code == 200 and intake.confirmed == [confirmation["SubscribeURL"]]
+
+    alarm = sns_signing.cloudwatch_alarm_message(f"{intake.service}-x", "ALARM", "HybridRouting", "ErrorRate")
+    good = sns_signing.sign(sns_signing.notification(message=alarm))
+    forged = {
+        "tampered": {**good, "Message": alarm.replace("ALARM", "OK")},
+        "wrong certificate host": sns_signing.sign(sns_signing.notification(message=alarm),
+                                                   cert_url="https://sns.evil.example.com/cert.pem"),
+        "unknown topic": sns_signing.sign(sns_signing.notification(
+            topic_arn="arn:aws:sns:eu-central-1:999999999999:other", message=alarm)),
+        "unknown signature version": sns_signing.sign(sns_signing.notification(message=alarm), version="3"),
+    }  # fmt: skip
+    for name, message in forged.items():
+        refused = await intake.post("/v1/alerts/sns", message, token=None, **{"content-type": "text/plain"})
+        assert 400 <= refused.status_code < 500, (name, refused.text)
+    assert not await intake.exists(f"{intake.service}-x")
+
+
+async def test_pagerduty_acknowledgement_reaches_the_incident(intake: Intake) -> None:
+    opened = await intake.post("/v1/alerts", {"service": intake.service, "summary": "down", "severity": "P0"})
+    assert opened.status_code == 202, opened.text
+    await intake.until(lambda v: v.status.value == "awaiting_ack")
+
+    body = json.dumps(pagerduty_webhook(intake.workflow_id())).encode()
+    unsigned = await intake.post("/v1/webhooks/pagerduty", body, token=None)
+    tampered = await intake.post("/v1/webhooks/pagerduty", body.replace(b"Tenex", b"Mallory"), token=None,
+                                 **{"x-pagerduty-signature": pd_signature(body, PD_SECRET)})  # fmt: skip
+    assert (unsigned.status_code, tampered.status_code) == (401, 403)
+
+    rotated = pd_signature(body, "old-secret", PD_SECRET)  # two signatures while PagerDuty rotates
+    response = await intake.post("/v1/webhooks/pagerduty", body, token=None, **{"x-pagerduty-signature": rotated})
+    assert response.status_code == 202 and response.json()["signalled"] == intake.workflow_id()
+    view = await intake.until(lambda v: v.acknowledged_by is not None)
+    assert view.acknowledged_by == "Tenex Engineer (PagerDuty)"
+
+    again = await intake.post("/v1/webhooks/pagerduty", body, token=None, **{"x-pagerduty-signature": rotated})
+    assert again.status_code == 200 and again.json() == {"duplicate": "ev-1"}
+    foreign = json.dumps(pagerduty_webhook("d3640fbd41094207a1c11e58e46b1662", event_id="ev-2")).encode()
+    ignored = await intake.post("/v1/webhooks/pagerduty", foreign, token=None,
+                                **{"x-pagerduty-signature": pd_signature(foreign, PD_SECRET)})  # fmt: skip
+    assert ignored.status_code == 202 and "ignored" in ignored.json()
+
+
+async def test_a_resolved_alert_before_approval_means_no_remediation(intake: Intake) -> None:
+    fire = {"id": "g-1", "service": intake.service, "summary": "down", "severity": "P0"}
+    assert (await intake.post("/v1/alerts", fire)).status_code == 202
+    await intake.until(lambda v: v.status.value == "awaiting_ack")
+    handle = intake.client.get_workflow_handle(intake.workflow_id())
+    from contracts import Acknowledge
+
+    await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
+    await intake.until(lambda v: v.pending_approval is not None)
+    clear = {"id": "g-2", "service": intake.service, "summary": "recovered", "status": "resolved"}
+    assert (await intake.post("/v1/alerts", clear)).status_code == 202
+    view = await intake.until(lambda v: any(e.event == "proposal withdrawn" for e in v.timeline))
+    assert view.remediation is None and view.pending_approval is None
+    assert view.status.value == "verifying"  # checks whether the service recovered; acts on nothing
+    await handle.terminate("test done")
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+async def test_bad_requests_are_refused_naming_the_problem_and_start_nothing(intake: Intake) -> None:
+    good = {"service": intake.service, "summary": "down"}
+    cases = [
+        ("no token", await intake.post("/v1/alerts", good, token=None), 401, "Authorization"),
+        ("wrong token", await intake.post("/v1/alerts", good, token="nope"), 403, "bearer token"),
+        ("content type", await intake.post("/v1/alerts", good, **{"content-type": "text/xml"}), 415, "Content-Type"),
+        ("malformed", await intake.post("/v1/alerts", b'{"service": ', ), 400, "not valid JSON"),
+        ("schema", await intake.post("/v1/alerts", {"service": intake.service}), 422, "summary"),
+        ("wrong status", await intake.post("/v1/alerts", {**good, "status": "burning"}), 422, "status"),
+        ("unrouted", await intake.post("/v1/alerts", {**good, "service": "unknown-service"}), 422, "no route"),
+        ("too large", await intake.post("/v1/alerts", {**good, "summary": "x" * 2_000_000}), 413, "larger"),
+        ("alertmanager version", await intake.post("/v1/alerts/alertmanager",
+                                                   {**alertmanager(intake.service), "version": "3"}), 422, "version"),
+    ]  # fmt: skip
+    for name, response, status, words in cases:
+        assert response.status_code == status, (name, response.text)
+        assert words in response.json()["error"], (name, response.json())
+    assert not await intake.exists()
+
+    metrics = httpx.get(f"{intake.url}/metrics").text
+    assert 'intake_alerts_rejected_total{reason="schema",source="generic"} 2.0' in metrics
+    assert 'intake_alerts_rejected_total{reason="unrouted",source="generic"} 1.0' in metrics
+
+
+async def test_health_readiness_and_the_openapi_document(intake: Intake) -> None:
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{intake.url}/healthz")).json() == {"status": "alive"}
+        assert (await http.get(f"{intake.url}/readyz")).status_code == 200
+        document = (await http.get(f"{intake.url}/openapi.json")).json()
+    assert set(document["paths"]) >= {"/v1/alerts/alertmanager", "/v1/alerts/sns", "/v1/alerts/eventbridge",
+                                      "/v1/webhooks/pagerduty", "/v1/alerts"}  # fmt: skip
+    reference = document["paths"]["/v1/alerts"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    generic = document["components"]["schemas"][reference["$ref"].rsplit("/", 1)[-1]]
+    assert {"service", "summary"} <= set(generic["required"])
+    assert "503" in document["paths"]["/v1/alerts/sns"]["post"]["responses"]
+
+
+# --------------------------------------------------------------------------- storm
+
+
+async def test_a_storm_of_alerts_for_a_hundred_targets_is_a_hundred_incidents(dev_env: WorkflowEnvironment) -> None:
+    services = [f"storm-{uuid.uuid4().hex[:6]}-{n:03d}" for n in range(100)]
+    policy = intake_policy(*services)
+    task_queue = f"storm-{uuid.uuid4()}"
+    target = dev_env.client.service_client.config.target_host
+    handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue)
+    app = create_app(config_for(policy), handoff)
+    per_target = 20
+    alerts = [{"id": f"{s}-{i}", "service": s, "summary": f"alert {i}", "severity": "P2"}
+              for i in range(per_target) for s in services]  # fmt: skip
+    async with Worker(dev_env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow],
+                      activities=FakePlatform(policy).activities()):  # fmt: skip
+        with serve_app(app) as url:
+            limits = httpx.Limits(max_connections=50)
+            async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+                gate = asyncio.Semaphore(50)
+
+                async def send(alert: dict) -> int:
+                    async with gate:
+                        response = await http.post(f"{url}/v1/alerts", json=alert,
+                                                   headers={"authorization": f"Bearer {TOKEN}"})  # fmt: skip
+                        return response.status_code
+
+                statuses = await asyncio.gather(*(send(a) for a in alerts))
+                assert statuses.count(202) == len(alerts), {s: statuses.count(s) for s in set(statuses)}
+                # the storm again, as senders retrying: nothing changes
+                retried = await asyncio.gather(*(send(a) for a in alerts[:500]))
+                assert set(retried) == {202}
+
+        query = f"WorkflowType = 'IncidentResponseWorkflow' AND TaskQueue = '{task_queue}'"
+        for _ in range(100):
+            workflows = [w async for w in dev_env.client.list_workflows(query)]
+            if len(workflows) >= 100:
+                break
+            await asyncio.sleep(0.1)
+        assert len(workflows) == 100
+        counts = await asyncio.gather(*(
+            dev_env.client.get_workflow_handle(w.id).query(IncidentResponseWorkflow.view) for w in workflows))  # fmt: skip
+        assert sum(v.alert_count for v in counts) == len(alerts)
+        assert {v.alert_count for v in counts} == {per_target}
+        await asyncio.gather(*(dev_env.client.get_workflow_handle(w.id).terminate("storm test") for w in workflows))
+
+
+# --------------------------------------------------------------------------- Temporal away
+
+
+@pytest.fixture
+def own_temporal(tmp_path: Path) -> Iterator[Stack]:
+    from devstack.net import free_port
+
+    stack = Stack(StackConfig(temporal_port=free_port(), temporal_ui_port=free_port(), data_dir=tmp_path))
+    stack.start_temporal()
+    yield stack
+    stack.stop()
+
+
+async def test_temporal_down_is_503_and_the_retried_deliveries_all_arrive(own_temporal: Stack) -> None:
+    address = own_temporal.config.temporal_address
+    service = f"away-{uuid.uuid4().hex[:6]}"
+    policy = intake_policy(service)
+    task_queue = f"away-{uuid.uuid4()}"
+    handoff = Handoff(lambda: Client.connect(address, data_converter=pydantic_data_converter), task_queue)
+    app = create_app(config_for(policy), handoff)
+    alerts = [{"id": f"d-{i}", "service": service, "summary": f"alert {i}"} for i in range(5)]
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    with serve_app(app) as url:
+        async with httpx.AsyncClient(timeout=30) as http:
+            assert (await http.post(f"{url}/v1/alerts", json=alerts[0], headers=headers)).status_code == 202
+
+            own_temporal.stop_child(own_temporal.child("temporal"))
+            down = [await http.post(f"{url}/v1/alerts", json=a, headers=headers) for a in alerts[1:]]
+            assert {r.status_code for r in down} == {503}
+            assert all(r.headers.get("retry-after") for r in down)
+            assert "retry" in down[0].json()["error"]
+            assert (await http.get(f"{url}/readyz")).status_code == 503
+
+            own_temporal.start_temporal()  # same SQLite file
+            for _ in range(60):
+                if (await http.get(f"{url}/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.5)
+            # the senders retry every delivery, including the one that already got through
+            again = [await http.post(f"{url}/v1/alerts", json=a, headers=headers) for a in alerts]
+            assert [r.status_code for r in again] == [202] * 5, [r.text for r in again]
+
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    async with Worker(client, task_queue=task_queue, workflows=[IncidentResponseWorkflow],
+                      activities=FakePlatform(policy).activities()):  # fmt: skip
+        handle = client.get_workflow_handle(f"incident/{service}/{REGION}")
+        for _ in range(100):
+            view = await handle.query(IncidentResponseWorkflow.view)
+            if view.alert_count == 5:
+                break
+            await asyncio.sleep(0.1)
+        assert view.alert_count == 5  # every alert once: none lost, the retried first one not doubled
+        await handle.terminate("test done")
