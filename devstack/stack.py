@@ -22,6 +22,8 @@ BIN = Path(sys.executable).parent
 # The demo stack's PagerDuty credentials: any 32-character routing key and token will do.
 DEMO_ROUTING_KEY = "R0UT1NGKEYDEM0LOCALSTACK00000001"
 DEMO_API_TOKEN = "demo-pagerduty-token"
+DEMO_INTAKE_TOKEN = "demo-intake-token"
+DEMO_WEBHOOK_SECRET = "demo-webhook-secret"
 
 
 class StackError(RuntimeError):
@@ -36,6 +38,7 @@ class StackConfig:
     moto_port: int = 5000
     pagerduty_port: int = 8091
     demo_port: int = 8090
+    intake_port: int = 8080
     data_dir: Path = PROJECT_ROOT / ".data"
     policy: Path = PROJECT_ROOT / "policy" / "demo.yaml"
     metrics_interval: float = 5.0
@@ -60,6 +63,7 @@ class StackConfig:
             moto_port=port("MOTO_PORT", defaults.moto_port),
             pagerduty_port=port("PAGERDUTY_EMULATOR_PORT", defaults.pagerduty_port),
             demo_port=port("DEMO_SERVICE_PORT", defaults.demo_port),
+            intake_port=port("INTAKE_PORT", defaults.intake_port),
             data_dir=Path(env.get("RUNBOOK_DATA_DIR") or defaults.data_dir),
             policy=Path(env.get("RUNBOOK_POLICY") or defaults.policy),
         )
@@ -97,6 +101,13 @@ class StackConfig:
             "PLATFORM_URL": self.url(self.demo_port),
             "RUNBOOK_POLICY": str(self.policy),
             "RUNBOOK_DATA_DIR": str(self.data_dir),
+            "INTAKE_HOST": self.host,
+            "INTAKE_PORT": str(self.intake_port),
+            "INTAKE_ALERTMANAGER_TOKEN": DEMO_INTAKE_TOKEN,
+            "INTAKE_EVENTBRIDGE_TOKEN": DEMO_INTAKE_TOKEN,
+            "INTAKE_GENERIC_TOKEN": DEMO_INTAKE_TOKEN,
+            "INTAKE_SNS_TOPICS": "arn:aws:sns:eu-central-1:123456789012:runbook-alerts",
+            "PAGERDUTY_WEBHOOK_SECRETS": DEMO_WEBHOOK_SECRET,
         }
 
 
@@ -124,6 +135,7 @@ class Stack:
             "MOTO_PORT (AWS emulator)": c.moto_port,
             "PAGERDUTY_EMULATOR_PORT (PagerDuty emulator)": c.pagerduty_port,
             "DEMO_SERVICE_PORT (demo hybrid-router service)": c.demo_port,
+            "INTAKE_PORT (alert intake)": c.intake_port,
         }
         taken = [f"{port} ({name})" for name, port in ports.items() if port_in_use(c.host, port)]
         if taken:
@@ -189,6 +201,11 @@ class Stack:
         child = self.spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], echo=True)
         return child
 
+    def start_intake(self) -> Child:
+        child = self.spawn("intake", [sys.executable, "-m", "intake"], echo=True)
+        wait_for_http(f"{self.config.url(self.config.intake_port)}/healthz", timeout=30)
+        return child
+
     def start(self, with_worker: bool = True) -> None:
         """Everything, in dependency order; on any failure what was started is stopped."""
         try:
@@ -200,6 +217,7 @@ class Stack:
             self.start_demo_service()
             if with_worker:
                 self.start_worker()
+            self.start_intake()
         except BaseException:
             self.stop()
             raise
@@ -270,6 +288,7 @@ class Stack:
             ("AWS emulator (moto)", c.url(c.moto_port)),
             ("PagerDuty emulator", f"{c.pagerduty_url}  (self-signed: {c.pagerduty_tls_dir / 'cert.pem'})"),
             ("demo hybrid-router service", c.url(c.demo_port)),
+            ("alert intake (bearer token demo-intake-token)", f"{c.url(c.intake_port)}  (API: /openapi.json)"),
             ("worker", f"task queue {os.environ.get('RUNBOOK_TASK_QUEUE', 'runbooks')}, policy {c.policy}"),
             ("data (SQLite, emulator state)", str(c.data_dir)),
             ("logs", str(c.data_dir / "logs")),

@@ -48,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("stack")
     config = StackConfig(
         temporal_port=free_port(), temporal_ui_port=free_port(), moto_port=free_port(),
-        pagerduty_port=free_port(), demo_port=free_port(), data_dir=data,
+        pagerduty_port=free_port(), demo_port=free_port(), intake_port=free_port(), data_dir=data,
         policy=fast_policy(data / "policy.yaml"), metrics_interval=1.0,
     )  # fmt: skip
     stack = Stack(config)
@@ -282,5 +282,33 @@ def test_temporal_restart_keeps_the_incident_and_repeats_nothing(stack: Stack, w
     wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
     cli(stack, "approve", incident, "--as", "demo-lead")
     view = wait_for(stack, incident, lambda v: v["status"] in ("resolved", "escalated"), timeout=180)
+    assert view["status"] == "resolved", view["timeline"]
+    assert_one_page_and_one_rollback(stack, good)
+
+
+def test_alerts_and_pagerduty_acks_through_the_intake(stack: Stack, worker: Callable[[], Any]) -> None:
+    from devstack.stack import DEMO_INTAKE_TOKEN, DEMO_WEBHOOK_SECRET
+    from tests.test_intake import alertmanager, pagerduty_webhook, pd_signature
+
+    good = break_and_record(stack)
+    intake = stack.config.url(stack.config.intake_port)
+    payload = alertmanager("hybrid-router")
+    for alert in payload["alerts"]:
+        alert["labels"]["alertname"] = "HybridRouterDown"
+    sent = httpx.post(f"{intake}/v1/alerts/alertmanager", json=payload,
+                      headers={"authorization": f"Bearer {DEMO_INTAKE_TOKEN}"}, timeout=30)  # fmt: skip
+    assert sent.status_code == 202, sent.text
+    view = wait_for(stack, WORKFLOW_ID, lambda v: v["status"] == "awaiting_ack")
+    assert view["severity"] == "P0" and view["alert_count"] == 2
+
+    body = json.dumps(pagerduty_webhook(WORKFLOW_ID, event_id=f"ev-{time.time()}")).encode()
+    acked = httpx.post(f"{intake}/v1/webhooks/pagerduty", content=body, timeout=30, headers={
+        "content-type": "application/json", "x-pagerduty-signature": pd_signature(body, DEMO_WEBHOOK_SECRET)})
+    assert acked.status_code == 202, acked.text
+    view = wait_for(stack, WORKFLOW_ID, lambda v: v["pending_approval"] is not None)
+    assert view["acknowledged_by"] == "Tenex Engineer (PagerDuty)"
+
+    cli(stack, "approve", WORKFLOW_ID, "--as", "demo-lead")
+    view = wait_for(stack, view["id"], lambda v: v["status"] in ("resolved", "escalated"))
     assert view["status"] == "resolved", view["timeline"]
     assert_one_page_and_one_rollback(stack, good)

@@ -18,11 +18,12 @@ from settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 
-PORT_VARIABLES = ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MOTO_PORT", "PAGERDUTY_EMULATOR_PORT", "DEMO_SERVICE_PORT")
+PORT_VARIABLES = ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MOTO_PORT", "PAGERDUTY_EMULATOR_PORT", "DEMO_SERVICE_PORT",
+                  "INTAKE_PORT")
 
 
 def stack_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "PAGERDUTY_", "AWS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "PAGERDUTY_", "AWS_", "INTAKE_"))}
     env.update({name: str(free_port()) for name in PORT_VARIABLES})
     env["RUNBOOK_DATA_DIR"] = str(data_dir)
     return env
