@@ -1,0 +1,196 @@
+"""Benchmark: an alert storm through the intake, next to bare signal-with-start (the floor).
+
+    .venv/bin/python bench/intake_storm.py [--alerts 5000] [--targets 100] [--concurrency 50]
+
+Starts its own Temporal dev server (SQLite file in WAL mode, as `make run` does) and the
+intake as its own process, then sends the same number of alerts two ways against the same
+server: as HTTP POSTs to the intake's generic endpoint, and as signal-with-start calls made
+directly with the Temporal client. No worker runs, so nothing else competes for the two
+cores: this measures the hand-over only. Prints alerts per second and latency percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import yaml
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from contracts import Alert  # noqa: E402
+from devstack.net import free_port, wait_for_http  # noqa: E402
+from devstack.stack import Stack, StackConfig  # noqa: E402
+from settings import PROJECT_ROOT  # noqa: E402
+from starter import open_or_join_incident  # noqa: E402
+
+TOKEN = "bench-token"
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
+
+
+def bench_policy(directory: Path, targets: int) -> Path:
+    policy = yaml.safe_load((PROJECT_ROOT / "policy" / "default.yaml").read_text())
+    template = policy["services"]["hybrid-router"]
+    policy["services"] = {f"bench-{n:03d}": template for n in range(targets)}
+    policy["routes"] = [{"name": "by-service-label", "match": {}}]
+    path = directory / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    return path
+
+
+async def timed(gate: asyncio.Semaphore, call) -> float:  # noqa: ANN001
+    async with gate:
+        started = time.perf_counter()
+        await call()
+        return time.perf_counter() - started
+
+
+class KeepAlive:
+    """A minimal HTTP/1.1 keep-alive client: httpx costs more CPU per request than the intake
+    itself does, and on two cores the load generator must not be what is measured."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nhost: {self.host}\r\ncontent-length: {len(body)}\r\n{head}\r\n".encode()
+            + body
+        )
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def through_intake(url: str, alerts: list[dict], concurrency: int) -> tuple[float, list[float]]:
+    parsed = httpx.URL(url)
+    pool: asyncio.Queue[KeepAlive] = asyncio.Queue()
+    for _ in range(concurrency):
+        pool.put_nowait(KeepAlive(parsed.host, parsed.port or 80))
+    headers = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+
+    async def post(alert: dict) -> float:
+        connection = await pool.get()
+        try:
+            started = time.perf_counter()
+            status = await connection.post("/v1/alerts", json.dumps(alert).encode(), headers)
+            if status != 202:
+                raise RuntimeError(f"intake answered {status}")
+            return time.perf_counter() - started
+        finally:
+            pool.put_nowait(connection)
+
+    started = time.perf_counter()
+    latencies = await asyncio.gather(*(post(a) for a in alerts))
+    elapsed = time.perf_counter() - started
+    while not pool.empty():
+        pool.get_nowait().close()
+    return elapsed, latencies
+
+
+async def bare_signal_with_start(client: Client, alerts: list[dict], concurrency: int) -> tuple[float, list[float]]:
+    gate = asyncio.Semaphore(concurrency)
+    now = datetime.now(UTC)
+
+    def start(alert: dict):  # noqa: ANN202
+        model = Alert(source="bench", service=alert["service"], region="floor", summary=alert["summary"],
+                      delivery_id=alert["id"], received_at=now)  # fmt: skip
+        return lambda: open_or_join_incident(client, model, "bench", "bench-floor")
+
+    started = time.perf_counter()
+    latencies = await asyncio.gather(*(timed(gate, start(a)) for a in alerts))
+    return time.perf_counter() - started, latencies
+
+
+def handoff_histogram(url: str) -> str:
+    lines = httpx.get(f"{url}/metrics").text.splitlines()
+    count = next((ln.split()[-1] for ln in lines if ln.startswith("intake_handoff_seconds_count")), "?")
+    total = next((ln.split()[-1] for ln in lines if ln.startswith("intake_handoff_seconds_sum")), "?")
+    try:
+        return f"{float(total) / float(count) * 1000:.1f} ms mean over {float(count):.0f}"
+    except ValueError:
+        return "n/a"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--alerts", type=int, default=5000)
+    parser.add_argument("--targets", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=50)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        stack = Stack(StackConfig(temporal_port=free_port(), temporal_ui_port=free_port(), data_dir=directory,
+                                  policy=bench_policy(directory, args.targets), intake_port=free_port()))  # fmt: skip
+        stack.start_temporal()
+        intake_env = {**os.environ, **stack.config.client_env(), "INTAKE_GENERIC_TOKEN": TOKEN,
+                      "RUNBOOK_TASK_QUEUE": "bench-intake", "LOG_LEVEL": "WARNING"}  # fmt: skip
+        intake = subprocess.Popen([sys.executable, "-m", "intake"], env=intake_env, cwd=PROJECT_ROOT)
+        url = stack.config.url(stack.config.intake_port)
+        try:
+            wait_for_http(f"{url}/healthz")
+            run = uuid.uuid4().hex[:6]
+            alerts = [{"id": f"{run}-{i}", "service": f"bench-{i % args.targets:03d}", "summary": f"alert {i}"}
+                      for i in range(args.alerts)]  # fmt: skip
+            await through_intake(url, alerts[: min(200, len(alerts))], args.concurrency)  # warm-up
+            client = await Client.connect(stack.config.temporal_address, data_converter=pydantic_data_converter)
+            floor_alerts = [{**a, "id": f"floor-{a['id']}"} for a in alerts]
+            await bare_signal_with_start(client, floor_alerts[:200], args.concurrency)  # warm-up
+
+            intake_seconds, intake_latencies = await through_intake(url, alerts, args.concurrency)
+            floor_seconds, floor_latencies = await bare_signal_with_start(client, floor_alerts, args.concurrency)
+            server_side = handoff_histogram(url)
+        finally:
+            intake.terminate()
+            intake.wait(timeout=10)
+            stack.stop()
+
+    rows = [
+        ("through the intake (HTTP POST -> 202)", intake_seconds, intake_latencies),
+        ("bare signal-with-start (the floor)", floor_seconds, floor_latencies),
+    ]
+    print(f"{args.alerts} alerts, {args.targets} targets, concurrency {args.concurrency}, dev server on SQLite (WAL)")
+    print("| path | alerts/s | p50 ms | p95 ms | p99 ms |")
+    print("|---|---|---|---|---|")
+    for name, seconds, latencies in rows:
+        cut = percentiles(latencies)
+        print(f"| {name} | {len(latencies) / seconds:.0f} | {cut['p50']:.1f} | {cut['p95']:.1f} | {cut['p99']:.1f} |")
+    print(f"intake's own hand-over histogram: {server_side}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    os._exit(0)  # sdk-python issue 300
