@@ -1,4 +1,4 @@
-# The worker image of the production shape (docker-compose.yml). No emulators, no demo.
+# The image of the production shape (docker-compose.yml): the worker, and `python -m intake`.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -6,6 +6,7 @@ COPY contracts.py settings.py starter.py worker.py ./
 COPY workflows ./workflows
 COPY activities ./activities
 COPY runbook_cli ./runbook_cli
+COPY intake ./intake
 COPY devstack ./devstack
 COPY policy ./policy
 RUN pip install --no-cache-dir . && useradd --system runbooks
