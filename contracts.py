@@ -69,6 +69,9 @@ class Alert(Strict):
     # Identifies one delivery (SNS MessageId, EventBridge id, an Alertmanager alert's
     # fingerprint and state): a sender's retry of it changes nothing a second time.
     delivery_id: str | None = Field(default=None, max_length=512)
+    # Which alert this is across its states (Alertmanager fingerprint, alarm name): the
+    # condition clears when every alert that fired has resolved.
+    fingerprint: str | None = Field(default=None, max_length=512)
 
 
 class PagerDutyEvent(Strict):
@@ -176,7 +179,7 @@ class Route(Strict):
     match: RouteMatch
     runbook: Literal["incident"] = "incident"
     service: str | None = None  # None: the alert's own `service` label
-    region: str | None = None  # None: the alert's region, else the service's
+    region: str | None = None  # None: the service's region in `services`
     severity: Severity | None = None  # None: the alert's severity label, else classification
     kind: str | None = None
 

@@ -45,6 +45,10 @@ async def main() -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     config = settings.load()
     load_policy_file(config.policy_path)  # a broken policy stops the worker at start, not mid-incident
+    missing = [name for name, value in (("PAGERDUTY_ROUTING_KEY", config.pagerduty_routing_key),
+                                        ("PAGERDUTY_API_TOKEN", config.pagerduty_api_token)) if not value]  # fmt: skip
+    if missing:  # else every incident would go unpaged, found out only in the middle of one
+        raise SystemExit(f"worker: {', '.join(missing)} not set; incidents could not page anyone")
     client = await connect(config)
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

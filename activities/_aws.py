@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 import boto3
@@ -33,9 +34,18 @@ _PERMANENT = {
 }
 
 
-@functools.lru_cache(maxsize=32)
+_CREATING = threading.Lock()
+
+
 def client(service: str, region: str) -> Any:
-    """One client per service and region; boto3 clients are safe to share between threads."""
+    """One client per service and region. Clients are safe to share between the activity
+    threads; creating them from boto3's default session is not, hence the lock."""
+    with _CREATING:
+        return _client(service, region)
+
+
+@functools.lru_cache(maxsize=32)
+def _client(service: str, region: str) -> Any:
     return boto3.client(service, region_name=region, config=_CONFIG)
 
 

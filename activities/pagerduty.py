@@ -91,7 +91,7 @@ def trigger_page(request: PageRequest) -> str:
             severity=request.severity,
             custom_details=dict(request.details),
             # the time the page was asked for, not when a retry got through
-            payload={"timestamp": activity.info().current_attempt_scheduled_time.isoformat()},
+            payload={"timestamp": activity.info().scheduled_time.isoformat()},
         )
     except pagerduty.Error as err:
         raise _failure(err, "trigger") from err

@@ -73,7 +73,7 @@ async def set_hybrid_routing(request: EmergencySwitchRequest) -> RemediationReco
             )
     except httpx.HTTPError as err:
         raise ApplicationError(f"{verb} hybrid routing: {err!r}", type="PlatformUnreachable") from err
-    if response.status_code >= 400:
+    if not response.is_success:  # a redirect is not a switched platform either
         raise ApplicationError(
             f"{verb} hybrid routing: HTTP {response.status_code}: {_detail(response)}",
             type=f"HTTP{response.status_code}",

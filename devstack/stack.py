@@ -124,6 +124,13 @@ class Stack:
     config: StackConfig
     echo: bool = False  # copy children's output to this terminal (the worker's, at least)
     children: list[Child] = field(default_factory=list)
+    # Set by a signal handler: start-up stops at the next step. (Raising from the handler
+    # could land between starting a child and recording it, and orphan that child.)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+
+    def checkpoint(self) -> None:
+        if self.interrupted.is_set():
+            raise KeyboardInterrupt
 
     # ------------------------------------------------------------------ parts
 
@@ -208,16 +215,13 @@ class Stack:
 
     def start(self, with_worker: bool = True) -> None:
         """Everything, in dependency order; on any failure what was started is stopped."""
+        steps = [self.check_ports, self.start_temporal, self.start_moto, self.seed_aws, self.start_pagerduty,
+                 self.start_demo_service, *([self.start_worker] if with_worker else []), self.start_intake]  # fmt: skip
         try:
-            self.check_ports()
-            self.start_temporal()
-            self.start_moto()
-            self.seed_aws()
-            self.start_pagerduty()
-            self.start_demo_service()
-            if with_worker:
-                self.start_worker()
-            self.start_intake()
+            for step in steps:
+                self.checkpoint()
+                step()
+            self.checkpoint()
         except BaseException:
             self.stop()
             raise
@@ -315,12 +319,10 @@ def run_foreground() -> int:
         print(f"make run: {err}", file=sys.stderr)
         return 2
     stack = Stack(config, echo=True)
-    stopping, up = threading.Event(), threading.Event()
+    stopping = stack.interrupted
 
     def on_signal(*_: object) -> None:
         stopping.set()
-        if not up.is_set():
-            raise KeyboardInterrupt  # interrupt the start-up itself
 
     # Handlers for both: a stack started from a script may have inherited SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -328,7 +330,6 @@ def run_foreground() -> int:
     print("starting the local stack ...", flush=True)
     try:
         stack.start()
-        up.set()
         print(f"local stack is up:\n{stack.summary()}", flush=True)
         print("try: .venv/bin/runbook demo break hybrid-router   (the README walks through an incident)")
         print("Ctrl-C stops everything.", flush=True)

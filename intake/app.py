@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from contracts import Policy
 from intake import normalize, sns
-from intake.handoff import Deliveries, Handoff, Unavailable
+from intake.handoff import Deliveries, Handoff, Rejected, Unavailable
 from intake.normalize import Incoming
 from intake.openapi import openapi_document
 from intake.pagerduty_webhook import incident_event, signature_valid
@@ -171,7 +171,7 @@ def create_app(
     async def confirm_by_get(url: str) -> None:
         # SubscribeURL is where SNS asks us to GET; only AWS's own hosts, never an arbitrary URL.
         parsed = httpx.URL(url)
-        if parsed.scheme != "https" or not subscribe_host.match(parsed.host or ""):
+        if parsed.scheme != "https" or parsed.port not in (None, 443) or not subscribe_host.fullmatch(parsed.host or ""):
             raise Refusal(403, "subscribe-url", f"SubscribeURL host {parsed.host!r} is not an SNS host")
         async with httpx.AsyncClient(timeout=5) as http:
             (await http.get(url)).raise_for_status()
@@ -181,32 +181,46 @@ def create_app(
     async def hand_over(source: str, incoming: list[Incoming]) -> JSONResponse:
         """Routes each alert and hands the new ones to Temporal; 202 once all are taken."""
         received_at = datetime.now(UTC)
-        accepted, duplicates, unrouted, incidents = 0, 0, [], set()
+        accepted, duplicates, unrouted, incidents, no_incident = 0, 0, [], set(), 0
         for alert in incoming:
             metrics.received.labels(source).inc()
             if alert.delivery_id is not None and alert.delivery_id in deliveries:
                 metrics.deduplicated.labels(source).inc()
                 duplicates += 1
                 continue
-            routed = normalize.route(config.policy, alert, received_at)
+            try:
+                routed = normalize.route(config.policy, alert, received_at)
+            except ValidationError as err:
+                raise Refusal(422, "schema", f"the alert {alert.name!r} cannot be normalised: {err.errors()[0]['msg']}",
+                              ) from None  # fmt: skip
             if routed is None:
                 metrics.rejected.labels(source, "unrouted").inc()
                 unrouted.append({"name": alert.name, "labels": alert.labels})
                 continue
             started = time.perf_counter()
             try:
-                incidents.add(await handoff.alert(routed[0], source))
+                if routed[0].status == "resolved":
+                    joined = await handoff.resolution(routed[0])
+                    if joined is None:
+                        no_incident += 1
+                    else:
+                        incidents.add(joined)
+                else:
+                    incidents.add(await handoff.alert(routed[0], source))
             except Unavailable as err:
                 metrics.rejected.labels(source, "temporal-unavailable").inc()
                 log.warning("%s: %s", source, err)
                 raise Refusal(503, "temporal-unavailable", f"{err}; retry later",
                               headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
+            except Rejected as err:
+                raise Refusal(422, "temporal-rejected", str(err)) from None
             metrics.handoff.labels(source).observe(time.perf_counter() - started)
             metrics.accepted.labels(source).inc()
             if alert.delivery_id is not None:
                 deliveries.add(alert.delivery_id)
             accepted += 1
-        body = {"accepted": accepted, "duplicates": duplicates, "unrouted": unrouted, "incidents": sorted(incidents)}
+        body = {"accepted": accepted, "duplicates": duplicates, "unrouted": unrouted, "incidents": sorted(incidents),
+                "resolved_without_open_incident": no_incident}  # fmt: skip
         if unrouted and not accepted and not duplicates:
             raise Refusal(422, "unrouted", "no route of the policy takes these alerts", unrouted=unrouted)
         return JSONResponse(body, 202)
@@ -289,6 +303,8 @@ def create_app(
             metrics.rejected.labels("pagerduty", "temporal-unavailable").inc()
             raise Refusal(503, "temporal-unavailable", f"{err}; retry later",
                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
+        except Rejected as err:
+            raise Refusal(422, "temporal-rejected", str(err)) from None
         metrics.handoff.labels("pagerduty").observe(time.perf_counter() - started)
         deliveries.add(webhook.event.id)
         if not signalled:

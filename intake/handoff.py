@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
-from contracts import Alert, PagerDutyEvent
+from contracts import Alert, PagerDutyEvent, incident_workflow_id
 from starter import open_or_join_incident
 
 HANDOFF_TIMEOUT = 4.0  # PagerDuty wants an answer within 5 s; the others are more patient
@@ -18,6 +18,19 @@ HANDOFF_TIMEOUT = 4.0  # PagerDuty wants an answer within 5 s; the others are mo
 
 class Unavailable(Exception):
     """Temporal did not take the hand-off; the sender must retry."""
+
+
+class Rejected(Exception):
+    """Temporal refused the hand-off as invalid: retrying the same request cannot help."""
+
+
+_PERMANENT = (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.OUT_OF_RANGE)
+
+
+def _failed(err: BaseException, what: str) -> Exception:
+    if isinstance(err, RPCError) and err.status in _PERMANENT:
+        return Rejected(f"Temporal refused the {what}: {err}")
+    return Unavailable(f"Temporal did not take the {what}: {err or type(err).__name__}")
 
 
 class Deliveries:
@@ -66,22 +79,28 @@ class Handoff:
                 open_or_join_incident(client, alert, f"intake/{sender}", self.task_queue), HANDOFF_TIMEOUT
             )
         except (RPCError, TimeoutError, asyncio.TimeoutError, ConnectionError) as err:
-            raise Unavailable(f"Temporal did not take the alert: {err or type(err).__name__}") from err
+            raise _failed(err, "alert") from err
         return handle.id
+
+    async def resolution(self, alert: Alert) -> str | None:
+        """A resolved alert only joins an open incident: it must never open (and page) one."""
+        workflow_id = incident_workflow_id(alert.service, alert.region)
+        return workflow_id if await self._signal(workflow_id, "alert", alert) else None
 
     async def pagerduty_event(self, workflow_id: str, event: PagerDutyEvent) -> bool:
         """Signals the incident; False when there is no such incident running."""
+        return await self._signal(workflow_id, "pagerduty_event", event)
+
+    async def _signal(self, workflow_id: str, signal: str, arg: object) -> bool:
         client = await self.client()
         try:
-            await asyncio.wait_for(
-                client.get_workflow_handle(workflow_id).signal("pagerduty_event", event), HANDOFF_TIMEOUT
-            )
+            await asyncio.wait_for(client.get_workflow_handle(workflow_id).signal(signal, arg), HANDOFF_TIMEOUT)
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
+            if err.status == RPCStatusCode.NOT_FOUND:  # no such workflow, or it has closed
                 return False
-            raise Unavailable(f"Temporal did not take the event: {err}") from err
+            raise _failed(err, signal) from err
         except (TimeoutError, asyncio.TimeoutError, ConnectionError) as err:
-            raise Unavailable(f"Temporal did not take the event: {err or type(err).__name__}") from err
+            raise _failed(err, signal) from err
         return True
 
     async def ready(self) -> str | None:

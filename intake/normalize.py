@@ -28,6 +28,7 @@ class Incoming:
     metric: str | None = None
     kind: str | None = None
     delivery_id: str | None = None
+    fingerprint: str | None = None
 
 
 # --------------------------------------------------------------------------- senders
@@ -51,6 +52,7 @@ def from_alertmanager(payload: AlertmanagerWebhook) -> list[Incoming]:
                 kind=labels.get("kind"),
                 # The same alert in the same state is the same delivery, however often sent.
                 delivery_id=f"alertmanager:{alert.fingerprint}:{alert.status}:{alert.startsAt.isoformat()}",
+                fingerprint=f"alertmanager:{alert.fingerprint}",
             )
         )
     return alerts
@@ -72,6 +74,7 @@ def from_eventbridge(event: EventBridgeAlarmEvent) -> list[Incoming]:
             namespace=namespace,
             metric=metric,
             delivery_id=f"eventbridge:{event.id}",
+            fingerprint=f"alarm:{event.region}:{event.detail.alarmName}",
         )
     ]
 
@@ -82,13 +85,15 @@ def from_cloudwatch_alarm(alarm: dict[str, Any], message_id: str) -> list[Incomi
     if state not in ("ALARM", "OK"):
         return []
     trigger = alarm.get("Trigger") if isinstance(alarm.get("Trigger"), dict) else {}
+    listed = trigger.get("Dimensions")
     dimensions = {
         str(d.get("name")): str(d.get("value"))
-        for d in trigger.get("Dimensions", []) or []
+        for d in (listed if isinstance(listed, list) else [])
         if isinstance(d, dict) and d.get("name") is not None
     }
     match = _REGION_IN_ARN.match(str(alarm.get("AlarmArn", "")))
     name = str(alarm["AlarmName"])
+    region = match.group(1) if match else None
     return [
         Incoming(
             source="sns",
@@ -96,10 +101,11 @@ def from_cloudwatch_alarm(alarm: dict[str, Any], message_id: str) -> list[Incomi
             status="firing" if state == "ALARM" else "resolved",
             summary=f"{name}: {alarm.get('NewStateReason') or state}"[:1024],
             labels={"alarm_name": name, **dimensions},
-            region=match.group(1) if match else None,
+            region=region,
             namespace=_str_or_none(trigger.get("Namespace")),
             metric=_str_or_none(trigger.get("MetricName")),
             delivery_id=f"sns:{message_id}",
+            fingerprint=f"alarm:{region}:{name}",
         )
     ]
 
@@ -116,12 +122,14 @@ def from_generic(alert: GenericAlert) -> list[Incoming]:
             region=alert.region,
             kind=alert.kind,
             delivery_id=f"generic:{alert.id}" if alert.id else None,
+            fingerprint=f"generic:{alert.fingerprint}" if alert.fingerprint else None,
         )
     ]
 
 
 def _first_metric(configuration: dict[str, Any]) -> tuple[str | None, str | None, dict[str, str]]:
-    for entry in configuration.get("metrics", []) or []:
+    metrics = configuration.get("metrics")
+    for entry in metrics if isinstance(metrics, list) else []:
         stat = entry.get("metricStat") if isinstance(entry, dict) else None
         metric = stat.get("metric") if isinstance(stat, dict) else None
         if isinstance(metric, dict):
@@ -176,14 +184,15 @@ def route(policy: Policy, alert: Incoming, received_at: datetime) -> tuple[Alert
             source=alert.source,
             service=service,
             region=region,
-            summary=alert.summary[:1024] or alert.name,
+            summary=(alert.summary or alert.name or f"{alert.source} alert")[:1024],
             severity=_severity(policy, candidate, alert),
             status=alert.status,
             kind=candidate.kind or alert.kind,
             labels={k[:128]: v[:512] for k, v in list(alert.labels.items())[:64]},
             raised_by=alert.source,
             received_at=received_at,
-            delivery_id=alert.delivery_id,
+            delivery_id=alert.delivery_id[:512] if alert.delivery_id else None,
+            fingerprint=alert.fingerprint[:512] if alert.fingerprint else None,
         )
         return routed, candidate
     return None

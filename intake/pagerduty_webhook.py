@@ -33,14 +33,18 @@ def signature_valid(body: bytes, header: str | None, secrets: Sequence[str]) -> 
     for signature in offered:
         for candidate in expected:
             # no early exit: the time taken must not say which comparison came close
-            found |= hmac.compare_digest(signature.lower(), candidate)
+            found |= hmac.compare_digest(signature.lower().encode(), candidate.encode())
     return found
 
 
 def incident_event(webhook: PagerDutyWebhook) -> tuple[str, PagerDutyEvent] | None:
-    """(workflow id, event) for an incident event of ours; None for anything else."""
+    """(workflow id, event) for an incident event of ours; None for anything else.
+
+    Our pages carry `incident/{service}/{region}#INC-...` as their key (older runs: without
+    the `#INC-...`); the part before `#` is the incident workflow's id.
+    """
     event = webhook.event
-    key = event.data.incident_key or ""
+    key = (event.data.incident_key or "").split("#", 1)[0]
     if event.event_type not in SIGNALLED or event.data.type != "incident" or not key.startswith("incident/"):
         return None
     agent = (event.agent.summary or event.agent.id) if event.agent else None

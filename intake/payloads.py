@@ -80,7 +80,7 @@ class EventBridgeAlarmEvent(Lenient):
 class GenericAlert(BaseModel):
     """The documented generic alert, for senders with no endpoint of their own.
 
-    `id` makes a retry of the same alert change nothing; without it every POST counts.
+    `id` makes a retry of the same delivery change nothing; without it every POST counts.
     `severity` is P0-P3 or a label of the policy's `severity_labels` (critical, warning, ...).
     """
 
@@ -92,6 +92,8 @@ class GenericAlert(BaseModel):
     status: Literal["firing", "resolved"] = "firing"
     severity: str | None = Field(default=None, max_length=32)
     kind: str | None = Field(default=None, max_length=128)
+    # Which alert this is across firing and resolved; a resolved one clears only its own.
+    fingerprint: str | None = Field(default=None, min_length=1, max_length=256)
     region: str | None = Field(default=None, max_length=64)
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -19,6 +19,7 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
     Client,
     RPCError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -379,6 +380,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except CliError as err:
         print(f"runbook: {err}", file=sys.stderr)
         code = err.code
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        print("runbook: no answer from the incident in time; is the worker running?", file=sys.stderr)
+        code = 3
+    except RPCError as err:
+        print(f"runbook: Temporal answered {err.status.name if err.status else 'an error'}: {err}", file=sys.stderr)
+        code = 3
     except KeyboardInterrupt:
         code = 130
     # sdk-python issue 300: the Temporal client's runtime may crash the interpreter at exit.

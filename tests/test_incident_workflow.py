@@ -256,12 +256,14 @@ async def test_happy_path_rolls_back_verifies_and_resolves(harness: Harness) -> 
 
     await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=plan.plan_id))
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "incident_resolved_by_rollback")
+    await harness.keep_history(handle, "incident_resolved_by_rollback_page_per_incident")
 
     assert result.view.status == IncidentStatus.RESOLVED
     assert harness.fake.called("set_service_task_definition") == [PREVIOUS]
     assert len(harness.fake.called("trigger_page")) == 1
-    assert harness.fake.called("resolve_page") == [handle.id]
+    dedup_key = f"{handle.id}#{result.view.id}"  # one PagerDuty incident per runbook incident
+    assert [page.dedup_key for page in harness.fake.called("trigger_page")] == [dedup_key]
+    assert harness.fake.called("resolve_page") == [dedup_key]
     steps = [e.step for e in result.view.timeline]
     assert steps.index("classify") < steps.index("page") < steps.index("diagnose") < steps.index("verify")
     note = harness.fake.called("add_pagerduty_note")[0].content
@@ -290,7 +292,7 @@ async def test_escalates_one_level_per_timer_without_ack(harness: Harness) -> No
     await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
     view = await harness.until(handle, lambda v: v.pending_approval is not None)
     assert view.acknowledged_by == "alice"
-    assert harness.fake.called("acknowledge_page") == [handle.id]
+    assert harness.fake.called("acknowledge_page") == [view.pagerduty.dedup_key]
     await harness.keep_history(handle, "incident_escalated_awaiting_approval")
     await handle.terminate("test done")
 
@@ -473,3 +475,14 @@ async def test_resolved_in_pagerduty_ends_the_runbook_without_acting(harness: Ha
     assert result.outcome == "resolved in PagerDuty by Jane Doe"
     assert harness.fake.called("set_service_task_definition") == []
     assert harness.fake.called("resolve_page") == []  # already resolved there
+
+
+async def test_a_first_alert_that_is_already_resolved_pages_nobody(harness: Harness) -> None:
+    region = f"test-{uuid.uuid4().hex[:8]}"
+    harness.policy.services["late"] = harness.policy.services["hybrid-router"]
+    alert = Alert(source="test", service="late", region=region, summary="cleared", status="resolved",
+                  received_at=datetime.now(UTC))  # fmt: skip
+    handle = await open_or_join_incident(harness.client, alert, "intake", harness.task_queue)
+    result: IncidentResult = await handle.result()
+    assert result.view.status == IncidentStatus.RESOLVED and "nothing to do" in result.outcome
+    assert harness.fake.called("trigger_page") == []

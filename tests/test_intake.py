@@ -170,16 +170,25 @@ def eventbridge(alarm: str, state: str = "ALARM", event_id: str | None = None) -
     }  # fmt: skip
 
 
-def pagerduty_webhook(workflow_id: str, event_type: str = "incident.acknowledged", event_id: str = "ev-1") -> dict:
+def pagerduty_webhook(incident_key: str, event_type: str = "incident.acknowledged", event_id: str = "ev-1",
+                      incident_id: str = "PFAKE01") -> dict:  # fmt: skip
     """A PagerDuty webhooks v3 delivery, as PagerDuty documents it."""
     return {"event": {
         "id": event_id, "event_type": event_type, "resource_type": "incident",
         "occurred_at": "2026-11-22T10:05:00.000Z",
         "agent": {"id": "PLH1HKV", "summary": "Tenex Engineer", "type": "user_reference"},
         "client": {"name": "PagerDuty"},
-        "data": {"id": "PGR0VU2", "type": "incident", "number": 2, "status": "acknowledged",
-                 "incident_key": workflow_id, "title": "hybrid router down", "urgency": "high"},
+        "data": {"id": incident_id, "type": "incident", "number": 2, "status": "acknowledged",
+                 "incident_key": incident_key, "title": "hybrid router down", "urgency": "high"},
     }}  # fmt: skip
+
+
+def odd_metrics(service: str) -> dict:
+    """A valid alarm event whose optional configuration has an unexpected shape."""
+    event = eventbridge(f"{service}-odd")
+    event["detail"]["configuration"] = {"metrics": 5}
+    event["detail"]["state"]["value"] = "INSUFFICIENT_DATA"
+    return event
 
 
 def pd_signature(body: bytes, *secrets: str) -> str:
@@ -256,9 +265,15 @@ async def test_sns_subscription_is_confirmed_and_forgeries_are_refused(intake: I
 async def test_pagerduty_acknowledgement_reaches_the_incident(intake: Intake) -> None:
     opened = await intake.post("/v1/alerts", {"service": intake.service, "summary": "down", "severity": "P0"})
     assert opened.status_code == 202, opened.text
-    await intake.until(lambda v: v.status.value == "awaiting_ack")
+    view = await intake.until(lambda v: v.status.value == "awaiting_ack")
+    assert view.pagerduty.dedup_key == f"{intake.workflow_id()}#{view.id}"  # one PagerDuty incident per incident
 
-    body = json.dumps(pagerduty_webhook(intake.workflow_id())).encode()
+    late = json.dumps(pagerduty_webhook(intake.workflow_id(), "incident.resolved", "ev-0", "POLD999")).encode()
+    response = await intake.post("/v1/webhooks/pagerduty", late, token=None,
+                                 **{"x-pagerduty-signature": pd_signature(late, PD_SECRET)})  # fmt: skip
+    assert response.status_code == 202  # about an earlier PagerDuty incident of the target: the runbook ignores it
+
+    body = json.dumps(pagerduty_webhook(view.pagerduty.dedup_key)).encode()
     unsigned = await intake.post("/v1/webhooks/pagerduty", body, token=None)
     tampered = await intake.post("/v1/webhooks/pagerduty", body.replace(b"Tenex", b"Mallory"), token=None,
                                  **{"x-pagerduty-signature": pd_signature(body, PD_SECRET)})  # fmt: skip
@@ -268,7 +283,7 @@ async def test_pagerduty_acknowledgement_reaches_the_incident(intake: Intake) ->
     response = await intake.post("/v1/webhooks/pagerduty", body, token=None, **{"x-pagerduty-signature": rotated})
     assert response.status_code == 202 and response.json()["signalled"] == intake.workflow_id()
     view = await intake.until(lambda v: v.acknowledged_by is not None)
-    assert view.acknowledged_by == "Tenex Engineer (PagerDuty)"
+    assert view.acknowledged_by == "Tenex Engineer (PagerDuty)" and view.status.value != "resolved"
 
     again = await intake.post("/v1/webhooks/pagerduty", body, token=None, **{"x-pagerduty-signature": rotated})
     assert again.status_code == 200 and again.json() == {"duplicate": "ev-1"}
@@ -295,6 +310,32 @@ async def test_a_resolved_alert_before_approval_means_no_remediation(intake: Int
     await handle.terminate("test done")
 
 
+async def test_a_resolved_alert_never_opens_an_incident(intake: Intake) -> None:
+    response = await intake.post("/v1/alerts/alertmanager", alertmanager(intake.service, "resolved"))
+    assert response.status_code == 202, response.text
+    assert response.json()["resolved_without_open_incident"] == 2 and response.json()["incidents"] == []
+    assert not await intake.exists()
+
+
+async def test_the_condition_clears_only_when_every_alert_that_fired_resolved(intake: Intake) -> None:
+    assert (await intake.post("/v1/alerts/alertmanager", alertmanager(intake.service))).status_code == 202
+    await intake.until(lambda v: v.status.value == "awaiting_ack")
+    handle = intake.client.get_workflow_handle(intake.workflow_id())
+    from contracts import Acknowledge
+
+    await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
+    await intake.until(lambda v: v.pending_approval is not None)
+    one = alertmanager(intake.service, "resolved", fingerprints=("a1",))
+    assert (await intake.post("/v1/alerts/alertmanager", one)).status_code == 202
+    view = await intake.until(lambda v: v.alert_count == 3)
+    assert view.pending_approval is not None  # b2 still fires
+    other = alertmanager(intake.service, "resolved", fingerprints=("b2",))
+    assert (await intake.post("/v1/alerts/alertmanager", other)).status_code == 202
+    view = await intake.until(lambda v: any(e.event == "proposal withdrawn" for e in v.timeline))
+    assert view.remediation is None
+    await handle.terminate("test done")
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -311,11 +352,21 @@ async def test_bad_requests_are_refused_naming_the_problem_and_start_nothing(int
         ("too large", await intake.post("/v1/alerts", {**good, "summary": "x" * 2_000_000}), 413, "larger"),
         ("alertmanager version", await intake.post("/v1/alerts/alertmanager",
                                                    {**alertmanager(intake.service), "version": "3"}), 422, "version"),
+        ("odd metrics", await intake.post("/v1/alerts/eventbridge", odd_metrics(intake.service)), 202, ""),
+        ("pd signature not ascii", await intake.post("/v1/webhooks/pagerduty", b"{}", token=None,
+                                                     **{"x-pagerduty-signature": "v1=\u00e9".encode()}), 403, "match"),
     ]  # fmt: skip
     for name, response, status, words in cases:
         assert response.status_code == status, (name, response.text)
-        assert words in response.json()["error"], (name, response.json())
+        if status >= 400:
+            assert words in response.json()["error"], (name, response.json())
     assert not await intake.exists()
+    nameless = alertmanager(intake.service)
+    for alert in nameless["alerts"]:
+        alert["labels"]["alertname"], alert["annotations"] = "", {}
+    nameless["commonLabels"] = {}
+    assert (await intake.post("/v1/alerts/alertmanager", nameless)).status_code == 202  # named by its sender
+    await intake.until(lambda v: v.summary == "alertmanager alert")
 
     metrics = httpx.get(f"{intake.url}/metrics").text
     assert 'intake_alerts_rejected_total{reason="schema",source="generic"} 2.0' in metrics

@@ -33,6 +33,10 @@ class AcceptingHandoff:
         self.taken.append(alert)
         return f"incident/{alert.service}/{alert.region}"
 
+    async def resolution(self, alert: Alert) -> str | None:
+        self.taken.append(alert)
+        return f"incident/{alert.service}/{alert.region}"
+
     async def pagerduty_event(self, workflow_id: str, event: PagerDutyEvent) -> bool:
         self.taken.append(event)
         return True

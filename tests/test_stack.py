@@ -68,3 +68,22 @@ def test_run_starts_every_part_and_ctrl_c_stops_them_all(tmp_path: Path) -> None
     assert "stopped." in rest
     for name in PORT_VARIABLES:
         assert not port_in_use("127.0.0.1", int(env[name])), f"{name} still taken after Ctrl-C"
+
+
+def test_ctrl_c_during_start_up_leaves_nothing_running(tmp_path: Path) -> None:
+    env = stack_env(tmp_path)
+    stack = subprocess.Popen([sys.executable, "-m", "devstack"], env=env, cwd=PROJECT_ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not port_in_use("127.0.0.1", int(env["TEMPORAL_PORT"])):  # mid start-up: Temporal is up
+            assert time.monotonic() < deadline and stack.poll() is None
+            time.sleep(0.05)
+        stack.send_signal(signal.SIGINT)
+        output, _ = stack.communicate(timeout=90)
+    finally:
+        if stack.poll() is None:
+            stack.kill()
+    assert "stopped." in output, output
+    for name in PORT_VARIABLES:
+        assert not port_in_use("127.0.0.1", int(env[name])), f"{name} still taken after Ctrl-C during start-up"

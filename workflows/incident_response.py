@@ -112,6 +112,7 @@ class IncidentResponseWorkflow:
         self.summary = ""
         self.alerts: list[Alert] = []
         self.deliveries: set[str] = set()
+        self.firing: set[str] = set()
         self.condition_cleared = False
         self.resolved_in_pagerduty_by: str | None = None
         self.acknowledged_by: str | None = None
@@ -130,6 +131,10 @@ class IncidentResponseWorkflow:
         await workflow.wait_condition(lambda: bool(self.alerts))
 
         await self.step_classify()
+        if self.alerts[0].status == "resolved":
+            # Only a resolution arrived (its incident had already closed): nobody is paged.
+            self.enter("resolve", IncidentStatus.RESOLVED)
+            return await self.finish(IncidentStatus.RESOLVED, "opened by a resolved alert: nothing to do")
         await self.step_page()
         await self.step_acknowledge()
         if self.resolved_in_pagerduty_by is not None:
@@ -182,6 +187,10 @@ class IncidentResponseWorkflow:
         self.enter("page", IncidentStatus.OPENING)
         assert self.severity is not None
         dedup_key = workflow.info().workflow_id
+        if workflow.patched("pagerduty-dedup-key-per-incident"):
+            # One PagerDuty incident per runbook incident: a target's next incident must page
+            # again even while the previous page is still open (escalated runs leave it open).
+            dedup_key = f"{dedup_key}#{self.input.incident_id}"
         self.pagerduty = PagerDutyRef(dedup_key=dedup_key)
         request = PageRequest(
             dedup_key=dedup_key,
@@ -407,7 +416,13 @@ class IncidentResponseWorkflow:
                 return
             self.deliveries.add(alert.delivery_id)
         self.alerts.append(alert)
-        self.condition_cleared = alert.status == "resolved"
+        # The condition clears when every alert that fired has resolved, not at the first OK.
+        key = alert.fingerprint or "(unnamed)"
+        if alert.status == "firing":
+            self.firing.add(key)
+        else:
+            self.firing.discard(key)
+        self.condition_cleared = alert.status == "resolved" and not self.firing
         if len(self.alerts) > 1:
             self.record(
                 f"alert {alert.status}",
@@ -420,6 +435,9 @@ class IncidentResponseWorkflow:
         """What people did in PagerDuty: an acknowledgement there counts like `runbook ack`."""
         if event.event_id in self.deliveries or self.status in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED):
             return
+        known = self.pagerduty.incident_id if self.pagerduty else None
+        if known is not None and event.incident_id != known:
+            return  # a late delivery about another PagerDuty incident of this target
         self.deliveries.add(event.event_id)
         action = event.event_type.removeprefix("incident.")
         self.record(f"PagerDuty: {action}", f"incident {event.incident_id}", actor=event.agent)
