@@ -184,6 +184,55 @@ class Route(Strict):
     kind: str | None = None
 
 
+class RiskLevel(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class ApprovalRule(Strict):
+    """Who may approve an action of one risk level, and how many of them.
+
+    `four_eyes`: whoever opened the incident cannot be the only approver.
+    `on_timeout`: the final answer when nobody decided; "approve" only for low risk.
+    """
+
+    approvers: list[str] = Field(default_factory=list)  # people, or "group:NAME"
+    required: int = Field(default=1, ge=1)
+    four_eyes: bool = False
+    on_timeout: Literal["deny", "approve"] = "deny"
+
+
+class LadderStep(Strict):
+    after: Duration  # since the proposal
+    action: Literal["remind", "repage"]  # a note and a timeline entry; or one more PagerDuty level
+
+
+class Approvals(Strict):
+    risk: dict[str, RiskLevel] = Field(
+        default_factory=lambda: {
+            "rollback": RiskLevel.MEDIUM,
+            "force_new_deployment": RiskLevel.MEDIUM,
+            "emergency_switch": RiskLevel.HIGH,
+            "region_failover": RiskLevel.CRITICAL,
+        }
+    )
+    rules: dict[RiskLevel, ApprovalRule] = Field(default_factory=dict)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    ladder: list[LadderStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Approvals:
+        for level, rule in self.rules.items():
+            if rule.on_timeout == "approve" and level != RiskLevel.LOW:
+                raise ValueError(f"approvals.rules.{level.value}: on_timeout approve is allowed for low risk only")
+            for name in rule.approvers:
+                if name.startswith("group:") and name[6:] not in self.groups:
+                    raise ValueError(f"approvals.rules.{level.value}: unknown group {name[6:]!r}")
+        return self
+
+
 class Policy(Strict):
     severities: dict[Severity, SeverityPolicy]
     escalation_levels: int = Field(default=3, ge=1)
@@ -191,6 +240,8 @@ class Policy(Strict):
     default_severity: Severity = Severity.P2
     responders: list[str] = Field(default_factory=list)  # may acknowledge
     approvers: list[str] = Field(default_factory=list)  # may approve or reject remediation
+    # Per risk level (optional): without it, any of `approvers` approves anything alone.
+    approvals: Approvals | None = None
     services: dict[str, ServiceTarget]
     metrics: list[MetricQuery] = Field(default_factory=list)
     timers: IncidentTimers = Field(default_factory=IncidentTimers)
@@ -224,10 +275,27 @@ class Policy(Strict):
         return metrics
 
     def may_acknowledge(self, person: str) -> bool:
-        return person in self.responders or person in self.approvers
+        return person in self.responders or self.may_approve(person)
 
     def may_approve(self, person: str) -> bool:
-        return person in self.approvers
+        """May approve something: in `approvers` or in the rule of some risk level."""
+        rules = self.approvals.rules.values() if self.approvals else []
+        return person in self.approvers or any(person in self.members(rule) for rule in rules)
+
+    def risk_of(self, action: str) -> RiskLevel:
+        default = Approvals().risk
+        return (self.approvals.risk if self.approvals else default).get(action, RiskLevel.HIGH)
+
+    def rule_for(self, action: str) -> ApprovalRule:
+        rules = self.approvals.rules if self.approvals else {}
+        return rules.get(self.risk_of(action)) or ApprovalRule(approvers=list(self.approvers))
+
+    def members(self, rule: ApprovalRule) -> set[str]:
+        groups = self.approvals.groups if self.approvals else {}
+        people: set[str] = set()
+        for name in rule.approvers:
+            people.update(groups.get(name[6:], []) if name.startswith("group:") else [name])
+        return people
 
 
 class PolicyError(ValueError):
@@ -414,6 +482,11 @@ class Reject(Strict):
     by: str = Field(min_length=1)
     plan_id: str = Field(min_length=1)
     reason: str = Field(min_length=1)
+
+
+class Comment(Strict):
+    by: str = Field(min_length=1)
+    text: str = Field(min_length=1, max_length=4000)
 
 
 class OperatorReply(Strict):

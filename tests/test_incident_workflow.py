@@ -27,7 +27,9 @@ from activities.cloudwatch import grade
 from contracts import (
     Acknowledge,
     Alert,
+    Approvals,
     Approve,
+    Comment,
     DeploymentRequest,
     DeploymentState,
     EmergencySwitchRequest,
@@ -313,10 +315,17 @@ async def test_approval_timeout_escalates_without_acting(harness: Harness) -> No
 async def test_rejection_escalates_without_acting(harness: Harness) -> None:
     handle = await harness.open()
     view = await harness.awaiting_approval(handle)
-    plan_id = view.pending_approval.plan_id
-    await handle.execute_update(
-        IncidentResponseWorkflow.reject, Reject(by="bob", plan_id=plan_id, reason="rollback loses the hotfix")
-    )
+    rejected: list[RemediationAction] = []
+    while view.pending_approval is not None:  # every option of the runbook, in its order
+        plan = view.pending_approval
+        rejected.append(plan.action)
+        await handle.execute_update(
+            IncidentResponseWorkflow.reject, Reject(by="bob", plan_id=plan.plan_id, reason="rollback loses the hotfix")
+        )
+        view = await harness.until(handle, lambda v: v.status == IncidentStatus.ESCALATED or (
+            v.pending_approval is not None and v.pending_approval.plan_id != plan.plan_id))  # fmt: skip
+    assert rejected == [RemediationAction.ROLLBACK, RemediationAction.FORCE_NEW_DEPLOYMENT,
+                        RemediationAction.EMERGENCY_SWITCH]  # fmt: skip
     result: IncidentResult = await handle.result()
     await harness.keep_history(handle, "incident_rejected")
     assert result.view.status == IncidentStatus.ESCALATED
@@ -486,3 +495,132 @@ async def test_a_first_alert_that_is_already_resolved_pages_nobody(harness: Harn
     result: IncidentResult = await handle.result()
     assert result.view.status == IncidentStatus.RESOLVED and "nothing to do" in result.outcome
     assert harness.fake.called("trigger_page") == []
+
+
+# --------------------------------------------------------------------------- approval rules
+
+
+def with_approvals(harness: Harness, **approvals: Any) -> None:
+    """The harness's policy with approval rules per risk level."""
+    policy = harness.policy.model_copy(update={"approvals": Approvals.model_validate(approvals)})
+    harness.policy = harness.fake.policy = policy
+
+
+async def open_by(harness: Harness, person: str) -> WorkflowHandle:
+    region = f"test-{uuid.uuid4().hex[:8]}"
+    harness.policy.services["hybrid-router"] = harness.policy.services["hybrid-router"].model_copy(
+        update={"region": region})  # fmt: skip
+    alert = Alert(source="cli", service="hybrid-router", region=region, summary="down", severity=Severity.P0,
+                  raised_by=person, received_at=datetime.now(UTC))  # fmt: skip
+    return await open_or_join_incident(harness.client, alert, person, harness.task_queue)
+
+
+async def refused(handle: WorkflowHandle, update: Any, request: Any) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(update, request)
+    return str(err.value.cause)
+
+
+async def test_high_risk_needs_four_eyes(dev_harness: Harness) -> None:
+    harness = dev_harness
+    with_approvals(harness, rules={"high": {"approvers": ["alice", "bob"], "four_eyes": True}})
+    harness.fake.healthy, harness.fake.metrics_critical = True, True  # -> the emergency switch, high risk
+    handle = await open_by(harness, "alice")
+    view = await harness.awaiting_approval(handle)
+    plan_id = view.pending_approval.plan_id
+    assert "four eyes: alice opened this incident" in await refused(
+        handle, IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=plan_id))
+    still = await handle.query(IncidentResponseWorkflow.view)
+    assert still.pending_approval is not None and still.decision is None
+    reply = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=plan_id))
+    assert "approved by bob" in reply.message
+    result: IncidentResult = await handle.result()
+    assert result.view.status == IncidentStatus.RESOLVED and harness.fake.called("set_hybrid_routing") == [False]
+
+
+async def test_critical_risk_needs_distinct_approvers_and_groups_count(dev_harness: Harness) -> None:
+    harness = dev_harness
+    with_approvals(harness, risk={"emergency_switch": "critical"}, groups={"leads": ["bob", "carol"]},
+                   rules={"critical": {"approvers": ["alice", "group:leads"], "required": 2, "four_eyes": True}})
+    harness.fake.healthy, harness.fake.metrics_critical = True, True
+    handle = await open_by(harness, "alice")
+    view = await harness.awaiting_approval(handle)
+    plan_id = view.pending_approval.plan_id
+    first = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=plan_id))
+    assert "approval 1 of 2" in first.message
+    assert "already approved" in await refused(handle, IncidentResponseWorkflow.approve,
+                                               Approve(by="alice", plan_id=plan_id))  # fmt: skip
+    assert "may not approve or reject emergency_switch (critical risk)" in await refused(
+        handle, IncidentResponseWorkflow.approve, Approve(by="mallory", plan_id=plan_id))
+    assert (await handle.query(IncidentResponseWorkflow.view)).pending_approval is not None
+    second = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="carol", plan_id=plan_id))
+    assert "approved by alice, carol" in second.message
+    result: IncidentResult = await handle.result()
+    await harness.keep_history(handle, "incident_two_approvers_audited")
+    assert result.view.status == IncidentStatus.RESOLVED
+
+
+async def test_a_rejection_gives_way_to_the_next_option(harness: Harness) -> None:
+    harness.fake.heals = {RemediationAction.FORCE_NEW_DEPLOYMENT}
+    handle = await harness.open()
+    view = await harness.awaiting_approval(handle)
+    rollback = view.pending_approval
+    await handle.execute_update(IncidentResponseWorkflow.reject,
+                                Reject(by="bob", plan_id=rollback.plan_id, reason="the hotfix is in :3"))  # fmt: skip
+    view = await harness.until(handle, lambda v: v.pending_approval is not None
+                               and v.pending_approval.plan_id != rollback.plan_id)  # fmt: skip
+    assert view.pending_approval.action == RemediationAction.FORCE_NEW_DEPLOYMENT
+    await handle.execute_update(IncidentResponseWorkflow.approve,
+                                Approve(by="bob", plan_id=view.pending_approval.plan_id))  # fmt: skip
+    result: IncidentResult = await handle.result()
+    await harness.keep_history(handle, "incident_next_option_after_rejection")
+    assert result.view.status == IncidentStatus.RESOLVED
+    assert harness.fake.called("set_service_task_definition") == [] and len(harness.fake.called("force_new_deployment")) == 1
+
+
+async def test_the_approval_ladder_reminds_repages_then_denies(harness: Harness) -> None:
+    timeout = harness.policy.timers.approval_timeout
+    with_approvals(harness, ladder=[{"after": timeout / 6, "action": "remind"}, {"after": timeout / 3, "action": "repage"}])
+    handle = await harness.open()
+    await harness.awaiting_approval(handle)
+    await harness.env.sleep(timeout * 0.2)
+    await harness.until(handle, lambda v: any(e.event == "reminder" for e in v.timeline))
+    assert harness.fake.called("escalate_pagerduty_incident") == []
+    await harness.env.sleep(timeout * 0.2)
+    await harness.until(handle, lambda v: any(e.event == "escalated" for e in v.timeline))
+    assert harness.fake.called("escalate_pagerduty_incident") == [2]
+    result: IncidentResult = await handle.result()
+    await harness.keep_history(handle, "incident_approval_ladder_timed_out")
+    events = [e.event for e in result.view.timeline]
+    assert events.index("reminder") < events.index("escalated") < events.index("approval timed out")
+    assert harness.fake.called("set_service_task_definition") == []
+    notes = [n.content for n in harness.fake.called("add_pagerduty_note")]
+    assert any(n.startswith("Reminder:") for n in notes)
+
+
+async def test_low_risk_may_be_approved_by_the_policy_at_the_timeout(harness: Harness) -> None:
+    with_approvals(harness, risk={"rollback": "low"},
+                   rules={"low": {"approvers": ["alice"], "on_timeout": "approve"}})  # fmt: skip
+    handle = await harness.open()
+    await harness.awaiting_approval(handle)
+    await harness.env.sleep(harness.after(harness.policy.timers.approval_timeout))
+    result: IncidentResult = await handle.result()
+    assert result.view.decision.by == "policy" and result.view.status == IncidentStatus.RESOLVED
+    assert harness.fake.called("set_service_task_definition") == [PREVIOUS]
+
+
+async def test_every_operator_action_is_audited_in_pagerduty(harness: Harness) -> None:
+    handle = await harness.open()
+    await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    await handle.execute_update(IncidentResponseWorkflow.comment, Comment(by="alice", text="looking at the deploy"))
+    await harness.awaiting_approval(handle)
+    view = await handle.query(IncidentResponseWorkflow.view)
+    await handle.execute_update(IncidentResponseWorkflow.reject,
+                                Reject(by="bob", plan_id=view.pending_approval.plan_id, reason="not this one"))  # fmt: skip
+    await harness.until(handle, lambda v: v.pending_approval is not None and v.pending_approval.plan_id
+                        != view.pending_approval.plan_id)  # fmt: skip
+    await handle.terminate("test done")
+    notes = [n.content for n in harness.fake.called("add_pagerduty_note")]
+    assert "comment by alice: looking at the deploy" in notes
+    assert "acknowledged by alice" in notes
+    assert any(n.startswith("rejected by bob: ") and n.endswith("not this one") for n in notes)

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         Acknowledge,
         Alert,
         Approve,
+        Comment,
         Decision,
         DeploymentRequest,
         DeploymentState,
@@ -119,6 +120,10 @@ class IncidentResponseWorkflow:
         self.diagnosis: Diagnosis | None = None
         self.pending_plan: RemediationPlan | None = None
         self.decision: Decision | None = None
+        self.approvals_given: list[Decision] = []
+        self.rules_mode = False  # approval rules per risk level (runs from before them: one approver)
+        self.audit_notes: list[tuple[str, str]] = []  # operators' actions still to note in PagerDuty
+        self.audit_sender: asyncio.Task[None] | None = None
         self.remediation: RemediationRecord | None = None
         self.pagerduty: PagerDutyRef | None = None
         self.outcome: str | None = None
@@ -127,6 +132,8 @@ class IncidentResponseWorkflow:
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentResult:
         self.policy = await workflow.execute_activity("load_policy", result_type=Policy, **READ)
+        if workflow.patched("audit-notes"):
+            self.audit_sender = asyncio.create_task(self.send_audit_notes())
         # The first alert arrives with the start (signal-with-start).
         await workflow.wait_condition(lambda: bool(self.alerts))
 
@@ -140,11 +147,18 @@ class IncidentResponseWorkflow:
         if self.resolved_in_pagerduty_by is not None:
             return await self.closed_in_pagerduty()
         diagnosis = await self.step_diagnose()
-        plan = self.step_propose(diagnosis)
-        if plan is None:
+        plans = self.step_propose(diagnosis)
+        if not plans:
             return await self.close_without_remediation("no remediation proposed")
 
+        plan = plans.pop(0)
         decision = await self.step_approve(plan)
+        while self.rules_mode and plans and decision is not None and not decision.approved and decision.by != "runbook":
+            # a person rejected it: the runbook's next option (runs from before this rule escalate)
+            plan = plans.pop(0)
+            self.enter("propose", IncidentStatus.DIAGNOSING)
+            self.record("proposed", f"next option {plan.plan_id}: {plan.describe()} ({plan.reason})")
+            decision = await self.step_approve(plan)
         if self.resolved_in_pagerduty_by is not None and decision is None:
             return await self.closed_in_pagerduty()
         if decision is None:
@@ -262,51 +276,64 @@ class IncidentResponseWorkflow:
         self.record("diagnosed", self.diagnosis.summary())
         return self.diagnosis
 
-    def step_propose(self, diagnosis: Diagnosis) -> RemediationPlan | None:
-        """Roll back if there is a previous revision, else redeploy; metrics alone: the switch."""
+    def step_propose(self, diagnosis: Diagnosis) -> list[RemediationPlan]:
+        """The runbook's options, best first: roll back if there is a previous revision, else
+        redeploy; the emergency switch last (and alone when only the metrics are critical)."""
         self.enter("propose", IncidentStatus.DIAGNOSING)
         target, deployment = self.target, diagnosis.deployment
         common = dict(cluster=target.ecs_cluster, service=target.ecs_service, region=target.region)
-        plan: RemediationPlan | None = None
-        if not diagnosis.health.healthy and deployment and deployment.previous_task_definition:
-            plan = RemediationPlan.build(
+        unhealthy = not diagnosis.health.healthy
+        plans: list[RemediationPlan] = []
+        if unhealthy and deployment and deployment.previous_task_definition:
+            plans.append(RemediationPlan.build(
                 action=RemediationAction.ROLLBACK,
                 from_task_definition=deployment.task_definition,
                 to_task_definition=deployment.previous_task_definition,
                 reason="component unhealthy; roll back to the previous task definition",
                 **common,
-            )
-        elif not diagnosis.health.healthy and deployment:
-            plan = RemediationPlan.build(
+            ))  # fmt: skip
+        if unhealthy and deployment:
+            plans.append(RemediationPlan.build(
                 action=RemediationAction.FORCE_NEW_DEPLOYMENT,
                 from_task_definition=deployment.task_definition,
                 expected_deployment_id=deployment.primary_deployment_id,
-                reason="component unhealthy and no previous task definition; replace the tasks",
+                reason="component unhealthy; replace the tasks with a new deployment",
                 **common,
-            )
-        elif not diagnosis.health.healthy or diagnosis.critical_metrics:
+            ))  # fmt: skip
+        if unhealthy or diagnosis.critical_metrics:
             breached = ", ".join(m.key for m in diagnosis.critical_metrics) or "health"
-            plan = RemediationPlan.build(
+            plans.append(RemediationPlan.build(
                 action=RemediationAction.EMERGENCY_SWITCH,
-                reason=f"critical: {breached}; deployment cannot be changed; fall back to standard routing",
+                reason=f"critical: {breached}; fall back to standard routing",
                 **common,
-            )
-        if plan is None:
+            ))  # fmt: skip
+        if not plans:
             self.record("no remediation proposed", "health and metrics show no failure to act on")
         else:
-            self.record("proposed", f"{plan.plan_id}: {plan.describe()} ({plan.reason})")
-        return plan
+            self.record("proposed", f"{plans[0].plan_id}: {plans[0].describe()} ({plans[0].reason})")
+        return plans
 
     async def step_approve(self, plan: RemediationPlan) -> Decision | None:
-        """Wait for an approver. None: the alert cleared first, so nothing may be done."""
+        """Wait for the approvers the plan's risk level needs, reminding and re-paging on the
+        way; at the timeout the policy's final answer. None: the alert cleared first, or it was
+        resolved in PagerDuty, so nothing may be done."""
         self.enter("approve", IncidentStatus.AWAITING_APPROVAL)
-        self.pending_plan = plan
+        self.pending_plan, self.decision, self.approvals_given = plan, None, []
         await self.note(f"proposal-{plan.plan_id}", f"Proposed remediation {plan.plan_id}: {plan.describe()}")
-        timeout = self.the_policy.timers.approval_timeout
-        decided = await self.wait(
-            lambda: self.decision is not None or self.condition_cleared or self.resolved_in_pagerduty_by is not None,
-            timeout,
+        self.rules_mode = workflow.patched("approval-rules")
+        policy, timeout = self.the_policy, self.the_policy.timers.approval_timeout
+        rule = policy.rule_for(plan.action.value) if self.rules_mode else None
+        settled = lambda: (  # noqa: E731
+            self.decision is not None or self.condition_cleared or self.resolved_in_pagerduty_by is not None
         )
+        proposed_at = workflow.now()
+        ladder = policy.approvals.ladder if (self.rules_mode and policy.approvals) else []
+        for rung in sorted((r for r in ladder if r.after < timeout), key=lambda r: r.after):
+            if await self.wait(settled, max(proposed_at + rung.after - workflow.now(), timedelta(0))):
+                break
+            await self.climb(rung.action, plan)
+        # (a wait even when already settled: runs from before the ladder made this timer too)
+        decided = await self.wait(settled, max(proposed_at + timeout - workflow.now(), timedelta(0)))
         self.pending_plan = None
         if self.decision is None and self.resolved_in_pagerduty_by is not None:
             self.record("proposal withdrawn", f"resolved in PagerDuty by {self.resolved_in_pagerduty_by}")
@@ -315,13 +342,27 @@ class IncidentResponseWorkflow:
             self.record("proposal withdrawn", "the alert resolved before anyone decided")
             return None
         if self.decision is None and not decided:
-            self.decision = Decision(
-                approved=False, by="runbook", at=workflow.now(), plan_id=plan.plan_id,
-                reason=f"no decision within {_fmt(timeout)}",
-            )  # fmt: skip
-            self.record("approval timed out", self.decision.reason)
+            if rule is not None and rule.on_timeout == "approve":
+                self.decision = Decision(approved=True, by="policy", at=workflow.now(), plan_id=plan.plan_id,
+                                         reason=f"low risk, no decision within {_fmt(timeout)}")  # fmt: skip
+                self.record("approved by policy", self.decision.reason)
+            else:
+                self.decision = Decision(
+                    approved=False, by="runbook", at=workflow.now(), plan_id=plan.plan_id,
+                    reason=f"no decision within {_fmt(timeout)}",
+                )  # fmt: skip
+                self.record("approval timed out", self.decision.reason)
         assert self.decision is not None
         return self.decision
+
+    async def climb(self, action: str, plan: RemediationPlan) -> None:
+        """One rung of the approval ladder."""
+        if action == "remind":
+            self.record("reminder", f"{plan.plan_id} still awaits approval")
+            await self.note(f"reminder-{plan.plan_id}-{len(self.timeline)}", f"Reminder: {plan.plan_id} "
+                            f"({plan.describe()}) awaits approval: runbook approve {self.input.incident_id}")  # fmt: skip
+        elif self.pagerduty is not None and self.pagerduty.escalation_level < self.the_policy.escalation_levels:
+            await self.escalate_pagerduty(self.pagerduty.escalation_level + 1, f"{plan.plan_id} awaits approval")
 
     async def step_remediate(self, plan: RemediationPlan) -> RemediationRecord | None:
         """Once, idempotently: a retried activity finds its work done and does nothing more."""
@@ -451,7 +492,7 @@ class IncidentResponseWorkflow:
         if self.acknowledged_by is not None:
             return self.reply(f"already acknowledged by {self.acknowledged_by}")
         self.acknowledged_by = request.by
-        self.record("acknowledged", request.note or "", actor=request.by)
+        self.audit("acknowledged", request.note or "", request.by)
         return self.reply(f"acknowledged by {request.by}")
 
     @acknowledge.validator
@@ -462,25 +503,64 @@ class IncidentResponseWorkflow:
 
     @workflow.update
     def approve(self, request: Approve) -> OperatorReply:
-        self.decision = Decision(approved=True, by=request.by, at=workflow.now(), plan_id=request.plan_id,
-                                 reason=request.comment or "")  # fmt: skip
-        self.record("approved", f"{request.plan_id} {request.comment or ''}".strip(), actor=request.by)
-        return self.reply(f"{request.plan_id} approved by {request.by}; remediation starts")
+        approval = Decision(approved=True, by=request.by, at=workflow.now(), plan_id=request.plan_id,
+                            reason=request.comment or "")  # fmt: skip
+        if not self.rules_mode:
+            self.decision = approval
+            self.audit("approved", f"{request.plan_id} {request.comment or ''}".strip(), request.by)
+            return self.reply(f"{request.plan_id} approved by {request.by}; remediation starts")
+        assert self.pending_plan is not None
+        rule = self.the_policy.rule_for(self.pending_plan.action.value)
+        self.approvals_given.append(approval)
+        names = self.approvers_so_far()
+        if len(names) >= rule.required:
+            self.decision = approval.model_copy(update={"by": ", ".join(names)})
+        count = f"approval {len(names)} of {rule.required}"
+        self.audit("approved", f"{request.plan_id} ({count}) {request.comment or ''}".strip(), request.by)
+        if self.decision is not None:
+            return self.reply(f"{request.plan_id} approved by {', '.join(names)}; remediation starts")
+        return self.reply(f"{count} for {request.plan_id} recorded; another approver is needed")
 
     @approve.validator
     def validate_approve(self, request: Approve) -> None:
-        self.validate_decision(request.by, request.plan_id)
+        self.validate_decision(request.by, request.plan_id, approving=True)
 
     @workflow.update
     def reject(self, request: Reject) -> OperatorReply:
         self.decision = Decision(approved=False, by=request.by, at=workflow.now(), plan_id=request.plan_id,
                                  reason=request.reason)  # fmt: skip
-        self.record("rejected", f"{request.plan_id}: {request.reason}", actor=request.by)
-        return self.reply(f"{request.plan_id} rejected by {request.by}; escalating")
+        self.audit("rejected", f"{request.plan_id}: {request.reason}", request.by)
+        return self.reply(f"{request.plan_id} rejected by {request.by}")
 
     @reject.validator
     def validate_reject(self, request: Reject) -> None:
-        self.validate_decision(request.by, request.plan_id)
+        self.validate_decision(request.by, request.plan_id, approving=False)
+
+    @workflow.update
+    def comment(self, request: Comment) -> OperatorReply:
+        self.audit("comment", request.text, request.by)
+        return self.reply("comment recorded")
+
+    @comment.validator
+    def validate_comment(self, request: Comment) -> None:
+        if not self.require_open().may_acknowledge(request.by):
+            raise Refused(f"{request.by} may not comment: not a responder or approver in the policy")
+
+    def audit(self, event: str, detail: str, actor: str) -> None:
+        """Who did what, when and why: the timeline now, and a note on the PagerDuty incident
+        soon after (sent by `send_audit_notes`, so handlers stay free of activities)."""
+        self.record(event, detail, actor=actor)
+        self.audit_notes.append((f"audit-{len(self.timeline)}", f"{event} by {actor}" + (f": {detail}" if detail else "")))
+
+    async def send_audit_notes(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(self.audit_notes))
+            key, content = self.audit_notes[0]
+            await self.note(key, content)
+            self.audit_notes.pop(0)
+
+    def approvers_so_far(self) -> list[str]:
+        return list(dict.fromkeys(a.by for a in self.approvals_given))
 
     @workflow.query
     def view(self) -> IncidentView:
@@ -512,16 +592,34 @@ class IncidentResponseWorkflow:
             raise Refused(f"the incident is closed ({self.status.value})")
         return self.policy
 
-    def validate_decision(self, person: str, plan_id: str) -> None:
+    def validate_decision(self, person: str, plan_id: str, approving: bool) -> None:
         policy = self.require_open()
-        if self.status != IncidentStatus.AWAITING_APPROVAL or self.pending_plan is None:
+        plan = self.pending_plan
+        if self.status != IncidentStatus.AWAITING_APPROVAL or plan is None:
             raise Refused(f"nothing awaits approval: the incident is {self.status.value}")
         if self.decision is not None:
-            raise Refused(f"{self.pending_plan.plan_id} was already decided by {self.decision.by}")
-        if plan_id != self.pending_plan.plan_id:
-            raise Refused(f"unknown plan {plan_id}: the plan awaiting approval is {self.pending_plan.plan_id}")
-        if not policy.may_approve(person):
-            raise Refused(f"{person} may not approve or reject: not an approver in the policy")
+            raise Refused(f"{plan.plan_id} was already decided by {self.decision.by}")
+        if plan_id != plan.plan_id:
+            raise Refused(f"unknown plan {plan_id}: the plan awaiting approval is {plan.plan_id}")
+        if not self.rules_mode:
+            if not policy.may_approve(person):
+                raise Refused(f"{person} may not approve or reject: not an approver in the policy")
+            return
+        rule, risk = policy.rule_for(plan.action.value), policy.risk_of(plan.action.value).value
+        if person not in policy.members(rule):
+            raise Refused(f"{person} may not approve or reject {plan.action.value} ({risk} risk): "
+                          "not an approver of that risk level in the policy")  # fmt: skip
+        names = self.approvers_so_far()
+        if approving and person in names:
+            raise Refused(f"{person} already approved {plan.plan_id}: another approver is needed")
+        completes = len(names) + 1 >= rule.required
+        if approving and rule.four_eyes and completes and set(names) | {person} <= self.requesters():
+            raise Refused(f"four eyes: {person} opened this incident and cannot be the only approver "
+                          f"of a {risk} risk action")  # fmt: skip
+
+    def requesters(self) -> set[str]:
+        first = self.alerts[0].raised_by if self.alerts else None
+        return {self.input.opened_by, *([first] if first else [])}
 
     # ------------------------------------------------------------------ activities
 
@@ -663,6 +761,9 @@ class IncidentResponseWorkflow:
         self.status, self.outcome = status, outcome
         self.record("closed", outcome)
         workflow.upsert_memo({"status": status.value, "outcome": outcome})
+        if self.audit_sender is not None:
+            await workflow.wait_condition(lambda: not self.audit_notes)
+            self.audit_sender.cancel()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return IncidentResult(outcome=outcome, view=self.view())
 
