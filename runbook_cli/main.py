@@ -31,6 +31,7 @@ from contracts import (
     Acknowledge,
     Alert,
     Approve,
+    Comment,
     IncidentResult,
     IncidentView,
     PolicyError,
@@ -71,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     listing.add_argument("--open", action="store_true", help="only incidents whose runbook still runs")
     listing.add_argument("--limit", type=_positive, default=50)
+    listing.add_argument("--service", help="only this service")
+    listing.add_argument("--severity", type=_severity, help="only this severity (P0-P3)")
+    listing.add_argument("--status", help="only this status (awaiting_ack, awaiting_approval, resolved, ...)")
 
     show = commands.add_parser("show", help="one incident: status, pending approval, timeline")
     show.add_argument("id", help="INC-... or incident/SERVICE/REGION")
@@ -92,6 +96,14 @@ def parser() -> argparse.ArgumentParser:
     _identity(reject)
     reject.add_argument("--reason", required=True, type=_non_empty("--reason"))
     reject.add_argument("--plan", help="plan id to reject (default: the one pending now)")
+
+    comment = commands.add_parser("comment", help="add a comment to the incident's timeline and PagerDuty")
+    comment.add_argument("id")
+    _identity(comment)
+    comment.add_argument("--text", required=True, type=_non_empty("--text"))
+
+    audit = commands.add_parser("audit", help="the incident's audit trail, as JSON lines")
+    audit.add_argument("id")
 
     demo = commands.add_parser("demo", help="the local stack's fault injection")
     demo.add_argument("action", choices=["break", "heal"])
@@ -162,8 +174,16 @@ async def cmd_incidents(client: Client, args: argparse.Namespace, config: settin
     if args.open:
         query += " AND ExecutionStatus = 'Running'"
     rows: list[dict[str, Any]] = []
-    async for execution in client.list_workflows(query, limit=args.limit):
+    wanted = {"service": args.service, "severity": args.severity.value if args.severity else None,
+              "status": args.status}  # fmt: skip
+    async for execution in client.list_workflows(query):
+        if len(rows) >= args.limit:
+            break
         memo = await execution.memo()
+        status = memo.get("status") or _execution_status(execution.status)
+        if any(value is not None and (status if key == "status" else memo.get(key)) != value
+               for key, value in wanted.items()):  # fmt: skip
+            continue
         rows.append(
             {
                 "id": memo.get("incident_id", execution.id),
@@ -171,7 +191,7 @@ async def cmd_incidents(client: Client, args: argparse.Namespace, config: settin
                 "service": memo.get("service"),
                 "region": memo.get("region"),
                 "severity": memo.get("severity"),
-                "status": memo.get("status") or _execution_status(execution.status),
+                "status": status,
                 "runbook": _execution_status(execution.status),
                 "opened_at": execution.start_time.isoformat() if execution.start_time else None,
                 "summary": memo.get("summary"),
@@ -222,6 +242,19 @@ async def cmd_reject(client: Client, args: argparse.Namespace, config: settings.
     reply = await _update(handle, IncidentResponseWorkflow.reject, Reject(by=operator_of(args), plan_id=plan_id,
                                                                           reason=args.reason))  # fmt: skip
     print(reply.message)
+
+
+async def cmd_comment(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+    handle = await find_incident(client, args.id)
+    reply = await _update(handle, IncidentResponseWorkflow.comment, Comment(by=operator_of(args), text=args.text))
+    print(reply.message)
+
+
+async def cmd_audit(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+    """One JSON object a line: every step, alert and operator action, with who, when and why."""
+    view = await current_view(await find_incident(client, args.id))
+    for entry in view.timeline:
+        print(json.dumps({"incident": view.id, **entry.model_dump(mode="json")}))
 
 
 def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
@@ -357,6 +390,8 @@ COMMANDS = {
     "ack": cmd_ack,
     "approve": cmd_approve,
     "reject": cmd_reject,
+    "comment": cmd_comment,
+    "audit": cmd_audit,
 }
 
 

@@ -11,7 +11,9 @@ from settings import PROJECT_ROOT
 
 def default_policy() -> Policy:
     policy = load_policy_file(PROJECT_ROOT / "policy" / "default.yaml")
-    return policy.model_copy(update={"responders": ["alice"], "approvers": ["alice", "bob"]})
+    assert policy.approvals is not None
+    approvals = policy.approvals.model_copy(update={"groups": {"oncall": ["alice"], "leads": ["bob"]}})
+    return policy.model_copy(update={"responders": ["alice"], "approvers": ["alice", "bob"], "approvals": approvals})
 
 
 def demo_policy() -> Policy:
@@ -35,4 +37,6 @@ def scaled(policy: Policy, factor: float) -> Policy:
     data = policy.model_dump()
     data["severities"] = _scale(data["severities"], factor)
     data["timers"] = _scale(data["timers"], factor)
+    if data.get("approvals"):
+        data["approvals"]["ladder"] = _scale(data["approvals"]["ladder"], factor)
     return Policy.model_validate(data)

@@ -205,14 +205,21 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     assert refused.returncode == 1 and "may not approve" in refused.stderr
     assert recorded_ecs_updates(stack) == []  # a refused approval changes nothing
 
+    cli(stack, "comment", incident, "--as", "demo-oncall", "--text", "rollback looks right")
     cli(stack, "approve", incident, "--as", "demo-lead")
     view = wait_for(stack, incident, lambda v: v["status"] in ("resolved", "escalated"))
     assert view["status"] == "resolved", view["timeline"]
     assert_one_page_and_one_rollback(stack, good)
 
+    trail = [json.loads(line) for line in cli(stack, "audit", incident).stdout.splitlines()]
+    assert {(e["event"], e["actor"]) for e in trail} >= {
+        ("acknowledged", "demo-oncall"), ("comment", "demo-oncall"), ("approved", "demo-lead")}
+    assert all(e["incident"] == incident and e["at"] for e in trail)
+
     state = pagerduty_state(stack)
     notes = [n["content"] for i in state["incidents"] for n in i.get("notes", [])]
     assert any(n.startswith("[P0] Hybrid Routing Incident - hybrid router down") for n in notes)
+    assert any(n.startswith("comment by demo-oncall: rollback looks right") for n in notes)
     events = [e["event"] for e in view["timeline"]]
     assert events.index("classified") < events.index("paged") < events.index("closed") == len(events) - 1, events
     assert {"acknowledged", "approved", "remediated", "verified"} <= set(events)

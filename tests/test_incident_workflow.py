@@ -308,7 +308,9 @@ async def test_approval_timeout_escalates_without_acting(harness: Harness) -> No
     assert result.view.status == IncidentStatus.ESCALATED
     assert "no decision within" in result.outcome
     assert harness.fake.called("set_service_task_definition") == []
-    assert harness.fake.called("escalate_pagerduty_incident") == [2]
+    # the default ladder re-paged level 2 while waiting; the timeout escalates to level 3
+    assert harness.fake.called("escalate_pagerduty_incident") == [2, 3]
+    assert any(e.event == "reminder" for e in result.view.timeline)
     assert harness.fake.called("resolve_page") == []
 
 
