@@ -6,6 +6,7 @@ same processes through `Stack`, on free ports, with the worker under their own c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,8 @@ DEMO_ROUTING_KEY = "R0UT1NGKEYDEM0LOCALSTACK00000001"
 DEMO_API_TOKEN = "demo-pagerduty-token"
 DEMO_INTAKE_TOKEN = "demo-intake-token"
 DEMO_WEBHOOK_SECRET = "demo-webhook-secret"
+DEMO_OPERATORS = ("demo-oncall", "demo-lead")
+DEMO_OPERATOR_PASSWORD = "demo"
 
 
 class StackError(RuntimeError):
@@ -108,6 +111,7 @@ class StackConfig:
             "INTAKE_GENERIC_TOKEN": DEMO_INTAKE_TOKEN,
             "INTAKE_SNS_TOPICS": "arn:aws:sns:eu-central-1:123456789012:runbook-alerts",
             "PAGERDUTY_WEBHOOK_SECRETS": DEMO_WEBHOOK_SECRET,
+            "APPROVAL_OPERATORS_FILE": str(self.data_dir / "operators.json"),
         }
 
 
@@ -209,6 +213,11 @@ class Stack:
         return child
 
     def start_intake(self) -> Child:
+        from intake.ui import hash_password
+
+        operators = self.config.data_dir / "operators.json"
+        if not operators.exists():  # the demo operators sign in to the approval page with "demo"
+            operators.write_text(json.dumps({name: hash_password(DEMO_OPERATOR_PASSWORD) for name in DEMO_OPERATORS}))
         child = self.spawn("intake", [sys.executable, "-m", "intake"], echo=True)
         wait_for_http(f"{self.config.url(self.config.intake_port)}/healthz", timeout=30)
         return child
@@ -293,6 +302,7 @@ class Stack:
             ("PagerDuty emulator", f"{c.pagerduty_url}  (self-signed: {c.pagerduty_tls_dir / 'cert.pem'})"),
             ("demo hybrid-router service", c.url(c.demo_port)),
             ("alert intake (bearer token demo-intake-token)", f"{c.url(c.intake_port)}  (API: /openapi.json)"),
+            ("approval page (demo-oncall / demo-lead, password demo)", f"{c.url(c.intake_port)}/ui"),
             ("worker", f"task queue {os.environ.get('RUNBOOK_TASK_QUEUE', 'runbooks')}, policy {c.policy}"),
             ("data (SQLite, emulator state)", str(c.data_dir)),
             ("logs", str(c.data_dir / "logs")),

@@ -32,6 +32,7 @@ from intake.handoff import Deliveries, Handoff, Rejected, Unavailable
 from intake.normalize import Incoming
 from intake.openapi import openapi_document
 from intake.pagerduty_webhook import incident_event, signature_valid
+from intake.ui import UiConfig, ui_routes
 from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook
 
 log = logging.getLogger("intake")
@@ -160,6 +161,7 @@ def create_app(
     handoff: Handoff,
     sns_verifier: sns.SnsVerifier | None = None,
     confirm_subscription: Callable[[str], Awaitable[None]] | None = None,
+    ui: UiConfig | None = None,
 ) -> Starlette:
     metrics = Metrics()
     deliveries = Deliveries()
@@ -347,6 +349,7 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *(ui_routes(ui, handoff.client) if ui is not None else []),
     ]  # fmt: skip
     app = Starlette(routes=routes, exception_handlers={404: not_found})
     app.state.metrics = metrics

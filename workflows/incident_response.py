@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -319,7 +320,9 @@ class IncidentResponseWorkflow:
         resolved in PagerDuty, so nothing may be done."""
         self.enter("approve", IncidentStatus.AWAITING_APPROVAL)
         self.pending_plan, self.decision, self.approvals_given = plan, None, []
-        await self.note(f"proposal-{plan.plan_id}", f"Proposed remediation {plan.plan_id}: {plan.describe()}")
+        page = self.the_policy.communication.approval_page
+        link = f"\nApprove or reject: {page}/incident?id={quote(workflow.info().workflow_id, safe='')}" if page else ""
+        await self.note(f"proposal-{plan.plan_id}", f"Proposed remediation {plan.plan_id}: {plan.describe()}{link}")
         self.rules_mode = workflow.patched("approval-rules")
         policy, timeout = self.the_policy, self.the_policy.timers.approval_timeout
         rule = policy.rule_for(plan.action.value) if self.rules_mode else None

@@ -1,0 +1,165 @@
+"""The approval page: sign-in, CSRF, refusals shown, and an approval clicked in a real
+headless Chromium (Debian's chromium and chromium-driver) moving the runbook on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from contracts import Acknowledge, Alert, IncidentStatus, Severity
+from intake.app import create_app
+from intake.handoff import Handoff
+from intake.ui import UiConfig, hash_password
+from starter import open_or_join_incident
+from tests.conftest import serve_app
+from tests.test_incident_workflow import FakePlatform
+from tests.test_intake import config_for, intake_policy
+from workflows.incident_response import IncidentResponseWorkflow
+
+PASSWORDS = {"bob": "bob-password", "mallory": "mallory-password"}
+
+
+@dataclass
+class Page:
+    url: str
+    handle: WorkflowHandle
+    workflow_id: str
+
+
+@pytest.fixture
+async def page(dev_env: WorkflowEnvironment) -> AsyncIterator[Page]:
+    """An incident awaiting approval, and the intake serving the approval page."""
+    service = f"ui-{uuid.uuid4().hex[:8]}"
+    policy = intake_policy(service)
+    task_queue = f"ui-{uuid.uuid4()}"
+    target = dev_env.client.service_client.config.target_host
+    handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue)
+    ui = UiConfig(operators={name: hash_password(pw, rounds=1000) for name, pw in PASSWORDS.items()})
+    app = create_app(config_for(policy), handoff, ui=ui)
+    async with Worker(dev_env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow],
+                      activities=FakePlatform(policy).activities()):  # fmt: skip
+        alert = Alert(source="cli", service=service, region="eu-central-1", summary="down", severity=Severity.P0,
+                      raised_by="alice", received_at=datetime.now(UTC))  # fmt: skip
+        handle = await open_or_join_incident(dev_env.client, alert, "alice", task_queue)
+        for _ in range(200):
+            view = await handle.query(IncidentResponseWorkflow.view)
+            if view.status == IncidentStatus.AWAITING_ACK:
+                break
+            await asyncio.sleep(0.05)
+        await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
+        for _ in range(200):
+            if (await handle.query(IncidentResponseWorkflow.view)).pending_approval is not None:
+                break
+            await asyncio.sleep(0.05)
+        with serve_app(app) as url:
+            yield Page(url=url, handle=handle, workflow_id=handle.id)
+        if (await handle.describe()).status == 1:  # still running
+            await handle.terminate("test done")
+
+
+@contextlib.asynccontextmanager
+async def signed_in(page: Page, user: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=page.url, follow_redirects=False, timeout=30) as http:
+        response = await http.post("/ui/login", data={"user": user, "password": PASSWORDS[user]})
+        assert response.status_code == 303 and response.headers["location"] == "/ui"
+        yield http
+
+
+async def test_sign_in_is_required_and_forms_need_their_csrf_token(page: Page) -> None:
+    async with httpx.AsyncClient(base_url=page.url, follow_redirects=False) as anonymous:
+        assert (await anonymous.get("/ui")).headers["location"] == "/ui/login"
+        wrong = await anonymous.post("/ui/login", data={"user": "bob", "password": "guess"})
+        assert "wrong+name+or+password" in wrong.headers["location"]
+        assert (await anonymous.post("/ui/approve", data={"id": page.workflow_id})).status_code == 303  # to login
+
+    async with signed_in(page, "bob") as http:
+        listing = await http.get("/ui")
+        assert page.workflow_id.replace("/", "%2F") in listing.text and "roll " in listing.text
+        view = await page.handle.query(IncidentResponseWorkflow.view)
+        forged = await http.post("/ui/approve", data={"id": page.workflow_id, "plan_id": view.pending_approval.plan_id,
+                                                      "csrf": "not-the-token"})  # fmt: skip
+        assert forged.status_code == 403 and "CSRF" in forged.text
+    still = await page.handle.query(IncidentResponseWorkflow.view)
+    assert still.pending_approval is not None and still.decision is None
+
+
+async def test_a_refusal_is_shown_and_changes_nothing(page: Page) -> None:
+    async with signed_in(page, "mallory") as http:
+        detail = await http.get(f"/ui/incident?id={quote(page.workflow_id, safe='')}")
+        csrf = detail.text.split('name="csrf" value="')[1].split('"')[0]
+        plan_id = detail.text.split('name="plan_id" value="')[1].split('"')[0]
+        answer = await http.post("/ui/approve", data={"id": page.workflow_id, "plan_id": plan_id, "csrf": csrf})
+        shown = await http.get(answer.headers["location"])
+    assert "refused: mallory may not approve" in shown.text
+    assert (await page.handle.query(IncidentResponseWorkflow.view)).pending_approval is not None
+
+
+def chromium_paths() -> tuple[str, str] | None:
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+async def test_approve_in_a_real_browser_and_the_runbook_moves_on(page: Page) -> None:
+    paths = chromium_paths()
+    if paths is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromedriver are missing; .ci/run installs them (Debian packages)")
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = paths[0]
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}"):  # fmt: skip
+        options.add_argument(flag)
+
+    def click_through() -> str:
+        browser = webdriver.Chrome(service=Service(executable_path=paths[1]), options=options)
+        try:
+            browser.get(f"{page.url}/ui")
+            browser.find_element(By.ID, "login-user").send_keys("bob")
+            browser.find_element(By.ID, "login-password").send_keys(PASSWORDS["bob"])
+            browser.find_element(By.ID, "login").click()
+            assert browser.find_element(By.ID, "user").text == "bob"
+            browser.find_element(By.CSS_SELECTOR, "#pending a.incident").click()
+            assert "Awaiting approval" in browser.find_element(By.ID, "plan").text
+            browser.find_element(By.ID, "approve").click()
+            message = browser.find_element(By.ID, "message").text
+            deadline = time.monotonic() + 60
+            moved_on = ("remediating", "verifying", "resolved")
+            while not any(word in browser.find_element(By.ID, "status").text for word in moved_on):
+                assert time.monotonic() < deadline, browser.find_element(By.ID, "status").text
+                time.sleep(0.5)
+                browser.refresh()
+            browser.save_screenshot(os.path.join(profile, "approved.png"))
+            return message
+        finally:
+            browser.quit()
+            shutil.rmtree(profile, ignore_errors=True)
+
+    message = await asyncio.to_thread(click_through)
+    assert "approved by bob" in message
+    view = await page.handle.query(IncidentResponseWorkflow.view)
+    assert view.decision is not None and view.decision.approved and view.decision.by == "bob"
+    assert view.remediation is not None and view.remediation.changed  # the rollback was carried out
+    assert any(e.event == "approved" and e.actor == "bob" for e in view.timeline)
