@@ -338,6 +338,7 @@ class IncidentStatus(StrEnum):
     UNDOING = "undoing"
     RESOLVED = "resolved"
     ESCALATED = "escalated"  # handed to people; the automated runbook has stopped
+    CANCELLED = "cancelled"  # stopped by an operator; what it had changed and not verified, undone
 
 
 class TimelineEntry(Strict):
@@ -483,6 +484,11 @@ class Reject(Strict):
     by: str = Field(min_length=1)
     plan_id: str = Field(min_length=1)
     reason: str = Field(min_length=1)
+
+
+class Cancel(Strict):
+    by: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class Comment(Strict):

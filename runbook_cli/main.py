@@ -31,6 +31,7 @@ from contracts import (
     Acknowledge,
     Alert,
     Approve,
+    Cancel,
     Comment,
     IncidentResult,
     IncidentView,
@@ -101,6 +102,11 @@ def parser() -> argparse.ArgumentParser:
     comment.add_argument("id")
     _identity(comment)
     comment.add_argument("--text", required=True, type=_non_empty("--text"))
+
+    cancel = commands.add_parser("cancel", help="stop the runbook safely (undoes a remediation not yet verified)")
+    cancel.add_argument("id")
+    _identity(cancel)
+    cancel.add_argument("--reason", required=True, type=_non_empty("--reason"))
 
     audit = commands.add_parser("audit", help="the incident's audit trail, as JSON lines")
     audit.add_argument("id")
@@ -250,6 +256,12 @@ async def cmd_comment(client: Client, args: argparse.Namespace, config: settings
     print(reply.message)
 
 
+async def cmd_cancel(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+    handle = await find_incident(client, args.id)
+    reply = await _update(handle, IncidentResponseWorkflow.cancel, Cancel(by=operator_of(args), reason=args.reason))
+    print(reply.message)
+
+
 async def cmd_audit(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
     """One JSON object a line: every step, alert and operator action, with who, when and why."""
     view = await current_view(await find_incident(client, args.id))
@@ -391,6 +403,7 @@ COMMANDS = {
     "approve": cmd_approve,
     "reject": cmd_reject,
     "comment": cmd_comment,
+    "cancel": cmd_cancel,
     "audit": cmd_audit,
 }
 

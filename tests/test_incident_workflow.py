@@ -29,6 +29,7 @@ from contracts import (
     Alert,
     Approvals,
     Approve,
+    Cancel,
     Comment,
     DeploymentRequest,
     DeploymentState,
@@ -626,3 +627,27 @@ async def test_every_operator_action_is_audited_in_pagerduty(harness: Harness) -
     assert "comment by alice: looking at the deploy" in notes
     assert "acknowledged by alice" in notes
     assert any(n.startswith("rejected by bob: ") and n.endswith("not this one") for n in notes)
+
+
+async def test_cancel_while_awaiting_approval_acts_on_nothing(harness: Harness) -> None:
+    handle = await harness.open()
+    await harness.awaiting_approval(handle)
+    await handle.execute_update(IncidentResponseWorkflow.cancel, Cancel(by="bob", reason="handled by hand"))
+    result: IncidentResult = await handle.result()
+    assert result.view.status == IncidentStatus.CANCELLED and result.outcome == "cancelled by bob: handled by hand"
+    assert harness.fake.called("set_service_task_definition") == [] and harness.fake.called("resolve_page") == []
+
+
+async def test_cancel_during_verification_undoes_the_remediation(harness: Harness) -> None:
+    harness.fake.heals = set()  # the rollback does not help: verification keeps checking
+    handle = await harness.open()
+    view = await harness.awaiting_approval(handle)
+    await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=view.pending_approval.plan_id))
+    await harness.until(handle, lambda v: v.status == IncidentStatus.VERIFYING)
+    await handle.execute_update(IncidentResponseWorkflow.cancel, Cancel(by="bob", reason="we take it from here"))
+    result: IncidentResult = await handle.result()
+    await harness.keep_history(handle, "incident_cancelled_and_undone")
+    assert result.view.status == IncidentStatus.CANCELLED
+    assert harness.fake.called("set_service_task_definition") == [PREVIOUS, CURRENT]  # done, then undone
+    events = [e.event for e in result.view.timeline]
+    assert events.index("cancel requested") < events.index("undone") < events.index("closed")

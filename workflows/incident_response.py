@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Acknowledge,
         Alert,
         Approve,
+        Cancel,
         Comment,
         Decision,
         DeploymentRequest,
@@ -98,6 +99,10 @@ ACT = dict(
 )
 
 
+class RunbookCancelled(Exception):
+    """Raised out of a wait when an operator cancelled the runbook; `run` catches it."""
+
+
 class Refused(ValueError):
     """An operator command that cannot be carried out; the Update is rejected unchanged."""
 
@@ -123,7 +128,9 @@ class IncidentResponseWorkflow:
         self.decision: Decision | None = None
         self.approvals_given: list[Decision] = []
         self.rules_mode = False  # approval rules per risk level (runs from before them: one approver)
-        self.audit_notes: list[tuple[str, str]] = []  # operators' actions still to note in PagerDuty
+        self.audit_notes: list[tuple[str, str]] = []
+        self.cancel_request: Cancel | None = None
+        self.applied: tuple[RemediationPlan, RemediationRecord] | None = None  # operators' actions still to note in PagerDuty
         self.audit_sender: asyncio.Task[None] | None = None
         self.remediation: RemediationRecord | None = None
         self.pagerduty: PagerDutyRef | None = None
@@ -137,7 +144,13 @@ class IncidentResponseWorkflow:
             self.audit_sender = asyncio.create_task(self.send_audit_notes())
         # The first alert arrives with the start (signal-with-start).
         await workflow.wait_condition(lambda: bool(self.alerts))
+        try:
+            return await self.respond()
+        except RunbookCancelled:
+            return await self.cancelled()
 
+    async def respond(self) -> IncidentResult:
+        """The runbook, step by step."""
         await self.step_classify()
         if self.alerts[0].status == "resolved":
             # Only a resolution arrived (its incident had already closed): nobody is paged.
@@ -168,6 +181,7 @@ class IncidentResponseWorkflow:
             return await self.step_escalate(f"remediation not approved: {decision.reason}")
 
         record = await self.step_remediate(plan)
+        self.applied = (plan, record) if record is not None else None
         if record is not None and await self.step_verify(plan):
             return await self.step_resolve(f"resolved by {plan.action.value}")
         if record is not None:
@@ -245,7 +259,7 @@ class IncidentResponseWorkflow:
         level = 1
         while not acknowledged():
             if timers.escalate_after is None or level >= self.the_policy.escalation_levels:
-                await workflow.wait_condition(acknowledged)
+                await self.wait(acknowledged)
                 break
             remaining = paged_at + timers.escalate_after * level - workflow.now()
             if await self.wait(acknowledged, remaining):
@@ -398,7 +412,7 @@ class IncidentResponseWorkflow:
             if now + timers.verify_interval > deadline:
                 self.record("verification failed", f"not within SLO for {_fmt(timers.verify_window)}: {why}")
                 return False
-            await workflow.sleep(timers.verify_interval)
+            await self.wait(lambda: False, timers.verify_interval)
 
     async def step_undo(self, plan: RemediationPlan, record: RemediationRecord) -> None:
         """Put back what the remediation changed, so people start from the known state."""
@@ -540,6 +554,19 @@ class IncidentResponseWorkflow:
         self.validate_decision(request.by, request.plan_id, approving=False)
 
     @workflow.update
+    def cancel(self, request: Cancel) -> OperatorReply:
+        self.cancel_request = request
+        self.audit("cancel requested", request.reason, request.by)
+        return self.reply(f"cancelling: {request.reason}")
+
+    @cancel.validator
+    def validate_cancel(self, request: Cancel) -> None:
+        if not self.require_open().may_approve(request.by):
+            raise Refused(f"{request.by} may not cancel the runbook: not an approver in the policy")
+        if self.cancel_request is not None:
+            raise Refused(f"already being cancelled by {self.cancel_request.by}")
+
+    @workflow.update
     def comment(self, request: Comment) -> OperatorReply:
         self.audit("comment", request.text, request.by)
         return self.reply("comment recorded")
@@ -591,7 +618,7 @@ class IncidentResponseWorkflow:
     def require_open(self) -> Policy:
         if self.policy is None:
             raise Refused("the incident is still opening; try again in a moment")
-        if self.status in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED):
+        if self.status in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED, IncidentStatus.CANCELLED):
             raise Refused(f"the incident is closed ({self.status.value})")
         return self.policy
 
@@ -753,12 +780,25 @@ class IncidentResponseWorkflow:
     def reply(self, message: str) -> OperatorReply:
         return OperatorReply(message=message, status=self.status)
 
-    async def wait(self, condition: Callable[[], bool], timeout: timedelta) -> bool:
+    async def wait(self, condition: Callable[[], bool], timeout: timedelta | None = None) -> bool:
+        """Every wait of the runbook: a cancellation by an operator ends it at once."""
         try:
-            await workflow.wait_condition(condition, timeout=timeout)
+            await workflow.wait_condition(lambda: condition() or self.cancel_request is not None, timeout=timeout)
         except asyncio.TimeoutError:
             return False
+        if self.cancel_request is not None:
+            raise RunbookCancelled
         return True
+
+    async def cancelled(self) -> IncidentResult:
+        """Stop safely: put back a remediation that was not verified, leave the page to people."""
+        assert self.cancel_request is not None
+        if self.applied is not None and self.status in (IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING):
+            await self.step_undo(*self.applied)
+        self.enter("escalate", IncidentStatus.CANCELLED)
+        await self.note("cancelled", f"Runbook cancelled by {self.cancel_request.by}: {self.cancel_request.reason}")
+        return await self.finish(IncidentStatus.CANCELLED,
+                                 f"cancelled by {self.cancel_request.by}: {self.cancel_request.reason}")  # fmt: skip
 
     async def finish(self, status: IncidentStatus, outcome: str) -> IncidentResult:
         self.status, self.outcome = status, outcome
