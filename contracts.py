@@ -16,6 +16,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from temporalio.common import SearchAttributeKey
+
+# Search attributes of incident workflows (Keyword), for `runbook incidents` filters. The
+# local stack's dev server registers them; the worker registers them elsewhere at start.
+SEARCH_STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
+SEARCH_SERVICE = SearchAttributeKey.for_keyword("IncidentService")
+SEARCH_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
+SEARCH_ATTRIBUTES = (SEARCH_STATUS, SEARCH_SERVICE, SEARCH_SEVERITY)
 
 # --------------------------------------------------------------------------- durations
 

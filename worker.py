@@ -8,16 +8,41 @@ import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 import activities
 import settings
 import workflows
-from contracts import load_policy_file
+from contracts import SEARCH_ATTRIBUTES, load_policy_file
 
 POLLERS = 20  # measured: 20 pollers of each kind beat the default 5 by about 20 %
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Registers the incident search attributes where they are missing. Without them every
+    incident would stall at its first upsert, so a worker that cannot register them stops."""
+    wanted = {key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES}
+    try:
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+        missing = {name: kind for name, kind in wanted.items() if name not in listed.custom_attributes}
+    except RPCError as err:
+        if err.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server cannot list
+            raise
+        missing = wanted
+    if missing:
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
+        logging.info("registered search attributes %s", ", ".join(missing))
 
 
 async def connect(config: settings.Settings) -> Client:
@@ -50,6 +75,11 @@ async def main() -> None:
     if missing:  # else every incident would go unpaged, found out only in the middle of one
         raise SystemExit(f"worker: {', '.join(missing)} not set; incidents could not page anyone")
     client = await connect(config)
+    try:
+        await ensure_search_attributes(client, config.temporal_namespace)
+    except RPCError as err:
+        raise SystemExit(f"worker: cannot register the search attributes {[k.name for k in SEARCH_ATTRIBUTES]} "
+                         f"in namespace {config.temporal_namespace}: {err}; register them as Keyword and retry")
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)

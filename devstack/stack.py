@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from contracts import SEARCH_ATTRIBUTES
 from devstack.net import port_in_use, wait_for_http, wait_for_port
 from settings import PROJECT_ROOT
 
@@ -169,6 +170,7 @@ class Stack:
                 # transfer poll rate bounds every hand-off
                 "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
                 "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+                *[arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key.name}=Keyword")],
             ],
         )  # fmt: skip
         wait_for_port(c.host, c.temporal_port, timeout=60)

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,9 @@ from temporalio.service import RPCStatusCode
 
 import settings
 from contracts import (
+    SEARCH_SERVICE,
+    SEARCH_SEVERITY,
+    SEARCH_STATUS,
     Acknowledge,
     Alert,
     Approve,
@@ -179,17 +183,17 @@ async def cmd_incidents(client: Client, args: argparse.Namespace, config: settin
     query = f"WorkflowType = '{WORKFLOW_TYPE}'"
     if args.open:
         query += " AND ExecutionStatus = 'Running'"
+    filters = {SEARCH_SERVICE.name: args.service, SEARCH_SEVERITY.name: args.severity.value if args.severity else None,
+               SEARCH_STATUS.name: args.status}  # fmt: skip
+    for name, value in filters.items():
+        if value is not None:
+            if not re.fullmatch(r"[\w.-]+", value):
+                raise CliError(f"--{name.removeprefix('Incident').lower()} {value!r}: letters, digits, . _ - only")
+            query += f" AND {name} = '{value}'"
     rows: list[dict[str, Any]] = []
-    wanted = {"service": args.service, "severity": args.severity.value if args.severity else None,
-              "status": args.status}  # fmt: skip
-    async for execution in client.list_workflows(query):
-        if len(rows) >= args.limit:
-            break
+    async for execution in client.list_workflows(query, limit=args.limit):
         memo = await execution.memo()
         status = memo.get("status") or _execution_status(execution.status)
-        if any(value is not None and (status if key == "status" else memo.get(key)) != value
-               for key, value in wanted.items()):  # fmt: skip
-            continue
         rows.append(
             {
                 "id": memo.get("incident_id", execution.id),

@@ -76,6 +76,8 @@ from collections.abc import AsyncIterator  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
+from contracts import SEARCH_ATTRIBUTES  # noqa: E402
+
 # Keeps back-to-back hand-offs fast on the dev server (DESIGN.md, measured figures).
 DEV_SERVER_ARGS = [
     "--dynamic-config-value",
@@ -93,6 +95,9 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(VENV_BIN / "temporal-test-server"),
     )
+    from worker import ensure_search_attributes
+
+    await ensure_search_attributes(env.client, "default")
     try:
         yield env
     finally:
@@ -105,6 +110,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         dev_server_existing_path=str(VENV_BIN / "temporal"),
         dev_server_extra_args=DEV_SERVER_ARGS,
+        search_attributes=SEARCH_ATTRIBUTES,
     )
     try:
         yield env

@@ -226,6 +226,10 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
 
     listed = [json.loads(line) for line in cli(stack, "incidents", "--json").stdout.splitlines()]
     assert any(row["id"] == incident and row["status"] == "resolved" for row in listed)
+    filtered = cli(stack, "incidents", "--json", "--service", "hybrid-router", "--severity", "P0",
+                   "--status", "resolved").stdout  # fmt: skip
+    assert incident in filtered
+    assert incident not in cli(stack, "incidents", "--json", "--status", "awaiting_ack").stdout
     readable = cli(stack, "show", incident).stdout
     assert incident in readable and "resolved" in readable
 

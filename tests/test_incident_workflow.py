@@ -622,6 +622,7 @@ async def test_every_operator_action_is_audited_in_pagerduty(harness: Harness) -
                                 Reject(by="bob", plan_id=view.pending_approval.plan_id, reason="not this one"))  # fmt: skip
     await harness.until(handle, lambda v: v.pending_approval is not None and v.pending_approval.plan_id
                         != view.pending_approval.plan_id)  # fmt: skip
+    await harness.keep_history(handle, "incident_audited_with_search_attributes")
     await handle.terminate("test done")
     notes = [n.content for n in harness.fake.called("add_pagerduty_note")]
     assert "comment by alice: looking at the deploy" in notes

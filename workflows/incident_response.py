@@ -53,6 +53,9 @@ with workflow.unsafe.imports_passed_through():
         RemediationAction,
         RemediationPlan,
         RemediationRecord,
+        SEARCH_SERVICE,
+        SEARCH_SEVERITY,
+        SEARCH_STATUS,
         ServiceTarget,
         Severity,
         SystemStatus,
@@ -130,6 +133,7 @@ class IncidentResponseWorkflow:
         self.rules_mode = False  # approval rules per risk level (runs from before them: one approver)
         self.audit_notes: list[tuple[str, str]] = []
         self.cancel_request: Cancel | None = None
+        self.searchable = False  # upserts search attributes (runs from before them: memo only)
         self.applied: tuple[RemediationPlan, RemediationRecord] | None = None  # operators' actions still to note in PagerDuty
         self.audit_sender: asyncio.Task[None] | None = None
         self.remediation: RemediationRecord | None = None
@@ -142,6 +146,7 @@ class IncidentResponseWorkflow:
         self.policy = await workflow.execute_activity("load_policy", result_type=Policy, **READ)
         if workflow.patched("audit-notes"):
             self.audit_sender = asyncio.create_task(self.send_audit_notes())
+        self.searchable = workflow.patched("search-attributes")
         # The first alert arrives with the start (signal-with-start).
         await workflow.wait_condition(lambda: bool(self.alerts))
         try:
@@ -210,6 +215,10 @@ class IncidentResponseWorkflow:
             actor=first.raised_by or first.source,
         )
         workflow.upsert_memo({"severity": self.severity.value, "summary": self.summary})
+        if self.searchable:
+            workflow.upsert_search_attributes(
+                [SEARCH_SERVICE.value_set(self.input.service), SEARCH_SEVERITY.value_set(self.severity.value)]
+            )
 
     async def step_page(self) -> None:
         """PagerDuty trigger keyed by the workflow id, then the initial notification note."""
@@ -773,6 +782,8 @@ class IncidentResponseWorkflow:
     def enter(self, step: str, status: IncidentStatus) -> None:
         self.step, self.status = step, status
         workflow.upsert_memo({"status": status.value})
+        if self.searchable:
+            workflow.upsert_search_attributes([SEARCH_STATUS.value_set(status.value)])
 
     def record(self, event: str, detail: str = "", actor: str = "runbook") -> None:
         self.timeline.append(TimelineEntry(at=workflow.now(), step=self.step, event=event, actor=actor, detail=detail))
@@ -804,6 +815,8 @@ class IncidentResponseWorkflow:
         self.status, self.outcome = status, outcome
         self.record("closed", outcome)
         workflow.upsert_memo({"status": status.value, "outcome": outcome})
+        if self.searchable:
+            workflow.upsert_search_attributes([SEARCH_STATUS.value_set(status.value)])
         if self.audit_sender is not None:
             await workflow.wait_condition(lambda: not self.audit_notes)
             self.audit_sender.cancel()
