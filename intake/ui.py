@@ -11,6 +11,7 @@ and the cookie is HttpOnly and SameSite=Strict.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,6 +23,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -29,7 +31,7 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
-from temporalio.client import Client, RPCError, WorkflowUpdateFailedError
+from temporalio.client import Client, RPCError, WorkflowQueryFailedError, WorkflowUpdateFailedError
 
 from contracts import Approve, IncidentView, Reject
 from workflows.incident_response import IncidentResponseWorkflow
@@ -196,15 +198,18 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
         temporal = await client()
         rows = []
         query = "WorkflowType = 'IncidentResponseWorkflow' AND ExecutionStatus = 'Running'"
-        async for execution in temporal.list_workflows(query, limit=200):
-            memo = await execution.memo()
-            if memo.get("status") != "awaiting_approval":
-                continue
-            try:
-                view = await temporal.get_workflow_handle(execution.id).query(IncidentResponseWorkflow.view)
-            except RPCError:
-                continue
-            if view.pending_approval:
+        waiting = [execution.id async for execution in temporal.list_workflows(query, limit=200)
+                   if (await execution.memo()).get("status") == "awaiting_approval"]  # fmt: skip
+
+        async def view_of(workflow_id: str) -> IncidentView | None:
+            try:  # a run whose worker is away must not hold the page up
+                return await temporal.get_workflow_handle(workflow_id).query(
+                    IncidentResponseWorkflow.view, rpc_timeout=timedelta(seconds=3))
+            except (RPCError, WorkflowQueryFailedError):
+                return None
+
+        for view in await asyncio.gather(*(view_of(w) for w in waiting)):
+            if view is not None and view.pending_approval:
                 link = f"/ui/incident?id={quote(view.workflow_id, safe='')}"
                 rows.append(f'<tr><td><a class="incident" href="{link}">{e(view.id)}</a></td><td>{e(view.severity)}'
                             f"</td><td>{e(view.service)}</td><td>{e(view.pending_approval.describe())}</td></tr>")  # fmt: skip

@@ -135,6 +135,7 @@ async def test_approve_in_a_real_browser_and_the_runbook_moves_on(page: Page) ->
 
     def click_through() -> str:
         browser = webdriver.Chrome(service=Service(executable_path=paths[1]), options=options)
+        browser.implicitly_wait(20)  # every lookup waits for the page the last click loads
         try:
             browser.get(f"{page.url}/ui")
             browser.find_element(By.ID, "login-user").send_keys("bob")

@@ -291,6 +291,7 @@ async def test_pagerduty_acknowledgement_reaches_the_incident(intake: Intake) ->
     ignored = await intake.post("/v1/webhooks/pagerduty", foreign, token=None,
                                 **{"x-pagerduty-signature": pd_signature(foreign, PD_SECRET)})  # fmt: skip
     assert ignored.status_code == 202 and "ignored" in ignored.json()
+    await intake.client.get_workflow_handle(intake.workflow_id()).terminate("test done")
 
 
 async def test_a_resolved_alert_before_approval_means_no_remediation(intake: Intake) -> None:
