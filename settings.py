@@ -38,8 +38,6 @@ class Settings:
     # A CA file to trust for PagerDuty (a proxy's, or the local emulator's); unset: the system's.
     pagerduty_ca_bundle: str = field(default_factory=lambda: _env("PAGERDUTY_CA_BUNDLE", ""))
     pagerduty_from: str = field(default_factory=lambda: _env("PAGERDUTY_FROM", "runbooks@example.com"))
-    # Unset in production; boto3 reads AWS_ENDPOINT_URL itself, this copy is for logs.
-    aws_endpoint_url: str = field(default_factory=lambda: _env("AWS_ENDPOINT_URL", ""))
     data_dir: Path = field(default_factory=lambda: Path(_env("RUNBOOK_DATA_DIR", str(PROJECT_ROOT / ".data"))))
 
 

@@ -70,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
     incident.add_argument("--service", required=True, help="a service of the policy, e.g. hybrid-router")
     incident.add_argument("--severity", required=True, type=_severity, help="P0, P1, P2 or P3")
     incident.add_argument("--summary", required=True, help="what is wrong, one line")
-    incident.add_argument("--region", help="default: the service's region in the policy")
+    incident.add_argument("--region", help="the service's region in the policy (the only one it has)")
     _identity(incident, required=False)
 
     listing = commands.add_parser("incidents", help="list incidents, newest first")
@@ -169,7 +169,9 @@ async def cmd_trigger(client: Client, args: argparse.Namespace, config: settings
         raise CliError(f"--service {args.service!r} is not in the policy {config.policy_path} (known: {known})")
     if not args.summary.strip():
         raise CliError("--summary must not be empty")
-    region = args.region or policy.services[args.service].region
+    region = policy.services[args.service].region
+    if args.region and args.region != region:  # the policy's target for the service is in one region
+        raise CliError(f"--region {args.region!r}: the policy's {args.service} runs in {region}")
     who = operator_of(args)
     alert = Alert(source="cli", service=args.service, region=region, summary=args.summary.strip(),
                   severity=args.severity, raised_by=who, received_at=datetime.now(UTC))  # fmt: skip

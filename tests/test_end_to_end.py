@@ -272,6 +272,9 @@ def test_cli_errors_name_the_problem(stack: Stack) -> None:
     bad_severity = cli(stack, "trigger", "incident", "--service", "hybrid-router", "--severity", "P9",
                        "--summary", "x", check=False)  # fmt: skip
     assert bad_severity.returncode == 2 and "--severity" in bad_severity.stderr
+    other_region = cli(stack, "trigger", "incident", "--service", "hybrid-router", "--severity", "P1",
+                       "--summary", "x", "--region", "us-east-1", check=False)  # fmt: skip
+    assert other_region.returncode == 2 and "--region 'us-east-1'" in other_region.stderr
     no_identity = cli(stack, "ack", WORKFLOW_ID, check=False)
     assert no_identity.returncode == 2 and "--as" in no_identity.stderr
 
