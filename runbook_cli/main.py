@@ -416,6 +416,8 @@ COMMANDS = {
 
 async def run(args: argparse.Namespace) -> None:
     config = settings.load()
+    if getattr(args, "operator_required", False):
+        operator_of(args)  # say a missing --as before anything else
     if args.command == "demo":
         cmd_demo(args, config)
         return
