@@ -280,24 +280,11 @@ async def test_the_emergency_switch_masks_a_broken_router(demo_platform: str, br
 
 @pytest.fixture
 def demo_platform(aws_env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    import threading
-    import time
-
-    import uvicorn
-
     from devstack.demo_service import create_app
-    from devstack.net import free_port
+    from tests.conftest import serve_app
 
     aws_seed.seed()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(publish=False, cache_ttl=0), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    monkeypatch.setenv("PLATFORM_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("PLATFORM_ADMIN_TOKEN", "demo-admin-token")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(create_app(publish=False, cache_ttl=0), lifespan="off") as url:
+        monkeypatch.setenv("PLATFORM_URL", url)
+        monkeypatch.setenv("PLATFORM_ADMIN_TOKEN", "demo-admin-token")
+        yield url

@@ -13,8 +13,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +23,6 @@ from typing import Any
 import httpx
 import pagerduty
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -33,6 +30,7 @@ from starlette.testclient import TestClient
 
 from devstack.net import free_port, wait_for_port
 from devstack.pagerduty_emulator import EVENT_ACTIONS, SEVERITIES, create_app, ensure_self_signed_cert
+from tests.conftest import serve_app
 
 ROUTING_KEY = "R" + "0123456789abcdef0123456789abcde"  # 32 characters, like an integration key
 API_TOKEN = "emulator-test-token"
@@ -73,32 +71,9 @@ class Emulator:
 @contextlib.contextmanager
 def serve(app: Starlette, tls: Tls) -> Iterator[str]:
     """Runs `app` under uvicorn with TLS in a background thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-        ssl_certfile=str(tls.cert),
-        ssl_keyfile=str(tls.key),
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"pagerduty-emulator-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the emulator did not start")
-            time.sleep(0.02)
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "the emulator did not stop"
+    with serve_app(app, lifespan="off", timeout_graceful_shutdown=1, ssl_certfile=str(tls.cert),
+                   ssl_keyfile=str(tls.key)) as url:  # fmt: skip
+        yield url
 
 
 def timestamp() -> str:
