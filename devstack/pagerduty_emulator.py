@@ -587,14 +587,19 @@ def _requester(request: Request) -> str:
     return sender
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    body = await _read_body(request, MAX_REST_BODY_BYTES)
+async def _read_json(request: Request, limit: int, invalid: Callable[..., Exception], what: str) -> Any:
+    """The body as JSON; too large or malformed is `invalid`, in the caller's error format."""
+    body = await _read_body(request, limit)
     if body is None:
-        raise _invalid_input(f"The request body is larger than {MAX_REST_BODY_BYTES} bytes")
+        raise invalid(f"{what} is larger than {limit} bytes")
     try:
-        value = _parse_json(body)
+        return _parse_json(body)
     except ValueError as exc:
-        raise _invalid_input(str(exc)) from None
+        raise invalid(str(exc)) from None
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    value = await _read_json(request, MAX_REST_BODY_BYTES, _invalid_input, "The request body")
     if not isinstance(value, dict):
         raise _invalid_input("The request body must be a JSON object")
     return value
@@ -668,13 +673,7 @@ def create_app(
         fault = state.take_fault()
         if fault is not None:
             return _fault_response(fault)
-        body = await _read_body(request, MAX_EVENT_BYTES)
-        if body is None:
-            raise _invalid_event(f"The event is larger than {MAX_EVENT_BYTES} bytes")
-        try:
-            event = _parse_json(body)
-        except ValueError as exc:
-            raise _invalid_event(str(exc)) from None
+        event = await _read_json(request, MAX_EVENT_BYTES, _invalid_event, "The event")
         errors = validate_event(event, known_keys)
         if errors:
             raise _invalid_event(*errors)

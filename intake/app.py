@@ -193,8 +193,8 @@ def create_app(
             try:
                 routed = normalize.route(config.policy, alert, received_at)
             except ValidationError as err:
-                raise Refusal(422, "schema", f"the alert {alert.name!r} cannot be normalised: {err.errors()[0]['msg']}",
-                              ) from None  # fmt: skip
+                problem = err.errors()[0]["msg"]
+                raise Refusal(422, "schema", f"the alert {alert.name!r} cannot be normalised: {problem}") from None
             if routed is None:
                 metrics.rejected.labels(source, "unrouted").inc()
                 unrouted.append({"name": alert.name, "labels": alert.labels})
