@@ -111,6 +111,9 @@ def new_incident_id(workflow_id: str, at: datetime) -> str:
 class SeverityPolicy(Strict):
     respond_within: Duration | None
     escalate_after: Duration | None  # None: never escalate (P3)
+    # Every alert resolved before anyone acknowledged: keep paging people (the outage may
+    # come back), or resolve the incident and its page. None: keep paging for P0/P1.
+    on_clear: Literal["keep_paging", "resolve"] | None = None
 
 
 class MetricQuery(Strict):
@@ -334,6 +337,9 @@ class IncidentInput(Strict):
     service: str
     region: str
     opened_by: str
+    # Handed over at start, so the run needs no activity to read it (runs started by an older
+    # intake or CLI have none and read it with the load_policy activity).
+    policy: Policy | None = None
 
 
 class IncidentStatus(StrEnum):
@@ -448,6 +454,10 @@ class RemediationPlan(Strict):
         body = {k: v for k, v in fields.items() if k not in ("plan_id", "reason")}
         digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
         return cls(plan_id=f"plan-{digest[:12]}", **fields)
+
+    @property
+    def action_name(self) -> str:
+        return self.action.value
 
     def describe(self) -> str:
         match self.action:
@@ -599,3 +609,62 @@ class DeploymentRequest(Strict):
 class EmergencySwitchRequest(Strict):
     hybrid_routing_enabled: bool
     reason: str
+
+
+# --------------------------------------------------------------------------- lean runbook calls
+# One activity where the runbook used several: each saves history events and a round trip.
+
+
+class PageAndNote(Strict):
+    """Trigger, find the PagerDuty incident, add the initial notification: one activity."""
+
+    page: PageRequest
+    note_key: str
+    note: str
+
+
+class PagerDutyNote(Strict):
+    note_key: str  # idempotency: a retry finds the note and adds none
+    content: str
+
+
+class PagerDutySync(Strict):
+    """What the runbook owes PagerDuty, sent as one batch: notes in order, then ack or resolve."""
+
+    dedup_key: str
+    incident_id: str | None = None
+    notes: list[PagerDutyNote] = Field(default_factory=list)
+    acknowledge: bool = False
+    resolve: bool = False
+
+
+class PagerDutySynced(Strict):
+    notes_added: int
+    refused: list[str] = Field(default_factory=list)  # what PagerDuty refused for good, and why
+
+
+class DiagnoseRequest(Strict):
+    health: HealthRequest
+    metrics: MetricsRequest
+    logs: LogScanRequest
+    deployment: DeploymentRequest
+
+
+class VerifyRequest(Strict):
+    """Hold within SLO for `window` before `deadline`, checked every `interval`.
+
+    `system_status`: judge the platform's status instead of one component's health (after the
+    emergency switch the component stays broken by design).
+    """
+
+    health: HealthRequest
+    system_status: bool = False
+    metrics: MetricsRequest
+    window: Duration
+    interval: Duration
+    deadline: datetime
+
+
+class Verification(Strict):
+    verified: bool
+    detail: str

@@ -6,20 +6,28 @@ from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowHandle
 
-from contracts import Alert, IncidentInput, incident_workflow_id, new_incident_id
+from contracts import Alert, IncidentInput, Policy, incident_workflow_id, new_incident_id
 from workflows.incident_response import IncidentResponseWorkflow
 
 WORKFLOW_TYPE = "IncidentResponseWorkflow"
 
 
-async def open_or_join_incident(client: Client, alert: Alert, opened_by: str, task_queue: str) -> WorkflowHandle:
-    """Signal-with-start: the first alert for a target opens its incident, later ones join it."""
+async def open_or_join_incident(
+    client: Client, alert: Alert, opened_by: str, task_queue: str, policy: Policy | None = None
+) -> WorkflowHandle:
+    """Signal-with-start: the first alert for a target opens its incident, later ones join it.
+
+    The policy, when given, travels with the start, so the run reads no policy file first and
+    the page goes out in its first workflow task.
+    """
     workflow_id = incident_workflow_id(alert.service, alert.region)
     now = datetime.now(UTC)
     incident_id = new_incident_id(workflow_id, now)
     return await client.start_workflow(
         IncidentResponseWorkflow.run,
-        IncidentInput(incident_id=incident_id, service=alert.service, region=alert.region, opened_by=opened_by),
+        IncidentInput(
+            incident_id=incident_id, service=alert.service, region=alert.region, opened_by=opened_by, policy=policy
+        ),
         id=workflow_id,
         task_queue=task_queue,
         start_signal="alert",

@@ -1,6 +1,6 @@
 """Activities: the only code that touches the outside world, one module per system."""
 
-from activities import cloudwatch, ecs, pagerduty, platform_api, policy
+from activities import cloudwatch, diagnosis, ecs, pagerduty, platform_api, policy
 
 ALL = [
     policy.load_policy,
@@ -10,6 +10,10 @@ ALL = [
     pagerduty.find_pagerduty_incident,
     pagerduty.add_pagerduty_note,
     pagerduty.escalate_pagerduty_incident,
+    pagerduty.page_and_note,
+    pagerduty.sync_pagerduty,
+    diagnosis.diagnose,
+    diagnosis.verify_slo,
     platform_api.check_component_health,
     platform_api.check_system_status,
     platform_api.set_hybrid_routing,

@@ -14,7 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import settings
-from contracts import EscalateRequest, NoteRequest, PagerDutyRef, PageRequest
+from contracts import EscalateRequest, NoteRequest, PageAndNote, PagerDutyRef, PagerDutySync, PagerDutySynced, PageRequest
 
 TRANSIENT = (429, 500, 502, 503, 504)
 
@@ -82,6 +82,10 @@ def _checked(response, action: str) -> dict:  # noqa: ANN001 - the client's HTTP
 @activity.defn
 def trigger_page(request: PageRequest) -> str:
     """Idempotent by `dedup_key`: a retried trigger joins the open incident, no second page."""
+    return _trigger(request)
+
+
+def _trigger(request: PageRequest) -> str:
     client = events_client()
     try:
         return client.trigger(
@@ -116,6 +120,10 @@ def resolve_page(dedup_key: str) -> str:
 @activity.defn
 def find_pagerduty_incident(dedup_key: str) -> PagerDutyRef:
     """PagerDuty opens the incident after accepting the event; until it shows, retry."""
+    return _find(dedup_key)
+
+
+def _find(dedup_key: str) -> PagerDutyRef:
     client = rest_client()
     params = {"incident_key": dedup_key, "statuses[]": ["triggered", "acknowledged"], "limit": 25}
     try:
@@ -137,6 +145,10 @@ def find_pagerduty_incident(dedup_key: str) -> PagerDutyRef:
 @activity.defn
 def add_pagerduty_note(request: NoteRequest) -> str:
     """Notes have no idempotency key in PagerDuty; a marker line lets a retry find its note."""
+    return _add_note(request)
+
+
+def _add_note(request: NoteRequest) -> str:
     client = rest_client()
     marker = f"ref: {request.note_key}"
     path = f"/incidents/{request.incident_id}/notes"
@@ -162,3 +174,47 @@ def escalate_pagerduty_incident(request: EscalateRequest) -> None:
         _checked(client.put(f"/incidents/{request.incident_id}", json=body), "escalate")
     except pagerduty.Error as err:
         raise _failure(err, "escalate") from err
+
+
+@activity.defn
+def page_and_note(request: PageAndNote) -> PagerDutyRef:
+    """The page, the PagerDuty incident it opened, and the initial notification on it.
+
+    Each part is idempotent (dedup key, incident key, note marker), so a retry after any of
+    them repeats nothing. Until PagerDuty shows the incident the activity fails and retries;
+    the page itself went out on the first attempt.
+    """
+    _trigger(request.page)
+    activity.heartbeat("paged")
+    ref = _find(request.page.dedup_key)
+    assert ref.incident_id is not None
+    _add_note(NoteRequest(incident_id=ref.incident_id, note_key=request.note_key, content=request.note))
+    return ref
+
+
+@activity.defn
+def sync_pagerduty(request: PagerDutySync) -> PagerDutySynced:
+    """Notes in order, then the acknowledgement or resolution.
+
+    A retry re-sends the whole batch: notes are found by their marker, acknowledge and resolve
+    are idempotent by dedup key. A note PagerDuty refuses for good (its incident is gone) is
+    reported, not retried, and does not hold back the acknowledgement or resolution.
+    """
+    added, refused = 0, []
+    if request.incident_id is not None:
+        for note in request.notes:
+            try:
+                _add_note(NoteRequest(incident_id=request.incident_id, note_key=note.note_key, content=note.content))
+                added += 1
+            except ApplicationError as err:
+                if not err.non_retryable:
+                    raise
+                refused.append(f"note {note.note_key}: {err}")
+    action = "resolve" if request.resolve else "acknowledge" if request.acknowledge else None
+    if action is not None:
+        client = events_client()
+        try:
+            client.resolve(request.dedup_key) if request.resolve else client.acknowledge(request.dedup_key)
+        except pagerduty.Error as err:
+            raise _failure(err, action) from err
+    return PagerDutySynced(notes_added=added, refused=refused)

@@ -226,7 +226,7 @@ def test_rate_limits_return_to_temporal_instead_of_sleeping_forever(pagerduty_en
         assert retryable(err.value) and "429" in str(err.value)
     finally:
         with pagerduty_env.http() as http:
-            http.post("/_emulator/faults", json={"enqueue_status": None, "count": 0})
+            http.post("/_emulator/faults", json={"enqueue_status": None, "count": 1}).raise_for_status()
 
 
 def test_a_rejected_request_is_not_retried(pagerduty_env: Emulator) -> None:
@@ -288,3 +288,79 @@ def demo_platform(aws_env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
         monkeypatch.setenv("PLATFORM_URL", url)
         monkeypatch.setenv("PLATFORM_ADMIN_TOKEN", "demo-admin-token")
         yield url
+
+
+# --------------------------------------------------------------------------- composite activities
+
+
+def test_page_and_note_pages_once_and_a_retry_adds_no_second_note(pagerduty_env: Emulator) -> None:
+    from contracts import PageAndNote, PagerDutyNote, PagerDutySync
+
+    key = f"incident/test/{uuid.uuid4().hex[:6]}#INC-1"
+    request = PageAndNote(page=page(key), note_key="INC-1/initial-notification", note="[P0] initial")
+    ref = run(pagerduty.page_and_note, request)
+    assert run(pagerduty.page_and_note, request) == ref  # an activity retry
+    batch = PagerDutySync(dedup_key=key, incident_id=ref.incident_id, acknowledge=True,
+                          notes=[PagerDutyNote(note_key="INC-1/audit-3", content="acknowledged by alice")])  # fmt: skip
+    assert run(pagerduty.sync_pagerduty, batch).notes_added == 1
+    run(pagerduty.sync_pagerduty, batch)  # retried: the note is found, the ack repeats harmlessly
+    state = pagerduty_env.state()
+    [incident] = [i for i in state["incidents"] if i["incident_key"] == key]
+    assert incident["status"] == "acknowledged" and len(incident["notes"]) == 2
+    assert len([p for p in state["pages"] if p["incident_id"] == incident["id"]]) == 1
+    run(pagerduty.sync_pagerduty, PagerDutySync(dedup_key=key, incident_id=ref.incident_id, resolve=True))
+    [incident] = [i for i in pagerduty_env.state()["incidents"] if i["incident_key"] == key]
+    assert incident["status"] == "resolved"
+
+
+def diagnose_request() -> Any:
+    from contracts import DeploymentRequest, DiagnoseRequest, LogScanRequest, MetricsRequest
+    from tests.policies import default_policy
+
+    policy = default_policy()
+    metrics = [q.model_copy(update={"stat": "Average"}) for q in policy.metrics]  # moto has no percentiles
+    return DiagnoseRequest(
+        health=HealthRequest(component="hybrid-router"),
+        metrics=MetricsRequest(region=REGION, queries=metrics),
+        logs=LogScanRequest(region=REGION, log_group="/aws/lambda/hybrid-router", lookback=timedelta(minutes=10)),
+        deployment=DeploymentRequest(cluster=CLUSTER, service=SERVICE, region=REGION),
+    )
+
+
+async def test_diagnose_reads_all_four_systems_in_one_activity(demo_platform: str, broken: str) -> None:
+    from activities import diagnosis
+
+    found = await ActivityEnvironment().run(diagnosis.diagnose, diagnose_request())
+    assert not found.health.healthy
+    assert found.deployment is not None and found.deployment.previous_task_definition == broken
+    assert {m.key for m in found.metrics} >= {"p95_latency_ms", "error_rate_pct"}
+
+
+async def test_diagnose_turns_a_failing_reader_into_a_reading(demo_platform: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from activities import diagnosis
+    from contracts import DeploymentRequest
+
+    request = diagnose_request().model_copy(update={"deployment": DeploymentRequest(
+        cluster="no-such-cluster", service=SERVICE, region=REGION)})  # fmt: skip
+    found = await ActivityEnvironment().run(diagnosis.diagnose, request)
+    assert found.deployment is None and found.deployment_error and "ClusterNotFound" in found.deployment_error
+
+
+async def test_verify_slo_holds_for_the_window_or_gives_up_at_the_deadline(demo_platform: str, broken: str) -> None:
+    from activities import diagnosis
+    from contracts import VerifyRequest
+
+    base = diagnose_request()
+    no_metrics = base.metrics.model_copy(update={"queries": []})
+    failing = VerifyRequest(health=base.health, metrics=no_metrics, window=timedelta(seconds=1),
+                            interval=timedelta(seconds=0.2), deadline=datetime.now(UTC) + timedelta(seconds=1))  # fmt: skip
+    result = await ActivityEnvironment().run(diagnosis.verify_slo, failing)
+    assert not result.verified and "health" in result.detail
+
+    demo.heal_service(CLUSTER, SERVICE, REGION)
+    holding = failing.model_copy(update={"deadline": datetime.now(UTC) + timedelta(seconds=10)})
+    heartbeats: list[Any] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: heartbeats.append(details)
+    result = await env.run(diagnosis.verify_slo, holding)
+    assert result.verified and heartbeats  # it heartbeat while the window ran

@@ -81,6 +81,12 @@ def show(stack: Stack, incident: str) -> dict[str, Any]:
     return json.loads(cli(stack, "show", incident, "--json").stdout)
 
 
+def closed(view: dict[str, Any]) -> bool:
+    """The run has ended: everything owed to PagerDuty went out before its last entry."""
+    timeline = view.get("timeline") or [{}]
+    return view["status"] in ("resolved", "escalated") and timeline[-1].get("event") == "closed"
+
+
 def wait_for(stack: Stack, incident: str, check: Callable[[dict[str, Any]], bool], timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     view: dict[str, Any] = {}
@@ -207,7 +213,7 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
 
     cli(stack, "comment", incident, "--as", "demo-oncall", "--text", "rollback looks right")
     cli(stack, "approve", incident, "--as", "demo-lead")
-    view = wait_for(stack, incident, lambda v: v["status"] in ("resolved", "escalated"))
+    view = wait_for(stack, incident, closed)
     assert view["status"] == "resolved", view["timeline"]
     assert_one_page_and_one_rollback(stack, good)
 
@@ -250,7 +256,7 @@ def test_worker_killed_mid_runbook_repeats_no_page_and_no_remediation(
     time.sleep(1)
     worker()
 
-    view = wait_for(stack, incident, lambda v: v["status"] in ("resolved", "escalated"), timeout=240)
+    view = wait_for(stack, incident, closed, timeout=240)
     assert view["status"] == "resolved", view["timeline"]
     assert_one_page_and_one_rollback(stack, good)
     assert sum(e["event"] == "remediated" for e in view["timeline"]) == 1
@@ -295,7 +301,7 @@ def test_temporal_restart_keeps_the_incident_and_repeats_nothing(stack: Stack, w
         time.sleep(1)
     wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
     cli(stack, "approve", incident, "--as", "demo-lead")
-    view = wait_for(stack, incident, lambda v: v["status"] in ("resolved", "escalated"), timeout=180)
+    view = wait_for(stack, incident, closed, timeout=180)
     assert view["status"] == "resolved", view["timeline"]
     assert_one_page_and_one_rollback(stack, good)
 
@@ -325,6 +331,6 @@ def test_alerts_and_pagerduty_acks_through_the_intake(stack: Stack, worker: Call
     assert view["acknowledged_by"] == "Tenex Engineer (PagerDuty)"
 
     cli(stack, "approve", WORKFLOW_ID, "--as", "demo-lead")
-    view = wait_for(stack, view["id"], lambda v: v["status"] in ("resolved", "escalated"))
+    view = wait_for(stack, view["id"], closed)
     assert view["status"] == "resolved", view["timeline"]
     assert_one_page_and_one_rollback(stack, good)

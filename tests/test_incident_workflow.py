@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.cloudwatch import grade
 from contracts import (
     Acknowledge,
     Alert,
@@ -31,147 +29,21 @@ from contracts import (
     Approve,
     Cancel,
     Comment,
-    DeploymentRequest,
-    DeploymentState,
-    EmergencySwitchRequest,
-    EscalateRequest,
-    HealthReading,
-    HealthRequest,
     IncidentResult,
     IncidentStatus,
     IncidentView,
-    LogScan,
-    LogScanRequest,
-    MetricReading,
-    MetricsRequest,
-    NoteRequest,
     PagerDutyEvent,
-    PagerDutyRef,
-    PageRequest,
     Policy,
     Reject,
     RemediationAction,
-    RemediationPlan,
-    RemediationRecord,
     Severity,
-    SystemStatus,
 )
 from starter import open_or_join_incident
+from tests.fakes import CURRENT, PREVIOUS, FakePlatform
 from tests.policies import default_policy, scaled
 from workflows.incident_response import IncidentResponseWorkflow
 
-HISTORIES = Path(__file__).parent / "histories"
-CURRENT = "arn:aws:ecs:eu-central-1:123456789012:task-definition/hybrid-router:3"
-PREVIOUS = "arn:aws:ecs:eu-central-1:123456789012:task-definition/hybrid-router:2"
-BAD = {"p95_latency_ms": 3500.0, "error_rate_pct": 12.0}
-GOOD = {"p95_latency_ms": 800.0, "error_rate_pct": 0.3}
-
-
-class FakePlatform:
-    """Stands in for PagerDuty, the platform API, CloudWatch and ECS; records every call."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.healthy = False
-        self.task_definition = CURRENT
-        self.previous: str | None = PREVIOUS
-        self.heals: set[RemediationAction] = {RemediationAction.ROLLBACK}
-        self.hybrid_routing = True
-        self.metrics_critical = False
-        self.switch_helps = True
-        self.calls: list[tuple[str, Any]] = []
-
-    def called(self, name: str) -> list[Any]:
-        return [arg for call, arg in self.calls if call == name]
-
-    def activities(self) -> list[Callable[..., Any]]:
-        return [
-            self.load_policy, self.trigger_page, self.find_pagerduty_incident, self.add_pagerduty_note,
-            self.escalate_pagerduty_incident, self.acknowledge_page, self.resolve_page,
-            self.check_component_health, self.check_system_status, self.read_metrics, self.scan_error_logs,
-            self.describe_deployment, self.set_service_task_definition, self.force_new_deployment,
-            self.set_hybrid_routing,
-        ]  # fmt: skip
-
-    @activity.defn(name="load_policy")
-    async def load_policy(self) -> Policy:
-        return self.policy
-
-    @activity.defn(name="trigger_page")
-    async def trigger_page(self, request: PageRequest) -> str:
-        self.calls.append(("trigger_page", request))
-        return request.dedup_key
-
-    @activity.defn(name="find_pagerduty_incident")
-    async def find_pagerduty_incident(self, dedup_key: str) -> PagerDutyRef:
-        return PagerDutyRef(dedup_key=dedup_key, incident_id="PFAKE01")
-
-    @activity.defn(name="add_pagerduty_note")
-    async def add_pagerduty_note(self, request: NoteRequest) -> str:
-        self.calls.append(("add_pagerduty_note", request))
-        return "NOTE1"
-
-    @activity.defn(name="escalate_pagerduty_incident")
-    async def escalate_pagerduty_incident(self, request: EscalateRequest) -> None:
-        self.calls.append(("escalate_pagerduty_incident", request.level))
-
-    @activity.defn(name="acknowledge_page")
-    async def acknowledge_page(self, dedup_key: str) -> str:
-        self.calls.append(("acknowledge_page", dedup_key))
-        return dedup_key
-
-    @activity.defn(name="resolve_page")
-    async def resolve_page(self, dedup_key: str) -> str:
-        self.calls.append(("resolve_page", dedup_key))
-        return dedup_key
-
-    @activity.defn(name="check_component_health")
-    async def check_component_health(self, request: HealthRequest) -> HealthReading:
-        return HealthReading(component=request.component, healthy=self.healthy, detail="fake")
-
-    @activity.defn(name="check_system_status")
-    async def check_system_status(self) -> SystemStatus:
-        ok = not self.hybrid_routing or (self.healthy and not self.metrics_critical)
-        return SystemStatus(healthy=ok, hybrid_routing="enabled" if self.hybrid_routing else "disabled")
-
-    @activity.defn(name="read_metrics")
-    async def read_metrics(self, request: MetricsRequest) -> list[MetricReading]:
-        if self.metrics_critical:
-            values = GOOD if not self.hybrid_routing and self.switch_helps else BAD
-        else:
-            values = GOOD if self.healthy else BAD
-        return [grade(q, [values[q.key]]) for q in request.queries if q.key in values]
-
-    @activity.defn(name="scan_error_logs")
-    async def scan_error_logs(self, request: LogScanRequest) -> LogScan:
-        return LogScan(log_group=request.log_group, error_count=0 if self.healthy else 7)
-
-    @activity.defn(name="describe_deployment")
-    async def describe_deployment(self, request: DeploymentRequest) -> DeploymentState:
-        return DeploymentState(
-            cluster=request.cluster, service=request.service, region=request.region,
-            task_definition=self.task_definition, previous_task_definition=self.previous,
-            primary_deployment_id="ecs-svc/1",
-        )  # fmt: skip
-
-    @activity.defn(name="set_service_task_definition")
-    async def set_service_task_definition(self, plan: RemediationPlan) -> RemediationRecord:
-        self.calls.append(("set_service_task_definition", plan.to_task_definition))
-        self.task_definition = plan.to_task_definition or self.task_definition
-        self.healthy = RemediationAction.ROLLBACK in self.heals and self.task_definition == PREVIOUS
-        return RemediationRecord(action=plan.action, changed=True, detail=f"now {self.task_definition}")
-
-    @activity.defn(name="force_new_deployment")
-    async def force_new_deployment(self, plan: RemediationPlan) -> RemediationRecord:
-        self.calls.append(("force_new_deployment", plan.plan_id))
-        self.healthy = RemediationAction.FORCE_NEW_DEPLOYMENT in self.heals
-        return RemediationRecord(action=plan.action, changed=True, detail="redeployed")
-
-    @activity.defn(name="set_hybrid_routing")
-    async def set_hybrid_routing(self, request: EmergencySwitchRequest) -> RemediationRecord:
-        self.calls.append(("set_hybrid_routing", request.hybrid_routing_enabled))
-        self.hybrid_routing = request.hybrid_routing_enabled
-        return RemediationRecord(action=RemediationAction.EMERGENCY_SWITCH, changed=True, detail="switched")
+HISTORIES = Path(__file__).parent / "histories" / "incident"
 
 
 @dataclass
@@ -192,7 +64,7 @@ class Harness:
         self.policy.services[service] = self.policy.services["hybrid-router"].model_copy(update={"region": region})
         alert = Alert(source="test", service=service, region=region, summary="hybrid router down",
                       severity=severity, received_at=datetime.now(UTC))  # fmt: skip
-        return await open_or_join_incident(self.client, alert, "tester", self.task_queue)
+        return await open_or_join_incident(self.client, alert, "tester", self.task_queue, self.policy)
 
     async def until(self, handle: WorkflowHandle, check: Callable[[IncidentView], bool]) -> IncidentView:
         last: IncidentView | None = None
@@ -259,7 +131,7 @@ async def test_happy_path_rolls_back_verifies_and_resolves(harness: Harness) -> 
 
     await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=plan.plan_id))
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "incident_resolved_by_rollback_page_per_incident")
+    await harness.keep_history(handle, "lean_resolved_by_rollback")
 
     assert result.view.status == IncidentStatus.RESOLVED
     assert harness.fake.called("set_service_task_definition") == [PREVIOUS]
@@ -293,10 +165,11 @@ async def test_escalates_one_level_per_timer_without_ack(harness: Harness) -> No
     assert view.status == IncidentStatus.AWAITING_ACK and view.pagerduty.escalation_level == 3
 
     await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
-    view = await harness.until(handle, lambda v: v.pending_approval is not None)
+    view = await harness.until(handle, lambda v: v.pending_approval is not None
+                               and any(e.event == "PagerDuty acknowledged" for e in v.timeline))  # fmt: skip
     assert view.acknowledged_by == "alice"
     assert harness.fake.called("acknowledge_page") == [view.pagerduty.dedup_key]
-    await harness.keep_history(handle, "incident_escalated_awaiting_approval")
+    await harness.keep_history(handle, "lean_escalated_awaiting_approval")
     await handle.terminate("test done")
 
 
@@ -330,7 +203,7 @@ async def test_rejection_escalates_without_acting(harness: Harness) -> None:
     assert rejected == [RemediationAction.ROLLBACK, RemediationAction.FORCE_NEW_DEPLOYMENT,
                         RemediationAction.EMERGENCY_SWITCH]  # fmt: skip
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "incident_rejected")
+    await harness.keep_history(handle, "lean_rejected")
     assert result.view.status == IncidentStatus.ESCALATED
     assert "rollback loses the hotfix" in result.outcome
     assert result.view.decision.by == "bob" and not result.view.decision.approved
@@ -383,7 +256,7 @@ async def test_failed_verification_is_undone_and_escalated(harness: Harness) -> 
         IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=view.pending_approval.plan_id)
     )
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "incident_undone_after_failed_verification")
+    await harness.keep_history(handle, "lean_undone_after_failed_verification")
 
     assert result.view.status == IncidentStatus.ESCALATED
     assert harness.fake.called("set_service_task_definition") == [PREVIOUS, CURRENT]  # done, then undone
@@ -456,7 +329,7 @@ async def test_a_redelivered_alert_changes_nothing(harness: Harness) -> None:
     view = await harness.until(handle, lambda v: v.alert_count >= 3)
     await asyncio.sleep(0.3)
     assert (await handle.query(IncidentResponseWorkflow.view)).alert_count == 3  # the first, sns-1, sns-2
-    await harness.keep_history(handle, "incident_redelivered_alerts")
+    await harness.keep_history(handle, "lean_redelivered_alerts")
     await handle.terminate("test done")
 
 
@@ -473,7 +346,7 @@ async def test_an_acknowledgement_in_pagerduty_counts_like_runbook_ack(harness: 
     view = await harness.until(handle, lambda v: v.pending_approval is not None)
     assert view.acknowledged_by == "Jane Doe (PagerDuty)"
     assert [e.event for e in view.timeline].count("PagerDuty: acknowledged") == 1  # the retry changed nothing
-    await harness.keep_history(handle, "incident_acknowledged_in_pagerduty")
+    await harness.keep_history(handle, "lean_acknowledged_in_pagerduty")
     await handle.terminate("test done")
 
 
@@ -482,7 +355,7 @@ async def test_resolved_in_pagerduty_ends_the_runbook_without_acting(harness: Ha
     await harness.awaiting_approval(handle)
     await handle.signal(IncidentResponseWorkflow.pagerduty_event, pagerduty_event("incident.resolved", "e2"))
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "incident_resolved_in_pagerduty")
+    await harness.keep_history(handle, "lean_resolved_in_pagerduty")
     assert result.view.status == IncidentStatus.RESOLVED
     assert result.outcome == "resolved in PagerDuty by Jane Doe"
     assert harness.fake.called("set_service_task_definition") == []
@@ -515,7 +388,7 @@ async def open_by(harness: Harness, person: str) -> WorkflowHandle:
         update={"region": region})  # fmt: skip
     alert = Alert(source="cli", service="hybrid-router", region=region, summary="down", severity=Severity.P0,
                   raised_by=person, received_at=datetime.now(UTC))  # fmt: skip
-    return await open_or_join_incident(harness.client, alert, person, harness.task_queue)
+    return await open_or_join_incident(harness.client, alert, person, harness.task_queue, harness.policy)
 
 
 async def refused(handle: WorkflowHandle, update: Any, request: Any) -> str:
@@ -559,7 +432,7 @@ async def test_critical_risk_needs_distinct_approvers_and_groups_count(dev_harne
     second = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="carol", plan_id=plan_id))
     assert "approved by alice, carol" in second.message
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "incident_two_approvers_audited")
+    await harness.keep_history(handle, "lean_two_approvers_audited")
     assert result.view.status == IncidentStatus.RESOLVED
 
 
@@ -576,7 +449,7 @@ async def test_a_rejection_gives_way_to_the_next_option(harness: Harness) -> Non
     await handle.execute_update(IncidentResponseWorkflow.approve,
                                 Approve(by="bob", plan_id=view.pending_approval.plan_id))  # fmt: skip
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "incident_next_option_after_rejection")
+    await harness.keep_history(handle, "lean_next_option_after_rejection")
     assert result.view.status == IncidentStatus.RESOLVED
     assert harness.fake.called("set_service_task_definition") == [] and len(harness.fake.called("force_new_deployment")) == 1
 
@@ -593,7 +466,7 @@ async def test_the_approval_ladder_reminds_repages_then_denies(harness: Harness)
     await harness.until(handle, lambda v: any(e.event == "escalated" for e in v.timeline))
     assert harness.fake.called("escalate_pagerduty_incident") == [2]
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "incident_approval_ladder_timed_out")
+    await harness.keep_history(handle, "lean_approval_ladder_timed_out")
     events = [e.event for e in result.view.timeline]
     assert events.index("reminder") < events.index("escalated") < events.index("approval timed out")
     assert harness.fake.called("set_service_task_definition") == []
@@ -622,7 +495,7 @@ async def test_every_operator_action_is_audited_in_pagerduty(harness: Harness) -
                                 Reject(by="bob", plan_id=view.pending_approval.plan_id, reason="not this one"))  # fmt: skip
     await harness.until(handle, lambda v: v.pending_approval is not None and v.pending_approval.plan_id
                         != view.pending_approval.plan_id)  # fmt: skip
-    await harness.keep_history(handle, "incident_audited_with_search_attributes")
+    await harness.keep_history(handle, "lean_audited_with_search_attributes")
     await handle.terminate("test done")
     notes = [n.content for n in harness.fake.called("add_pagerduty_note")]
     assert "comment by alice: looking at the deploy" in notes
@@ -647,8 +520,90 @@ async def test_cancel_during_verification_undoes_the_remediation(harness: Harnes
     await harness.until(handle, lambda v: v.status == IncidentStatus.VERIFYING)
     await handle.execute_update(IncidentResponseWorkflow.cancel, Cancel(by="bob", reason="we take it from here"))
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "incident_cancelled_and_undone")
+    await harness.keep_history(handle, "lean_cancelled_and_undone")
     assert result.view.status == IncidentStatus.CANCELLED
     assert harness.fake.called("set_service_task_definition") == [PREVIOUS, CURRENT]  # done, then undone
     events = [e.event for e in result.view.timeline]
     assert events.index("cancel requested") < events.index("undone") < events.index("closed")
+
+
+# --------------------------------------------------------------------------- approval race
+
+
+async def test_an_approval_while_the_proposal_note_is_slow_is_judged_by_the_rules(dev_harness: Harness) -> None:
+    """A slow PagerDuty must not open a window where one approver decides a two-approver plan."""
+    harness = dev_harness
+    with_approvals(harness, rules={"high": {"approvers": ["alice", "bob"], "required": 2, "four_eyes": True}})
+    harness.fake.healthy, harness.fake.metrics_critical = True, True  # -> the emergency switch, high risk
+    harness.fake.note_delay = 3.0
+    handle = await open_by(harness, "alice")
+    await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
+    view = await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_APPROVAL)
+    proposed = next(e for e in view.timeline if e.event == "proposed")
+    plan_id = proposed.detail.split(":")[0]
+
+    try:  # while the proposal note is still on its way to PagerDuty
+        first = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=plan_id))
+    except WorkflowUpdateFailedError:
+        first = None
+    assert first is None or "another approver is needed" in first.message
+    await asyncio.sleep(0.5)
+    assert harness.fake.called("set_hybrid_routing") == []
+    assert (await handle.query(IncidentResponseWorkflow.view)).decision is None
+
+    await harness.until(handle, lambda v: v.pending_approval is not None)
+    if first is None:
+        await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=plan_id))
+    second = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=plan_id))
+    assert "approved by alice, bob" in second.message
+    result: IncidentResult = await handle.result()
+    assert result.view.status == IncidentStatus.RESOLVED and harness.fake.called("set_hybrid_routing") == [False]
+
+
+# --------------------------------------------------------------------------- a condition that clears
+
+
+async def clear_every_alert(harness: Harness, handle: WorkflowHandle) -> None:
+    view = await handle.query(IncidentResponseWorkflow.view)
+    resolved = Alert(source="test", service=view.service, region=view.region, summary="cleared", status="resolved",
+                     received_at=datetime.now(UTC))  # fmt: skip
+    await open_or_join_incident(harness.client, resolved, "tester", harness.task_queue)
+
+
+async def test_a_p2_that_clears_before_anyone_acknowledges_is_resolved_with_its_page(harness: Harness) -> None:
+    handle = await harness.open(severity=Severity.P2)
+    await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    await clear_every_alert(harness, handle)
+    result: IncidentResult = await handle.result()
+    await harness.keep_history(handle, "lean_cleared_before_ack_resolved")
+
+    assert result.view.status == IncidentStatus.RESOLVED and "cleared before anyone acknowledged" in result.outcome
+    assert harness.fake.called("resolve_page") == [result.view.pagerduty.dedup_key]
+    assert harness.fake.called("escalate_pagerduty_incident") == [] and harness.fake.called("acknowledge_page") == []
+    cleared = [e for e in result.view.timeline if e.event == "condition cleared"]
+    assert len(cleared) == 1 and "on_clear: resolve" in cleared[0].detail
+
+
+async def test_a_p0_that_clears_before_anyone_acknowledges_keeps_paging(harness: Harness) -> None:
+    handle = await harness.open(severity=Severity.P0)
+    await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    await clear_every_alert(harness, handle)
+    await harness.until(handle, lambda v: any(e.event == "condition cleared" for e in v.timeline))
+    p0 = harness.policy.severities[Severity.P0]
+    assert p0.escalate_after is not None
+    await harness.env.sleep(harness.after(p0.escalate_after))
+    view = await harness.until(handle, lambda v: any(e.event == "escalated" for e in v.timeline))
+    assert view.status == IncidentStatus.AWAITING_ACK and harness.fake.called("resolve_page") == []
+    assert "on_clear: keep_paging" in next(e.detail for e in view.timeline if e.event == "condition cleared")
+    await handle.terminate("test done")
+
+
+async def test_the_policy_may_resolve_a_cleared_p0(harness: Harness) -> None:
+    p0 = harness.policy.severities[Severity.P0]
+    harness.policy.severities[Severity.P0] = p0.model_copy(update={"on_clear": "resolve"})
+    handle = await harness.open(severity=Severity.P0)
+    await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    await clear_every_alert(harness, handle)
+    result: IncidentResult = await handle.result()
+    assert result.view.status == IncidentStatus.RESOLVED and len(harness.fake.called("resolve_page")) == 1

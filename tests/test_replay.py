@@ -16,7 +16,7 @@ from temporalio.worker import Replayer
 
 from workflows import ALL as WORKFLOWS
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
 
 
 def test_there_are_histories_to_replay() -> None:

@@ -1,0 +1,216 @@
+"""The pager: the page, the PagerDuty incident it opened, notes on it, escalation, and the
+acknowledgement ladder. Deterministic; every call to PagerDuty is an activity.
+
+Two modes, chosen by the runbook (runs from before the lean kit replay the first):
+- legacy: every note and acknowledgement is its own activity, awaited where it is made;
+  operators' audit notes go out through their own sender task.
+- lean: notes, the acknowledgement and the resolution go into an outbox that one sender task
+  flushes as one activity per batch, so the runbook never waits on PagerDuty to go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import pagerduty
+    from contracts import (
+        EscalateRequest,
+        NoteRequest,
+        PageAndNote,
+        PagerDutyNote,
+        PagerDutyRef,
+        PagerDutySync,
+        PageRequest,
+        SeverityPolicy,
+    )
+
+from workflows.kit.options import NOTIFY, PAGE
+from workflows.kit.timeline import Timeline, cause, fmt
+
+Wait = Callable[[Callable[[], bool], timedelta | None], Awaitable[bool]]
+
+
+class Pager:
+    def __init__(self, timeline: Timeline, note_prefix: str, lean: bool) -> None:
+        self.timeline = timeline
+        self.note_prefix = note_prefix  # note keys are unique per runbook run
+        self.lean = lean
+        self.ref: PagerDutyRef | None = None
+        self.levels = 1
+        # legacy: operators' audit notes, sent one by one by `send_audit_notes`
+        self.audit_notes: list[tuple[str, str]] = []
+        self.audit_sender: asyncio.Task[None] | None = None
+        # lean: what PagerDuty is owed, sent in batches by `send_outbox`
+        self.outbox: list[PagerDutyNote] = []
+        self.owe_acknowledge = False
+        self.owe_resolve = False
+        self.sending = False
+
+    def start_sender(self) -> None:
+        self.audit_sender = asyncio.create_task(self.send_outbox() if self.lean else self.send_audit_notes())
+
+    @property
+    def incident_id(self) -> str | None:
+        return self.ref.incident_id if self.ref else None
+
+    # ------------------------------------------------------------------ page
+
+    async def page(self, request: PageRequest, initial_note: str) -> None:
+        """Trigger (idempotent by dedup key), find the PagerDuty incident, add the initial note."""
+        self.ref = PagerDutyRef(dedup_key=request.dedup_key)
+        if self.lean:
+            both = PageAndNote(page=request, note_key=self.key("initial-notification"), note=initial_note)
+            try:
+                self.ref = await workflow.execute_activity(pagerduty.page_and_note, both, **PAGE)
+            except ActivityError as err:
+                self.timeline.record("page failed", cause(err))
+                return
+            self.timeline.record("paged", f"PagerDuty incident {self.ref.incident_id} (dedup key {request.dedup_key})")
+            return
+        try:
+            await workflow.execute_activity(pagerduty.trigger_page, request, **NOTIFY)
+        except ActivityError as err:
+            self.timeline.record("page failed", cause(err))
+            return
+        self.timeline.record("paged", f"PagerDuty event sent (dedup key {request.dedup_key})")
+        try:
+            self.ref = await workflow.execute_activity(pagerduty.find_pagerduty_incident, request.dedup_key, **NOTIFY)
+        except ActivityError as err:
+            self.timeline.record("PagerDuty incident not found", cause(err))
+            return
+        await self.note("initial-notification", initial_note)
+
+    def key(self, name: str) -> str:
+        return f"{self.note_prefix}/{name}"
+
+    # ------------------------------------------------------------------ acknowledgement ladder
+
+    async def await_acknowledgement(self, timers: SeverityPolicy, acknowledged: Callable[[], bool], wait: Wait) -> None:
+        """Wait for a person; at each escalation timer climb one level of the ladder."""
+        paged_at = workflow.now()
+        if timers.respond_within is not None and not await wait(acknowledged, timers.respond_within):
+            self.timeline.record("response target missed", f"no acknowledgement within {fmt(timers.respond_within)}")
+        level = 1
+        while not acknowledged():
+            if timers.escalate_after is None or level >= self.levels:
+                await wait(acknowledged, None)
+                break
+            remaining = paged_at + timers.escalate_after * level - workflow.now()
+            if await wait(acknowledged, remaining):
+                break
+            level += 1
+            await self.escalate(level, f"not acknowledged within {fmt(timers.escalate_after * (level - 1))}")
+
+    async def escalate(self, level: int, reason: str) -> None:
+        if self.ref is None or self.ref.incident_id is None:
+            self.timeline.record("escalation not possible", f"no PagerDuty incident to escalate to level {level}")
+            return
+        request = EscalateRequest(incident_id=self.ref.incident_id, level=level)
+        try:
+            await workflow.execute_activity(pagerduty.escalate_pagerduty_incident, request, **NOTIFY)
+        except ActivityError as err:
+            self.timeline.record("escalation failed", cause(err))
+            return
+        self.ref.escalation_level = level
+        self.timeline.record("escalated", f"PagerDuty level {level}: {reason}")
+
+    async def climb(self, reason: str) -> None:
+        """One more level, unless the ladder's top is reached."""
+        if self.ref is not None and self.ref.escalation_level < self.levels:
+            await self.escalate(self.ref.escalation_level + 1, reason)
+
+    # ------------------------------------------------------------------ what PagerDuty is told
+
+    async def note(self, key: str, content: str) -> None:
+        if self.ref is None or self.ref.incident_id is None:
+            return
+        if self.lean:
+            self.outbox.append(PagerDutyNote(note_key=self.key(key), content=content))
+            return
+        request = NoteRequest(incident_id=self.ref.incident_id, note_key=self.key(key), content=content)
+        try:
+            await workflow.execute_activity(pagerduty.add_pagerduty_note, request, **NOTIFY)
+        except ActivityError as err:
+            self.timeline.record("PagerDuty note failed", f"{key}: {cause(err)}")
+
+    def audit_note(self, key: str, content: str) -> None:
+        """An operator's action, noted soon after (handlers themselves run no activities)."""
+        if self.lean:
+            if self.ref is not None and self.ref.incident_id is not None:
+                self.outbox.append(PagerDutyNote(note_key=self.key(key), content=content))
+        else:
+            self.audit_notes.append((key, content))
+
+    async def acknowledge(self) -> None:
+        await self._page_state(pagerduty.acknowledge_page, "PagerDuty acknowledged", resolve=False)
+
+    async def resolve(self) -> None:
+        await self._page_state(pagerduty.resolve_page, "PagerDuty resolved", resolve=True)
+
+    async def _page_state(self, legacy: Callable[[str], str], event: str, resolve: bool) -> None:
+        if self.ref is None:
+            return
+        if self.lean:
+            if resolve:
+                self.owe_resolve = True
+            else:
+                self.owe_acknowledge = True
+            return
+        try:
+            await workflow.execute_activity(legacy, self.ref.dedup_key, **NOTIFY)
+        except ActivityError as err:
+            self.timeline.record(f"{event} failed", cause(err))
+            return
+        self.timeline.record(event)
+
+    # ------------------------------------------------------------------ senders
+
+    async def send_audit_notes(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(self.audit_notes))
+            key, content = self.audit_notes[0]
+            await self.note(key, content)
+            self.audit_notes.pop(0)
+
+    def owed(self) -> bool:
+        return bool(self.outbox) or self.owe_acknowledge or self.owe_resolve
+
+    async def send_outbox(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self.ref is not None and self.owed())
+            assert self.ref is not None
+            batch = PagerDutySync(dedup_key=self.ref.dedup_key, incident_id=self.ref.incident_id,
+                                  notes=self.outbox, acknowledge=self.owe_acknowledge, resolve=self.owe_resolve)
+            self.outbox, self.owe_acknowledge, self.owe_resolve = [], False, False
+            self.sending = True
+            try:
+                synced = await workflow.execute_activity(pagerduty.sync_pagerduty, batch, **PAGE)
+            except ActivityError as err:
+                self.timeline.record("PagerDuty update failed", cause(err))
+            else:
+                for refusal in synced.refused:
+                    self.timeline.record("PagerDuty note refused", refusal)
+                if batch.acknowledge and not batch.resolve:
+                    self.timeline.record("PagerDuty acknowledged")
+                if batch.resolve:
+                    self.timeline.record("PagerDuty resolved")
+            finally:
+                self.sending = False
+
+    async def drain(self) -> None:
+        """Before the run ends: everything owed to PagerDuty has gone out."""
+        if self.audit_sender is None:
+            return
+        if self.lean:
+            if self.ref is None:
+                self.outbox, self.owe_acknowledge, self.owe_resolve = [], False, False
+            await workflow.wait_condition(lambda: not self.owed() and not self.sending)
+        else:
+            await workflow.wait_condition(lambda: not self.audit_notes)
+        self.audit_sender.cancel()

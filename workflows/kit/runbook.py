@@ -1,0 +1,224 @@
+"""The base every runbook workflow shares: the operators' Updates and their validators, the
+cancel-aware wait, the step and status bookkeeping, and PagerDuty's own events.
+
+A runbook subclasses `RunbookWorkflow`, calls `start_kit` first in its `run`, and names its
+steps `step_<id>`. The handlers here are inherited by `@workflow.defn` classes, so every
+runbook answers the same `acknowledge`, `approve`, `reject`, `comment` and `cancel` Updates.
+Validators refuse what cannot be done: a refused command changes nothing and leaves no history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+
+with workflow.unsafe.imports_passed_through():
+    from contracts import (
+        Acknowledge,
+        Approve,
+        Cancel,
+        Comment,
+        OperatorReply,
+        PagerDutyEvent,
+        Policy,
+        Reject,
+    )
+
+from workflows.kit.approval import ApprovalGate, Refused
+from workflows.kit.pager import Pager
+from workflows.kit.timeline import Timeline
+
+# Runs started from now on take the lean kit: fewer activities, batched PagerDuty calls,
+# memo and search attributes written only on change. Runs from before replay the old way.
+# Retire with workflow.deprecate_patch once no run from before 2026-11-23 is open.
+LEAN = "kit-lean"
+
+
+class RunbookCancelled(Exception):
+    """Raised out of a wait when an operator cancelled the runbook; `run` catches it."""
+
+
+class RunbookWorkflow:
+    noun = "run"  # how refusals name the thing: "the incident is closed"
+    closed: frozenset[str] = frozenset()
+    status_key: SearchAttributeKey[str] | None = None
+
+    def init_kit(self, note_prefix: str, opened_by: str, status: StrEnum) -> None:
+        self.opened_by = opened_by
+        self.policy: Policy | None = None
+        self.status: Any = status
+        self.outcome: str | None = None
+        self.timeline = Timeline()
+        self.lean = False
+        self.searchable = False  # upserts search attributes (runs from before them: memo only)
+        self.pager = Pager(self.timeline, note_prefix, lean=False)
+        self.gate = ApprovalGate(self.timeline)
+        self.cancel_request: Cancel | None = None
+        self.acknowledged_by: str | None = None
+        self.resolved_in_pagerduty_by: str | None = None
+        self.deliveries: set[str] = set()
+
+    def start_kit(self, lean: bool, legacy_patches: Callable[[], tuple[bool, bool]]) -> None:
+        """Picks the mode; `legacy_patches` asks the older patches (audit notes, search
+        attributes) only for runs from before the lean kit, whose histories hold them."""
+        self.lean = self.pager.lean = lean
+        if lean:
+            self.pager.start_sender()
+            self.searchable = True
+            return
+        audit_notes, self.searchable = legacy_patches()
+        if audit_notes:
+            self.pager.start_sender()
+
+    @property
+    def the_policy(self) -> Policy:
+        assert self.policy is not None
+        return self.policy
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    @property
+    def step(self) -> str:
+        return self.timeline.step
+
+    def enter(self, step: str, status: StrEnum) -> None:
+        changed = status != self.status
+        self.timeline.step, self.status = step, status
+        if not self.lean:
+            workflow.upsert_memo({"status": status.value})
+        if self.searchable and self.status_key is not None and (changed or not self.lean):
+            workflow.upsert_search_attributes([self.status_key.value_set(status.value)])
+
+    def record(self, event: str, detail: str = "", actor: str = "runbook") -> None:
+        self.timeline.record(event, detail, actor)
+
+    def audit(self, event: str, detail: str, actor: str) -> None:
+        """Who did what, when and why: the timeline now, and a note on the PagerDuty incident
+        soon after (handlers stay free of activities)."""
+        self.record(event, detail, actor=actor)
+        self.pager.audit_note(f"audit-{len(self.timeline)}", f"{event} by {actor}" + (f": {detail}" if detail else ""))
+
+    def reply(self, message: str) -> OperatorReply:
+        return OperatorReply(message=message, status=self.status)
+
+    async def wait(self, condition: Callable[[], bool], timeout: timedelta | None = None) -> bool:
+        """Every wait of the runbook: a cancellation by an operator ends it at once."""
+        try:
+            await workflow.wait_condition(lambda: condition() or self.cancel_request is not None, timeout=timeout)
+        except TimeoutError:
+            return False
+        if self.cancel_request is not None:
+            raise RunbookCancelled
+        return True
+
+    async def close(self, status: StrEnum, outcome: str) -> None:
+        """The run's last words: status, outcome, PagerDuty told everything, handlers done.
+
+        Lean runs let PagerDuty catch up first, so "closed" is the timeline's last entry.
+        """
+        changed = status != self.status
+        self.status, self.outcome = status, outcome
+        if self.lean:
+            await self.pager.drain()
+        self.record("closed", outcome)
+        workflow.upsert_memo({"status": status.value, "outcome": outcome})
+        if self.searchable and self.status_key is not None and (changed or not self.lean):
+            workflow.upsert_search_attributes([self.status_key.value_set(status.value)])
+        if not self.lean:
+            await self.pager.drain()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    def requesters(self) -> set[str]:
+        """Who asked for this run: four eyes keeps them from being its only approver."""
+        return {self.opened_by}
+
+    # ------------------------------------------------------------------ operators
+
+    def require_open(self) -> Policy:
+        if self.policy is None:
+            raise Refused(f"the {self.noun} is still opening; try again in a moment")
+        if self.status in self.closed:
+            raise Refused(f"the {self.noun} is closed ({self.status.value})")
+        return self.policy
+
+    @workflow.signal
+    def pagerduty_event(self, event: PagerDutyEvent) -> None:
+        """What people did in PagerDuty: an acknowledgement there counts like `runbook ack`."""
+        if event.event_id in self.deliveries or self.status in self.closed:
+            return
+        known = self.pager.incident_id
+        if known is not None and event.incident_id != known:
+            return  # a late delivery about another PagerDuty incident of this target
+        self.deliveries.add(event.event_id)
+        action = event.event_type.removeprefix("incident.")
+        self.record(f"PagerDuty: {action}", f"incident {event.incident_id}", actor=event.agent)
+        if event.event_type == "incident.acknowledged" and self.acknowledged_by is None:
+            self.acknowledged_by = f"{event.agent} (PagerDuty)"
+        elif event.event_type == "incident.resolved":
+            self.resolved_in_pagerduty_by = event.agent
+
+    @workflow.update
+    def acknowledge(self, request: Acknowledge) -> OperatorReply:
+        if self.acknowledged_by is not None:
+            return self.reply(f"already acknowledged by {self.acknowledged_by}")
+        self.acknowledged_by = request.by
+        self.audit("acknowledged", request.note or "", request.by)
+        return self.reply(f"acknowledged by {request.by}")
+
+    @acknowledge.validator
+    def validate_acknowledge(self, request: Acknowledge) -> None:
+        if not self.require_open().may_acknowledge(request.by):
+            raise Refused(f"{request.by} may not acknowledge: not a responder or approver in the policy")
+
+    @workflow.update
+    def approve(self, request: Approve) -> OperatorReply:
+        detail, message = self.gate.approve(request, self.the_policy)
+        self.audit("approved", detail, request.by)
+        return self.reply(message)
+
+    @approve.validator
+    def validate_approve(self, request: Approve) -> None:
+        self.validate_decision(request.by, request.plan_id, approving=True)
+
+    @workflow.update
+    def reject(self, request: Reject) -> OperatorReply:
+        self.gate.reject(request)
+        self.audit("rejected", f"{request.plan_id}: {request.reason}", request.by)
+        return self.reply(f"{request.plan_id} rejected by {request.by}")
+
+    @reject.validator
+    def validate_reject(self, request: Reject) -> None:
+        self.validate_decision(request.by, request.plan_id, approving=False)
+
+    def validate_decision(self, person: str, plan_id: str, approving: bool) -> None:
+        policy = self.require_open()
+        self.gate.validate(policy, person, plan_id, approving, self.requesters(),
+                           state=f"the {self.noun} is {self.status.value}")
+
+    @workflow.update
+    def cancel(self, request: Cancel) -> OperatorReply:
+        self.cancel_request = request
+        self.audit("cancel requested", request.reason, request.by)
+        return self.reply(f"cancelling: {request.reason}")
+
+    @cancel.validator
+    def validate_cancel(self, request: Cancel) -> None:
+        if not self.require_open().may_approve(request.by):
+            raise Refused(f"{request.by} may not cancel the runbook: not an approver in the policy")
+        if self.cancel_request is not None:
+            raise Refused(f"already being cancelled by {self.cancel_request.by}")
+
+    @workflow.update
+    def comment(self, request: Comment) -> OperatorReply:
+        self.audit("comment", request.text, request.by)
+        return self.reply("comment recorded")
+
+    @comment.validator
+    def validate_comment(self, request: Comment) -> None:
+        if not self.require_open().may_acknowledge(request.by):
+            raise Refused(f"{request.by} may not comment: not a responder or approver in the policy")
