@@ -2,7 +2,8 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY contracts.py settings.py starter.py worker.py ./
+COPY settings.py starter.py worker.py ./
+COPY contracts ./contracts
 COPY workflows ./workflows
 COPY activities ./activities
 COPY runbook_cli ./runbook_cli

@@ -1,0 +1,55 @@
+"""What arrives at the intake (alerts, PagerDuty events) and the incident identity they map to."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from contracts.common import Severity, Strict
+
+
+class Alert(Strict):
+    """One alert, normalised from whichever sender raised it (CLI, Alertmanager, SNS, ...)."""
+
+    source: str = Field(min_length=1)
+    service: str = Field(min_length=1)
+    region: str = Field(min_length=1)
+    summary: str = Field(min_length=1, max_length=1024)
+    severity: Severity | None = None
+    status: Literal["firing", "resolved"] = "firing"
+    kind: str | None = None  # e.g. "hybrid-router-down"; policy classification keys on it
+    labels: dict[str, str] = Field(default_factory=dict)
+    raised_by: str | None = None
+    received_at: datetime
+    # Identifies one delivery (SNS MessageId, EventBridge id, an Alertmanager alert's
+    # fingerprint and state): a sender's retry of it changes nothing a second time.
+    delivery_id: str | None = Field(default=None, max_length=512)
+    # Which alert this is across its states (Alertmanager fingerprint, alarm name): the
+    # condition clears when every alert that fired has resolved.
+    fingerprint: str | None = Field(default=None, max_length=512)
+
+
+class PagerDutyEvent(Strict):
+    """Something a person did in PagerDuty (webhooks v3), signalled into the incident."""
+
+    event_id: str
+    event_type: Literal["incident.acknowledged", "incident.escalated", "incident.reassigned", "incident.resolved",
+                        "incident.unacknowledged", "incident.delegated"]  # fmt: skip
+    incident_id: str
+    agent: str  # who, as PagerDuty names them
+    occurred_at: datetime
+
+
+def incident_workflow_id(service: str, region: str) -> str:
+    """Identity is the dedup: one incident workflow per target, however many alerts."""
+    return f"incident/{service}/{region}"
+
+
+def new_incident_id(workflow_id: str, at: datetime) -> str:
+    """`INC-{timestamp}` as the runbook's template says, plus a short suffix so that two
+    targets opened in the same second do not share an id."""
+    suffix = hashlib.sha1(f"{workflow_id}@{at.isoformat()}".encode()).hexdigest()[:4]
+    return f"INC-{at:%Y%m%d-%H%M%S}-{suffix}"

@@ -1,0 +1,48 @@
+"""Building blocks every other contracts module uses, so none of them depends on a sibling for them."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _parse_duration(value: Any) -> Any:
+    """Accepts "90s", "5m", "1h30m", "2d" as well as what pydantic reads (seconds, ISO 8601)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text and _DURATION_PART.sub("", text).strip() == "":
+            return timedelta(
+                seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+            )
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error: a typo in the policy file must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Severity(StrEnum):
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+class TimelineEntry(Strict):
+    at: datetime
+    step: str
+    event: str
+    actor: str = "runbook"
+    detail: str = ""

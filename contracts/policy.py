@@ -1,0 +1,186 @@
+"""The policy file's schema: thresholds, timers, people, targets and routes are data loaded from
+YAML, never constants in workflow code."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from contracts.approvals import ApprovalRule, Approvals, RiskLevel
+from contracts.common import Duration, Severity, Strict
+
+
+class SeverityPolicy(Strict):
+    respond_within: Duration | None
+    escalate_after: Duration | None  # None: never escalate (P3)
+    # Every alert resolved before anyone acknowledged: keep paging people (the outage may
+    # come back), or resolve the incident and its page. None: keep paging for P0/P1.
+    on_clear: Literal["keep_paging", "resolve"] | None = None
+
+
+class MetricQuery(Strict):
+    """One CloudWatch metric judged against the platform's service levels.
+
+    `direction` says which side is bad: "above" for latency, "below" for cache hit rate.
+    `target` is the SLO that verification requires; `warning`/`critical` grade a diagnosis.
+    """
+
+    key: str
+    namespace: str
+    metric_name: str
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    stat: str = "Average"  # "Maximum", "p95", ...: percentiles need real CloudWatch
+    period_seconds: int = Field(default=60, ge=1)
+    lookback: Duration = timedelta(minutes=10)
+    direction: Literal["above", "below"] = "above"
+    target: float | None = None
+    warning: float | None = None
+    critical: float | None = None
+    region: str | None = None  # defaults to the service's region
+
+
+class ServiceTarget(Strict):
+    """What the runbook acts on for one service, and where to look."""
+
+    region: str
+    ecs_cluster: str
+    ecs_service: str
+    log_group: str
+    health_component: str
+    impact: str = "Requests to the hybrid-routing API fail or are slow"
+
+
+class IncidentTimers(Strict):
+    approval_timeout: Duration = timedelta(minutes=30)
+    verify_window: Duration = timedelta(minutes=5)
+    verify_interval: Duration = timedelta(seconds=30)
+    verify_timeout: Duration = timedelta(minutes=15)
+    log_lookback: Duration = timedelta(minutes=10)
+    next_update_every: Duration = timedelta(minutes=30)
+
+
+class Communication(Strict):
+    incident_commander: str = "on-call primary"
+    channel: str = "#incident-hybrid-routing"
+    status_page: str = "https://status.example.com"
+    approval_page: str | None = None  # the intake's /ui, linked from the PagerDuty incident
+
+
+class RouteMatch(Strict):
+    """All given conditions must hold. Labels compare exactly; `alarm_name` is a regex."""
+
+    source: str | None = None  # alertmanager, sns, eventbridge, generic
+    labels: dict[str, str] = Field(default_factory=dict)
+    alarm_name: str | None = None
+    namespace: str | None = None
+    metric: str | None = None
+
+    @field_validator("alarm_name")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"alarm_name is not a valid regex: {exc}") from None
+        return pattern
+
+
+class Route(Strict):
+    """Maps a normalised alert to a runbook, a target and (optionally) a severity."""
+
+    name: str
+    match: RouteMatch
+    runbook: Literal["incident"] = "incident"
+    service: str | None = None  # None: the alert's own `service` label
+    region: str | None = None  # None: the service's region in `services`
+    severity: Severity | None = None  # None: the alert's severity label, else classification
+    kind: str | None = None
+
+
+class Policy(Strict):
+    severities: dict[Severity, SeverityPolicy]
+    escalation_levels: int = Field(default=3, ge=1)
+    classification: dict[str, Severity] = Field(default_factory=dict)
+    default_severity: Severity = Severity.P2
+    responders: list[str] = Field(default_factory=list)  # may acknowledge
+    approvers: list[str] = Field(default_factory=list)  # may approve or reject remediation
+    # Per risk level (optional): without it, any of `approvers` approves anything alone.
+    approvals: Approvals | None = None
+    services: dict[str, ServiceTarget]
+    metrics: list[MetricQuery] = Field(default_factory=list)
+    timers: IncidentTimers = Field(default_factory=IncidentTimers)
+    communication: Communication = Field(default_factory=Communication)
+    # Alert intake: first matching route wins; an alert no route matches is refused.
+    routes: list[Route] = Field(default_factory=list)
+    # A sender's severity label (Alertmanager `severity`, generic `severity`) to P0-P3.
+    severity_labels: dict[str, Severity] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _every_severity_has_timers(self) -> Policy:
+        missing = [s.value for s in Severity if s not in self.severities]
+        if missing:
+            raise ValueError(f"severities: missing {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _routes_name_known_services(self) -> Policy:
+        for route in self.routes:
+            if route.service is not None and route.service not in self.services:
+                raise ValueError(f"routes: {route.name} names service {route.service!r}, not in services")
+        return self
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_keys_unique(cls, metrics: list[MetricQuery]) -> list[MetricQuery]:
+        keys = [m.key for m in metrics]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"metrics: duplicate key(s) {', '.join(duplicates)}")
+        return metrics
+
+    def may_acknowledge(self, person: str) -> bool:
+        return person in self.responders or self.may_approve(person)
+
+    def may_approve(self, person: str) -> bool:
+        """May approve something: in `approvers` or in the rule of some risk level."""
+        rules = self.approvals.rules.values() if self.approvals else []
+        return person in self.approvers or any(person in self.members(rule) for rule in rules)
+
+    def risk_of(self, action: str) -> RiskLevel:
+        default = Approvals().risk
+        return (self.approvals.risk if self.approvals else default).get(action, RiskLevel.HIGH)
+
+    def rule_for(self, action: str) -> ApprovalRule:
+        rules = self.approvals.rules if self.approvals else {}
+        return rules.get(self.risk_of(action)) or ApprovalRule(approvers=list(self.approvers))
+
+    def members(self, rule: ApprovalRule) -> set[str]:
+        groups = self.approvals.groups if self.approvals else {}
+        people: set[str] = set()
+        for name in rule.approvers:
+            people.update(groups.get(name[6:], []) if name.startswith("group:") else [name])
+        return people
+
+
+class PolicyError(ValueError):
+    """The policy file is missing or invalid; the message names the file and the field."""
+
+
+def load_policy_file(path: Path) -> Policy:
+    import yaml  # only the loader needs YAML; workflows never call this
+
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise PolicyError(f"policy file {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy file {path} is not valid YAML: {exc}") from exc
+    try:
+        return Policy.model_validate(raw)
+    except ValueError as exc:
+        raise PolicyError(f"policy file {path} is invalid: {exc}") from exc

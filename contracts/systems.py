@@ -1,0 +1,109 @@
+"""Activity inputs and outputs of the outside systems a runbook reads and changes: the platform's
+health and switch API, CloudWatch metrics and logs, ECS deployments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from contracts.common import Duration, Strict
+from contracts.policy import MetricQuery
+
+
+class HealthRequest(Strict):
+    component: str
+
+
+class HealthReading(Strict):
+    component: str
+    healthy: bool
+    status_code: int | None = None
+    detail: str = ""
+
+
+class SystemStatus(Strict):
+    healthy: bool
+    hybrid_routing: str = "unknown"
+    detail: str = ""
+
+
+class MetricsRequest(Strict):
+    region: str
+    queries: list[MetricQuery]
+
+
+MetricLevel = Literal["ok", "warning", "critical", "no-data"]
+
+
+class MetricReading(Strict):
+    key: str
+    value: float | None
+    level: MetricLevel
+    within_target: bool
+    detail: str = ""
+
+
+class LogScanRequest(Strict):
+    region: str
+    log_group: str
+    lookback: Duration
+    pattern: str = "ERROR"
+
+
+class LogScan(Strict):
+    log_group: str
+    error_count: int
+    samples: list[str] = Field(default_factory=list)
+    detail: str = ""
+
+
+class DeploymentRequest(Strict):
+    cluster: str
+    service: str
+    region: str
+
+
+class DeploymentState(Strict):
+    cluster: str
+    service: str
+    region: str
+    task_definition: str
+    previous_task_definition: str | None
+    primary_deployment_id: str | None
+
+
+class EmergencySwitchRequest(Strict):
+    hybrid_routing_enabled: bool
+    reason: str
+
+
+# Readings that span systems, each one activity (activities/diagnosis.py).
+
+
+class DiagnoseRequest(Strict):
+    health: HealthRequest
+    metrics: MetricsRequest
+    logs: LogScanRequest
+    deployment: DeploymentRequest
+
+
+class VerifyRequest(Strict):
+    """Hold within SLO for `window` before `deadline`, checked every `interval`.
+
+    `system_status`: judge the platform's status instead of one component's health (after the
+    emergency switch the component stays broken by design).
+    """
+
+    health: HealthRequest
+    system_status: bool = False
+    metrics: MetricsRequest
+    window: Duration
+    interval: Duration
+    deadline: datetime
+
+
+class Verification(Strict):
+    verified: bool
+    detail: str
