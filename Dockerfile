@@ -2,12 +2,11 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY contracts.py settings.py starter.py worker.py ./
+COPY contracts.py settings.py starter.py worker.py client.py ./
 COPY workflows ./workflows
 COPY activities ./activities
 COPY runbook_cli ./runbook_cli
 COPY intake ./intake
-COPY devstack ./devstack
 COPY policy ./policy
 RUN pip install --no-cache-dir . && useradd --system runbooks
 USER runbooks

@@ -1,4 +1,6 @@
-"""Starting and finding incidents: the client side that the CLI (and later the intake) share."""
+"""Starting and finding incidents: the client side that the CLI and the intake share.
+
+It names the workflow by its type, so that clients need not import the workflow code."""
 
 from __future__ import annotations
 
@@ -6,8 +8,7 @@ from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowHandle
 
-from contracts import Alert, IncidentInput, incident_workflow_id, new_incident_id
-from workflows.incident_response import IncidentResponseWorkflow
+from contracts import Alert, IncidentInput, IncidentResult, incident_workflow_id, new_incident_id
 
 WORKFLOW_TYPE = "IncidentResponseWorkflow"
 
@@ -18,13 +19,14 @@ async def open_or_join_incident(client: Client, alert: Alert, opened_by: str, ta
     now = datetime.now(UTC)
     incident_id = new_incident_id(workflow_id, now)
     return await client.start_workflow(
-        IncidentResponseWorkflow.run,
+        WORKFLOW_TYPE,
         IncidentInput(incident_id=incident_id, service=alert.service, region=alert.region, opened_by=opened_by),
         id=workflow_id,
         task_queue=task_queue,
         start_signal="alert",
         start_signal_args=[alert],
         memo={"incident_id": incident_id, "service": alert.service, "region": alert.region},
+        result_type=IncidentResult,
     )
 
 
