@@ -2,13 +2,12 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY settings.py starter.py worker.py ./
+COPY settings.py starter.py worker.py client.py ./
 COPY contracts ./contracts
 COPY workflows ./workflows
 COPY activities ./activities
 COPY runbook_cli ./runbook_cli
 COPY intake ./intake
-COPY devstack ./devstack
 COPY policy ./policy
 RUN pip install --no-cache-dir . && useradd --system runbooks
 USER runbooks

@@ -1,7 +1,8 @@
 """Where things are: every address and secret comes from the environment.
 
 The defaults are those of the local stack (`make run`). Production sets the variables
-(see the README's table) and leaves the emulator-only ones unset.
+(see the README's table) and leaves the emulator-only ones unset. Where Temporal is (address,
+namespace, TLS, API key, profiles) is not here: `client.py` reads Temporal's own variables.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ def _env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    temporal_address: str = field(default_factory=lambda: _env("TEMPORAL_ADDRESS", "127.0.0.1:7233"))
-    temporal_namespace: str = field(default_factory=lambda: _env("TEMPORAL_NAMESPACE", "default"))
     task_queue: str = field(default_factory=lambda: _env("RUNBOOK_TASK_QUEUE", "runbooks"))
     policy_path: Path = field(
         default_factory=lambda: Path(_env("RUNBOOK_POLICY", str(PROJECT_ROOT / "policy" / "default.yaml")))

@@ -1,13 +1,15 @@
-"""Starting and finding incidents: the client side that the CLI (and later the intake) share."""
+"""Starting and finding incidents: the client side that the CLI and the intake share.
+
+It names the workflow by its type, so that clients need not import the workflow code."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 
-from contracts import Alert, IncidentInput, Policy, incident_workflow_id, new_incident_id
-from workflows.incident_response import IncidentResponseWorkflow
+from contracts import Alert, IncidentInput, IncidentResult, Policy, incident_workflow_id, new_incident_id
 
 WORKFLOW_TYPE = "IncidentResponseWorkflow"
 
@@ -24,7 +26,7 @@ async def open_or_join_incident(
     now = datetime.now(UTC)
     incident_id = new_incident_id(workflow_id, now)
     return await client.start_workflow(
-        IncidentResponseWorkflow.run,
+        WORKFLOW_TYPE,
         IncidentInput(
             incident_id=incident_id, service=alert.service, region=alert.region, opened_by=opened_by, policy=policy
         ),
@@ -33,6 +35,7 @@ async def open_or_join_incident(
         start_signal="alert",
         start_signal_args=[alert],
         memo={"incident_id": incident_id, "service": alert.service, "region": alert.region},
+        result_type=IncidentResult,
     )
 
 
@@ -40,3 +43,13 @@ async def incident_id_of(handle: WorkflowHandle) -> str:
     """The incident id of the run the handle points at (read from its memo, no worker needed)."""
     description = await handle.describe()
     return str(await description.memo_value("incident_id", default=handle.id))
+
+
+def runbook_status(memo: dict[str, Any], execution: WorkflowExecution) -> str | None:
+    """The runbook's own status: its `...Status` keyword search attribute, kept current on every
+    change; else the memo (runs from before the lean kit kept it there at every step)."""
+    for pair in execution.typed_search_attributes:
+        if pair.key.name.endswith("Status") and isinstance(pair.value, str) and pair.value:
+            return pair.value
+    status = memo.get("status")
+    return str(status) if status else None

@@ -12,12 +12,12 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 import activities
 import settings
 import workflows
+from client import TemporalConfigError, connect, load_config
 from contracts import SEARCH_ATTRIBUTES, load_policy_file
 
 POLLERS = 20  # measured: 20 pollers of each kind beat the default 5 by about 20 %
@@ -45,12 +45,6 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         logging.info("registered search attributes %s", ", ".join(missing))
 
 
-async def connect(config: settings.Settings) -> Client:
-    return await Client.connect(
-        config.temporal_address, namespace=config.temporal_namespace, data_converter=pydantic_data_converter
-    )
-
-
 def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) -> Worker:
     return Worker(
         client,
@@ -74,20 +68,24 @@ async def main() -> None:
                                         ("PAGERDUTY_API_TOKEN", config.pagerduty_api_token)) if not value]  # fmt: skip
     if missing:  # else every incident would go unpaged, found out only in the middle of one
         raise SystemExit(f"worker: {', '.join(missing)} not set; incidents could not page anyone")
-    client = await connect(config)
     try:
-        await ensure_search_attributes(client, config.temporal_namespace)
+        temporal = load_config()
+    except TemporalConfigError as err:
+        raise SystemExit(f"worker: {err}") from None
+    client = await connect(temporal)
+    try:
+        await ensure_search_attributes(client, temporal.namespace)
     except RPCError as err:
         raise SystemExit(f"worker: cannot register the search attributes {[k.name for k in SEARCH_ATTRIBUTES]} "
-                         f"in namespace {config.temporal_namespace}: {err}; register them as Keyword and retry")
+                         f"in namespace {temporal.namespace}: {err}; register them as Keyword and retry")
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     with ThreadPoolExecutor(max_workers=50, thread_name_prefix="activity") as executor:
         worker = build_worker(client, config.task_queue, executor)
         logging.info(
-            "worker polling %s (namespace %s, queue %s), policy %s",
-            config.temporal_address, config.temporal_namespace, config.task_queue, config.policy_path,
+            "worker polling Temporal at %s, queue %s, policy %s",
+            temporal.describe(), config.task_queue, config.policy_path,
         )  # fmt: skip
         async with worker:
             await stop.wait()

@@ -91,6 +91,7 @@ class StackConfig:
         """What the worker and the CLI need to find every part of this stack."""
         return {
             "TEMPORAL_ADDRESS": self.temporal_address,
+            "TEMPORAL_NAMESPACE": "default",  # the dev server's, whatever a TOML profile of the machine says
             "AWS_ENDPOINT_URL": self.url(self.moto_port),
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",

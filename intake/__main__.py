@@ -9,11 +9,11 @@ import sys
 import uvicorn
 
 import settings
+from client import TemporalConfigError, connect, load_config
 from contracts import PolicyError, load_policy_file
 from intake.app import IntakeConfig, create_app
 from intake.handoff import Handoff
 from intake.ui import UiConfig
-from worker import connect
 
 
 def main() -> None:
@@ -23,13 +23,17 @@ def main() -> None:
         policy = load_policy_file(config.policy_path)
     except PolicyError as err:
         sys.exit(f"intake: {err}")
+    try:
+        temporal = load_config()  # a broken Temporal configuration stops the start, not every request
+    except TemporalConfigError as err:
+        sys.exit(f"intake: {err}")
     host, port = os.environ.get("INTAKE_HOST", "127.0.0.1"), int(os.environ.get("INTAKE_PORT", "8080"))
     ui = UiConfig.from_env()
-    app = create_app(IntakeConfig.from_env(policy), Handoff(lambda: connect(config), config.task_queue), ui=ui)
+    app = create_app(IntakeConfig.from_env(policy), Handoff(lambda: connect(temporal), config.task_queue), ui=ui)
     if ui is not None:
         logging.getLogger("intake").info("approval page at http://%s:%d/ui", host, port)
     logging.getLogger("intake").info("alert intake listening on http://%s:%d (Temporal %s)", host, port,
-                                     config.temporal_address)  # fmt: skip
+                                     temporal.describe())  # fmt: skip
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
-from contracts import Alert, PagerDutyEvent, incident_workflow_id
+from contracts import Alert, PagerDutyEvent, Policy, incident_workflow_id
 from starter import open_or_join_incident
 
 HANDOFF_TIMEOUT = 4.0  # PagerDuty wants an answer within 5 s; the others are more patient
@@ -71,12 +71,13 @@ class Handoff:
                         raise Unavailable(f"Temporal is not reachable: {err or type(err).__name__}") from err
         return self._client
 
-    async def alert(self, alert: Alert, sender: str) -> str:
-        """Signal-with-start; returns the incident's workflow id."""
+    async def alert(self, alert: Alert, sender: str, policy: Policy | None = None) -> str:
+        """Signal-with-start; returns the incident's workflow id. The policy the intake routed
+        by travels with the start, so the incident pages without reading it again."""
         client = await self.client()
         try:
             handle = await asyncio.wait_for(
-                open_or_join_incident(client, alert, f"intake/{sender}", self.task_queue), HANDOFF_TIMEOUT
+                open_or_join_incident(client, alert, f"intake/{sender}", self.task_queue, policy), HANDOFF_TIMEOUT
             )
         except (RPCError, TimeoutError, asyncio.TimeoutError, ConnectionError) as err:
             raise _failed(err, "alert") from err

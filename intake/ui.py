@@ -1,6 +1,10 @@
 """The approval page: pending approvals with their plan and diagnosis, approve / reject
-buttons, incident timelines. It calls the same Updates as the CLI, so the runbook's own
-validators decide what may be approved; the page only says who is asking.
+buttons, timelines. It calls the same Updates as the CLI, so the runbook's own validators
+decide what may be approved; the page only says who is asking.
+
+Every runbook offers the same operator surface (Updates `approve`, `reject`, ... answering an
+OperatorReply; the query `view`), so the page works for the run of any runbook: it calls them
+by name and reads the view as plain data. Incidents keep their richer page.
 
 Who is asking: operators log in with a password from the operators file (hashes made by
 `python -m intake.ui hash-password`), and get a signed session cookie. Behind an identity
@@ -23,20 +27,24 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from starlette.routing import Route
-from temporalio.client import Client, RPCError, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.client import Client, RPCError, WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
 
-from contracts import Approve, IncidentView, Reject
-from workflows.incident_response import IncidentResponseWorkflow
+from contracts import Approve, IncidentView, OperatorReply, Reject, RemediationPlan
+from starter import WORKFLOW_TYPE as INCIDENT_TYPE
+from starter import runbook_status
 
 COOKIE = "runbook_session"
+VIEW_TIMEOUT = timedelta(seconds=3)  # a run whose worker is away must not hold the page up
+PENDING_LIMIT = 200
 SESSION_SECONDS = 8 * 3600
 PBKDF2_ROUNDS = 200_000
 
@@ -129,6 +137,67 @@ def e(value: Any) -> str:
     return html.escape(str(value))
 
 
+def as_incident(workflow_type: str, view: dict[str, Any]) -> IncidentView | None:
+    if workflow_type != INCIDENT_TYPE:
+        return None
+    try:
+        return IncidentView.model_validate(view)
+    except ValidationError:
+        return None  # an incident view of another shape: shown by its common fields
+
+
+def plan_fields(plan: dict[str, Any]) -> dict[str, Any]:
+    fields = plan.get("fields") if isinstance(plan.get("fields"), dict) else plan
+    return {key: value for key, value in fields.items() if key != "plan_id" and value is not None}
+
+
+def describe_plan(plan: dict[str, Any]) -> str:
+    try:
+        return RemediationPlan.model_validate(plan).describe()
+    except ValidationError:
+        return ", ".join(f"{key}={value}" for key, value in plan_fields(plan).items())
+
+
+def decision_forms(workflow_id: str, plan_id: str, csrf: str) -> str:
+    hidden = (f'<input type="hidden" name="id" value="{e(workflow_id)}">'
+              f'<input type="hidden" name="plan_id" value="{e(plan_id)}">'
+              f'<input type="hidden" name="csrf" value="{e(csrf)}">')  # fmt: skip
+    return (f'<form method="post" action="/ui/approve">{hidden}'
+            f'<input name="comment" placeholder="comment (optional)"><button id="approve">Approve</button></form>'
+            f'<form method="post" action="/ui/reject">{hidden}'
+            f'<input name="reason" required placeholder="reason"><button id="reject">Reject</button></form>')  # fmt: skip
+
+
+def timeline_table(entries: list[dict[str, Any]]) -> str:
+    def clock(value: Any) -> str:
+        try:
+            return f"{datetime.fromisoformat(str(value)):%H:%M:%S}"
+        except ValueError:
+            return e(value or "")
+
+    rows = "".join(f"<tr><td>{clock(t.get('at'))}</td><td>{e(t.get('step', ''))}</td><td>{e(t.get('event', ''))}</td>"
+                   f"<td>{e(t.get('actor', 'runbook'))}</td><td>{e(t.get('detail', ''))}</td></tr>"
+                   for t in entries)  # fmt: skip
+    return (f'<h2>Timeline</h2><table id="timeline"><tr><th>UTC</th><th>step</th><th>event</th><th>who</th>'
+            f"<th>detail</th></tr>{rows}</table>")  # fmt: skip
+
+
+def render_run(workflow_id: str, workflow_type: str, view: dict[str, Any], csrf: str, message: str | None) -> str:
+    """Any runbook's run, by the fields every view has."""
+    parts = [f'<p class="msg" id="message">{e(message)}</p>' if message else ""]
+    parts.append(f'<p id="status">status: <b>{e(view.get("status", "?"))}</b>'
+                 f'{" — " + e(view["outcome"]) if view.get("outcome") else ""}</p>')  # fmt: skip
+    parts.append(f"<p>runbook {e(workflow_type)} · workflow {e(workflow_id)} · opened {e(view.get('opened_at', '-'))}"
+                 "</p>")  # fmt: skip
+    plan = view.get("pending_approval")
+    if plan:
+        rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in plan_fields(plan).items())
+        parts.append(f'<div class="plan" id="plan"><h2>Awaiting approval: {e(plan.get("plan_id"))}</h2>'
+                     f"<table>{rows}</table>{decision_forms(workflow_id, str(plan.get('plan_id')), csrf)}</div>")  # fmt: skip
+    parts.append(timeline_table(view.get("timeline") or []))
+    return "".join(parts)
+
+
 def render_incident(view: IncidentView, csrf: str, message: str | None) -> str:
     parts = [f'<p class="msg" id="message">{e(message)}</p>' if message else ""]
     parts.append(f'<p id="status">status: <b>{e(view.status.value)}</b>'
@@ -140,25 +209,20 @@ def render_incident(view: IncidentView, csrf: str, message: str | None) -> str:
         parts.append(f"<h2>Diagnosis</h2><p>{e(view.diagnosis.summary())}</p>")
     plan = view.pending_approval
     if plan:
-        hidden = (f'<input type="hidden" name="id" value="{e(view.workflow_id)}">'
-                  f'<input type="hidden" name="plan_id" value="{e(plan.plan_id)}">'
-                  f'<input type="hidden" name="csrf" value="{e(csrf)}">')  # fmt: skip
         parts.append(
             f'<div class="plan" id="plan"><h2>Awaiting approval: {e(plan.plan_id)}</h2><p>{e(plan.describe())}</p>'
-            f"<p>why: {e(plan.reason)}</p>"
-            f'<form method="post" action="/ui/approve">{hidden}'
-            f'<input name="comment" placeholder="comment (optional)"><button id="approve">Approve</button></form>'
-            f'<form method="post" action="/ui/reject">{hidden}'
-            f'<input name="reason" required placeholder="reason"><button id="reject">Reject</button></form></div>'
+            f"<p>why: {e(plan.reason)}</p>{decision_forms(view.workflow_id, plan.plan_id, csrf)}</div>"
         )
-    rows = "".join(f"<tr><td>{t.at:%H:%M:%S}</td><td>{e(t.step)}</td><td>{e(t.event)}</td><td>{e(t.actor)}</td>"
-                   f"<td>{e(t.detail)}</td></tr>" for t in view.timeline)  # fmt: skip
-    parts.append(f'<h2>Timeline</h2><table id="timeline"><tr><th>UTC</th><th>step</th><th>event</th><th>who</th>'
-                 f"<th>detail</th></tr>{rows}</table>")  # fmt: skip
+    parts.append(timeline_table([t.model_dump(mode="json") for t in view.timeline]))
     return "".join(parts)
 
 
 # --------------------------------------------------------------------------- routes
+
+
+async def query_view(handle: WorkflowHandle) -> Any:
+    """The run's `view` query (every runbook has it) as plain data."""
+    return await handle.query("view", result_type=dict, rpc_timeout=VIEW_TIMEOUT)
 
 
 def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list[Route]:
@@ -197,24 +261,33 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
             return to_login()
         temporal = await client()
         rows = []
-        query = "WorkflowType = 'IncidentResponseWorkflow' AND ExecutionStatus = 'Running'"
-        waiting = [execution.id async for execution in temporal.list_workflows(query, limit=200)
-                   if (await execution.memo()).get("status") == "awaiting_approval"]  # fmt: skip
+        # Running runs of every runbook, asked for their view's pending_approval. An incident's
+        # status already says whether it awaits approval, which spares the query for the others.
+        waiting = [(execution.id, execution.workflow_type) async for execution
+                   in temporal.list_workflows("ExecutionStatus = 'Running'", limit=PENDING_LIMIT)
+                   if execution.workflow_type != INCIDENT_TYPE
+                   or runbook_status(await execution.memo(), execution) == "awaiting_approval"]  # fmt: skip
 
-        async def view_of(workflow_id: str) -> IncidentView | None:
-            try:  # a run whose worker is away must not hold the page up
-                return await temporal.get_workflow_handle(workflow_id).query(
-                    IncidentResponseWorkflow.view, rpc_timeout=timedelta(seconds=3))
-            except (RPCError, WorkflowQueryFailedError):
+        async def view_of(workflow_id: str) -> dict[str, Any] | None:
+            try:
+                view = await query_view(temporal.get_workflow_handle(workflow_id))
+            except (RPCError, WorkflowQueryFailedError, ValueError):  # no worker, no view, or not an object
                 return None
+            return view if isinstance(view, dict) else None
 
-        for view in await asyncio.gather(*(view_of(w) for w in waiting)):
-            if view is not None and view.pending_approval:
-                link = f"/ui/incident?id={quote(view.workflow_id, safe='')}"
-                rows.append(f'<tr><td><a class="incident" href="{link}">{e(view.id)}</a></td><td>{e(view.severity)}'
-                            f"</td><td>{e(view.service)}</td><td>{e(view.pending_approval.describe())}</td></tr>")  # fmt: skip
-        table = ("<table id='pending'><tr><th>incident</th><th>sev</th><th>service</th><th>proposed</th></tr>"
-                 + "".join(rows) + "</table>") if rows else "<p id='none'>nothing awaits approval</p>"  # fmt: skip
+        views = await asyncio.gather(*(view_of(workflow_id) for workflow_id, _ in waiting))
+        for (workflow_id, workflow_type), view in zip(waiting, views, strict=True):
+            if view is None or not isinstance(view.get("pending_approval"), dict):
+                continue
+            link = f"/ui/incident?id={quote(workflow_id, safe='')}"
+            incident = as_incident(workflow_type, view)
+            label, severity, service = ((incident.id, incident.severity, incident.service) if incident else
+                                        (workflow_id, view.get("severity") or "", view.get("service") or ""))  # fmt: skip
+            rows.append(f'<tr><td><a class="incident run" href="{link}">{e(label)}</a></td><td>{e(workflow_type)}</td>'
+                        f"<td>{e(severity or '')}</td><td>{e(service)}</td>"
+                        f"<td>{e(describe_plan(view['pending_approval']))}</td></tr>")  # fmt: skip
+        table = ("<table id='pending'><tr><th>run</th><th>runbook</th><th>sev</th><th>service</th><th>proposed</th>"
+                 "</tr>" + "".join(rows) + "</table>") if rows else "<p id='none'>nothing awaits approval</p>"  # fmt: skip
         logout_form = '<form method="post" action="/ui/logout"><button>Sign out</button></form>'
         return page("Pending approvals", table + logout_form, session["user"])
 
@@ -223,15 +296,28 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
         if session is None:
             return to_login()
         workflow_id = request.query_params.get("id", "")
-        if not workflow_id.startswith("incident/"):
-            return page("No such incident", "<p class='err'>id must be a workflow id incident/SERVICE/REGION</p>",
+        if not workflow_id:
+            return page("No such run", "<p class='err'>id must be the workflow id of a runbook run</p>",
                         session["user"], 404)  # fmt: skip
+        handle = (await client()).get_workflow_handle(workflow_id)
         try:
-            view = await (await client()).get_workflow_handle(workflow_id).query(IncidentResponseWorkflow.view)
+            workflow_type = (await handle.describe()).workflow_type
+            view = await query_view(handle)
         except RPCError as err:
-            return page("No such incident", f"<p class='err'>{e(err)}</p>", session["user"], 404)
-        body = render_incident(view, session["csrf"], request.query_params.get("msg"))
-        return page(f"{view.id}: {view.summary}", body + '<p><a href="/ui">pending approvals</a></p>', session["user"])
+            return page("No such run", f"<p class='err'>{e(err)}</p>", session["user"], 404)
+        except (WorkflowQueryFailedError, ValueError) as err:
+            return page("No view", f"<p class='err'>{e(workflow_id)} has no operator view: {e(err)}</p>",
+                        session["user"], 404)  # fmt: skip
+        if not isinstance(view, dict):
+            return page("No view", f"<p class='err'>{e(workflow_id)}: its view is not an object</p>", session["user"], 404)
+        message = request.query_params.get("msg")
+        incident = as_incident(workflow_type, view)
+        if incident is not None:
+            title, body = f"{incident.id}: {incident.summary}", render_incident(incident, session["csrf"], message)
+        else:
+            title = f"{workflow_id}: {view.get('summary') or workflow_type}"
+            body = render_run(workflow_id, workflow_type, view, session["csrf"], message)
+        return page(title, body + '<p><a href="/ui">pending approvals</a></p>', session["user"])
 
     async def decide(request: Request, approving: bool) -> Response:
         session = await who(request)
@@ -244,11 +330,13 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
         handle = (await client()).get_workflow_handle(workflow_id)
         try:
             if approving:
-                reply = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(
-                    by=session["user"], plan_id=plan_id, comment=str(form.get("comment", "")) or None))  # fmt: skip
+                reply = await handle.execute_update("approve", Approve(
+                    by=session["user"], plan_id=plan_id, comment=str(form.get("comment", "")) or None),
+                    result_type=OperatorReply)  # fmt: skip
             else:
-                reply = await handle.execute_update(IncidentResponseWorkflow.reject, Reject(
-                    by=session["user"], plan_id=plan_id, reason=str(form.get("reason", "")) or "(no reason)"))  # fmt: skip
+                reply = await handle.execute_update("reject", Reject(
+                    by=session["user"], plan_id=plan_id, reason=str(form.get("reason", "")) or "(no reason)"),
+                    result_type=OperatorReply)  # fmt: skip
             message = reply.message
         except WorkflowUpdateFailedError as err:
             message = f"refused: {getattr(err.cause, 'message', err.cause)}"

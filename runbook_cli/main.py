@@ -1,5 +1,12 @@
 """`runbook`: the operators' command line, a thin Temporal client. No runbook logic here.
 
+The operator commands work on the run of any runbook: every runbook workflow offers the same
+operator surface (Updates `acknowledge`, `approve`, `reject`, `comment`, `cancel` answering an
+OperatorReply, and the query `view`), so they are called by name, and the view is read as
+plain data. Incidents keep their richer rendering.
+
+Imports stay light: no workflow or activity code (boto3 and the rest) is loaded for a command.
+
 Exit codes: 0 done, 1 refused by the runbook (wrong state, not permitted, stale plan),
 2 bad usage or nothing to act on, 3 Temporal or the worker cannot be reached.
 """
@@ -13,8 +20,11 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
+
+from pydantic import ValidationError
 
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
@@ -28,6 +38,7 @@ from temporalio.client import (
 from temporalio.service import RPCStatusCode
 
 import settings
+from client import TemporalConfigError, connect, load_config
 from contracts import (
     SEARCH_SERVICE,
     SEARCH_SEVERITY,
@@ -37,18 +48,19 @@ from contracts import (
     Approve,
     Cancel,
     Comment,
-    IncidentResult,
     IncidentView,
+    OperatorReply,
     PolicyError,
     Reject,
+    RemediationPlan,
     Severity,
     load_policy_file,
 )
-from starter import WORKFLOW_TYPE, incident_id_of, open_or_join_incident
-from worker import connect
-from workflows.incident_response import IncidentResponseWorkflow
+from runbook_cli.runbooks import RUNBOOKS, workflow_type
+from starter import WORKFLOW_TYPE, incident_id_of, open_or_join_incident, runbook_status
 
 QUERY_TIMEOUT = timedelta(seconds=10)
+ID_HELP = "INC-..., or the workflow id of any runbook run (e.g. incident/SERVICE/REGION)"
 
 
 class CliError(Exception):
@@ -61,7 +73,7 @@ class CliError(Exception):
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="runbook", description="Operate the runbooks' incidents.")
+    top = argparse.ArgumentParser(prog="runbook", description="Operate the runbooks: incidents and every other run.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     trigger = commands.add_parser("trigger", help="open an incident (or join the open one for the target)")
@@ -81,39 +93,46 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--severity", type=_severity, help="only this severity (P0-P3)")
     listing.add_argument("--status", help="only this status (awaiting_ack, awaiting_approval, resolved, ...)")
 
-    show = commands.add_parser("show", help="one incident: status, pending approval, timeline")
-    show.add_argument("id", help="INC-... or incident/SERVICE/REGION")
+    runs = commands.add_parser("runs", help="list the runs of every runbook, newest first")
+    runs.add_argument("--runbook", metavar="NAME", type=_runbook,
+                      help=f"only this runbook: {', '.join(sorted(RUNBOOKS))}, or a workflow type name")  # fmt: skip
+    runs.add_argument("--open", action="store_true", help="only runs still going")
+    runs.add_argument("--limit", type=_positive, default=50)
+    runs.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
+    show = commands.add_parser("show", help="one run: status, pending approval, timeline")
+    show.add_argument("id", help=ID_HELP)
     show.add_argument("--json", action="store_true")
 
-    ack = commands.add_parser("ack", help="acknowledge an incident")
-    ack.add_argument("id")
+    ack = commands.add_parser("ack", help="acknowledge an incident (or another run)")
+    ack.add_argument("id", help=ID_HELP)
     _identity(ack)
     ack.add_argument("--note", help="optional note for the timeline")
 
     approve = commands.add_parser("approve", help="approve the proposed remediation")
-    approve.add_argument("id")
+    approve.add_argument("id", help=ID_HELP)
     _identity(approve)
     approve.add_argument("--plan", help="plan id to approve (default: the one pending now, shown first)")
     approve.add_argument("--comment")
 
     reject = commands.add_parser("reject", help="reject the proposed remediation; the runbook escalates")
-    reject.add_argument("id")
+    reject.add_argument("id", help=ID_HELP)
     _identity(reject)
     reject.add_argument("--reason", required=True, type=_non_empty("--reason"))
     reject.add_argument("--plan", help="plan id to reject (default: the one pending now)")
 
-    comment = commands.add_parser("comment", help="add a comment to the incident's timeline and PagerDuty")
-    comment.add_argument("id")
+    comment = commands.add_parser("comment", help="add a comment to the run's timeline (and an incident's PagerDuty)")
+    comment.add_argument("id", help=ID_HELP)
     _identity(comment)
     comment.add_argument("--text", required=True, type=_non_empty("--text"))
 
     cancel = commands.add_parser("cancel", help="stop the runbook safely (undoes a remediation not yet verified)")
-    cancel.add_argument("id")
+    cancel.add_argument("id", help=ID_HELP)
     _identity(cancel)
     cancel.add_argument("--reason", required=True, type=_non_empty("--reason"))
 
-    audit = commands.add_parser("audit", help="the incident's audit trail, as JSON lines")
-    audit.add_argument("id")
+    audit = commands.add_parser("audit", help="the run's audit trail, as JSON lines")
+    audit.add_argument("id", help=ID_HELP)
 
     demo = commands.add_parser("demo", help="the local stack's fault injection")
     demo.add_argument("action", choices=["break", "heal"])
@@ -133,6 +152,13 @@ def _severity(value: str) -> Severity:
         return Severity(value.upper())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not one of P0, P1, P2, P3") from None
+
+
+def _runbook(value: str) -> str:
+    try:
+        return workflow_type(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _positive(value: str) -> int:
@@ -175,7 +201,7 @@ async def cmd_trigger(client: Client, args: argparse.Namespace, config: settings
     who = operator_of(args)
     alert = Alert(source="cli", service=args.service, region=region, summary=args.summary.strip(),
                   severity=args.severity, raised_by=who, received_at=datetime.now(UTC))  # fmt: skip
-    handle = await open_or_join_incident(client, alert, who, config.task_queue)
+    handle = await open_or_join_incident(client, alert, who, config.task_queue, policy)
     incident_id = await incident_id_of(handle)
     print(incident_id)
     print(f"workflow {handle.id}", file=sys.stderr)
@@ -195,7 +221,7 @@ async def cmd_incidents(client: Client, args: argparse.Namespace, config: settin
     rows: list[dict[str, Any]] = []
     async for execution in client.list_workflows(query, limit=args.limit):
         memo = await execution.memo()
-        status = memo.get("status") or _execution_status(execution.status)
+        status = _run_status(memo, execution)
         rows.append(
             {
                 "id": memo.get("incident_id", execution.id),
@@ -225,59 +251,95 @@ async def cmd_incidents(client: Client, args: argparse.Namespace, config: settin
         )
 
 
-async def cmd_show(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
-    handle = await find_incident(client, args.id)
-    view = await current_view(handle)
+async def cmd_runs(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+    clauses = []
+    if args.runbook is not None:
+        clauses.append(f"WorkflowType = '{args.runbook}'")
+    if args.open:
+        clauses.append("ExecutionStatus = 'Running'")
+    rows: list[dict[str, Any]] = []
+    async for execution in client.list_workflows(" AND ".join(clauses) or None, limit=args.limit):
+        memo = await execution.memo()
+        rows.append(
+            {
+                "workflow_id": execution.id,
+                "run_id": execution.run_id,
+                "runbook": execution.workflow_type,
+                "status": _run_status(memo, execution),
+                "execution_status": _execution_status(execution.status),
+                "started_at": execution.start_time.isoformat() if execution.start_time else None,
+                "closed_at": execution.close_time.isoformat() if execution.close_time else None,
+            }
+        )
+    rows.sort(key=lambda row: row["started_at"] or "", reverse=True)  # visibility lists running runs first
     if args.json:
-        print(view.model_dump_json(indent=2))
+        for row in rows:
+            print(json.dumps(row))
+        return
+    if not rows:
+        hint = "" if args.runbook in (None, *RUNBOOKS.values()) else f" (runbooks by name: {', '.join(sorted(RUNBOOKS))})"
+        print("no runs" + (f" of {args.runbook}{hint}" if args.runbook else ""))
+        return
+    width = max(len("WORKFLOW ID"), *(len(row["workflow_id"]) for row in rows))
+    print(f"{'WORKFLOW ID':<{width}} {'RUNBOOK':<26} {'STATUS':<18} {'EXECUTION':<11} STARTED (UTC)")
+    for row in rows:
+        started = (row["started_at"] or "")[:19].replace("T", " ")
+        print(f"{row['workflow_id']:<{width}} {row['runbook']:<26} {row['status']:<18} {row['execution_status']:<11} "
+              f"{started}")
+
+
+async def cmd_show(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+    run = await find_run(client, args.id)
+    view = await current_view(run)
+    if args.json:
+        print(json.dumps(view, indent=2))
     else:
-        print(render(view))
+        print(render_any(run, view))
 
 
 async def cmd_ack(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
-    handle = await find_incident(client, args.id)
-    reply = await _update(handle, IncidentResponseWorkflow.acknowledge, Acknowledge(by=operator_of(args), note=args.note))
+    run = await find_run(client, args.id)
+    reply = await _update(run, "acknowledge", Acknowledge(by=operator_of(args), note=args.note))
     print(reply.message)
 
 
 async def cmd_approve(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
-    handle = await find_incident(client, args.id)
-    plan_id = args.plan or await _pending_plan(handle)
-    request = Approve(by=operator_of(args), plan_id=plan_id, comment=args.comment)
-    reply = await _update(handle, IncidentResponseWorkflow.approve, request)
+    run = await find_run(client, args.id)
+    plan_id = args.plan or await _pending_plan(run)
+    reply = await _update(run, "approve", Approve(by=operator_of(args), plan_id=plan_id, comment=args.comment))
     print(reply.message)
 
 
 async def cmd_reject(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
-    handle = await find_incident(client, args.id)
-    plan_id = args.plan or await _pending_plan(handle)
-    reply = await _update(handle, IncidentResponseWorkflow.reject, Reject(by=operator_of(args), plan_id=plan_id,
-                                                                          reason=args.reason))  # fmt: skip
+    run = await find_run(client, args.id)
+    plan_id = args.plan or await _pending_plan(run)
+    reply = await _update(run, "reject", Reject(by=operator_of(args), plan_id=plan_id, reason=args.reason))
     print(reply.message)
 
 
 async def cmd_comment(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
-    handle = await find_incident(client, args.id)
-    reply = await _update(handle, IncidentResponseWorkflow.comment, Comment(by=operator_of(args), text=args.text))
+    run = await find_run(client, args.id)
+    reply = await _update(run, "comment", Comment(by=operator_of(args), text=args.text))
     print(reply.message)
 
 
 async def cmd_cancel(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
-    handle = await find_incident(client, args.id)
-    reply = await _update(handle, IncidentResponseWorkflow.cancel, Cancel(by=operator_of(args), reason=args.reason))
+    run = await find_run(client, args.id)
+    reply = await _update(run, "cancel", Cancel(by=operator_of(args), reason=args.reason))
     print(reply.message)
 
 
 async def cmd_audit(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
     """One JSON object a line: every step, alert and operator action, with who, when and why."""
-    view = await current_view(await find_incident(client, args.id))
-    for entry in view.timeline:
-        print(json.dumps({"incident": view.id, **entry.model_dump(mode="json")}))
+    run = await find_run(client, args.id)
+    view = await current_view(run)
+    which = {"incident": view.get("id", run.workflow_id)} if run.is_incident else {"runbook": run.workflow_type}
+    for entry in view.get("timeline") or []:
+        print(json.dumps({**which, "workflow_id": run.workflow_id, **entry}))
 
 
 def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
-    from devstack import demo  # the local stack's fault injection only
-
+    demo = _devstack_demo()
     target = _policy(config).services.get(args.service)
     if target is None:
         raise CliError(f"demo: unknown service {args.service!r} (not in the policy {config.policy_path})")
@@ -296,57 +358,107 @@ def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
         raise CliError(f"demo {args.action}: {err} (is `make run` running?)", code=3) from err
 
 
+def _devstack_demo():  # noqa: ANN202
+    """The local stack's fault injection, loaded only for `runbook demo`: devstack/ is part of the
+    source tree, not of the installed package or the image."""
+    try:
+        from devstack import demo
+    except ModuleNotFoundError as err:
+        if err.name != "devstack":
+            raise
+        if not (settings.PROJECT_ROOT / "devstack" / "demo.py").is_file():
+            raise CliError("demo: the local stack (devstack/) is not installed; run `runbook demo` from a source "
+                           "checkout (`make run`)") from None  # fmt: skip
+        sys.path.insert(0, str(settings.PROJECT_ROOT))  # the console script of an editable install
+        from devstack import demo
+    return demo
+
+
 # --------------------------------------------------------------------------- helpers
 
 
-async def find_incident(client: Client, ident: str) -> WorkflowHandle:
-    """An incident by workflow id (incident/SERVICE/REGION) or by its INC- id."""
-    if ident.startswith("incident/"):
-        handle = client.get_workflow_handle(ident, result_type=IncidentResult)
-        try:
-            await handle.describe()
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise CliError(f"no incident {ident}") from None
-            raise
-        return handle
-    if not ident.startswith("INC-"):
-        raise CliError(f"{ident!r} is not an incident id (INC-...) nor a workflow id (incident/SERVICE/REGION)")
+@dataclass
+class Run:
+    """One run of a runbook, as found by an operator's id."""
+
+    handle: WorkflowHandle
+    workflow_type: str
+    status: int | None  # temporalio.client.WorkflowExecutionStatus, the same numbers as the API's
+
+    @property
+    def workflow_id(self) -> str:
+        return self.handle.id
+
+    @property
+    def is_incident(self) -> bool:
+        return self.workflow_type == WORKFLOW_TYPE
+
+
+async def find_run(client: Client, ident: str) -> Run:
+    """A run by its workflow id (any runbook's), or an incident by its INC- id."""
+    if not ident.strip():
+        raise CliError("the id must not be empty")
+    if ident.startswith("INC-"):
+        handle = await _incident_by_id(client, ident)
+    else:
+        handle = client.get_workflow_handle(ident)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            what = "incident" if ident.startswith("incident/") else "run"
+            raise CliError(f"no {what} {ident} (see `runbook runs`)") from None
+        raise
+    return Run(handle=handle, workflow_type=description.workflow_type, status=description.status)
+
+
+async def _incident_by_id(client: Client, ident: str) -> WorkflowHandle:
     async for execution in client.list_workflows(f"WorkflowType = '{WORKFLOW_TYPE}'", limit=5000):
         memo = await execution.memo()
         if memo.get("incident_id") == ident:
-            return client.get_workflow_handle(execution.id, run_id=execution.run_id, result_type=IncidentResult)
+            return client.get_workflow_handle(execution.id, run_id=execution.run_id)
     raise CliError(f"no incident {ident} (see `runbook incidents`)")
 
 
-async def current_view(handle: WorkflowHandle) -> IncidentView:
-    description = await handle.describe()
-    if description.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-        result: IncidentResult = await handle.result()
-        return result.view
+async def current_view(run: Run) -> dict[str, Any]:
+    """The run's `view` as plain data. A completed run answers from its result when that
+    carries the view (incidents do), so no worker is needed; else the worker answers the query."""
+    if run.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+        result = await run.handle.result()
+        if isinstance(result, dict) and isinstance(result.get("view"), dict):
+            return result["view"]
     try:
-        return await handle.query(IncidentResponseWorkflow.view, rpc_timeout=QUERY_TIMEOUT)
-    except (WorkflowQueryFailedError, RPCError) as err:
-        state = _execution_status(description.status)
-        raise CliError(f"{handle.id} ({state}): no worker answered the query ({err}); is the worker running?", 3) from None
+        view = await run.handle.query("view", result_type=dict, rpc_timeout=QUERY_TIMEOUT)
+    except WorkflowQueryFailedError as err:
+        raise CliError(f"{run.workflow_id} ({run.workflow_type}) has no operator view: {err}") from None
+    except RPCError as err:
+        state = _execution_status(run.status)
+        raise CliError(f"{run.workflow_id} ({state}): no worker answered the query ({err}); is the worker running?",
+                       3) from None  # fmt: skip
+    if not isinstance(view, dict):
+        raise CliError(f"{run.workflow_id} ({run.workflow_type}): its view is not an object but {type(view).__name__}")
+    return view
 
 
-async def _pending_plan(handle: WorkflowHandle) -> str:
-    view = await current_view(handle)
-    if view.pending_approval is None:
-        raise CliError(f"{view.id}: nothing awaits approval (status {view.status.value})", code=1)
-    print(f"plan {view.pending_approval.plan_id}: {view.pending_approval.describe()}", file=sys.stderr)
-    return view.pending_approval.plan_id
+async def _pending_plan(run: Run) -> str:
+    view = await current_view(run)
+    plan = view.get("pending_approval")
+    if not plan:
+        label = view.get("id") or run.workflow_id
+        raise CliError(f"{label}: nothing awaits approval (status {view.get('status', '?')})", code=1)
+    print(f"plan {plan.get('plan_id')}: {describe_plan(plan)}", file=sys.stderr)
+    return str(plan.get("plan_id"))
 
 
-async def _update(handle: WorkflowHandle, update: Any, request: Any) -> Any:
+async def _update(run: Run, update: str, request: Any) -> OperatorReply:
     try:
-        return await handle.execute_update(update, request, rpc_timeout=QUERY_TIMEOUT * 3)
+        return await run.handle.execute_update(update, request, result_type=OperatorReply,
+                                               rpc_timeout=QUERY_TIMEOUT * 3)  # fmt: skip
     except WorkflowUpdateFailedError as err:
         raise CliError(f"refused: {_message(err.cause)}", code=1) from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise CliError(f"{handle.id}: the incident's runbook has finished; nothing to change", code=1) from None
+            raise CliError(f"{run.workflow_id}: the runbook has finished; nothing to change", code=1) from None
         raise
 
 
@@ -367,6 +479,65 @@ def _execution_status(status: WorkflowExecutionStatus | int | None) -> str:
         return "unknown"
     name = WorkflowExecutionStatus.Name(status)
     return name.removeprefix("WORKFLOW_EXECUTION_STATUS_").lower()
+
+
+def _run_status(memo: dict[str, Any], execution: Any) -> str:
+    """The runbook's own status (search attribute, else memo), else Temporal's."""
+    return runbook_status(memo, execution) or _execution_status(execution.status)
+
+
+def describe_plan(plan: dict[str, Any]) -> str:
+    """What a pending approval would do: an incident's remediation in words, else its fields."""
+    try:
+        return RemediationPlan.model_validate(plan).describe()
+    except ValidationError:
+        pass
+    fields = plan.get("fields") if isinstance(plan.get("fields"), dict) else plan
+    return ", ".join(f"{key}={value}" for key, value in fields.items() if key != "plan_id" and value is not None)
+
+
+def render_any(run: Run, view: dict[str, Any]) -> str:
+    """An incident as before; any other run by the fields every runbook's view has."""
+    if run.is_incident:
+        try:
+            return render(IncidentView.model_validate(view))
+        except ValidationError:
+            pass  # an incident view of another shape: the common fields still say what matters
+    return render_generic(run, view)
+
+
+def _time(value: Any, layout: str) -> str:
+    try:
+        return datetime.fromisoformat(str(value)).strftime(layout)
+    except ValueError:
+        return str(value or "-")
+
+
+def render_generic(run: Run, view: dict[str, Any]) -> str:
+    workflow_id = view.get("workflow_id") or run.workflow_id
+    outcome = view.get("outcome")
+    lines = [
+        f"{workflow_id}  [{run.workflow_type}]  {view.get('summary') or ''}".rstrip(),
+        f"  status        {view.get('status', '?')}" + (f" ({outcome})" if outcome else ""),
+        f"  opened        {_time(view.get('opened_at'), '%Y-%m-%d %H:%M:%S')} UTC",
+    ]
+    plan = view.get("pending_approval")
+    if plan:
+        lines.append(f"  AWAITING APPROVAL  {plan.get('plan_id')}")
+        fields = plan.get("fields") if isinstance(plan.get("fields"), dict) else plan
+        for key, value in fields.items():
+            if key != "plan_id" and value is not None:
+                lines.append(f"                     {key}: {value}")
+        lines.append(f"                     runbook approve {workflow_id} --as NAME   |   "
+                     f"runbook reject {workflow_id} --as NAME --reason TEXT")  # fmt: skip
+    lines.append("  timeline")
+    for entry in view.get("timeline") or []:
+        actor = entry.get("actor") or "runbook"
+        actor = "" if actor == "runbook" else f" [{actor}]"
+        detail = f": {entry['detail']}" if entry.get("detail") else ""
+        lines.append(f"    {_time(entry.get('at'), '%H:%M:%S')}  {entry.get('step', ''):<11} {entry.get('event', '')}"
+                     f"{actor}{detail}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def render(view: IncidentView) -> str:
@@ -404,6 +575,7 @@ def render(view: IncidentView) -> str:
 COMMANDS = {
     "trigger": cmd_trigger,
     "incidents": cmd_incidents,
+    "runs": cmd_runs,
     "show": cmd_show,
     "ack": cmd_ack,
     "approve": cmd_approve,
@@ -422,9 +594,13 @@ async def run(args: argparse.Namespace) -> None:
         cmd_demo(args, config)
         return
     try:
-        client = await connect(config)
+        temporal = load_config()
+    except TemporalConfigError as err:
+        raise CliError(str(err)) from None
+    try:
+        client = await connect(temporal)
     except Exception as err:  # noqa: BLE001 - connection failures come in many types
-        raise CliError(f"cannot reach Temporal at {config.temporal_address}: {err} (is `make run` running?)", 3) from None
+        raise CliError(f"cannot reach Temporal at {temporal.describe()}: {err} (is `make run` running?)", 3) from None
     await COMMANDS[args.command](client, args, config)
 
 
@@ -437,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         print(f"runbook: {err}", file=sys.stderr)
         code = err.code
     except WorkflowUpdateRPCTimeoutOrCancelledError:
-        print("runbook: no answer from the incident in time; is the worker running?", file=sys.stderr)
+        print("runbook: no answer from the runbook in time; is the worker running?", file=sys.stderr)
         code = 3
     except RPCError as err:
         print(f"runbook: Temporal answered {err.status.name if err.status else 'an error'}: {err}", file=sys.stderr)

@@ -1,0 +1,31 @@
+"""The runbooks the CLI knows by a friendly name: `runbook runs --runbook NAME`.
+
+Each runbook is one workflow type. A new runbook adds its line here; `--runbook` also takes
+any workflow type name as it is, so a runbook missing from this table can still be listed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starter import WORKFLOW_TYPE as INCIDENT
+
+RUNBOOKS: dict[str, str] = {
+    "incident": INCIDENT,  # P0 incident response, workflows/incident_response.py
+}
+
+_TYPE_NAME = re.compile(r"[A-Za-z_][\w.-]*")
+
+
+def workflow_type(name: str) -> str:
+    """The workflow type for a friendly runbook name or a workflow type name; ValueError if neither."""
+    known = RUNBOOKS.get(name.strip().lower())
+    if known is not None:
+        return known
+    if not _TYPE_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is neither a runbook ({', '.join(sorted(RUNBOOKS))}) nor a workflow type name")
+    return name
+
+
+def friendly_name(workflow_type_name: str) -> str | None:
+    return next((name for name, kind in RUNBOOKS.items() if kind == workflow_type_name), None)
