@@ -182,6 +182,7 @@ async def main() -> None:
     if args.short:
         args.alerts, args.targets, args.concurrency = 100, 10, 10
     warm_up = min(20 if args.short else 200, args.alerts)
+    load_before = os.getloadavg()[0]  # the figures mean little on a machine busy with something else
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -217,7 +218,8 @@ async def main() -> None:
         ("through the intake (HTTP POST -> 202)", intake_seconds, intake_latencies),
         ("bare signal-with-start (the floor)", floor_seconds, floor_latencies),
     ]
-    print(f"{args.alerts} alerts, {args.targets} targets, concurrency {args.concurrency}, dev server on SQLite (WAL)")
+    print(f"{args.alerts} alerts, {args.targets} targets, concurrency {args.concurrency}, dev server on SQLite (WAL); "
+          f"{os.cpu_count()} cores, load average {load_before:.2f} before the run")  # fmt: skip
     print("| path | alerts/s | p50 ms | p95 ms | p99 ms |")
     print("|---|---|---|---|---|")
     for name, seconds, latencies in rows:
