@@ -1,12 +1,15 @@
 """Benchmark: an alert storm through the intake, next to bare signal-with-start (the floor).
 
-    .venv/bin/python bench/intake_storm.py [--alerts 5000] [--targets 100] [--concurrency 50]
+    .venv/bin/python bench/intake_storm.py [--alerts 5000] [--targets 100] [--concurrency 50] [--short]
 
 Starts its own Temporal dev server (SQLite file in WAL mode, as `make run` does) and the
 intake as its own process, then sends the same number of alerts two ways against the same
 server: as HTTP POSTs to the intake's generic endpoint, and as signal-with-start calls made
 directly with the Temporal client. No worker runs, so nothing else competes for the two
 cores: this measures the hand-over only. Prints alerts per second and latency percentiles.
+
+--short is the smoke run the test suite makes (tests/test_benches.py): 100 alerts for 10
+targets, 10 in flight; its figures say only that the bench still works.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -34,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from contracts import Alert  # noqa: E402
 from devstack.net import free_port, wait_for_http  # noqa: E402
 from devstack.stack import Stack, StackConfig  # noqa: E402
+from intake.ui import hash_password  # noqa: E402
 from settings import PROJECT_ROOT  # noqa: E402
 from starter import open_or_join_incident  # noqa: E402
 
@@ -43,6 +48,29 @@ TOKEN = "bench-token"
 def percentiles(samples: list[float]) -> dict[str, float]:
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
     return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
+
+
+def operators_file(directory: Path) -> Path:
+    """The intake refuses to start without its approval page's operators file
+    (APPROVAL_OPERATORS_FILE, which the stack's client_env points into the data folder):
+    one throwaway operator whose password nobody knows, as the stack writes its demo ones."""
+    path = directory / "operators.json"
+    path.write_text(json.dumps({"bench-nobody": hash_password(secrets.token_urlsafe(16), rounds=1000)}))
+    return path
+
+
+def wait_until_up(process: subprocess.Popen, url: str, timeout: float = 30) -> None:
+    """Like wait_for_http, but a child that died says so at once instead of after the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the intake exited with code {process.returncode} before answering {url}")
+        try:
+            wait_for_http(url, timeout=0.5)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
 
 
 def bench_policy(directory: Path, targets: int) -> Path:
@@ -149,26 +177,34 @@ async def main() -> None:
     parser.add_argument("--alerts", type=int, default=5000)
     parser.add_argument("--targets", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--short", action="store_true", help="a smoke run of a few seconds (the test suite's)")
     args = parser.parse_args()
+    if args.short:
+        args.alerts, args.targets, args.concurrency = 100, 10, 10
+    warm_up = min(20 if args.short else 200, args.alerts)
+    load_before = os.getloadavg()[0]  # the figures mean little on a machine busy with something else
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         stack = Stack(StackConfig(temporal_port=free_port(), temporal_ui_port=free_port(), data_dir=directory,
                                   policy=bench_policy(directory, args.targets), intake_port=free_port()))  # fmt: skip
         stack.start_temporal()
+        operators = operators_file(directory)
+        if Path(stack.config.client_env()["APPROVAL_OPERATORS_FILE"]) != operators:
+            raise RuntimeError("the stack's APPROVAL_OPERATORS_FILE is not where the bench wrote it")
         intake_env = {**os.environ, **stack.config.client_env(), "INTAKE_GENERIC_TOKEN": TOKEN,
                       "RUNBOOK_TASK_QUEUE": "bench-intake", "LOG_LEVEL": "WARNING"}  # fmt: skip
         intake = subprocess.Popen([sys.executable, "-m", "intake"], env=intake_env, cwd=PROJECT_ROOT)
         url = stack.config.url(stack.config.intake_port)
         try:
-            wait_for_http(f"{url}/healthz")
+            wait_until_up(intake, f"{url}/healthz")
             run = uuid.uuid4().hex[:6]
             alerts = [{"id": f"{run}-{i}", "service": f"bench-{i % args.targets:03d}", "summary": f"alert {i}"}
                       for i in range(args.alerts)]  # fmt: skip
-            await through_intake(url, alerts[: min(200, len(alerts))], args.concurrency)  # warm-up
+            await through_intake(url, alerts[:warm_up], args.concurrency)  # warm-up
             client = await Client.connect(stack.config.temporal_address, data_converter=pydantic_data_converter)
             floor_alerts = [{**a, "id": f"floor-{a['id']}"} for a in alerts]
-            await bare_signal_with_start(client, floor_alerts[:200], args.concurrency)  # warm-up
+            await bare_signal_with_start(client, floor_alerts[:warm_up], args.concurrency)  # warm-up
 
             intake_seconds, intake_latencies = await through_intake(url, alerts, args.concurrency)
             floor_seconds, floor_latencies = await bare_signal_with_start(client, floor_alerts, args.concurrency)
@@ -182,7 +218,8 @@ async def main() -> None:
         ("through the intake (HTTP POST -> 202)", intake_seconds, intake_latencies),
         ("bare signal-with-start (the floor)", floor_seconds, floor_latencies),
     ]
-    print(f"{args.alerts} alerts, {args.targets} targets, concurrency {args.concurrency}, dev server on SQLite (WAL)")
+    print(f"{args.alerts} alerts, {args.targets} targets, concurrency {args.concurrency}, dev server on SQLite (WAL); "
+          f"{os.cpu_count()} cores, load average {load_before:.2f} before the run")  # fmt: skip
     print("| path | alerts/s | p50 ms | p95 ms | p99 ms |")
     print("|---|---|---|---|---|")
     for name, seconds, latencies in rows:
