@@ -7,6 +7,8 @@ get at most one short retry, so an activity returns and Temporal's retry policy 
 from __future__ import annotations
 
 import ssl
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pagerduty
@@ -34,27 +36,36 @@ def _tls(config: settings.Settings) -> dict[str, Any]:
     return {"verify": ssl.create_default_context(cafile=config.pagerduty_ca_bundle)}
 
 
+# One client per activity thread and configuration: its connection stays open, so a page
+# does not wait on a TLS handshake (requests sessions are not shared between threads).
+_per_thread = threading.local()
+
+
+def _cached(key: tuple[str, ...], build: Callable[[], pagerduty.ApiClient]) -> Any:
+    clients: dict[tuple[str, ...], pagerduty.ApiClient] = _per_thread.__dict__.setdefault("clients", {})
+    if key not in clients:
+        clients[key] = _bounded(build())
+    return clients[key]
+
+
 def events_client() -> pagerduty.EventsApiV2Client:
     config = settings.load()
     if not config.pagerduty_routing_key:
         raise ApplicationError("PAGERDUTY_ROUTING_KEY is not set", type="Configuration", non_retryable=True)
-    client = pagerduty.EventsApiV2Client(
-        config.pagerduty_routing_key, base_url=config.pagerduty_events_url, **_tls(config)
-    )
-    return _bounded(client)
+    key = ("events", config.pagerduty_routing_key, config.pagerduty_events_url, config.pagerduty_ca_bundle)
+    return _cached(key, lambda: pagerduty.EventsApiV2Client(
+        config.pagerduty_routing_key, base_url=config.pagerduty_events_url, **_tls(config)))
 
 
 def rest_client() -> pagerduty.RestApiV2Client:
     config = settings.load()
     if not config.pagerduty_api_token:
         raise ApplicationError("PAGERDUTY_API_TOKEN is not set", type="Configuration", non_retryable=True)
-    client = pagerduty.RestApiV2Client(
-        config.pagerduty_api_token,
-        default_from=config.pagerduty_from,
-        base_url=config.pagerduty_api_url,
-        **_tls(config),
-    )
-    return _bounded(client)
+    key = ("rest", config.pagerduty_api_token, config.pagerduty_from, config.pagerduty_api_url,
+           config.pagerduty_ca_bundle)
+    return _cached(key, lambda: pagerduty.RestApiV2Client(
+        config.pagerduty_api_token, default_from=config.pagerduty_from, base_url=config.pagerduty_api_url,
+        **_tls(config)))
 
 
 def _rejected(status: int, body: str, action: str) -> ApplicationError:

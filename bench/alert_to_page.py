@@ -64,7 +64,7 @@ with workflow.unsafe.imports_passed_through():
     if not workflow.unsafe.in_sandbox():  # the sandbox may not resolve paths (and needs none)
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-    from contracts import Alert, Severity
+    from contracts import Alert, Policy, Severity, load_policy_file
     from settings import PROJECT_ROOT
 
 TASK_QUEUE = "bench-runbooks"
@@ -245,8 +245,8 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 class Bench:
-    def __init__(self, client: Client, clock: PageClock, region: str, run: str) -> None:
-        self.client, self.clock, self.region, self.run = client, clock, region, run
+    def __init__(self, client: Client, clock: PageClock, region: str, run: str, policy: Policy) -> None:
+        self.client, self.clock, self.region, self.run, self.policy = client, clock, region, run, policy
 
     def alert(self, target: str) -> Alert:
         return Alert(source="bench", service=target, region=self.region, summary=f"bench alert for {target}",
@@ -258,7 +258,7 @@ class Bench:
         alert = self.alert(target)
         paged = self.clock.expect(target)
         called = time.monotonic()
-        await open_or_join_incident(self.client, alert, "bench", TASK_QUEUE)
+        await open_or_join_incident(self.client, alert, "bench", TASK_QUEUE, self.policy)  # as the intake does
         try:
             arrived = await asyncio.wait_for(paged, timeout)
         except TimeoutError:
@@ -313,7 +313,7 @@ async def main() -> None:
                                  env={**quiet, "RUNBOOK_TASK_QUEUE": TASK_QUEUE})  # fmt: skip
             stack.spawn("floor-worker", [sys.executable, str(Path(__file__).resolve()), "--floor-worker"], env=quiet)
             client = await Client.connect(config.temporal_address, data_converter=pydantic_data_converter)
-            bench = Bench(client, clock, region, uuid.uuid4().hex[:6])
+            bench = Bench(client, clock, region, uuid.uuid4().hex[:6], load_policy_file(policy))
 
             pages, floors = [], []
             for n, target in enumerate(targets):

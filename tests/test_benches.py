@@ -59,7 +59,19 @@ def alert_to_page(output: str) -> None:
     assert incidents and int(incidents[1]) == 7, output  # 5 measured + 2 warm-up, one page each
 
 
-PARSERS: dict[str, Callable[[str], None]] = {"intake_storm": intake_storm, "alert_to_page": alert_to_page}
+def incident_budget(output: str) -> None:
+    rollback = re.search(r"resolved by rollback\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", output)
+    assert rollback, output
+    events, activities, timers, tasks = map(int, rollback.groups())
+    assert events > activities > 0 and tasks > 0, output
+    assert re.search(r"budget for a rollback: .* \((within|OVER)\)", output), output
+
+
+PARSERS: dict[str, Callable[[str], None]] = {
+    "intake_storm": intake_storm,
+    "alert_to_page": alert_to_page,
+    "incident_budget": incident_budget,
+}
 
 
 def test_every_bench_has_a_parser() -> None:

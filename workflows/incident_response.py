@@ -80,6 +80,7 @@ class IncidentResponseWorkflow(RunbookWorkflow):
     noun = "incident"
     closed = frozenset({IncidentStatus.RESOLVED, IncidentStatus.ESCALATED, IncidentStatus.CANCELLED})
     status_key = SEARCH_STATUS
+    passing = frozenset({IncidentStatus.DIAGNOSING, IncidentStatus.REMEDIATING, IncidentStatus.UNDOING})
 
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
@@ -177,6 +178,7 @@ class IncidentResponseWorkflow(RunbookWorkflow):
             attributes = [SEARCH_SERVICE.value_set(self.input.service), SEARCH_SEVERITY.value_set(self.severity.value)]
             if self.lean:  # the status joins the first upsert instead of one of its own
                 attributes.append(SEARCH_STATUS.value_set(self.status.value))
+                self.indexed = self.status.value
             workflow.upsert_search_attributes(attributes)
 
     async def step_page(self) -> None:
@@ -318,7 +320,8 @@ class IncidentResponseWorkflow(RunbookWorkflow):
             self.record("remediation failed", cause(err))
             return None
         self.record("remediated", self.remediation.detail)
-        await self.pager.note(f"remediated-{plan.plan_id}", f"Remediation done: {self.remediation.detail}")
+        # lean runs: with the next batch (the verification's outcome), not a batch of its own
+        await self.pager.note(f"remediated-{plan.plan_id}", f"Remediation done: {self.remediation.detail}", defer=True)
         return self.remediation
 
     async def step_verify(self, plan: RemediationPlan | None) -> bool:

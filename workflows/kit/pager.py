@@ -48,7 +48,9 @@ class Pager:
         self.audit_sender: asyncio.Task[None] | None = None
         # lean: what PagerDuty is owed, sent in batches by `send_outbox`
         self.outbox: list[PagerDutyNote] = []
+        self.deferred: list[PagerDutyNote] = []  # ride along with the next batch that goes out
         self.owe_acknowledge = False
+        self.acknowledged = False
         self.owe_resolve = False
         self.sending = False
 
@@ -127,11 +129,13 @@ class Pager:
 
     # ------------------------------------------------------------------ what PagerDuty is told
 
-    async def note(self, key: str, content: str) -> None:
+    async def note(self, key: str, content: str, defer: bool = False) -> None:
+        """`defer`: no batch of its own in lean runs; it goes out with the next one (at the
+        latest when the run closes)."""
         if self.ref is None or self.ref.incident_id is None:
             return
         if self.lean:
-            self.outbox.append(PagerDutyNote(note_key=self.key(key), content=content))
+            (self.deferred if defer else self.outbox).append(PagerDutyNote(note_key=self.key(key), content=content))
             return
         request = NoteRequest(incident_id=self.ref.incident_id, note_key=self.key(key), content=content)
         try:
@@ -147,7 +151,16 @@ class Pager:
         else:
             self.audit_notes.append((key, content))
 
+    def acknowledge_soon(self) -> None:
+        """Lean runs acknowledge the page as the acknowledgement arrives, in the same batch as
+        its audit note."""
+        if self.lean and self.ref is not None and not self.acknowledged:
+            self.acknowledged = self.owe_acknowledge = True
+
     async def acknowledge(self) -> None:
+        if self.lean and self.acknowledged:
+            return
+        self.acknowledged = True
         await self._page_state(pagerduty.acknowledge_page, "PagerDuty acknowledged", resolve=False)
 
     async def resolve(self) -> None:
@@ -186,8 +199,9 @@ class Pager:
             await workflow.wait_condition(lambda: self.ref is not None and self.owed())
             assert self.ref is not None
             batch = PagerDutySync(dedup_key=self.ref.dedup_key, incident_id=self.ref.incident_id,
-                                  notes=self.outbox, acknowledge=self.owe_acknowledge, resolve=self.owe_resolve)
-            self.outbox, self.owe_acknowledge, self.owe_resolve = [], False, False
+                                  notes=self.deferred + self.outbox, acknowledge=self.owe_acknowledge,
+                                  resolve=self.owe_resolve)
+            self.deferred, self.outbox, self.owe_acknowledge, self.owe_resolve = [], [], False, False
             self.sending = True
             try:
                 synced = await workflow.execute_activity(pagerduty.sync_pagerduty, batch, **PAGE)
@@ -209,7 +223,8 @@ class Pager:
             return
         if self.lean:
             if self.ref is None:
-                self.outbox, self.owe_acknowledge, self.owe_resolve = [], False, False
+                self.deferred, self.outbox, self.owe_acknowledge, self.owe_resolve = [], [], False, False
+            self.outbox, self.deferred = self.deferred + self.outbox, []
             await workflow.wait_condition(lambda: not self.owed() and not self.sending)
         else:
             await workflow.wait_condition(lambda: not self.audit_notes)

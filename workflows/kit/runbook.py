@@ -46,6 +46,8 @@ class RunbookCancelled(Exception):
 class RunbookWorkflow:
     noun = "run"  # how refusals name the thing: "the incident is closed"
     closed: frozenset[str] = frozenset()
+    # Statuses that last seconds: lean runs show them in the view but do not index them.
+    passing: frozenset[str] = frozenset()
     status_key: SearchAttributeKey[str] | None = None
 
     def init_kit(self, note_prefix: str, opened_by: str, status: StrEnum) -> None:
@@ -62,6 +64,7 @@ class RunbookWorkflow:
         self.acknowledged_by: str | None = None
         self.resolved_in_pagerduty_by: str | None = None
         self.deliveries: set[str] = set()
+        self.indexed = status.value
 
     def start_kit(self, lean: bool, legacy_patches: Callable[[], tuple[bool, bool]]) -> None:
         """Picks the mode; `legacy_patches` asks the older patches (audit notes, search
@@ -87,12 +90,19 @@ class RunbookWorkflow:
         return self.timeline.step
 
     def enter(self, step: str, status: StrEnum) -> None:
-        changed = status != self.status
-        self.timeline.step, self.status = step, status
         if not self.lean:
             workflow.upsert_memo({"status": status.value})
-        if self.searchable and self.status_key is not None and (changed or not self.lean):
+            if self.searchable and self.status_key is not None:
+                workflow.upsert_search_attributes([self.status_key.value_set(status.value)])
+        elif status != self.status and status not in self.passing:
+            self.index(status)
+        self.timeline.step, self.status = step, status
+
+    def index(self, status: StrEnum) -> None:
+        """The status search attribute (lean runs: only when what is indexed changes)."""
+        if self.searchable and self.status_key is not None and status.value != self.indexed:
             workflow.upsert_search_attributes([self.status_key.value_set(status.value)])
+            self.indexed = status.value
 
     def record(self, event: str, detail: str = "", actor: str = "runbook") -> None:
         self.timeline.record(event, detail, actor)
@@ -121,15 +131,16 @@ class RunbookWorkflow:
 
         Lean runs let PagerDuty catch up first, so "closed" is the timeline's last entry.
         """
-        changed = status != self.status
         self.status, self.outcome = status, outcome
-        if self.lean:
+        if self.lean:  # the status is indexed already; the outcome is in the result
             await self.pager.drain()
-        self.record("closed", outcome)
-        workflow.upsert_memo({"status": status.value, "outcome": outcome})
-        if self.searchable and self.status_key is not None and (changed or not self.lean):
-            workflow.upsert_search_attributes([self.status_key.value_set(status.value)])
-        if not self.lean:
+            self.record("closed", outcome)
+            self.index(status)
+        else:
+            self.record("closed", outcome)
+            workflow.upsert_memo({"status": status.value, "outcome": outcome})
+            if self.searchable and self.status_key is not None:
+                workflow.upsert_search_attributes([self.status_key.value_set(status.value)])
             await self.pager.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
 
@@ -168,6 +179,7 @@ class RunbookWorkflow:
             return self.reply(f"already acknowledged by {self.acknowledged_by}")
         self.acknowledged_by = request.by
         self.audit("acknowledged", request.note or "", request.by)
+        self.pager.acknowledge_soon()
         return self.reply(f"acknowledged by {request.by}")
 
     @acknowledge.validator
