@@ -65,15 +65,15 @@ def load_config(env: Mapping[str, str] | None = None) -> TemporalConfig:
     try:
         args: dict[str, Any] = dict(ClientConfigProfile.load(override_env_vars=env).to_client_connect_config())
     except OSError as err:  # a certificate or key file named by TEMPORAL_TLS_* or the profile's [tls]
-        raise TemporalConfigError(f"Temporal TLS file {err.filename}: {err.strerror} "
-                                  f"(TEMPORAL_TLS_* variables or profile {profile!r})") from None  # fmt: skip
+        raise TemporalConfigError(
+            f"Temporal TLS file {err.filename}: {err.strerror} (TEMPORAL_TLS_* variables or profile {profile!r})"
+        ) from None
     except Exception as err:  # noqa: BLE001 - the bridge's ConfigError: unknown profile, bad TOML
         where = f" in {config_file}" if config_file else ""
         raise TemporalConfigError(f"Temporal client configuration (profile {profile!r}{where}): {err}") from None
     args["target_host"] = args.get("target_host") or DEFAULT_ADDRESS
     args["namespace"] = args.get("namespace") or DEFAULT_NAMESPACE
-    return TemporalConfig(address=args["target_host"], namespace=args["namespace"], profile=profile,
-                          connect_args=args)  # fmt: skip
+    return TemporalConfig(address=args["target_host"], namespace=args["namespace"], profile=profile, connect_args=args)
 
 
 async def connect(config: TemporalConfig | None = None) -> Client:

@@ -24,9 +24,7 @@ from contracts import SEARCH_ATTRIBUTES, load_policy_file
 MAX_CACHED_RUNS = 50
 # The sandbox re-imports a workflow's modules for every run it starts; the kit is
 # deterministic code without module state, so every run shares one import of it.
-SANDBOX = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows.kit")
-)
+SANDBOX = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows.kit"))
 POLLERS = 20  # measured: 20 pollers of each kind beat the default 5 by about 20 %
 
 
@@ -75,8 +73,14 @@ async def main() -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     config = settings.load()
     load_policy_file(config.policy_path)  # a broken policy stops the worker at start, not mid-incident
-    missing = [name for name, value in (("PAGERDUTY_ROUTING_KEY", config.pagerduty_routing_key),
-                                        ("PAGERDUTY_API_TOKEN", config.pagerduty_api_token)) if not value]  # fmt: skip
+    missing = [
+        name
+        for name, value in (
+            ("PAGERDUTY_ROUTING_KEY", config.pagerduty_routing_key),
+            ("PAGERDUTY_API_TOKEN", config.pagerduty_api_token),
+        )
+        if not value
+    ]
     if missing:  # else every incident would go unpaged, found out only in the middle of one
         raise SystemExit(f"worker: {', '.join(missing)} not set; incidents could not page anyone")
     try:
@@ -87,8 +91,10 @@ async def main() -> None:
     try:
         await ensure_search_attributes(client, temporal.namespace)
     except RPCError as err:
-        raise SystemExit(f"worker: cannot register the search attributes {[k.name for k in SEARCH_ATTRIBUTES]} "
-                         f"in namespace {temporal.namespace}: {err}; register them as Keyword and retry")
+        raise SystemExit(
+            f"worker: cannot register the search attributes {[k.name for k in SEARCH_ATTRIBUTES]} "
+            f"in namespace {temporal.namespace}: {err}; register them as Keyword and retry"
+        )
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
@@ -96,8 +102,10 @@ async def main() -> None:
         worker = build_worker(client, config.task_queue, executor)
         logging.info(
             "worker polling Temporal at %s, queue %s, policy %s",
-            temporal.describe(), config.task_queue, config.policy_path,
-        )  # fmt: skip
+            temporal.describe(),
+            config.task_queue,
+            config.policy_path,
+        )
         async with worker:
             await stop.wait()
     logging.info("worker stopped")

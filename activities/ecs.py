@@ -81,9 +81,7 @@ def set_service_task_definition(plan: RemediationPlan) -> RemediationRecord:
     try:
         running = _canonical(ecs, _service(ecs, plan.cluster, plan.service)["taskDefinition"])["taskDefinitionArn"]
         if running == plan.to_task_definition:
-            return RemediationRecord(
-                action=plan.action, changed=False, detail=f"{name} already runs {_short(running)}"
-            )
+            return RemediationRecord(action=plan.action, changed=False, detail=f"{name} already runs {_short(running)}")
         if running != plan.from_task_definition:
             raise ApplicationError(
                 f"{name} runs {_short(running)}, not {_short(plan.from_task_definition)} as in the approved "

@@ -16,7 +16,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import settings
-from contracts import EscalateRequest, NoteRequest, PageAndNote, PagerDutyRef, PagerDutySync, PagerDutySynced, PageRequest
+from contracts import (
+    EscalateRequest,
+    NoteRequest,
+    PageAndNote,
+    PagerDutyRef,
+    PagerDutySync,
+    PagerDutySynced,
+    PageRequest,
+)
 
 TRANSIENT = (429, 500, 502, 503, 504)
 
@@ -53,19 +61,34 @@ def events_client() -> pagerduty.EventsApiV2Client:
     if not config.pagerduty_routing_key:
         raise ApplicationError("PAGERDUTY_ROUTING_KEY is not set", type="Configuration", non_retryable=True)
     key = ("events", config.pagerduty_routing_key, config.pagerduty_events_url, config.pagerduty_ca_bundle)
-    return _cached(key, lambda: pagerduty.EventsApiV2Client(
-        config.pagerduty_routing_key, base_url=config.pagerduty_events_url, **_tls(config)))
+    return _cached(
+        key,
+        lambda: pagerduty.EventsApiV2Client(
+            config.pagerduty_routing_key, base_url=config.pagerduty_events_url, **_tls(config)
+        ),
+    )
 
 
 def rest_client() -> pagerduty.RestApiV2Client:
     config = settings.load()
     if not config.pagerduty_api_token:
         raise ApplicationError("PAGERDUTY_API_TOKEN is not set", type="Configuration", non_retryable=True)
-    key = ("rest", config.pagerduty_api_token, config.pagerduty_from, config.pagerduty_api_url,
-           config.pagerduty_ca_bundle)
-    return _cached(key, lambda: pagerduty.RestApiV2Client(
-        config.pagerduty_api_token, default_from=config.pagerduty_from, base_url=config.pagerduty_api_url,
-        **_tls(config)))
+    key = (
+        "rest",
+        config.pagerduty_api_token,
+        config.pagerduty_from,
+        config.pagerduty_api_url,
+        config.pagerduty_ca_bundle,
+    )
+    return _cached(
+        key,
+        lambda: pagerduty.RestApiV2Client(
+            config.pagerduty_api_token,
+            default_from=config.pagerduty_from,
+            base_url=config.pagerduty_api_url,
+            **_tls(config),
+        ),
+    )
 
 
 def _rejected(status: int, body: str, action: str) -> ApplicationError:
@@ -168,9 +191,7 @@ def _add_note(request: NoteRequest) -> str:
         for note in existing:
             if note.get("content", "").rstrip().endswith(marker):
                 return note["id"]
-        created = _checked(
-            client.post(path, json={"note": {"content": f"{request.content}\n\n{marker}"}}), "add note"
-        )
+        created = _checked(client.post(path, json={"note": {"content": f"{request.content}\n\n{marker}"}}), "add note")
     except pagerduty.Error as err:
         raise _failure(err, "add note") from err
     return created["note"]["id"]

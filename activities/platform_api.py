@@ -7,7 +7,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import settings
-from contracts import EmergencySwitchRequest, HealthReading, HealthRequest, RemediationAction, RemediationRecord, SystemStatus
+from contracts import (
+    EmergencySwitchRequest,
+    HealthReading,
+    HealthRequest,
+    RemediationAction,
+    RemediationRecord,
+    SystemStatus,
+)
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 

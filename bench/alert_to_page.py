@@ -205,8 +205,17 @@ def _targets_in(text: str) -> list[str]:
 def serve_in_thread(app, port: int, certfile: Path, keyfile: Path):  # noqa: ANN001, ANN201
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                           ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=str(certfile),
+            ssl_keyfile=str(keyfile),
+        )
+    )
     thread = threading.Thread(target=server.run, name="pagerduty-emulator", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -249,8 +258,15 @@ class Bench:
         self.client, self.clock, self.region, self.run, self.policy = client, clock, region, run, policy
 
     def alert(self, target: str) -> Alert:
-        return Alert(source="bench", service=target, region=self.region, summary=f"bench alert for {target}",
-                     severity=Severity.P0, delivery_id=f"{self.run}-{target}", received_at=datetime.now(UTC))  # fmt: skip
+        return Alert(
+            source="bench",
+            service=target,
+            region=self.region,
+            summary=f"bench alert for {target}",
+            severity=Severity.P0,
+            delivery_id=f"{self.run}-{target}",
+            received_at=datetime.now(UTC),
+        )
 
     async def page(self, target: str, timeout: float) -> float:
         from starter import open_or_join_incident
@@ -269,9 +285,12 @@ class Bench:
         alert = self.alert(target)
         called = time.monotonic()
         handle = await self.client.start_workflow(
-            FloorWorkflow.run, id=f"floor/{self.run}/{target}", task_queue=FLOOR_TASK_QUEUE,
-            start_signal="alert", start_signal_args=[alert],
-        )  # fmt: skip
+            FloorWorkflow.run,
+            id=f"floor/{self.run}/{target}",
+            task_queue=FLOOR_TASK_QUEUE,
+            start_signal="alert",
+            start_signal_args=[alert],
+        )
         started = await asyncio.wait_for(handle.result(), timeout)
         return started - called
 
@@ -299,8 +318,13 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         policy, region = bench_policy(directory, targets)
-        config = StackConfig(temporal_port=free_port(), temporal_ui_port=free_port(), pagerduty_port=free_port(),
-                             data_dir=directory, policy=policy)  # fmt: skip
+        config = StackConfig(
+            temporal_port=free_port(),
+            temporal_ui_port=free_port(),
+            pagerduty_port=free_port(),
+            data_dir=directory,
+            policy=policy,
+        )
         stack = Stack(config)
         server = None
         try:
@@ -309,8 +333,11 @@ async def main() -> None:
             clock = PageClock(create_app(None, {DEMO_ROUTING_KEY}, DEMO_API_TOKEN))
             server, thread = serve_in_thread(clock, config.pagerduty_port, cert, key)
             quiet = {"LOG_LEVEL": "WARNING"}
-            worker = stack.spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")],
-                                 env={**quiet, "RUNBOOK_TASK_QUEUE": TASK_QUEUE})  # fmt: skip
+            worker = stack.spawn(
+                "worker",
+                [sys.executable, str(PROJECT_ROOT / "worker.py")],
+                env={**quiet, "RUNBOOK_TASK_QUEUE": TASK_QUEUE},
+            )
             stack.spawn("floor-worker", [sys.executable, str(Path(__file__).resolve()), "--floor-worker"], env=quiet)
             client = await Client.connect(config.temporal_address, data_converter=pydantic_data_converter)
             bench = Bench(client, clock, region, uuid.uuid4().hex[:6], load_policy_file(policy))
@@ -322,8 +349,10 @@ async def main() -> None:
                 for measure, samples in ((bench.page, pages), (bench.floor, floors)):
                     for child in stack.children:
                         if child.process.poll() is not None:
-                            raise RuntimeError(f"{child.name} exited with code {child.process.returncode}: "
-                                               f"{child.log_path.read_text()[-20000:]}")  # fmt: skip
+                            raise RuntimeError(
+                                f"{child.name} exited with code {child.process.returncode}: "
+                                f"{child.log_path.read_text()[-20000:]}"
+                            )
                     seconds = await measure(target, timeout)
                     if not warming:
                         samples.append(seconds)
@@ -342,19 +371,27 @@ async def main() -> None:
 
     page_cut, floor_cut = percentiles(pages), percentiles(floors)
     ratio = page_cut["p95"] / floor_cut["p95"]
-    print(f"{args.alerts} alerts (P0, one target each), {args.warm_up} warm-up, one at a time, {args.gap} s apart; "
-          f"dev server on SQLite (WAL); {os.cpu_count()} cores, load average {load_before:.2f} before the run")  # fmt: skip
+    print(
+        f"{args.alerts} alerts (P0, one target each), {args.warm_up} warm-up, one at a time, {args.gap} s apart; "
+        f"dev server on SQLite (WAL); {os.cpu_count()} cores, load average {load_before:.2f} before the run"
+    )
     print("| path | samples | p50 ms | p95 ms | p99 ms |")
     print("|---|---|---|---|---|")
-    for name, samples, cut in (("alert to page (signal-with-start -> trigger at PagerDuty)", pages, page_cut),
-                               ("floor (signal-with-start -> its one activity starts)", floors, floor_cut)):  # fmt: skip
+    for name, samples, cut in (
+        ("alert to page (signal-with-start -> trigger at PagerDuty)", pages, page_cut),
+        ("floor (signal-with-start -> its one activity starts)", floors, floor_cut),
+    ):
         print(f"| {name} | {len(samples)} | {cut['p50']:.1f} | {cut['p95']:.1f} | {cut['p99']:.1f} |")
-    print(f"p95 ratio alert-to-page / floor: {ratio:.2f} (target <= {TARGET_P95_RATIO}: "
-          f"{'met' if ratio <= TARGET_P95_RATIO else 'missed'}); alert-to-page p95 {page_cut['p95']:.1f} ms "
-          f"(target <= {TARGET_P95_MS:.0f} ms: {'met' if page_cut['p95'] <= TARGET_P95_MS else 'missed'})")  # fmt: skip
-    print(f"worker RSS: {rss:.1f} MB (peak {peak:.1f} MB) with {len(targets)} incidents open in it "
-          f"(target <= {TARGET_RSS_MB:.0f} MB: {'met' if rss <= TARGET_RSS_MB else 'missed'}); "
-          f"{first_rss:.1f} MB after its first incident")  # fmt: skip
+    print(
+        f"p95 ratio alert-to-page / floor: {ratio:.2f} (target <= {TARGET_P95_RATIO}: "
+        f"{'met' if ratio <= TARGET_P95_RATIO else 'missed'}); alert-to-page p95 {page_cut['p95']:.1f} ms "
+        f"(target <= {TARGET_P95_MS:.0f} ms: {'met' if page_cut['p95'] <= TARGET_P95_MS else 'missed'})"
+    )
+    print(
+        f"worker RSS: {rss:.1f} MB (peak {peak:.1f} MB) with {len(targets)} incidents open in it "
+        f"(target <= {TARGET_RSS_MB:.0f} MB: {'met' if rss <= TARGET_RSS_MB else 'missed'}); "
+        f"{first_rss:.1f} MB after its first incident"
+    )
     print(f"PagerDuty emulator: {incidents} incidents from {triggers} triggers")
     if incidents != len(targets):
         raise SystemExit(f"expected {len(targets)} PagerDuty incidents, the emulator has {incidents}")

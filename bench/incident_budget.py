@@ -69,7 +69,9 @@ async def resolved_by_rollback(env: WorkflowEnvironment, handle: WorkflowHandle)
     await until(handle, pending)
     await env.sleep(timedelta(minutes=2))
     view = await handle.query(IncidentResponseWorkflow.view)
-    await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=view.pending_approval.plan_id))
+    await handle.execute_update(
+        IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=view.pending_approval.plan_id)
+    )
 
 
 async def rejected(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
@@ -77,15 +79,23 @@ async def rejected(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
     seen: set[str] = set()
     while True:
-        await until(handle, lambda v: v.status == IncidentStatus.ESCALATED or (  # type: ignore[attr-defined]
-            v.pending_approval is not None and v.pending_approval.plan_id not in seen))  # type: ignore[attr-defined]
+        await until(
+            handle,
+            lambda v: (
+                v.status == IncidentStatus.ESCALATED
+                or (  # type: ignore[attr-defined]
+                    v.pending_approval is not None and v.pending_approval.plan_id not in seen
+                )
+            ),
+        )  # type: ignore[attr-defined]
         view = await handle.query(IncidentResponseWorkflow.view)
         if view.pending_approval is None:
             return
         seen.add(view.pending_approval.plan_id)
         await env.sleep(timedelta(minutes=1))
-        await handle.execute_update(IncidentResponseWorkflow.reject,
-                                    Reject(by="bob", plan_id=view.pending_approval.plan_id, reason="not now"))
+        await handle.execute_update(
+            IncidentResponseWorkflow.reject, Reject(by="bob", plan_id=view.pending_approval.plan_id, reason="not now")
+        )
 
 
 async def escalated(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
@@ -110,10 +120,17 @@ async def run_scenario(env: WorkflowEnvironment, name: str, scenario: Scenario) 
     task_queue = f"budget-{uuid.uuid4()}"
     region = f"bench-{uuid.uuid4().hex[:8]}"
     policy.services["hybrid-router"] = policy.services["hybrid-router"].model_copy(update={"region": region})
-    async with Worker(env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow],
-                      activities=fake.activities()):
-        alert = Alert(source="bench", service="hybrid-router", region=region, summary="hybrid router down",
-                      severity=Severity.P0, received_at=datetime.now(UTC))
+    async with Worker(
+        env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow], activities=fake.activities()
+    ):
+        alert = Alert(
+            source="bench",
+            service="hybrid-router",
+            region=region,
+            summary="hybrid router down",
+            severity=Severity.P0,
+            received_at=datetime.now(UTC),
+        )
         handle = await open_or_join_incident(env.client, alert, "bench", task_queue, policy)
         await scenario(env, handle)
         await handle.result()
@@ -124,12 +141,14 @@ async def run_scenario(env: WorkflowEnvironment, name: str, scenario: Scenario) 
             detail = getattr(getattr(event, kind), "activity_type", None)
             print("   ", event.event_id, kind.removesuffix("_event_attributes"), detail.name if detail else "")
     kinds = Counter(event.WhichOneof("attributes") or "" for event in history.events)
-    return Counter({
-        "events": len(history.events),
-        "activities": kinds["activity_task_scheduled_event_attributes"],
-        "timers": kinds["timer_started_event_attributes"],
-        "workflow tasks": kinds["workflow_task_completed_event_attributes"],
-    })
+    return Counter(
+        {
+            "events": len(history.events),
+            "activities": kinds["activity_task_scheduled_event_attributes"],
+            "timers": kinds["timer_started_event_attributes"],
+            "workflow tasks": kinds["workflow_task_completed_event_attributes"],
+        }
+    )
 
 
 async def main() -> int:
@@ -148,12 +167,16 @@ async def main() -> int:
             if args.short and name != "resolved by rollback":
                 continue
             counts = await run_scenario(env, name, scenario)
-            print(f"{name:<22} {counts['events']:>7} {counts['activities']:>11} {counts['timers']:>7} "
-                  f"{counts['workflow tasks']:>15}")
+            print(
+                f"{name:<22} {counts['events']:>7} {counts['activities']:>11} {counts['timers']:>7} "
+                f"{counts['workflow tasks']:>15}"
+            )
             if name == "resolved by rollback":
                 over = counts["events"] > BUDGET_EVENTS or counts["activities"] > BUDGET_ACTIVITIES
-        print(f"budget for a rollback: <= {BUDGET_EVENTS} events, <= {BUDGET_ACTIVITIES} activities"
-              f" ({'OVER' if over else 'within'})")
+        print(
+            f"budget for a rollback: <= {BUDGET_EVENTS} events, <= {BUDGET_ACTIVITIES} activities"
+            f" ({'OVER' if over else 'within'})"
+        )
     finally:
         await env.shutdown()
     return 1 if (over and args.check) else 0

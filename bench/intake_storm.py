@@ -105,8 +105,7 @@ class KeepAlive:
         assert self.reader is not None
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         self.writer.write(
-            f"POST {path} HTTP/1.1\r\nhost: {self.host}\r\ncontent-length: {len(body)}\r\n{head}\r\n".encode()
-            + body
+            f"POST {path} HTTP/1.1\r\nhost: {self.host}\r\ncontent-length: {len(body)}\r\n{head}\r\n".encode() + body
         )
         status = int((await self.reader.readline()).split()[1])
         length = 0
@@ -153,8 +152,14 @@ async def bare_signal_with_start(client: Client, alerts: list[dict], concurrency
     now = datetime.now(UTC)
 
     def start(alert: dict):  # noqa: ANN202
-        model = Alert(source="bench", service=alert["service"], region="floor", summary=alert["summary"],
-                      delivery_id=alert["id"], received_at=now)  # fmt: skip
+        model = Alert(
+            source="bench",
+            service=alert["service"],
+            region="floor",
+            summary=alert["summary"],
+            delivery_id=alert["id"],
+            received_at=now,
+        )
         return lambda: open_or_join_incident(client, model, "bench", "bench-floor")
 
     started = time.perf_counter()
@@ -186,21 +191,35 @@ async def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        stack = Stack(StackConfig(temporal_port=free_port(), temporal_ui_port=free_port(), data_dir=directory,
-                                  policy=bench_policy(directory, args.targets), intake_port=free_port()))  # fmt: skip
+        stack = Stack(
+            StackConfig(
+                temporal_port=free_port(),
+                temporal_ui_port=free_port(),
+                data_dir=directory,
+                policy=bench_policy(directory, args.targets),
+                intake_port=free_port(),
+            )
+        )
         stack.start_temporal()
         operators = operators_file(directory)
         if Path(stack.config.client_env()["APPROVAL_OPERATORS_FILE"]) != operators:
             raise RuntimeError("the stack's APPROVAL_OPERATORS_FILE is not where the bench wrote it")
-        intake_env = {**os.environ, **stack.config.client_env(), "INTAKE_GENERIC_TOKEN": TOKEN,
-                      "RUNBOOK_TASK_QUEUE": "bench-intake", "LOG_LEVEL": "WARNING"}  # fmt: skip
+        intake_env = {
+            **os.environ,
+            **stack.config.client_env(),
+            "INTAKE_GENERIC_TOKEN": TOKEN,
+            "RUNBOOK_TASK_QUEUE": "bench-intake",
+            "LOG_LEVEL": "WARNING",
+        }
         intake = subprocess.Popen([sys.executable, "-m", "intake"], env=intake_env, cwd=PROJECT_ROOT)
         url = stack.config.url(stack.config.intake_port)
         try:
             wait_until_up(intake, f"{url}/healthz")
             run = uuid.uuid4().hex[:6]
-            alerts = [{"id": f"{run}-{i}", "service": f"bench-{i % args.targets:03d}", "summary": f"alert {i}"}
-                      for i in range(args.alerts)]  # fmt: skip
+            alerts = [
+                {"id": f"{run}-{i}", "service": f"bench-{i % args.targets:03d}", "summary": f"alert {i}"}
+                for i in range(args.alerts)
+            ]
             await through_intake(url, alerts[:warm_up], args.concurrency)  # warm-up
             client = await Client.connect(stack.config.temporal_address, data_converter=pydantic_data_converter)
             floor_alerts = [{**a, "id": f"floor-{a['id']}"} for a in alerts]
@@ -218,8 +237,10 @@ async def main() -> None:
         ("through the intake (HTTP POST -> 202)", intake_seconds, intake_latencies),
         ("bare signal-with-start (the floor)", floor_seconds, floor_latencies),
     ]
-    print(f"{args.alerts} alerts, {args.targets} targets, concurrency {args.concurrency}, dev server on SQLite (WAL); "
-          f"{os.cpu_count()} cores, load average {load_before:.2f} before the run")  # fmt: skip
+    print(
+        f"{args.alerts} alerts, {args.targets} targets, concurrency {args.concurrency}, dev server on SQLite (WAL); "
+        f"{os.cpu_count()} cores, load average {load_before:.2f} before the run"
+    )
     print("| path | alerts/s | p50 ms | p95 ms | p99 ms |")
     print("|---|---|---|---|---|")
     for name, seconds, latencies in rows:

@@ -36,8 +36,14 @@ class PagerDutyEvent(Strict):
     """Something a person did in PagerDuty (webhooks v3), signalled into the incident."""
 
     event_id: str
-    event_type: Literal["incident.acknowledged", "incident.escalated", "incident.reassigned", "incident.resolved",
-                        "incident.unacknowledged", "incident.delegated"]  # fmt: skip
+    event_type: Literal[
+        "incident.acknowledged",
+        "incident.escalated",
+        "incident.reassigned",
+        "incident.resolved",
+        "incident.unacknowledged",
+        "incident.delegated",
+    ]
     incident_id: str
     agent: str  # who, as PagerDuty names them
     occurred_at: datetime

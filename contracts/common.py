@@ -18,9 +18,7 @@ def _parse_duration(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip().lower()
         if text and _DURATION_PART.sub("", text).strip() == "":
-            return timedelta(
-                seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-            )
+            return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
     return value
 
 

@@ -834,8 +834,7 @@ def create_app(
             return HTMLResponse("<h1>Incident not found</h1>", status_code=404)
         rendered = render_incident(incident, _base_url(request), escalation_levels)
         rows = "".join(
-            f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(rendered[key]))}</td></tr>"
-            for key in _PAGE_FIELDS
+            f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(rendered[key]))}</td></tr>" for key in _PAGE_FIELDS
         )
         notes = "".join(
             "<li>" + html.escape(f"{note['created_at']} {note['user_email']}: {note['content']}") + "</li>"

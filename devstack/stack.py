@@ -163,17 +163,30 @@ class Stack:
         self.spawn(
             "temporal",
             [
-                str(BIN / "temporal"), "server", "start-dev",
-                "--ip", c.host, "--port", str(c.temporal_port), "--ui-port", str(c.temporal_ui_port),
-                "--db-filename", str(c.data_dir / "temporal.db"),
-                "--log-level", "warn",
+                str(BIN / "temporal"),
+                "server",
+                "start-dev",
+                "--ip",
+                c.host,
+                "--port",
+                str(c.temporal_port),
+                "--ui-port",
+                str(c.temporal_ui_port),
+                "--db-filename",
+                str(c.data_dir / "temporal.db"),
+                "--log-level",
+                "warn",
                 # measured (DESIGN.md): WAL keeps the SQLite file as fast as memory, and the
                 # transfer poll rate bounds every hand-off
-                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-                "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+                "--sqlite-pragma",
+                "journal_mode=wal",
+                "--sqlite-pragma",
+                "synchronous=normal",
+                "--dynamic-config-value",
+                "history.transferProcessorMaxPollRPS=1000",
                 *[arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key.name}=Keyword")],
             ],
-        )  # fmt: skip
+        )
         wait_for_port(c.host, c.temporal_port, timeout=60)
 
     def start_moto(self) -> None:
@@ -197,18 +210,38 @@ class Stack:
         c = self.config
         self.spawn(
             "pagerduty-emulator",
-            [sys.executable, "-m", "devstack.pagerduty_emulator", "--host", c.host, "--port", str(c.pagerduty_port),
-             "--state-file", str(c.data_dir / "pagerduty.json"), "--tls-dir", str(c.pagerduty_tls_dir)],
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "devstack.pagerduty_emulator",
+                "--host",
+                c.host,
+                "--port",
+                str(c.pagerduty_port),
+                "--state-file",
+                str(c.data_dir / "pagerduty.json"),
+                "--tls-dir",
+                str(c.pagerduty_tls_dir),
+            ],
+        )
         wait_for_port(c.host, c.pagerduty_port, timeout=30)
 
     def start_demo_service(self) -> None:
         c = self.config
         self.spawn(
             "demo-service",
-            [sys.executable, "-m", "devstack.demo_service", "--host", c.host, "--port", str(c.demo_port),
-             "--metrics-interval", str(c.metrics_interval)],
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "devstack.demo_service",
+                "--host",
+                c.host,
+                "--port",
+                str(c.demo_port),
+                "--metrics-interval",
+                str(c.metrics_interval),
+            ],
+        )
         wait_for_port(c.host, c.demo_port, timeout=30)
 
     def start_worker(self) -> Child:
@@ -227,8 +260,16 @@ class Stack:
 
     def start(self, with_worker: bool = True) -> None:
         """Everything, in dependency order; on any failure what was started is stopped."""
-        steps = [self.check_ports, self.start_temporal, self.start_moto, self.seed_aws, self.start_pagerduty,
-                 self.start_demo_service, *([self.start_worker] if with_worker else []), self.start_intake]  # fmt: skip
+        steps = [
+            self.check_ports,
+            self.start_temporal,
+            self.start_moto,
+            self.seed_aws,
+            self.start_pagerduty,
+            self.start_demo_service,
+            *([self.start_worker] if with_worker else []),
+            self.start_intake,
+        ]
         try:
             for step in steps:
                 self.checkpoint()

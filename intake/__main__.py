@@ -32,8 +32,9 @@ def main() -> None:
     app = create_app(IntakeConfig.from_env(policy), Handoff(lambda: connect(temporal), config.task_queue), ui=ui)
     if ui is not None:
         logging.getLogger("intake").info("approval page at http://%s:%d/ui", host, port)
-    logging.getLogger("intake").info("alert intake listening on http://%s:%d (Temporal %s)", host, port,
-                                     temporal.describe())  # fmt: skip
+    logging.getLogger("intake").info(
+        "alert intake listening on http://%s:%d (Temporal %s)", host, port, temporal.describe()
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

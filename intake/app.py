@@ -72,14 +72,16 @@ class IntakeConfig:
 class Refusal(Exception):
     """A request refused before anything was handed over."""
 
-    def __init__(self, status: int, reason: str, message: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:  # fmt: skip
+    def __init__(
+        self, status: int, reason: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status, self.reason, self.message, self.headers, self.extra = status, reason, message, headers, extra
 
     def response(self) -> JSONResponse:
-        return JSONResponse({"error": self.message, "reason": self.reason, **self.extra}, self.status,
-                            headers=self.headers)  # fmt: skip
+        return JSONResponse(
+            {"error": self.message, "reason": self.reason, **self.extra}, self.status, headers=self.headers
+        )
 
 
 @dataclass
@@ -87,16 +89,31 @@ class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
-        self.received = Counter("intake_alerts_received", "Alerts received, by sender", ["source"],
-                                registry=self.registry)  # fmt: skip
-        self.accepted = Counter("intake_alerts_accepted", "Alerts Temporal accepted", ["source"], registry=self.registry)
-        self.rejected = Counter("intake_alerts_rejected", "Requests or alerts refused, by reason",
-                                ["source", "reason"], registry=self.registry)  # fmt: skip
-        self.deduplicated = Counter("intake_alerts_deduplicated", "Sender retries of a delivery already taken",
-                                    ["source"], registry=self.registry)  # fmt: skip
-        self.handoff = Histogram("intake_handoff_seconds", "Hand-over latency to Temporal", ["source"],
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-                                 registry=self.registry)  # fmt: skip
+        self.received = Counter(
+            "intake_alerts_received", "Alerts received, by sender", ["source"], registry=self.registry
+        )
+        self.accepted = Counter(
+            "intake_alerts_accepted", "Alerts Temporal accepted", ["source"], registry=self.registry
+        )
+        self.rejected = Counter(
+            "intake_alerts_rejected",
+            "Requests or alerts refused, by reason",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+        self.deduplicated = Counter(
+            "intake_alerts_deduplicated",
+            "Sender retries of a delivery already taken",
+            ["source"],
+            registry=self.registry,
+        )
+        self.handoff = Histogram(
+            "intake_handoff_seconds",
+            "Hand-over latency to Temporal",
+            ["source"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
 
 
 # --------------------------------------------------------------------------- request checks
@@ -107,8 +124,9 @@ def require_bearer(request: Request, token: str, variable: str) -> None:
         raise Refusal(403, "disabled", f"this endpoint is disabled: {variable} is not set")
     header = request.headers.get("authorization", "")
     if not header:
-        raise Refusal(401, "unauthenticated", "missing Authorization: Bearer <token>",
-                      headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        raise Refusal(
+            401, "unauthenticated", "missing Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
+        )
     scheme, _, offered = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(offered.strip().encode(), token.encode()):
         raise Refusal(403, "forbidden", "the bearer token is not valid for this endpoint")
@@ -117,7 +135,9 @@ def require_bearer(request: Request, token: str, variable: str) -> None:
 def require_content_type(request: Request, allowed: Sequence[str]) -> None:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in allowed:
-        raise Refusal(415, "content-type", f"Content-Type must be {' or '.join(allowed)}, not {media_type or 'missing'}")
+        raise Refusal(
+            415, "content-type", f"Content-Type must be {' or '.join(allowed)}, not {media_type or 'missing'}"
+        )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -149,8 +169,9 @@ def validate(model: type[BaseModel], data: Any) -> Any:
             for e in err.errors(include_url=False, include_input=False)[:20]
         ]
         names = ", ".join(f["field"] for f in fields)
-        raise Refusal(422, "schema", f"the payload does not match the {model.__name__} schema: {names}",
-                      fields=fields) from None  # fmt: skip
+        raise Refusal(
+            422, "schema", f"the payload does not match the {model.__name__} schema: {names}", fields=fields
+        ) from None
 
 
 # --------------------------------------------------------------------------- the app
@@ -173,7 +194,11 @@ def create_app(
     async def confirm_by_get(url: str) -> None:
         # SubscribeURL is where SNS asks us to GET; only AWS's own hosts, never an arbitrary URL.
         parsed = httpx.URL(url)
-        if parsed.scheme != "https" or parsed.port not in (None, 443) or not subscribe_host.fullmatch(parsed.host or ""):
+        if (
+            parsed.scheme != "https"
+            or parsed.port not in (None, 443)
+            or not subscribe_host.fullmatch(parsed.host or "")
+        ):
             raise Refusal(403, "subscribe-url", f"SubscribeURL host {parsed.host!r} is not an SNS host")
         async with httpx.AsyncClient(timeout=5) as http:
             (await http.get(url)).raise_for_status()
@@ -212,8 +237,12 @@ def create_app(
             except Unavailable as err:
                 metrics.rejected.labels(source, "temporal-unavailable").inc()
                 log.warning("%s: %s", source, err)
-                raise Refusal(503, "temporal-unavailable", f"{err}; retry later",
-                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
+                raise Refusal(
+                    503,
+                    "temporal-unavailable",
+                    f"{err}; retry later",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                ) from None
             except Rejected as err:
                 raise Refusal(422, "temporal-rejected", str(err)) from None
             metrics.handoff.labels(source).observe(time.perf_counter() - started)
@@ -221,8 +250,13 @@ def create_app(
             if alert.delivery_id is not None:
                 deliveries.add(alert.delivery_id)
             accepted += 1
-        body = {"accepted": accepted, "duplicates": duplicates, "unrouted": unrouted, "incidents": sorted(incidents),
-                "resolved_without_open_incident": no_incident}  # fmt: skip
+        body = {
+            "accepted": accepted,
+            "duplicates": duplicates,
+            "unrouted": unrouted,
+            "incidents": sorted(incidents),
+            "resolved_without_open_incident": no_incident,
+        }
         if unrouted and not accepted and not duplicates:
             raise Refusal(422, "unrouted", "no route of the policy takes these alerts", unrouted=unrouted)
         return JSONResponse(body, 202)
@@ -238,8 +272,13 @@ def create_app(
 
         return run
 
-    def json_sender(source: str, token: Callable[[], str], variable: str, model: type[BaseModel],
-                    to_incoming: Callable[[Any], list[Incoming]]) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
+    def json_sender(
+        source: str,
+        token: Callable[[], str],
+        variable: str,
+        model: type[BaseModel],
+        to_incoming: Callable[[Any], list[Incoming]],
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def receive(request: Request) -> Response:
             require_bearer(request, token(), variable)
             require_content_type(request, ["application/json"])
@@ -257,7 +296,9 @@ def create_app(
             await verifier.verify(message)
         except sns.SnsError as err:
             if err.reason == "cert-fetch":  # ours to retry, not the sender's fault: SNS resends on 5xx
-                raise Refusal(503, "sns-cert-fetch", str(err), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+                raise Refusal(
+                    503, "sns-cert-fetch", str(err), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+                ) from None
             forged = ("bad-signature", "cert-host", "cert-url", "bad-cert", "unknown-topic", "stale-message")
             raise Refusal(403 if err.reason in forged else 400, f"sns-{err.reason}", str(err)) from None
         kind = message.get("Type")
@@ -267,8 +308,12 @@ def create_app(
             except Refusal:
                 raise
             except Exception as err:  # noqa: BLE001 - SNS resends the confirmation; say why it failed
-                raise Refusal(503, "subscribe-failed", f"could not confirm the subscription: {err}",
-                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
+                raise Refusal(
+                    503,
+                    "subscribe-failed",
+                    f"could not confirm the subscription: {err}",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                ) from None
             log.info("confirmed SNS subscription to %s", message.get("TopicArn"))
             return JSONResponse({"confirmed": message.get("TopicArn")}, 200)
         if kind != "Notification":
@@ -303,8 +348,9 @@ def create_app(
             signalled = await handoff.pagerduty_event(workflow_id, event)
         except Unavailable as err:
             metrics.rejected.labels("pagerduty", "temporal-unavailable").inc()
-            raise Refusal(503, "temporal-unavailable", f"{err}; retry later",
-                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
+            raise Refusal(
+                503, "temporal-unavailable", f"{err}; retry later", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            ) from None
         except Rejected as err:
             raise Refusal(422, "temporal-rejected", str(err)) from None
         metrics.handoff.labels("pagerduty").observe(time.perf_counter() - started)
@@ -320,8 +366,9 @@ def create_app(
     async def readyz(request: Request) -> Response:
         problem = await handoff.ready()
         if problem is not None:
-            return JSONResponse({"status": "not ready", "temporal": problem}, 503,
-                                headers={"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
+            return JSONResponse(
+                {"status": "not ready", "temporal": problem}, 503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            )
         return JSONResponse({"status": "ready", "temporal": "reachable"})
 
     async def prometheus(request: Request) -> Response:
@@ -334,15 +381,48 @@ def create_app(
         return JSONResponse({"error": f"no such endpoint: {request.method} {request.url.path}"}, 404)
 
     routes = [
-        Route("/v1/alerts/alertmanager", endpoint("alertmanager", json_sender(
-            "alertmanager", lambda: config.alertmanager_token, "INTAKE_ALERTMANAGER_TOKEN", AlertmanagerWebhook,
-            normalize.from_alertmanager)), methods=["POST"]),
-        Route("/v1/alerts/eventbridge", endpoint("eventbridge", json_sender(
-            "eventbridge", lambda: config.eventbridge_token, "INTAKE_EVENTBRIDGE_TOKEN", EventBridgeAlarmEvent,
-            normalize.from_eventbridge)), methods=["POST"]),
-        Route("/v1/alerts", endpoint("generic", json_sender(
-            "generic", lambda: config.generic_token, "INTAKE_GENERIC_TOKEN", GenericAlert,
-            normalize.from_generic)), methods=["POST"]),
+        Route(
+            "/v1/alerts/alertmanager",
+            endpoint(
+                "alertmanager",
+                json_sender(
+                    "alertmanager",
+                    lambda: config.alertmanager_token,
+                    "INTAKE_ALERTMANAGER_TOKEN",
+                    AlertmanagerWebhook,
+                    normalize.from_alertmanager,
+                ),
+            ),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/alerts/eventbridge",
+            endpoint(
+                "eventbridge",
+                json_sender(
+                    "eventbridge",
+                    lambda: config.eventbridge_token,
+                    "INTAKE_EVENTBRIDGE_TOKEN",
+                    EventBridgeAlarmEvent,
+                    normalize.from_eventbridge,
+                ),
+            ),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/alerts",
+            endpoint(
+                "generic",
+                json_sender(
+                    "generic",
+                    lambda: config.generic_token,
+                    "INTAKE_GENERIC_TOKEN",
+                    GenericAlert,
+                    normalize.from_generic,
+                ),
+            ),
+            methods=["POST"],
+        ),
         Route("/v1/alerts/sns", endpoint("sns", receive_sns), methods=["POST"]),
         Route("/v1/webhooks/pagerduty", endpoint("pagerduty", receive_pagerduty), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -350,7 +430,7 @@ def create_app(
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *(ui_routes(ui, handoff.client) if ui is not None else []),
-    ]  # fmt: skip
+    ]
     app = Starlette(routes=routes, exception_handlers={404: not_found})
     app.state.metrics = metrics
     return app

@@ -22,8 +22,9 @@ _ERRORS = {
 }
 
 
-def _operation(summary: str, schema: dict[str, Any] | None, security: str, content_type: str = "application/json",
-               ok: str = "202") -> dict[str, Any]:  # fmt: skip
+def _operation(
+    summary: str, schema: dict[str, Any] | None, security: str, content_type: str = "application/json", ok: str = "202"
+) -> dict[str, Any]:
     responses = {ok: {"description": "handed to Temporal (or a duplicate delivery, already taken)"}}
     responses.update({code: {"description": text} for code, text in _ERRORS.items()})
     operation: dict[str, Any] = {"summary": summary, "responses": responses, "security": [{security: []}]}
@@ -45,32 +46,59 @@ def openapi_document() -> dict[str, Any]:
             "description": "Alert senders start or join incident workflows. 2xx only once Temporal took the alert.",
         },
         "paths": {
-            "/v1/alerts/alertmanager": {"post": _operation(
-                "Prometheus Alertmanager webhook (payload version 4)", schema["AlertmanagerWebhook"], "bearer")},
-            "/v1/alerts/sns": {"post": _operation(
-                "Amazon SNS HTTP(S) delivery of CloudWatch alarm state changes (signature verified)",
-                {"type": "object", "description": "an SNS message: Notification or SubscriptionConfirmation"},
-                "snsSignature", content_type="text/plain")},
-            "/v1/alerts/eventbridge": {"post": _operation(
-                "EventBridge 'CloudWatch Alarm State Change' event (API destination)", schema["EventBridgeAlarmEvent"],
-                "bearer")},
-            "/v1/webhooks/pagerduty": {"post": _operation(
-                "PagerDuty webhooks v3: acknowledgements, escalations, resolutions of runbook incidents",
-                schema["PagerDutyWebhook"], "pagerdutySignature")},
+            "/v1/alerts/alertmanager": {
+                "post": _operation(
+                    "Prometheus Alertmanager webhook (payload version 4)", schema["AlertmanagerWebhook"], "bearer"
+                )
+            },
+            "/v1/alerts/sns": {
+                "post": _operation(
+                    "Amazon SNS HTTP(S) delivery of CloudWatch alarm state changes (signature verified)",
+                    {"type": "object", "description": "an SNS message: Notification or SubscriptionConfirmation"},
+                    "snsSignature",
+                    content_type="text/plain",
+                )
+            },
+            "/v1/alerts/eventbridge": {
+                "post": _operation(
+                    "EventBridge 'CloudWatch Alarm State Change' event (API destination)",
+                    schema["EventBridgeAlarmEvent"],
+                    "bearer",
+                )
+            },
+            "/v1/webhooks/pagerduty": {
+                "post": _operation(
+                    "PagerDuty webhooks v3: acknowledgements, escalations, resolutions of runbook incidents",
+                    schema["PagerDutyWebhook"],
+                    "pagerdutySignature",
+                )
+            },
             "/v1/alerts": {"post": _operation("The generic alert", schema["GenericAlert"], "bearer")},
             "/healthz": {"get": {"summary": "the process is alive", "responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"summary": "Temporal is reachable", "responses": {
-                "200": {"description": "ready"}, "503": {"description": "Temporal is not reachable"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics of the intake",
-                                 "responses": {"200": {"description": "text exposition format"}}}},
+            "/readyz": {
+                "get": {
+                    "summary": "Temporal is reachable",
+                    "responses": {"200": {"description": "ready"}, "503": {"description": "Temporal is not reachable"}},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of the intake",
+                    "responses": {"200": {"description": "text exposition format"}},
+                }
+            },
         },
         "components": {
             "schemas": top.get("$defs", {}),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "snsSignature": {"type": "apiKey", "in": "header", "name": "x-amz-sns-message-type",
-                                 "description": "verified from the message's own Signature and SigningCertURL"},
+                "snsSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "x-amz-sns-message-type",
+                    "description": "verified from the message's own Signature and SigningCertURL",
+                },
                 "pagerdutySignature": {"type": "apiKey", "in": "header", "name": "X-PagerDuty-Signature"},
             },
         },
-    }  # fmt: skip
+    }

@@ -59,10 +59,22 @@ UNSUBSCRIBE_CONFIRMATION: Final = "UnsubscribeConfirmation"
 _SIGNED_KEYS: Final[dict[str, tuple[str, ...]]] = {
     NOTIFICATION: ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
     SUBSCRIPTION_CONFIRMATION: (
-        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
     ),
     UNSUBSCRIBE_CONFIRMATION: (
-        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
     ),
 }
 _OPTIONAL_SIGNED_KEYS: Final = frozenset({"Subject"})
@@ -320,9 +332,7 @@ def _decode_signature(value: str) -> bytes:
     return signature
 
 
-def _verify_signature(
-    cert: x509.Certificate, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm
-) -> None:
+def _verify_signature(cert: x509.Certificate, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm) -> None:
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey):  # CertificateStore already refuses these
         raise SnsError("bad-cert", "signing certificate does not hold an RSA key")

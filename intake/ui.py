@@ -96,9 +96,12 @@ def _sign(secret: bytes, payload: bytes) -> str:
 
 
 def make_session(config: UiConfig, user: str) -> str:
-    payload = base64.urlsafe_b64encode(json.dumps(
-        {"user": user, "csrf": secrets.token_urlsafe(24), "exp": int(time.time()) + SESSION_SECONDS}).encode())
-    return f"{payload.decode()}.{_sign(config.session_secret, payload)}"  # fmt: skip
+    payload = base64.urlsafe_b64encode(
+        json.dumps(
+            {"user": user, "csrf": secrets.token_urlsafe(24), "exp": int(time.time()) + SESSION_SECONDS}
+        ).encode()
+    )
+    return f"{payload.decode()}.{_sign(config.session_secret, payload)}"
 
 
 def read_session(config: UiConfig, request: Request) -> dict[str, Any] | None:
@@ -108,7 +111,9 @@ def read_session(config: UiConfig, request: Request) -> dict[str, Any] | None:
         return {"user": user, "csrf": _sign(config.session_secret, user.encode())} if user else None
     raw = request.cookies.get(COOKIE, "")
     payload, _, signature = raw.partition(".")
-    if not payload or not hmac.compare_digest(signature.encode(), _sign(config.session_secret, payload.encode()).encode()):
+    if not payload or not hmac.compare_digest(
+        signature.encode(), _sign(config.session_secret, payload.encode()).encode()
+    ):
         return None
     try:
         session = json.loads(base64.urlsafe_b64decode(payload.encode()))
@@ -128,9 +133,11 @@ td,th{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-
 
 def page(title: str, body: str, user: str | None = None, status: int = 200) -> HTMLResponse:
     who = f'<p>signed in as <b id="user">{html.escape(user)}</b></p>' if user else ""
-    return HTMLResponse(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{who}{body}</body></html>",
-                        status)  # fmt: skip
+    return HTMLResponse(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{who}{body}</body></html>",
+        status,
+    )
 
 
 def e(value: Any) -> str:
@@ -159,13 +166,17 @@ def describe_plan(plan: dict[str, Any]) -> str:
 
 
 def decision_forms(workflow_id: str, plan_id: str, csrf: str) -> str:
-    hidden = (f'<input type="hidden" name="id" value="{e(workflow_id)}">'
-              f'<input type="hidden" name="plan_id" value="{e(plan_id)}">'
-              f'<input type="hidden" name="csrf" value="{e(csrf)}">')  # fmt: skip
-    return (f'<form method="post" action="/ui/approve">{hidden}'
-            f'<input name="comment" placeholder="comment (optional)"><button id="approve">Approve</button></form>'
-            f'<form method="post" action="/ui/reject">{hidden}'
-            f'<input name="reason" required placeholder="reason"><button id="reject">Reject</button></form>')  # fmt: skip
+    hidden = (
+        f'<input type="hidden" name="id" value="{e(workflow_id)}">'
+        f'<input type="hidden" name="plan_id" value="{e(plan_id)}">'
+        f'<input type="hidden" name="csrf" value="{e(csrf)}">'
+    )
+    return (
+        f'<form method="post" action="/ui/approve">{hidden}'
+        f'<input name="comment" placeholder="comment (optional)"><button id="approve">Approve</button></form>'
+        f'<form method="post" action="/ui/reject">{hidden}'
+        f'<input name="reason" required placeholder="reason"><button id="reject">Reject</button></form>'
+    )
 
 
 def timeline_table(entries: list[dict[str, Any]]) -> str:
@@ -175,36 +186,48 @@ def timeline_table(entries: list[dict[str, Any]]) -> str:
         except ValueError:
             return e(value or "")
 
-    rows = "".join(f"<tr><td>{clock(t.get('at'))}</td><td>{e(t.get('step', ''))}</td><td>{e(t.get('event', ''))}</td>"
-                   f"<td>{e(t.get('actor', 'runbook'))}</td><td>{e(t.get('detail', ''))}</td></tr>"
-                   for t in entries)  # fmt: skip
-    return (f'<h2>Timeline</h2><table id="timeline"><tr><th>UTC</th><th>step</th><th>event</th><th>who</th>'
-            f"<th>detail</th></tr>{rows}</table>")  # fmt: skip
+    rows = "".join(
+        f"<tr><td>{clock(t.get('at'))}</td><td>{e(t.get('step', ''))}</td><td>{e(t.get('event', ''))}</td>"
+        f"<td>{e(t.get('actor', 'runbook'))}</td><td>{e(t.get('detail', ''))}</td></tr>"
+        for t in entries
+    )
+    return (
+        f'<h2>Timeline</h2><table id="timeline"><tr><th>UTC</th><th>step</th><th>event</th><th>who</th>'
+        f"<th>detail</th></tr>{rows}</table>"
+    )
 
 
 def render_run(workflow_id: str, workflow_type: str, view: dict[str, Any], csrf: str, message: str | None) -> str:
     """Any runbook's run, by the fields every view has."""
     parts = [f'<p class="msg" id="message">{e(message)}</p>' if message else ""]
-    parts.append(f'<p id="status">status: <b>{e(view.get("status", "?"))}</b>'
-                 f'{" — " + e(view["outcome"]) if view.get("outcome") else ""}</p>')  # fmt: skip
-    parts.append(f"<p>runbook {e(workflow_type)} · workflow {e(workflow_id)} · opened {e(view.get('opened_at', '-'))}"
-                 "</p>")  # fmt: skip
+    parts.append(
+        f'<p id="status">status: <b>{e(view.get("status", "?"))}</b>'
+        f"{' — ' + e(view['outcome']) if view.get('outcome') else ''}</p>"
+    )
+    parts.append(
+        f"<p>runbook {e(workflow_type)} · workflow {e(workflow_id)} · opened {e(view.get('opened_at', '-'))}</p>"
+    )
     plan = view.get("pending_approval")
     if plan:
         rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in plan_fields(plan).items())
-        parts.append(f'<div class="plan" id="plan"><h2>Awaiting approval: {e(plan.get("plan_id"))}</h2>'
-                     f"<table>{rows}</table>{decision_forms(workflow_id, str(plan.get('plan_id')), csrf)}</div>")  # fmt: skip
+        parts.append(
+            f'<div class="plan" id="plan"><h2>Awaiting approval: {e(plan.get("plan_id"))}</h2>'
+            f"<table>{rows}</table>{decision_forms(workflow_id, str(plan.get('plan_id')), csrf)}</div>"
+        )
     parts.append(timeline_table(view.get("timeline") or []))
     return "".join(parts)
 
 
 def render_incident(view: IncidentView, csrf: str, message: str | None) -> str:
     parts = [f'<p class="msg" id="message">{e(message)}</p>' if message else ""]
-    parts.append(f'<p id="status">status: <b>{e(view.status.value)}</b>'
-                 f'{" — " + e(view.outcome) if view.outcome else ""}</p>')  # fmt: skip
-    parts.append(f"<p>{e(view.severity.value if view.severity else '?')} · {e(view.service)} in {e(view.region)} · "
-                 f"opened {view.opened_at:%Y-%m-%d %H:%M:%S} UTC by {e(view.opened_by)} · "
-                 f"acknowledged by {e(view.acknowledged_by or '-')}</p>")  # fmt: skip
+    parts.append(
+        f'<p id="status">status: <b>{e(view.status.value)}</b>{" — " + e(view.outcome) if view.outcome else ""}</p>'
+    )
+    parts.append(
+        f"<p>{e(view.severity.value if view.severity else '?')} · {e(view.service)} in {e(view.region)} · "
+        f"opened {view.opened_at:%Y-%m-%d %H:%M:%S} UTC by {e(view.opened_by)} · "
+        f"acknowledged by {e(view.acknowledged_by or '-')}</p>"
+    )
     if view.diagnosis:
         parts.append(f"<h2>Diagnosis</h2><p>{e(view.diagnosis.summary())}</p>")
     plan = view.pending_approval
@@ -234,10 +257,13 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
 
     async def login_form(request: Request) -> Response:
         error = request.query_params.get("error")
-        return page("Sign in", (f'<p class="err">{e(error)}</p>' if error else "")
-                    + '<form method="post" action="/ui/login"><p><input name="user" id="login-user" placeholder="name">'
-                    '</p><p><input name="password" id="login-password" type="password" placeholder="password"></p>'
-                    '<button id="login">Sign in</button></form>')  # fmt: skip
+        return page(
+            "Sign in",
+            (f'<p class="err">{e(error)}</p>' if error else "")
+            + '<form method="post" action="/ui/login"><p><input name="user" id="login-user" placeholder="name">'
+            '</p><p><input name="password" id="login-password" type="password" placeholder="password"></p>'
+            '<button id="login">Sign in</button></form>',
+        )
 
     async def login(request: Request) -> Response:
         form = await request.form()
@@ -246,8 +272,14 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
         if stored is None or not password_matches(password, stored):
             return RedirectResponse("/ui/login?" + urlencode({"error": "wrong name or password"}), 303)
         response = RedirectResponse("/ui", 303)
-        response.set_cookie(COOKIE, make_session(config, user), max_age=SESSION_SECONDS, httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+        response.set_cookie(
+            COOKIE,
+            make_session(config, user),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     async def logout(request: Request) -> Response:
@@ -263,10 +295,12 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
         rows = []
         # Running runs of every runbook, asked for their view's pending_approval. An incident's
         # status already says whether it awaits approval, which spares the query for the others.
-        waiting = [(execution.id, execution.workflow_type) async for execution
-                   in temporal.list_workflows("ExecutionStatus = 'Running'", limit=PENDING_LIMIT)
-                   if execution.workflow_type != INCIDENT_TYPE
-                   or runbook_status(await execution.memo(), execution) == "awaiting_approval"]  # fmt: skip
+        waiting = [
+            (execution.id, execution.workflow_type)
+            async for execution in temporal.list_workflows("ExecutionStatus = 'Running'", limit=PENDING_LIMIT)
+            if execution.workflow_type != INCIDENT_TYPE
+            or runbook_status(await execution.memo(), execution) == "awaiting_approval"
+        ]
 
         async def view_of(workflow_id: str) -> dict[str, Any] | None:
             try:
@@ -281,13 +315,24 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
                 continue
             link = f"/ui/incident?id={quote(workflow_id, safe='')}"
             incident = as_incident(workflow_type, view)
-            label, severity, service = ((incident.id, incident.severity, incident.service) if incident else
-                                        (workflow_id, view.get("severity") or "", view.get("service") or ""))  # fmt: skip
-            rows.append(f'<tr><td><a class="incident run" href="{link}">{e(label)}</a></td><td>{e(workflow_type)}</td>'
-                        f"<td>{e(severity or '')}</td><td>{e(service)}</td>"
-                        f"<td>{e(describe_plan(view['pending_approval']))}</td></tr>")  # fmt: skip
-        table = ("<table id='pending'><tr><th>run</th><th>runbook</th><th>sev</th><th>service</th><th>proposed</th>"
-                 "</tr>" + "".join(rows) + "</table>") if rows else "<p id='none'>nothing awaits approval</p>"  # fmt: skip
+            label, severity, service = (
+                (incident.id, incident.severity, incident.service)
+                if incident
+                else (workflow_id, view.get("severity") or "", view.get("service") or "")
+            )
+            rows.append(
+                f'<tr><td><a class="incident run" href="{link}">{e(label)}</a></td><td>{e(workflow_type)}</td>'
+                f"<td>{e(severity or '')}</td><td>{e(service)}</td>"
+                f"<td>{e(describe_plan(view['pending_approval']))}</td></tr>"
+            )
+        table = (
+            (
+                "<table id='pending'><tr><th>run</th><th>runbook</th><th>sev</th><th>service</th><th>proposed</th>"
+                "</tr>" + "".join(rows) + "</table>"
+            )
+            if rows
+            else "<p id='none'>nothing awaits approval</p>"
+        )
         logout_form = '<form method="post" action="/ui/logout"><button>Sign out</button></form>'
         return page("Pending approvals", table + logout_form, session["user"])
 
@@ -297,8 +342,9 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
             return to_login()
         workflow_id = request.query_params.get("id", "")
         if not workflow_id:
-            return page("No such run", "<p class='err'>id must be the workflow id of a runbook run</p>",
-                        session["user"], 404)  # fmt: skip
+            return page(
+                "No such run", "<p class='err'>id must be the workflow id of a runbook run</p>", session["user"], 404
+            )
         handle = (await client()).get_workflow_handle(workflow_id)
         try:
             workflow_type = (await handle.describe()).workflow_type
@@ -306,10 +352,13 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
         except RPCError as err:
             return page("No such run", f"<p class='err'>{e(err)}</p>", session["user"], 404)
         except (WorkflowQueryFailedError, ValueError) as err:
-            return page("No view", f"<p class='err'>{e(workflow_id)} has no operator view: {e(err)}</p>",
-                        session["user"], 404)  # fmt: skip
+            return page(
+                "No view", f"<p class='err'>{e(workflow_id)} has no operator view: {e(err)}</p>", session["user"], 404
+            )
         if not isinstance(view, dict):
-            return page("No view", f"<p class='err'>{e(workflow_id)}: its view is not an object</p>", session["user"], 404)
+            return page(
+                "No view", f"<p class='err'>{e(workflow_id)}: its view is not an object</p>", session["user"], 404
+            )
         message = request.query_params.get("msg")
         incident = as_incident(workflow_type, view)
         if incident is not None:
@@ -330,13 +379,17 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
         handle = (await client()).get_workflow_handle(workflow_id)
         try:
             if approving:
-                reply = await handle.execute_update("approve", Approve(
-                    by=session["user"], plan_id=plan_id, comment=str(form.get("comment", "")) or None),
-                    result_type=OperatorReply)  # fmt: skip
+                reply = await handle.execute_update(
+                    "approve",
+                    Approve(by=session["user"], plan_id=plan_id, comment=str(form.get("comment", "")) or None),
+                    result_type=OperatorReply,
+                )
             else:
-                reply = await handle.execute_update("reject", Reject(
-                    by=session["user"], plan_id=plan_id, reason=str(form.get("reason", "")) or "(no reason)"),
-                    result_type=OperatorReply)  # fmt: skip
+                reply = await handle.execute_update(
+                    "reject",
+                    Reject(by=session["user"], plan_id=plan_id, reason=str(form.get("reason", "")) or "(no reason)"),
+                    result_type=OperatorReply,
+                )
             message = reply.message
         except WorkflowUpdateFailedError as err:
             message = f"refused: {getattr(err.cause, 'message', err.cause)}"

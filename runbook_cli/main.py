@@ -94,8 +94,12 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--status", help="only this status (awaiting_ack, awaiting_approval, resolved, ...)")
 
     runs = commands.add_parser("runs", help="list the runs of every runbook, newest first")
-    runs.add_argument("--runbook", metavar="NAME", type=_runbook,
-                      help=f"only this runbook: {', '.join(sorted(RUNBOOKS))}, or a workflow type name")  # fmt: skip
+    runs.add_argument(
+        "--runbook",
+        metavar="NAME",
+        type=_runbook,
+        help=f"only this runbook: {', '.join(sorted(RUNBOOKS))}, or a workflow type name",
+    )
     runs.add_argument("--open", action="store_true", help="only runs still going")
     runs.add_argument("--limit", type=_positive, default=50)
     runs.add_argument("--json", action="store_true", help="JSON lines instead of a table")
@@ -199,8 +203,15 @@ async def cmd_trigger(client: Client, args: argparse.Namespace, config: settings
     if args.region and args.region != region:  # the policy's target for the service is in one region
         raise CliError(f"--region {args.region!r}: the policy's {args.service} runs in {region}")
     who = operator_of(args)
-    alert = Alert(source="cli", service=args.service, region=region, summary=args.summary.strip(),
-                  severity=args.severity, raised_by=who, received_at=datetime.now(UTC))  # fmt: skip
+    alert = Alert(
+        source="cli",
+        service=args.service,
+        region=region,
+        summary=args.summary.strip(),
+        severity=args.severity,
+        raised_by=who,
+        received_at=datetime.now(UTC),
+    )
     handle = await open_or_join_incident(client, alert, who, config.task_queue, policy)
     incident_id = await incident_id_of(handle)
     print(incident_id)
@@ -211,8 +222,11 @@ async def cmd_incidents(client: Client, args: argparse.Namespace, config: settin
     query = f"WorkflowType = '{WORKFLOW_TYPE}'"
     if args.open:
         query += " AND ExecutionStatus = 'Running'"
-    filters = {SEARCH_SERVICE.name: args.service, SEARCH_SEVERITY.name: args.severity.value if args.severity else None,
-               SEARCH_STATUS.name: args.status}  # fmt: skip
+    filters = {
+        SEARCH_SERVICE.name: args.service,
+        SEARCH_SEVERITY.name: args.severity.value if args.severity else None,
+        SEARCH_STATUS.name: args.status,
+    }
     for name, value in filters.items():
         if value is not None:
             if not re.fullmatch(r"[\w.-]+", value):
@@ -277,15 +291,19 @@ async def cmd_runs(client: Client, args: argparse.Namespace, config: settings.Se
             print(json.dumps(row))
         return
     if not rows:
-        hint = "" if args.runbook in (None, *RUNBOOKS.values()) else f" (runbooks by name: {', '.join(sorted(RUNBOOKS))})"
+        hint = (
+            "" if args.runbook in (None, *RUNBOOKS.values()) else f" (runbooks by name: {', '.join(sorted(RUNBOOKS))})"
+        )
         print("no runs" + (f" of {args.runbook}{hint}" if args.runbook else ""))
         return
     width = max(len("WORKFLOW ID"), *(len(row["workflow_id"]) for row in rows))
     print(f"{'WORKFLOW ID':<{width}} {'RUNBOOK':<26} {'STATUS':<18} {'EXECUTION':<11} STARTED (UTC)")
     for row in rows:
         started = (row["started_at"] or "")[:19].replace("T", " ")
-        print(f"{row['workflow_id']:<{width}} {row['runbook']:<26} {row['status']:<18} {row['execution_status']:<11} "
-              f"{started}")
+        print(
+            f"{row['workflow_id']:<{width}} {row['runbook']:<26} {row['status']:<18} {row['execution_status']:<11} "
+            f"{started}"
+        )
 
 
 async def cmd_show(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
@@ -367,8 +385,10 @@ def _devstack_demo():  # noqa: ANN202
         if err.name != "devstack":
             raise
         if not (settings.PROJECT_ROOT / "devstack" / "demo.py").is_file():
-            raise CliError("demo: the local stack (devstack/) is not installed; run `runbook demo` from a source "
-                           "checkout (`make run`)") from None  # fmt: skip
+            raise CliError(
+                "demo: the local stack (devstack/) is not installed; run `runbook demo` from a source "
+                "checkout (`make run`)"
+            ) from None
         sys.path.insert(0, str(settings.PROJECT_ROOT))  # the console script of an editable install
         from devstack import demo
     return demo
@@ -433,8 +453,9 @@ async def current_view(run: Run) -> dict[str, Any]:
         raise CliError(f"{run.workflow_id} ({run.workflow_type}) has no operator view: {err}") from None
     except RPCError as err:
         state = _execution_status(run.status)
-        raise CliError(f"{run.workflow_id} ({state}): no worker answered the query ({err}); is the worker running?",
-                       3) from None  # fmt: skip
+        raise CliError(
+            f"{run.workflow_id} ({state}): no worker answered the query ({err}); is the worker running?", 3
+        ) from None
     if not isinstance(view, dict):
         raise CliError(f"{run.workflow_id} ({run.workflow_type}): its view is not an object but {type(view).__name__}")
     return view
@@ -452,8 +473,9 @@ async def _pending_plan(run: Run) -> str:
 
 async def _update(run: Run, update: str, request: Any) -> OperatorReply:
     try:
-        return await run.handle.execute_update(update, request, result_type=OperatorReply,
-                                               rpc_timeout=QUERY_TIMEOUT * 3)  # fmt: skip
+        return await run.handle.execute_update(
+            update, request, result_type=OperatorReply, rpc_timeout=QUERY_TIMEOUT * 3
+        )
     except WorkflowUpdateFailedError as err:
         raise CliError(f"refused: {_message(err.cause)}", code=1) from None
     except RPCError as err:
@@ -528,15 +550,19 @@ def render_generic(run: Run, view: dict[str, Any]) -> str:
         for key, value in fields.items():
             if key != "plan_id" and value is not None:
                 lines.append(f"                     {key}: {value}")
-        lines.append(f"                     runbook approve {workflow_id} --as NAME   |   "
-                     f"runbook reject {workflow_id} --as NAME --reason TEXT")  # fmt: skip
+        lines.append(
+            f"                     runbook approve {workflow_id} --as NAME   |   "
+            f"runbook reject {workflow_id} --as NAME --reason TEXT"
+        )
     lines.append("  timeline")
     for entry in view.get("timeline") or []:
         actor = entry.get("actor") or "runbook"
         actor = "" if actor == "runbook" else f" [{actor}]"
         detail = f": {entry['detail']}" if entry.get("detail") else ""
-        lines.append(f"    {_time(entry.get('at'), '%H:%M:%S')}  {entry.get('step', ''):<11} {entry.get('event', '')}"
-                     f"{actor}{detail}")  # fmt: skip
+        lines.append(
+            f"    {_time(entry.get('at'), '%H:%M:%S')}  {entry.get('step', ''):<11} {entry.get('event', '')}"
+            f"{actor}{detail}"
+        )
     return "\n".join(lines)
 
 

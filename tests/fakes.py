@@ -69,12 +69,26 @@ class FakePlatform:
 
     def activities(self) -> list[Callable[..., Any]]:
         return [
-            self.load_policy, self.trigger_page, self.find_pagerduty_incident, self.add_pagerduty_note,
-            self.escalate_pagerduty_incident, self.acknowledge_page, self.resolve_page,
-            self.check_component_health, self.check_system_status, self.read_metrics, self.scan_error_logs,
-            self.describe_deployment, self.set_service_task_definition, self.force_new_deployment,
-            self.set_hybrid_routing, self.page_and_note, self.sync_pagerduty, self.diagnose, self.verify_slo,
-        ]  # fmt: skip
+            self.load_policy,
+            self.trigger_page,
+            self.find_pagerduty_incident,
+            self.add_pagerduty_note,
+            self.escalate_pagerduty_incident,
+            self.acknowledge_page,
+            self.resolve_page,
+            self.check_component_health,
+            self.check_system_status,
+            self.read_metrics,
+            self.scan_error_logs,
+            self.describe_deployment,
+            self.set_service_task_definition,
+            self.force_new_deployment,
+            self.set_hybrid_routing,
+            self.page_and_note,
+            self.sync_pagerduty,
+            self.diagnose,
+            self.verify_slo,
+        ]
 
     @activity.defn(name="load_policy")
     async def load_policy(self) -> Policy:
@@ -100,15 +114,17 @@ class FakePlatform:
     async def page_and_note(self, request: PageAndNote) -> PagerDutyRef:
         self.calls.append(("trigger_page", request.page))
         ref = await self.find_pagerduty_incident(request.page.dedup_key)
-        self.calls.append(("add_pagerduty_note", NoteRequest(incident_id="PFAKE01", note_key=request.note_key,
-                                                             content=request.note)))  # fmt: skip
+        self.calls.append(
+            ("add_pagerduty_note", NoteRequest(incident_id="PFAKE01", note_key=request.note_key, content=request.note))
+        )
         return ref
 
     @activity.defn(name="sync_pagerduty")
     async def sync_pagerduty(self, request: PagerDutySync) -> PagerDutySynced:
         for note in request.notes:
-            await self.add_pagerduty_note(NoteRequest(incident_id=request.incident_id or "", note_key=note.note_key,
-                                                      content=note.content))  # fmt: skip
+            await self.add_pagerduty_note(
+                NoteRequest(incident_id=request.incident_id or "", note_key=note.note_key, content=note.content)
+            )
         if request.acknowledge and not request.resolve:
             self.calls.append(("acknowledge_page", request.dedup_key))
         if request.resolve:
@@ -153,10 +169,13 @@ class FakePlatform:
     @activity.defn(name="describe_deployment")
     async def describe_deployment(self, request: DeploymentRequest) -> DeploymentState:
         return DeploymentState(
-            cluster=request.cluster, service=request.service, region=request.region,
-            task_definition=self.task_definition, previous_task_definition=self.previous,
+            cluster=request.cluster,
+            service=request.service,
+            region=request.region,
+            task_definition=self.task_definition,
+            previous_task_definition=self.previous,
             primary_deployment_id="ecs-svc/1",
-        )  # fmt: skip
+        )
 
     @activity.defn(name="diagnose")
     async def diagnose(self, request: DiagnoseRequest) -> Diagnosis:
@@ -204,5 +223,3 @@ class FakePlatform:
         self.calls.append(("set_hybrid_routing", request.hybrid_routing_enabled))
         self.hybrid_routing = request.hybrid_routing_enabled
         return RemediationRecord(action=RemediationAction.EMERGENCY_SWITCH, changed=True, detail="switched")
-
-

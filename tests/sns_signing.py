@@ -123,8 +123,7 @@ def notification(
         "Message": message,
         "Timestamp": _timestamp(at),
         "UnsubscribeURL": (
-            f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe"
-            f"&SubscriptionArn={topic_arn}:{uuid.uuid4()}"
+            f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={topic_arn}:{uuid.uuid4()}"
         ),
     }
     if subject is not None:
@@ -142,8 +141,7 @@ def _confirmation(kind: str, topic_arn: str, text: str) -> dict[str, str]:
         "TopicArn": topic_arn,
         "Message": text,
         "SubscribeURL": (
-            f"https://sns.{region}.amazonaws.com/?Action=ConfirmSubscription"
-            f"&TopicArn={topic_arn}&Token={token}"
+            f"https://sns.{region}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={topic_arn}&Token={token}"
         ),
         "Timestamp": _timestamp(),
     }

@@ -59,9 +59,14 @@ def broken(aws_env: Any) -> Iterator[str]:
 
 def rollback_plan(state: Any) -> RemediationPlan:
     return RemediationPlan.build(
-        action=RemediationAction.ROLLBACK, cluster=CLUSTER, service=SERVICE, region=REGION, reason="test",
-        from_task_definition=state.task_definition, to_task_definition=state.previous_task_definition,
-    )  # fmt: skip
+        action=RemediationAction.ROLLBACK,
+        cluster=CLUSTER,
+        service=SERVICE,
+        region=REGION,
+        reason="test",
+        from_task_definition=state.task_definition,
+        to_task_definition=state.previous_task_definition,
+    )
 
 
 def test_describe_deployment_finds_the_previous_revision(broken: str) -> None:
@@ -92,9 +97,13 @@ def test_rollback_refuses_a_stale_plan(broken: str) -> None:
 def test_force_new_deployment_is_idempotent(broken: str) -> None:
     state = run(ecs.describe_deployment, DeploymentRequest(cluster=CLUSTER, service=SERVICE, region=REGION))
     plan = RemediationPlan.build(
-        action=RemediationAction.FORCE_NEW_DEPLOYMENT, cluster=CLUSTER, service=SERVICE, region=REGION,
-        reason="test", expected_deployment_id=state.primary_deployment_id,
-    )  # fmt: skip
+        action=RemediationAction.FORCE_NEW_DEPLOYMENT,
+        cluster=CLUSTER,
+        service=SERVICE,
+        region=REGION,
+        reason="test",
+        expected_deployment_id=state.primary_deployment_id,
+    )
     assert run(ecs.force_new_deployment, plan).changed
     assert not run(ecs.force_new_deployment, plan).changed
 
@@ -113,13 +122,30 @@ def test_metrics_are_graded_against_the_slo(aws_env: Any) -> None:
     cw = boto3.client("cloudwatch", region_name=REGION)
     now = datetime.now(UTC)
     for seconds_ago, value in ((30, 900.0), (20, 2600.0), (10, 1200.0)):
-        cw.put_metric_data(Namespace="Test", MetricData=[{
-            "MetricName": "LatencyP95", "Dimensions": [{"Name": "Service", "Value": service}],
-            "Timestamp": now - timedelta(seconds=seconds_ago), "Value": value, "StorageResolution": 1,
-        }])  # fmt: skip
-    latency = MetricQuery(key="p95", namespace="Test", metric_name="LatencyP95", dimensions={"Service": service},
-                          stat="Maximum", period_seconds=1, lookback=timedelta(minutes=2), target=1500,
-                          warning=1500, critical=2000)  # fmt: skip
+        cw.put_metric_data(
+            Namespace="Test",
+            MetricData=[
+                {
+                    "MetricName": "LatencyP95",
+                    "Dimensions": [{"Name": "Service", "Value": service}],
+                    "Timestamp": now - timedelta(seconds=seconds_ago),
+                    "Value": value,
+                    "StorageResolution": 1,
+                }
+            ],
+        )
+    latency = MetricQuery(
+        key="p95",
+        namespace="Test",
+        metric_name="LatencyP95",
+        dimensions={"Service": service},
+        stat="Maximum",
+        period_seconds=1,
+        lookback=timedelta(minutes=2),
+        target=1500,
+        warning=1500,
+        critical=2000,
+    )
     silent = latency.model_copy(update={"key": "silent", "metric_name": "Nothing"})
     readings = run(cloudwatch.read_metrics, MetricsRequest(region=REGION, queries=[latency, silent]))
     assert [(r.key, r.value, r.level, r.within_target) for r in readings] == [
@@ -131,28 +157,45 @@ def test_metrics_are_graded_against_the_slo(aws_env: Any) -> None:
 def test_percentile_statistics_are_asked_as_cloudwatch_expects() -> None:
     """moto has no percentiles; the request shape is checked against botocore's model instead."""
     cw = client("cloudwatch", "eu-west-3")
-    query = MetricQuery(key="p95_latency_ms", namespace="HybridRouting", metric_name="Latency",
-                        dimensions={"Service": "hybrid-router"}, stat="p95", period_seconds=60,
-                        lookback=timedelta(minutes=10), target=1500, critical=2000)  # fmt: skip
+    query = MetricQuery(
+        key="p95_latency_ms",
+        namespace="HybridRouting",
+        metric_name="Latency",
+        dimensions={"Service": "hybrid-router"},
+        stat="p95",
+        period_seconds=60,
+        lookback=timedelta(minutes=10),
+        target=1500,
+        critical=2000,
+    )
     with Stubber(cw) as stub:
         stub.add_response(
             "get_metric_data",
-            {"MetricDataResults": [{"Id": "m0", "Timestamps": [datetime.now(UTC)], "Values": [1720.0],
-                                    "StatusCode": "Complete"}]},  # fmt: skip
             {
-                "MetricDataQueries": [{
-                    "Id": "m0",
-                    "MetricStat": {
-                        "Metric": {"Namespace": "HybridRouting", "MetricName": "Latency",
-                                   "Dimensions": [{"Name": "Service", "Value": "hybrid-router"}]},
-                        "Period": 60, "Stat": "p95",
-                    },
-                    "ReturnData": True,
-                }],
+                "MetricDataResults": [
+                    {"Id": "m0", "Timestamps": [datetime.now(UTC)], "Values": [1720.0], "StatusCode": "Complete"}
+                ]
+            },
+            {
+                "MetricDataQueries": [
+                    {
+                        "Id": "m0",
+                        "MetricStat": {
+                            "Metric": {
+                                "Namespace": "HybridRouting",
+                                "MetricName": "Latency",
+                                "Dimensions": [{"Name": "Service", "Value": "hybrid-router"}],
+                            },
+                            "Period": 60,
+                            "Stat": "p95",
+                        },
+                        "ReturnData": True,
+                    }
+                ],
                 "StartTime": ANY,
                 "EndTime": ANY,
             },
-        )  # fmt: skip
+        )
         [reading] = run(cloudwatch.read_metrics, MetricsRequest(region="eu-west-3", queries=[query]))
         stub.assert_no_pending_responses()
     assert reading.value == 1720.0 and reading.level == "ok" and not reading.within_target
@@ -164,12 +207,18 @@ def test_error_log_lines_are_counted(aws_env: Any) -> None:
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="s")
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
-        {"timestamp": now_ms - 3000, "message": "ERROR route failed"},
-        {"timestamp": now_ms - 2000, "message": "INFO fine"},
-        {"timestamp": now_ms - 1000, "message": "ERROR timeout"},
-    ])  # fmt: skip
-    scan = run(cloudwatch.scan_error_logs, LogScanRequest(region=REGION, log_group=group, lookback=timedelta(minutes=5)))
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="s",
+        logEvents=[
+            {"timestamp": now_ms - 3000, "message": "ERROR route failed"},
+            {"timestamp": now_ms - 2000, "message": "INFO fine"},
+            {"timestamp": now_ms - 1000, "message": "ERROR timeout"},
+        ],
+    )
+    scan = run(
+        cloudwatch.scan_error_logs, LogScanRequest(region=REGION, log_group=group, lookback=timedelta(minutes=5))
+    )
     assert scan.error_count == 2 and scan.samples == ["ERROR route failed", "ERROR timeout"]
 
 
@@ -189,16 +238,21 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 @pytest.fixture
 def pagerduty_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     for name, value in {
-        "PAGERDUTY_EVENTS_URL": emulator.url, "PAGERDUTY_API_URL": emulator.url,
-        "PAGERDUTY_ROUTING_KEY": ROUTING_KEY, "PAGERDUTY_API_TOKEN": API_TOKEN,
-        "PAGERDUTY_CA_BUNDLE": str(emulator.tls.cert), "PAGERDUTY_FROM": "runbooks@example.com",
-    }.items():  # fmt: skip
+        "PAGERDUTY_EVENTS_URL": emulator.url,
+        "PAGERDUTY_API_URL": emulator.url,
+        "PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
+        "PAGERDUTY_API_TOKEN": API_TOKEN,
+        "PAGERDUTY_CA_BUNDLE": str(emulator.tls.cert),
+        "PAGERDUTY_FROM": "runbooks@example.com",
+    }.items():
         monkeypatch.setenv(name, value)
     return emulator
 
 
 def page(dedup_key: str) -> PageRequest:
-    return PageRequest(dedup_key=dedup_key, summary="[P0] Hybrid Routing Incident - down", source="t", severity="critical")
+    return PageRequest(
+        dedup_key=dedup_key, summary="[P0] Hybrid Routing Incident - down", source="t", severity="critical"
+    )
 
 
 def test_a_repeated_trigger_pages_once_and_notes_are_idempotent(pagerduty_env: Emulator) -> None:
@@ -300,8 +354,12 @@ def test_page_and_note_pages_once_and_a_retry_adds_no_second_note(pagerduty_env:
     request = PageAndNote(page=page(key), note_key="INC-1/initial-notification", note="[P0] initial")
     ref = run(pagerduty.page_and_note, request)
     assert run(pagerduty.page_and_note, request) == ref  # an activity retry
-    batch = PagerDutySync(dedup_key=key, incident_id=ref.incident_id, acknowledge=True,
-                          notes=[PagerDutyNote(note_key="INC-1/audit-3", content="acknowledged by alice")])  # fmt: skip
+    batch = PagerDutySync(
+        dedup_key=key,
+        incident_id=ref.incident_id,
+        acknowledge=True,
+        notes=[PagerDutyNote(note_key="INC-1/audit-3", content="acknowledged by alice")],
+    )
     assert run(pagerduty.sync_pagerduty, batch).notes_added == 1
     run(pagerduty.sync_pagerduty, batch)  # retried: the note is found, the ack repeats harmlessly
     state = pagerduty_env.state()
@@ -336,12 +394,15 @@ async def test_diagnose_reads_all_four_systems_in_one_activity(demo_platform: st
     assert {m.key for m in found.metrics} >= {"p95_latency_ms", "error_rate_pct"}
 
 
-async def test_diagnose_turns_a_failing_reader_into_a_reading(demo_platform: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_diagnose_turns_a_failing_reader_into_a_reading(
+    demo_platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from activities import diagnosis
     from contracts import DeploymentRequest
 
-    request = diagnose_request().model_copy(update={"deployment": DeploymentRequest(
-        cluster="no-such-cluster", service=SERVICE, region=REGION)})  # fmt: skip
+    request = diagnose_request().model_copy(
+        update={"deployment": DeploymentRequest(cluster="no-such-cluster", service=SERVICE, region=REGION)}
+    )
     found = await ActivityEnvironment().run(diagnosis.diagnose, request)
     assert found.deployment is None and found.deployment_error and "ClusterNotFound" in found.deployment_error
 
@@ -352,8 +413,13 @@ async def test_verify_slo_holds_for_the_window_or_gives_up_at_the_deadline(demo_
 
     base = diagnose_request()
     no_metrics = base.metrics.model_copy(update={"queries": []})
-    failing = VerifyRequest(health=base.health, metrics=no_metrics, window=timedelta(seconds=1),
-                            interval=timedelta(seconds=0.2), deadline=datetime.now(UTC) + timedelta(seconds=1))  # fmt: skip
+    failing = VerifyRequest(
+        health=base.health,
+        metrics=no_metrics,
+        window=timedelta(seconds=1),
+        interval=timedelta(seconds=0.2),
+        deadline=datetime.now(UTC) + timedelta(seconds=1),
+    )
     result = await ActivityEnvironment().run(diagnosis.verify_slo, failing)
     assert not result.verified and "health" in result.detail
 

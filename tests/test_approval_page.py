@@ -52,10 +52,21 @@ async def page(dev_env: WorkflowEnvironment) -> AsyncIterator[Page]:
     handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue)
     ui = UiConfig(operators={name: hash_password(pw, rounds=1000) for name, pw in PASSWORDS.items()})
     app = create_app(config_for(policy), handoff, ui=ui)
-    async with Worker(dev_env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow],
-                      activities=FakePlatform(policy).activities()):  # fmt: skip
-        alert = Alert(source="cli", service=service, region="eu-central-1", summary="down", severity=Severity.P0,
-                      raised_by="alice", received_at=datetime.now(UTC))  # fmt: skip
+    async with Worker(
+        dev_env.client,
+        task_queue=task_queue,
+        workflows=[IncidentResponseWorkflow],
+        activities=FakePlatform(policy).activities(),
+    ):
+        alert = Alert(
+            source="cli",
+            service=service,
+            region="eu-central-1",
+            summary="down",
+            severity=Severity.P0,
+            raised_by="alice",
+            received_at=datetime.now(UTC),
+        )
         handle = await open_or_join_incident(dev_env.client, alert, "alice", task_queue)
         for _ in range(200):
             view = await handle.query(IncidentResponseWorkflow.view)
@@ -92,8 +103,10 @@ async def test_sign_in_is_required_and_forms_need_their_csrf_token(page: Page) -
         listing = await http.get("/ui")
         assert page.workflow_id.replace("/", "%2F") in listing.text and "roll " in listing.text
         view = await page.handle.query(IncidentResponseWorkflow.view)
-        forged = await http.post("/ui/approve", data={"id": page.workflow_id, "plan_id": view.pending_approval.plan_id,
-                                                      "csrf": "not-the-token"})  # fmt: skip
+        forged = await http.post(
+            "/ui/approve",
+            data={"id": page.workflow_id, "plan_id": view.pending_approval.plan_id, "csrf": "not-the-token"},
+        )
         assert forged.status_code == 403 and "CSRF" in forged.text
     still = await page.handle.query(IncidentResponseWorkflow.view)
     assert still.pending_approval is not None and still.decision is None
@@ -128,9 +141,18 @@ async def test_approve_in_a_real_browser_and_the_runbook_moves_on(page: Page) ->
     options = webdriver.ChromeOptions()
     options.binary_location = paths[0]
     profile = tempfile.mkdtemp(prefix="chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}"):  # fmt: skip
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
 
     def click_through() -> str:

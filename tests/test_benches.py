@@ -87,5 +87,7 @@ def test_bench_runs_in_short_mode(script: Path) -> None:
         text=True,
         timeout=180,
     )
-    assert result.returncode == 0, f"{script.name} --short exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"{script.name} --short exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
     PARSERS[script.stem](result.stdout)

@@ -31,8 +31,14 @@ def test_nothing_set_is_the_local_stack(no_profiles: dict[str, str]) -> None:
 
 
 def test_variables_for_temporal_cloud_with_an_api_key(no_profiles: dict[str, str]) -> None:
-    config = load_config({**no_profiles, "TEMPORAL_ADDRESS": "eu-central-1.aws.api.temporal.io:7233",
-                          "TEMPORAL_NAMESPACE": "runbooks.a1b2c", "TEMPORAL_API_KEY": "secret-key"})  # fmt: skip
+    config = load_config(
+        {
+            **no_profiles,
+            "TEMPORAL_ADDRESS": "eu-central-1.aws.api.temporal.io:7233",
+            "TEMPORAL_NAMESPACE": "runbooks.a1b2c",
+            "TEMPORAL_API_KEY": "secret-key",
+        }
+    )
     assert config.connect_args["target_host"] == "eu-central-1.aws.api.temporal.io:7233"
     assert config.connect_args["namespace"] == "runbooks.a1b2c"
     assert config.connect_args["api_key"] == "secret-key" and config.connect_args["tls"] is True
@@ -62,8 +68,9 @@ server_name = "temporal.internal"
     tls = config.connect_args["tls"]
     assert isinstance(tls, TLSConfig) and tls.client_cert == b"CERT" and tls.client_private_key == b"KEY"
     assert tls.domain == "temporal.internal" and config.security == "mTLS"
-    overridden = load_config({"TEMPORAL_CONFIG_FILE": str(toml), "TEMPORAL_PROFILE": "prod",
-                              "TEMPORAL_NAMESPACE": "runbooks-staging"})  # fmt: skip
+    overridden = load_config(
+        {"TEMPORAL_CONFIG_FILE": str(toml), "TEMPORAL_PROFILE": "prod", "TEMPORAL_NAMESPACE": "runbooks-staging"}
+    )
     assert overridden.namespace == "runbooks-staging" and overridden.address == "temporal.internal:7233"
     assert load_config({"TEMPORAL_CONFIG_FILE": str(toml)}).security == "no TLS"  # the default profile
 
@@ -74,8 +81,13 @@ def test_configuration_errors_name_the_variable_or_file(tmp_path: Path, no_profi
     with pytest.raises(TemporalConfigError, match="profile 'nope'"):
         load_config({**no_profiles, "TEMPORAL_PROFILE": "nope"})
     with pytest.raises(TemporalConfigError, match="missing.pem"):
-        load_config({**no_profiles, "TEMPORAL_TLS_CLIENT_CERT_PATH": str(tmp_path / "missing.pem"),
-                     "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "missing.key")})  # fmt: skip
+        load_config(
+            {
+                **no_profiles,
+                "TEMPORAL_TLS_CLIENT_CERT_PATH": str(tmp_path / "missing.pem"),
+                "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "missing.key"),
+            }
+        )
     broken = tmp_path / "broken.toml"
     broken.write_text("[profile.default\naddress = ")
     with pytest.raises(TemporalConfigError, match="broken.toml"):
@@ -93,8 +105,10 @@ def test_the_cli_imports_no_activity_worker_or_demo_code() -> None:
 
 
 def test_nothing_in_production_code_imports_devstack_at_import_time() -> None:
-    probe = ("import json, sys, worker, intake.app, intake.__main__, runbook_cli.main, activities, workflows; "
-             "print(json.dumps(sorted(sys.modules)))")  # fmt: skip
+    probe = (
+        "import json, sys, worker, intake.app, intake.__main__, runbook_cli.main, activities, workflows; "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
     assert done.returncode == 0, done.stderr
     assert not any(name.split(".")[0] == "devstack" for name in json.loads(done.stdout))
@@ -103,7 +117,8 @@ def test_nothing_in_production_code_imports_devstack_at_import_time() -> None:
 def test_runbook_demo_finds_the_local_stack_from_any_directory(tmp_path: Path) -> None:
     """devstack/ is not in the installed package; `runbook demo` loads it from the source tree."""
     runbook = Path(sys.executable).parent / "runbook"
-    done = subprocess.run([str(runbook), "demo", "break", "no-such-service"], capture_output=True, text=True,
-                          timeout=60, cwd=tmp_path)  # fmt: skip
+    done = subprocess.run(
+        [str(runbook), "demo", "break", "no-such-service"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 2, done.stderr
     assert "unknown service 'no-such-service'" in done.stderr

@@ -113,7 +113,9 @@ def _estate() -> dict[str, Any]:
         for r in route53.list_resource_record_sets(HostedZoneId=zones[0])["ResourceRecordSets"]
     ]
     estate["health_checks"] = sorted(
-        c["Id"] for c in route53.list_health_checks()["HealthChecks"] if c["CallerReference"].startswith("hybrid-router-")
+        c["Id"]
+        for c in route53.list_health_checks()["HealthChecks"]
+        if c["CallerReference"].startswith("hybrid-router-")
     )
     logs = boto3.client("logs", region_name=REGION)
     estate["log_streams"] = [
@@ -369,9 +371,7 @@ def test_a_healthy_router_publishes_good_metrics_and_info_logs(deployed: str) ->
     assert not errors
 
 
-def test_a_failed_publish_is_retried_and_never_stops_the_service(
-    aws_env: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_publish_is_retried_and_never_stops_the_service(aws_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     with TestClient(create_app(metrics_interval=0.1, cache_ttl=0)) as client:
         first = _wait_until(lambda: client.get("/demo/state").json()["last_publish"])

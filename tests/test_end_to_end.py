@@ -47,10 +47,16 @@ def fast_policy(path: Path) -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("stack")
     config = StackConfig(
-        temporal_port=free_port(), temporal_ui_port=free_port(), moto_port=free_port(),
-        pagerduty_port=free_port(), demo_port=free_port(), intake_port=free_port(), data_dir=data,
-        policy=fast_policy(data / "policy.yaml"), metrics_interval=1.0,
-    )  # fmt: skip
+        temporal_port=free_port(),
+        temporal_ui_port=free_port(),
+        moto_port=free_port(),
+        pagerduty_port=free_port(),
+        demo_port=free_port(),
+        intake_port=free_port(),
+        data_dir=data,
+        policy=fast_policy(data / "policy.yaml"),
+        metrics_interval=1.0,
+    )
     stack = Stack(config)
     stack.start(with_worker=False)
     try:
@@ -132,8 +138,13 @@ def recorded_ecs_updates(stack: Stack) -> list[dict[str, Any]]:
 
 
 def ecs(stack: Stack) -> Any:
-    return boto3.client("ecs", region_name=REGION, endpoint_url=stack.config.url(stack.config.moto_port),
-                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    return boto3.client(
+        "ecs",
+        region_name=REGION,
+        endpoint_url=stack.config.url(stack.config.moto_port),
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def running_task_definition(stack: Stack) -> str:
@@ -166,8 +177,19 @@ def break_and_record(stack: Stack) -> str:
 
 
 def trigger(stack: Stack) -> str:
-    done = cli(stack, "trigger", "incident", "--service", "hybrid-router", "--severity", "P0",
-               "--summary", "hybrid router down", "--as", "demo-oncall")  # fmt: skip
+    done = cli(
+        stack,
+        "trigger",
+        "incident",
+        "--service",
+        "hybrid-router",
+        "--severity",
+        "P0",
+        "--summary",
+        "hybrid router down",
+        "--as",
+        "demo-oncall",
+    )
     incident = done.stdout.strip()
     assert incident.startswith("INC-"), done.stdout
     return incident
@@ -219,7 +241,10 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
 
     trail = [json.loads(line) for line in cli(stack, "audit", incident).stdout.splitlines()]
     assert {(e["event"], e["actor"]) for e in trail} >= {
-        ("acknowledged", "demo-oncall"), ("comment", "demo-oncall"), ("approved", "demo-lead")}
+        ("acknowledged", "demo-oncall"),
+        ("comment", "demo-oncall"),
+        ("approved", "demo-lead"),
+    }
     assert all(e["incident"] == incident and e["at"] for e in trail)
 
     state = pagerduty_state(stack)
@@ -232,17 +257,16 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
 
     listed = [json.loads(line) for line in cli(stack, "incidents", "--json").stdout.splitlines()]
     assert any(row["id"] == incident and row["status"] == "resolved" for row in listed)
-    filtered = cli(stack, "incidents", "--json", "--service", "hybrid-router", "--severity", "P0",
-                   "--status", "resolved").stdout  # fmt: skip
+    filtered = cli(
+        stack, "incidents", "--json", "--service", "hybrid-router", "--severity", "P0", "--status", "resolved"
+    ).stdout
     assert incident in filtered
     assert incident not in cli(stack, "incidents", "--json", "--status", "awaiting_ack").stdout
     readable = cli(stack, "show", incident).stdout
     assert incident in readable and "resolved" in readable
 
 
-def test_worker_killed_mid_runbook_repeats_no_page_and_no_remediation(
-    stack: Stack, worker: Callable[[], Any]
-) -> None:
+def test_worker_killed_mid_runbook_repeats_no_page_and_no_remediation(stack: Stack, worker: Callable[[], Any]) -> None:
     good = break_and_record(stack)
     incident = trigger(stack)
 
@@ -272,14 +296,28 @@ def kill_worker(stack: Stack) -> None:
 def test_cli_errors_name_the_problem(stack: Stack) -> None:
     missing = cli(stack, "show", "INC-20000101-000000-dead", check=False)
     assert missing.returncode == 2 and "no incident INC-20000101-000000-dead" in missing.stderr
-    bad_service = cli(stack, "trigger", "incident", "--service", "nope", "--severity", "P0", "--summary", "x",
-                      check=False)  # fmt: skip
+    bad_service = cli(
+        stack, "trigger", "incident", "--service", "nope", "--severity", "P0", "--summary", "x", check=False
+    )
     assert bad_service.returncode == 2 and "--service 'nope'" in bad_service.stderr
-    bad_severity = cli(stack, "trigger", "incident", "--service", "hybrid-router", "--severity", "P9",
-                       "--summary", "x", check=False)  # fmt: skip
+    bad_severity = cli(
+        stack, "trigger", "incident", "--service", "hybrid-router", "--severity", "P9", "--summary", "x", check=False
+    )
     assert bad_severity.returncode == 2 and "--severity" in bad_severity.stderr
-    other_region = cli(stack, "trigger", "incident", "--service", "hybrid-router", "--severity", "P1",
-                       "--summary", "x", "--region", "us-east-1", check=False)  # fmt: skip
+    other_region = cli(
+        stack,
+        "trigger",
+        "incident",
+        "--service",
+        "hybrid-router",
+        "--severity",
+        "P1",
+        "--summary",
+        "x",
+        "--region",
+        "us-east-1",
+        check=False,
+    )
     assert other_region.returncode == 2 and "--region 'us-east-1'" in other_region.stderr
     no_identity = cli(stack, "ack", WORKFLOW_ID, check=False)
     assert no_identity.returncode == 2 and "--as" in no_identity.stderr
@@ -315,17 +353,26 @@ def test_alerts_and_pagerduty_acks_through_the_intake(stack: Stack, worker: Call
     payload = alertmanager("hybrid-router")
     for alert in payload["alerts"]:
         alert["labels"]["alertname"] = "HybridRouterDown"
-    sent = httpx.post(f"{intake}/v1/alerts/alertmanager", json=payload,
-                      headers={"authorization": f"Bearer {DEMO_INTAKE_TOKEN}"}, timeout=30)  # fmt: skip
+    sent = httpx.post(
+        f"{intake}/v1/alerts/alertmanager",
+        json=payload,
+        headers={"authorization": f"Bearer {DEMO_INTAKE_TOKEN}"},
+        timeout=30,
+    )
     assert sent.status_code == 202, sent.text
     view = wait_for(stack, WORKFLOW_ID, lambda v: v["status"] == "awaiting_ack")
     assert view["severity"] == "P0" and view["alert_count"] == 2
 
     page = view["pagerduty"]
-    body = json.dumps(pagerduty_webhook(page["dedup_key"], event_id=f"ev-{time.time()}",
-                                        incident_id=page["incident_id"])).encode()  # fmt: skip
-    acked = httpx.post(f"{intake}/v1/webhooks/pagerduty", content=body, timeout=30, headers={
-        "content-type": "application/json", "x-pagerduty-signature": pd_signature(body, DEMO_WEBHOOK_SECRET)})
+    body = json.dumps(
+        pagerduty_webhook(page["dedup_key"], event_id=f"ev-{time.time()}", incident_id=page["incident_id"])
+    ).encode()
+    acked = httpx.post(
+        f"{intake}/v1/webhooks/pagerduty",
+        content=body,
+        timeout=30,
+        headers={"content-type": "application/json", "x-pagerduty-signature": pd_signature(body, DEMO_WEBHOOK_SECRET)},
+    )
     assert acked.status_code == 202, acked.text
     view = wait_for(stack, WORKFLOW_ID, lambda v: v["pending_approval"] is not None)
     assert view["acknowledged_by"] == "Tenex Engineer (PagerDuty)"

@@ -62,8 +62,14 @@ class Harness:
     async def open(self, service: str = "hybrid-router", severity: Severity | None = Severity.P0) -> WorkflowHandle:
         region = f"test-{uuid.uuid4().hex[:8]}"  # a fresh target per test: a fresh workflow id
         self.policy.services[service] = self.policy.services["hybrid-router"].model_copy(update={"region": region})
-        alert = Alert(source="test", service=service, region=region, summary="hybrid router down",
-                      severity=severity, received_at=datetime.now(UTC))  # fmt: skip
+        alert = Alert(
+            source="test",
+            service=service,
+            region=region,
+            summary="hybrid router down",
+            severity=severity,
+            received_at=datetime.now(UTC),
+        )
         return await open_or_join_incident(self.client, alert, "tester", self.task_queue, self.policy)
 
     async def until(self, handle: WorkflowHandle, check: Callable[[IncidentView], bool]) -> IncidentView:
@@ -165,8 +171,10 @@ async def test_escalates_one_level_per_timer_without_ack(harness: Harness) -> No
     assert view.status == IncidentStatus.AWAITING_ACK and view.pagerduty.escalation_level == 3
 
     await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
-    view = await harness.until(handle, lambda v: v.pending_approval is not None
-                               and any(e.event == "PagerDuty acknowledged" for e in v.timeline))  # fmt: skip
+    view = await harness.until(
+        handle,
+        lambda v: v.pending_approval is not None and any(e.event == "PagerDuty acknowledged" for e in v.timeline),
+    )
     assert view.acknowledged_by == "alice"
     assert harness.fake.called("acknowledge_page") == [view.pagerduty.dedup_key]
     await harness.keep_history(handle, "lean_escalated_awaiting_approval")
@@ -198,10 +206,18 @@ async def test_rejection_escalates_without_acting(harness: Harness) -> None:
         await handle.execute_update(
             IncidentResponseWorkflow.reject, Reject(by="bob", plan_id=plan.plan_id, reason="rollback loses the hotfix")
         )
-        view = await harness.until(handle, lambda v: v.status == IncidentStatus.ESCALATED or (
-            v.pending_approval is not None and v.pending_approval.plan_id != plan.plan_id))  # fmt: skip
-    assert rejected == [RemediationAction.ROLLBACK, RemediationAction.FORCE_NEW_DEPLOYMENT,
-                        RemediationAction.EMERGENCY_SWITCH]  # fmt: skip
+        view = await harness.until(
+            handle,
+            lambda v: (
+                v.status == IncidentStatus.ESCALATED
+                or (v.pending_approval is not None and v.pending_approval.plan_id != plan.plan_id)
+            ),
+        )
+    assert rejected == [
+        RemediationAction.ROLLBACK,
+        RemediationAction.FORCE_NEW_DEPLOYMENT,
+        RemediationAction.EMERGENCY_SWITCH,
+    ]
     result: IncidentResult = await handle.result()
     await harness.keep_history(handle, "lean_rejected")
     assert result.view.status == IncidentStatus.ESCALATED
@@ -291,14 +307,21 @@ async def test_alert_storm_is_one_incident_and_a_cleared_alert_stops_the_remedia
     view = await harness.awaiting_approval(handle)
     target = view.service, view.region
     for n in range(5):
-        alert = Alert(source="test", service=target[0], region=target[1], summary=f"again {n}",
-                      received_at=datetime.now(UTC))  # fmt: skip
+        alert = Alert(
+            source="test", service=target[0], region=target[1], summary=f"again {n}", received_at=datetime.now(UTC)
+        )
         again = await open_or_join_incident(harness.client, alert, "tester", harness.task_queue)
         assert again.id == handle.id
     await harness.until(handle, lambda v: v.alert_count == 6)
 
-    resolved = Alert(source="test", service=target[0], region=target[1], summary="cleared", status="resolved",
-                     received_at=datetime.now(UTC))  # fmt: skip
+    resolved = Alert(
+        source="test",
+        service=target[0],
+        region=target[1],
+        summary="cleared",
+        status="resolved",
+        received_at=datetime.now(UTC),
+    )
     await open_or_join_incident(harness.client, resolved, "tester", harness.task_queue)
     harness.fake.healthy = True
     result: IncidentResult = await handle.result()
@@ -310,8 +333,14 @@ async def test_alert_storm_is_one_incident_and_a_cleared_alert_stops_the_remedia
 
 
 async def test_unknown_service_fails_the_run_naming_the_cause(harness: Harness) -> None:
-    alert = Alert(source="test", service="no-such-service", region="eu-central-1", summary="x",
-                  severity=Severity.P1, received_at=datetime.now(UTC))  # fmt: skip
+    alert = Alert(
+        source="test",
+        service="no-such-service",
+        region="eu-central-1",
+        summary="x",
+        severity=Severity.P1,
+        received_at=datetime.now(UTC),
+    )
     handle = await open_or_join_incident(harness.client, alert, "tester", harness.task_queue)
     with pytest.raises(WorkflowFailureError) as err:
         await handle.result()
@@ -323,8 +352,14 @@ async def test_a_redelivered_alert_changes_nothing(harness: Harness) -> None:
     handle = await harness.open()
     view = await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
     for delivery in ("sns-1", "sns-1", "sns-2", "sns-1"):
-        alert = Alert(source="sns", service=view.service, region=view.region, summary="again",
-                      delivery_id=delivery, received_at=datetime.now(UTC))  # fmt: skip
+        alert = Alert(
+            source="sns",
+            service=view.service,
+            region=view.region,
+            summary="again",
+            delivery_id=delivery,
+            received_at=datetime.now(UTC),
+        )
         await open_or_join_incident(harness.client, alert, "intake", harness.task_queue)
     view = await harness.until(handle, lambda v: v.alert_count >= 3)
     await asyncio.sleep(0.3)
@@ -334,8 +369,9 @@ async def test_a_redelivered_alert_changes_nothing(harness: Harness) -> None:
 
 
 def pagerduty_event(event_type: str, event_id: str) -> PagerDutyEvent:
-    return PagerDutyEvent(event_id=event_id, event_type=event_type, incident_id="PFAKE01", agent="Jane Doe",
-                          occurred_at=datetime.now(UTC))  # fmt: skip
+    return PagerDutyEvent(
+        event_id=event_id, event_type=event_type, incident_id="PFAKE01", agent="Jane Doe", occurred_at=datetime.now(UTC)
+    )
 
 
 async def test_an_acknowledgement_in_pagerduty_counts_like_runbook_ack(harness: Harness) -> None:
@@ -365,8 +401,14 @@ async def test_resolved_in_pagerduty_ends_the_runbook_without_acting(harness: Ha
 async def test_a_first_alert_that_is_already_resolved_pages_nobody(harness: Harness) -> None:
     region = f"test-{uuid.uuid4().hex[:8]}"
     harness.policy.services["late"] = harness.policy.services["hybrid-router"]
-    alert = Alert(source="test", service="late", region=region, summary="cleared", status="resolved",
-                  received_at=datetime.now(UTC))  # fmt: skip
+    alert = Alert(
+        source="test",
+        service="late",
+        region=region,
+        summary="cleared",
+        status="resolved",
+        received_at=datetime.now(UTC),
+    )
     handle = await open_or_join_incident(harness.client, alert, "intake", harness.task_queue)
     result: IncidentResult = await handle.result()
     assert result.view.status == IncidentStatus.RESOLVED and "nothing to do" in result.outcome
@@ -385,9 +427,17 @@ def with_approvals(harness: Harness, **approvals: Any) -> None:
 async def open_by(harness: Harness, person: str) -> WorkflowHandle:
     region = f"test-{uuid.uuid4().hex[:8]}"
     harness.policy.services["hybrid-router"] = harness.policy.services["hybrid-router"].model_copy(
-        update={"region": region})  # fmt: skip
-    alert = Alert(source="cli", service="hybrid-router", region=region, summary="down", severity=Severity.P0,
-                  raised_by=person, received_at=datetime.now(UTC))  # fmt: skip
+        update={"region": region}
+    )
+    alert = Alert(
+        source="cli",
+        service="hybrid-router",
+        region=region,
+        summary="down",
+        severity=Severity.P0,
+        raised_by=person,
+        received_at=datetime.now(UTC),
+    )
     return await open_or_join_incident(harness.client, alert, person, harness.task_queue, harness.policy)
 
 
@@ -405,7 +455,8 @@ async def test_high_risk_needs_four_eyes(dev_harness: Harness) -> None:
     view = await harness.awaiting_approval(handle)
     plan_id = view.pending_approval.plan_id
     assert "four eyes: alice opened this incident" in await refused(
-        handle, IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=plan_id))
+        handle, IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=plan_id)
+    )
     still = await handle.query(IncidentResponseWorkflow.view)
     assert still.pending_approval is not None and still.decision is None
     reply = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=plan_id))
@@ -416,18 +467,24 @@ async def test_high_risk_needs_four_eyes(dev_harness: Harness) -> None:
 
 async def test_critical_risk_needs_distinct_approvers_and_groups_count(dev_harness: Harness) -> None:
     harness = dev_harness
-    with_approvals(harness, risk={"emergency_switch": "critical"}, groups={"leads": ["bob", "carol"]},
-                   rules={"critical": {"approvers": ["alice", "group:leads"], "required": 2, "four_eyes": True}})
+    with_approvals(
+        harness,
+        risk={"emergency_switch": "critical"},
+        groups={"leads": ["bob", "carol"]},
+        rules={"critical": {"approvers": ["alice", "group:leads"], "required": 2, "four_eyes": True}},
+    )
     harness.fake.healthy, harness.fake.metrics_critical = True, True
     handle = await open_by(harness, "alice")
     view = await harness.awaiting_approval(handle)
     plan_id = view.pending_approval.plan_id
     first = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=plan_id))
     assert "approval 1 of 2" in first.message
-    assert "already approved" in await refused(handle, IncidentResponseWorkflow.approve,
-                                               Approve(by="alice", plan_id=plan_id))  # fmt: skip
+    assert "already approved" in await refused(
+        handle, IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=plan_id)
+    )
     assert "may not approve or reject emergency_switch (critical risk)" in await refused(
-        handle, IncidentResponseWorkflow.approve, Approve(by="mallory", plan_id=plan_id))
+        handle, IncidentResponseWorkflow.approve, Approve(by="mallory", plan_id=plan_id)
+    )
     assert (await handle.query(IncidentResponseWorkflow.view)).pending_approval is not None
     second = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="carol", plan_id=plan_id))
     assert "approved by alice, carol" in second.message
@@ -441,22 +498,30 @@ async def test_a_rejection_gives_way_to_the_next_option(harness: Harness) -> Non
     handle = await harness.open()
     view = await harness.awaiting_approval(handle)
     rollback = view.pending_approval
-    await handle.execute_update(IncidentResponseWorkflow.reject,
-                                Reject(by="bob", plan_id=rollback.plan_id, reason="the hotfix is in :3"))  # fmt: skip
-    view = await harness.until(handle, lambda v: v.pending_approval is not None
-                               and v.pending_approval.plan_id != rollback.plan_id)  # fmt: skip
+    await handle.execute_update(
+        IncidentResponseWorkflow.reject, Reject(by="bob", plan_id=rollback.plan_id, reason="the hotfix is in :3")
+    )
+    view = await harness.until(
+        handle, lambda v: v.pending_approval is not None and v.pending_approval.plan_id != rollback.plan_id
+    )
     assert view.pending_approval.action == RemediationAction.FORCE_NEW_DEPLOYMENT
-    await handle.execute_update(IncidentResponseWorkflow.approve,
-                                Approve(by="bob", plan_id=view.pending_approval.plan_id))  # fmt: skip
+    await handle.execute_update(
+        IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=view.pending_approval.plan_id)
+    )
     result: IncidentResult = await handle.result()
     await harness.keep_history(handle, "lean_next_option_after_rejection")
     assert result.view.status == IncidentStatus.RESOLVED
-    assert harness.fake.called("set_service_task_definition") == [] and len(harness.fake.called("force_new_deployment")) == 1
+    assert (
+        harness.fake.called("set_service_task_definition") == []
+        and len(harness.fake.called("force_new_deployment")) == 1
+    )
 
 
 async def test_the_approval_ladder_reminds_repages_then_denies(harness: Harness) -> None:
     timeout = harness.policy.timers.approval_timeout
-    with_approvals(harness, ladder=[{"after": timeout / 6, "action": "remind"}, {"after": timeout / 3, "action": "repage"}])
+    with_approvals(
+        harness, ladder=[{"after": timeout / 6, "action": "remind"}, {"after": timeout / 3, "action": "repage"}]
+    )
     handle = await harness.open()
     await harness.awaiting_approval(handle)
     await harness.env.sleep(timeout * 0.2)
@@ -475,8 +540,7 @@ async def test_the_approval_ladder_reminds_repages_then_denies(harness: Harness)
 
 
 async def test_low_risk_may_be_approved_by_the_policy_at_the_timeout(harness: Harness) -> None:
-    with_approvals(harness, risk={"rollback": "low"},
-                   rules={"low": {"approvers": ["alice"], "on_timeout": "approve"}})  # fmt: skip
+    with_approvals(harness, risk={"rollback": "low"}, rules={"low": {"approvers": ["alice"], "on_timeout": "approve"}})
     handle = await harness.open()
     await harness.awaiting_approval(handle)
     await harness.env.sleep(harness.after(harness.policy.timers.approval_timeout))
@@ -491,10 +555,12 @@ async def test_every_operator_action_is_audited_in_pagerduty(harness: Harness) -
     await handle.execute_update(IncidentResponseWorkflow.comment, Comment(by="alice", text="looking at the deploy"))
     await harness.awaiting_approval(handle)
     view = await handle.query(IncidentResponseWorkflow.view)
-    await handle.execute_update(IncidentResponseWorkflow.reject,
-                                Reject(by="bob", plan_id=view.pending_approval.plan_id, reason="not this one"))  # fmt: skip
-    await harness.until(handle, lambda v: v.pending_approval is not None and v.pending_approval.plan_id
-                        != view.pending_approval.plan_id)  # fmt: skip
+    await handle.execute_update(
+        IncidentResponseWorkflow.reject, Reject(by="bob", plan_id=view.pending_approval.plan_id, reason="not this one")
+    )
+    await harness.until(
+        handle, lambda v: v.pending_approval is not None and v.pending_approval.plan_id != view.pending_approval.plan_id
+    )
     await harness.keep_history(handle, "lean_audited_with_search_attributes")
     await handle.terminate("test done")
     notes = [n.content for n in harness.fake.called("add_pagerduty_note")]
@@ -516,7 +582,9 @@ async def test_cancel_during_verification_undoes_the_remediation(harness: Harnes
     harness.fake.heals = set()  # the rollback does not help: verification keeps checking
     handle = await harness.open()
     view = await harness.awaiting_approval(handle)
-    await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=view.pending_approval.plan_id))
+    await handle.execute_update(
+        IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=view.pending_approval.plan_id)
+    )
     await harness.until(handle, lambda v: v.status == IncidentStatus.VERIFYING)
     await handle.execute_update(IncidentResponseWorkflow.cancel, Cancel(by="bob", reason="we take it from here"))
     result: IncidentResult = await handle.result()
@@ -566,8 +634,14 @@ async def test_an_approval_while_the_proposal_note_is_slow_is_judged_by_the_rule
 
 async def clear_every_alert(harness: Harness, handle: WorkflowHandle) -> None:
     view = await handle.query(IncidentResponseWorkflow.view)
-    resolved = Alert(source="test", service=view.service, region=view.region, summary="cleared", status="resolved",
-                     received_at=datetime.now(UTC))  # fmt: skip
+    resolved = Alert(
+        source="test",
+        service=view.service,
+        region=view.region,
+        summary="cleared",
+        status="resolved",
+        received_at=datetime.now(UTC),
+    )
     await open_or_join_incident(harness.client, resolved, "tester", harness.task_queue)
 
 

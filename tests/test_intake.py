@@ -46,12 +46,17 @@ def intake_policy(*services: str) -> Policy:
     target = base.services["hybrid-router"]
     first = services[0]
     routes = [
-        Route(name="down", match=RouteMatch(labels={"alertname": "HybridRouterDown"}), service=first,
-              severity=Severity.P0, kind="hybrid-router-down"),
+        Route(
+            name="down",
+            match=RouteMatch(labels={"alertname": "HybridRouterDown"}),
+            service=first,
+            severity=Severity.P0,
+            kind="hybrid-router-down",
+        ),
         Route(name="alarms", match=RouteMatch(alarm_name=f"^{first}-"), service=first),
         Route(name="metrics", match=RouteMatch(namespace="HybridRouting"), service=first),
         Route(name="by-service-label", match=RouteMatch()),
-    ]  # fmt: skip
+    ]
     return base.model_copy(update={"services": {s: target for s in services}, "routes": routes})
 
 
@@ -96,8 +101,13 @@ class Intake:
 
 
 def config_for(policy: Policy, **overrides: Any) -> IntakeConfig:
-    defaults = dict(alertmanager_token=TOKEN, eventbridge_token=TOKEN, generic_token=TOKEN,
-                    sns_topics=[sns_signing.TOPIC_ARN], pagerduty_secrets=[PD_SECRET])  # fmt: skip
+    defaults = dict(
+        alertmanager_token=TOKEN,
+        eventbridge_token=TOKEN,
+        generic_token=TOKEN,
+        sns_topics=[sns_signing.TOPIC_ARN],
+        pagerduty_secrets=[PD_SECRET],
+    )
     return IntakeConfig(policy=policy, **(defaults | overrides))
 
 
@@ -121,8 +131,9 @@ async def intake(dev_env: WorkflowEnvironment) -> AsyncIterator[Intake]:
     target = dev_env.client.service_client.config.target_host
     handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue)
     app = create_app(config_for(policy), handoff, sns_verifier=verifier(), confirm_subscription=confirm)
-    async with Worker(dev_env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow],
-                      activities=fake.activities()):  # fmt: skip
+    async with Worker(
+        dev_env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow], activities=fake.activities()
+    ):
         with serve_app(app) as url:
             yield Intake(url=url, client=dev_env.client, policy=policy, service=service, confirmed=confirmed)
 
@@ -135,8 +146,12 @@ def alertmanager(service: str, status: str = "firing", fingerprints: tuple[str, 
     alerts = [
         {
             "status": status,
-            "labels": {"alertname": "HybridRouterHighLatency", "service": service, "severity": "critical",
-                       "instance": f"10.0.0.{i}:9090"},
+            "labels": {
+                "alertname": "HybridRouterHighLatency",
+                "service": service,
+                "severity": "critical",
+                "instance": f"10.0.0.{i}:9090",
+            },
             "annotations": {"summary": "P95 latency above 2 s", "description": "hybrid router slow"},
             "startsAt": "2026-11-22T10:00:00.000Z",
             "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-22T10:20:00.000Z",
@@ -144,43 +159,81 @@ def alertmanager(service: str, status: str = "firing", fingerprints: tuple[str, 
             "fingerprint": fingerprint,
         }
         for i, fingerprint in enumerate(fingerprints)
-    ]  # fmt: skip
+    ]
     return {
-        "version": "4", "groupKey": '{}:{alertname="HybridRouterHighLatency"}', "truncatedAlerts": 0,
-        "status": status, "receiver": "runbooks", "groupLabels": {"alertname": "HybridRouterHighLatency"},
+        "version": "4",
+        "groupKey": '{}:{alertname="HybridRouterHighLatency"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "runbooks",
+        "groupLabels": {"alertname": "HybridRouterHighLatency"},
         "commonLabels": {"alertname": "HybridRouterHighLatency", "service": service},
-        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "alerts": alerts,
-    }  # fmt: skip
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": alerts,
+    }
 
 
 def eventbridge(alarm: str, state: str = "ALARM", event_id: str | None = None) -> dict:
     """An EventBridge "CloudWatch Alarm State Change" event, as AWS documents it."""
     return {
-        "version": "0", "id": event_id or str(uuid.uuid4()), "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch", "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": REGION,
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": "2026-11-22T10:00:00Z",
+        "region": REGION,
         "resources": [f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{alarm}"],
         "detail": {
             "alarmName": alarm,
             "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2026-11-22T10:00:00.000+0000"},
             "previousState": {"value": "OK", "reason": "", "timestamp": "2026-11-22T09:00:00.000+0000"},
-            "configuration": {"description": "p95 latency", "metrics": [{"id": "m1", "metricStat": {
-                "metric": {"namespace": "HybridRouting", "name": "LatencyP95", "dimensions": {"Service": "x"}},
-                "period": 60, "stat": "Maximum"}, "returnData": True}]},
+            "configuration": {
+                "description": "p95 latency",
+                "metrics": [
+                    {
+                        "id": "m1",
+                        "metricStat": {
+                            "metric": {
+                                "namespace": "HybridRouting",
+                                "name": "LatencyP95",
+                                "dimensions": {"Service": "x"},
+                            },
+                            "period": 60,
+                            "stat": "Maximum",
+                        },
+                        "returnData": True,
+                    }
+                ],
+            },
         },
-    }  # fmt: skip
+    }
 
 
-def pagerduty_webhook(incident_key: str, event_type: str = "incident.acknowledged", event_id: str = "ev-1",
-                      incident_id: str = "PFAKE01") -> dict:  # fmt: skip
+def pagerduty_webhook(
+    incident_key: str, event_type: str = "incident.acknowledged", event_id: str = "ev-1", incident_id: str = "PFAKE01"
+) -> dict:
     """A PagerDuty webhooks v3 delivery, as PagerDuty documents it."""
-    return {"event": {
-        "id": event_id, "event_type": event_type, "resource_type": "incident",
-        "occurred_at": "2026-11-22T10:05:00.000Z",
-        "agent": {"id": "PLH1HKV", "summary": "Tenex Engineer", "type": "user_reference"},
-        "client": {"name": "PagerDuty"},
-        "data": {"id": incident_id, "type": "incident", "number": 2, "status": "acknowledged",
-                 "incident_key": incident_key, "title": "hybrid router down", "urgency": "high"},
-    }}  # fmt: skip
+    return {
+        "event": {
+            "id": event_id,
+            "event_type": event_type,
+            "resource_type": "incident",
+            "occurred_at": "2026-11-22T10:05:00.000Z",
+            "agent": {"id": "PLH1HKV", "summary": "Tenex Engineer", "type": "user_reference"},
+            "client": {"name": "PagerDuty"},
+            "data": {
+                "id": incident_id,
+                "type": "incident",
+                "number": 2,
+                "status": "acknowledged",
+                "incident_key": incident_key,
+                "title": "hybrid router down",
+                "urgency": "high",
+            },
+        }
+    }
 
 
 def odd_metrics(service: str) -> dict:
@@ -231,9 +284,13 @@ async def test_eventbridge_alarm_and_its_ok(intake: Intake) -> None:
 async def test_sns_cloudwatch_alarm_signed_v1_and_v2(intake: Intake) -> None:
     alarm = f"{intake.service}-errors"
     for version in ("1", "2"):
-        message = sns_signing.sign(sns_signing.notification(
-            message=sns_signing.cloudwatch_alarm_message(alarm, "ALARM", "HybridRouting", "ErrorRate"),
-            subject=sns_signing.alarm_subject(alarm)), version=version)  # fmt: skip
+        message = sns_signing.sign(
+            sns_signing.notification(
+                message=sns_signing.cloudwatch_alarm_message(alarm, "ALARM", "HybridRouting", "ErrorRate"),
+                subject=sns_signing.alarm_subject(alarm),
+            ),
+            version=version,
+        )
         response = await intake.post("/v1/alerts/sns", message, token=None, **{"content-type": "text/plain"})
         assert response.status_code == 202, response.text
         again = await intake.post("/v1/alerts/sns", message, token=None, **{"content-type": "text/plain"})
@@ -250,12 +307,14 @@ async def test_sns_subscription_is_confirmed_and_forgeries_are_refused(intake: I
     good = sns_signing.sign(sns_signing.notification(message=alarm))
     forged = {
         "tampered": {**good, "Message": alarm.replace("ALARM", "OK")},
-        "wrong certificate host": sns_signing.sign(sns_signing.notification(message=alarm),
-                                                   cert_url="https://sns.evil.example.com/cert.pem"),
-        "unknown topic": sns_signing.sign(sns_signing.notification(
-            topic_arn="arn:aws:sns:eu-central-1:999999999999:other", message=alarm)),
+        "wrong certificate host": sns_signing.sign(
+            sns_signing.notification(message=alarm), cert_url="https://sns.evil.example.com/cert.pem"
+        ),
+        "unknown topic": sns_signing.sign(
+            sns_signing.notification(topic_arn="arn:aws:sns:eu-central-1:999999999999:other", message=alarm)
+        ),
         "unknown signature version": sns_signing.sign(sns_signing.notification(message=alarm), version="3"),
-    }  # fmt: skip
+    }
     for name, message in forged.items():
         refused = await intake.post("/v1/alerts/sns", message, token=None, **{"content-type": "text/plain"})
         assert 400 <= refused.status_code < 500, (name, refused.text)
@@ -269,14 +328,19 @@ async def test_pagerduty_acknowledgement_reaches_the_incident(intake: Intake) ->
     assert view.pagerduty.dedup_key == f"{intake.workflow_id()}#{view.id}"  # one PagerDuty incident per incident
 
     late = json.dumps(pagerduty_webhook(intake.workflow_id(), "incident.resolved", "ev-0", "POLD999")).encode()
-    response = await intake.post("/v1/webhooks/pagerduty", late, token=None,
-                                 **{"x-pagerduty-signature": pd_signature(late, PD_SECRET)})  # fmt: skip
+    response = await intake.post(
+        "/v1/webhooks/pagerduty", late, token=None, **{"x-pagerduty-signature": pd_signature(late, PD_SECRET)}
+    )
     assert response.status_code == 202  # about an earlier PagerDuty incident of the target: the runbook ignores it
 
     body = json.dumps(pagerduty_webhook(view.pagerduty.dedup_key)).encode()
     unsigned = await intake.post("/v1/webhooks/pagerduty", body, token=None)
-    tampered = await intake.post("/v1/webhooks/pagerduty", body.replace(b"Tenex", b"Mallory"), token=None,
-                                 **{"x-pagerduty-signature": pd_signature(body, PD_SECRET)})  # fmt: skip
+    tampered = await intake.post(
+        "/v1/webhooks/pagerduty",
+        body.replace(b"Tenex", b"Mallory"),
+        token=None,
+        **{"x-pagerduty-signature": pd_signature(body, PD_SECRET)},
+    )
     assert (unsigned.status_code, tampered.status_code) == (401, 403)
 
     rotated = pd_signature(body, "old-secret", PD_SECRET)  # two signatures while PagerDuty rotates
@@ -288,8 +352,9 @@ async def test_pagerduty_acknowledgement_reaches_the_incident(intake: Intake) ->
     again = await intake.post("/v1/webhooks/pagerduty", body, token=None, **{"x-pagerduty-signature": rotated})
     assert again.status_code == 200 and again.json() == {"duplicate": "ev-1"}
     foreign = json.dumps(pagerduty_webhook("d3640fbd41094207a1c11e58e46b1662", event_id="ev-2")).encode()
-    ignored = await intake.post("/v1/webhooks/pagerduty", foreign, token=None,
-                                **{"x-pagerduty-signature": pd_signature(foreign, PD_SECRET)})  # fmt: skip
+    ignored = await intake.post(
+        "/v1/webhooks/pagerduty", foreign, token=None, **{"x-pagerduty-signature": pd_signature(foreign, PD_SECRET)}
+    )
     assert ignored.status_code == 202 and "ignored" in ignored.json()
     await intake.client.get_workflow_handle(intake.workflow_id()).terminate("test done")
 
@@ -346,17 +411,35 @@ async def test_bad_requests_are_refused_naming_the_problem_and_start_nothing(int
         ("no token", await intake.post("/v1/alerts", good, token=None), 401, "Authorization"),
         ("wrong token", await intake.post("/v1/alerts", good, token="nope"), 403, "bearer token"),
         ("content type", await intake.post("/v1/alerts", good, **{"content-type": "text/xml"}), 415, "Content-Type"),
-        ("malformed", await intake.post("/v1/alerts", b'{"service": ', ), 400, "not valid JSON"),
+        (
+            "malformed",
+            await intake.post(
+                "/v1/alerts",
+                b'{"service": ',
+            ),
+            400,
+            "not valid JSON",
+        ),
         ("schema", await intake.post("/v1/alerts", {"service": intake.service}), 422, "summary"),
         ("wrong status", await intake.post("/v1/alerts", {**good, "status": "burning"}), 422, "status"),
         ("unrouted", await intake.post("/v1/alerts", {**good, "service": "unknown-service"}), 422, "no route"),
         ("too large", await intake.post("/v1/alerts", {**good, "summary": "x" * 2_000_000}), 413, "larger"),
-        ("alertmanager version", await intake.post("/v1/alerts/alertmanager",
-                                                   {**alertmanager(intake.service), "version": "3"}), 422, "version"),
+        (
+            "alertmanager version",
+            await intake.post("/v1/alerts/alertmanager", {**alertmanager(intake.service), "version": "3"}),
+            422,
+            "version",
+        ),
         ("odd metrics", await intake.post("/v1/alerts/eventbridge", odd_metrics(intake.service)), 202, ""),
-        ("pd signature not ascii", await intake.post("/v1/webhooks/pagerduty", b"{}", token=None,
-                                                     **{"x-pagerduty-signature": "v1=\u00e9".encode()}), 403, "match"),
-    ]  # fmt: skip
+        (
+            "pd signature not ascii",
+            await intake.post(
+                "/v1/webhooks/pagerduty", b"{}", token=None, **{"x-pagerduty-signature": "v1=\u00e9".encode()}
+            ),
+            403,
+            "match",
+        ),
+    ]
     for name, response, status, words in cases:
         assert response.status_code == status, (name, response.text)
         if status >= 400:
@@ -379,8 +462,13 @@ async def test_health_readiness_and_the_openapi_document(intake: Intake) -> None
         assert (await http.get(f"{intake.url}/healthz")).json() == {"status": "alive"}
         assert (await http.get(f"{intake.url}/readyz")).status_code == 200
         document = (await http.get(f"{intake.url}/openapi.json")).json()
-    assert set(document["paths"]) >= {"/v1/alerts/alertmanager", "/v1/alerts/sns", "/v1/alerts/eventbridge",
-                                      "/v1/webhooks/pagerduty", "/v1/alerts"}  # fmt: skip
+    assert set(document["paths"]) >= {
+        "/v1/alerts/alertmanager",
+        "/v1/alerts/sns",
+        "/v1/alerts/eventbridge",
+        "/v1/webhooks/pagerduty",
+        "/v1/alerts",
+    }
     reference = document["paths"]["/v1/alerts"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     generic = document["components"]["schemas"][reference["$ref"].rsplit("/", 1)[-1]]
     assert {"service", "summary"} <= set(generic["required"])
@@ -398,10 +486,17 @@ async def test_a_storm_of_alerts_for_a_hundred_targets_is_a_hundred_incidents(de
     handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue)
     app = create_app(config_for(policy), handoff)
     per_target = 20
-    alerts = [{"id": f"{s}-{i}", "service": s, "summary": f"alert {i}", "severity": "P2"}
-              for i in range(per_target) for s in services]  # fmt: skip
-    async with Worker(dev_env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow],
-                      activities=FakePlatform(policy).activities()):  # fmt: skip
+    alerts = [
+        {"id": f"{s}-{i}", "service": s, "summary": f"alert {i}", "severity": "P2"}
+        for i in range(per_target)
+        for s in services
+    ]
+    async with Worker(
+        dev_env.client,
+        task_queue=task_queue,
+        workflows=[IncidentResponseWorkflow],
+        activities=FakePlatform(policy).activities(),
+    ):
         with serve_app(app) as url:
             limits = httpx.Limits(max_connections=50)
             async with httpx.AsyncClient(timeout=60, limits=limits) as http:
@@ -409,8 +504,9 @@ async def test_a_storm_of_alerts_for_a_hundred_targets_is_a_hundred_incidents(de
 
                 async def send(alert: dict) -> int:
                     async with gate:
-                        response = await http.post(f"{url}/v1/alerts", json=alert,
-                                                   headers={"authorization": f"Bearer {TOKEN}"})  # fmt: skip
+                        response = await http.post(
+                            f"{url}/v1/alerts", json=alert, headers={"authorization": f"Bearer {TOKEN}"}
+                        )
                         return response.status_code
 
                 statuses = await asyncio.gather(*(send(a) for a in alerts))
@@ -426,8 +522,9 @@ async def test_a_storm_of_alerts_for_a_hundred_targets_is_a_hundred_incidents(de
                 break
             await asyncio.sleep(0.1)
         assert len(workflows) == 100
-        counts = await asyncio.gather(*(
-            dev_env.client.get_workflow_handle(w.id).query(IncidentResponseWorkflow.view) for w in workflows))  # fmt: skip
+        counts = await asyncio.gather(
+            *(dev_env.client.get_workflow_handle(w.id).query(IncidentResponseWorkflow.view) for w in workflows)
+        )
         assert sum(v.alert_count for v in counts) == len(alerts)
         assert {v.alert_count for v in counts} == {per_target}
         await asyncio.gather(*(dev_env.client.get_workflow_handle(w.id).terminate("storm test") for w in workflows))
@@ -476,8 +573,12 @@ async def test_temporal_down_is_503_and_the_retried_deliveries_all_arrive(own_te
             assert [r.status_code for r in again] == [202] * 5, [r.text for r in again]
 
     client = await Client.connect(address, data_converter=pydantic_data_converter)
-    async with Worker(client, task_queue=task_queue, workflows=[IncidentResponseWorkflow],
-                      activities=FakePlatform(policy).activities()):  # fmt: skip
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[IncidentResponseWorkflow],
+        activities=FakePlatform(policy).activities(),
+    ):
         handle = client.get_workflow_handle(f"incident/{service}/{REGION}")
         for _ in range(100):
             view = await handle.query(IncidentResponseWorkflow.view)

@@ -52,12 +52,19 @@ async def _never_confirm(url: str) -> None:
 APP = create_app(
     config_for(POLICY),
     AcceptingHandoff(),  # type: ignore[arg-type]
-    sns_verifier=sns.SnsVerifier([sns_signing.TOPIC_ARN], sns.CertificateStore(
-        preloaded={sns_signing.identity().cert_url: sns_signing.identity().cert_pem})),
+    sns_verifier=sns.SnsVerifier(
+        [sns_signing.TOPIC_ARN],
+        sns.CertificateStore(preloaded={sns_signing.identity().cert_url: sns_signing.identity().cert_pem}),
+    ),
     confirm_subscription=_never_confirm,
-)  # fmt: skip
-ENDPOINTS = ["/v1/alerts/alertmanager", "/v1/alerts/eventbridge", "/v1/alerts", "/v1/alerts/sns",
-             "/v1/webhooks/pagerduty"]  # fmt: skip
+)
+ENDPOINTS = [
+    "/v1/alerts/alertmanager",
+    "/v1/alerts/eventbridge",
+    "/v1/alerts",
+    "/v1/alerts/sns",
+    "/v1/webhooks/pagerduty",
+]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -78,17 +85,29 @@ VALID = {
     "/v1/alerts/alertmanager": alertmanager("fuzz-svc"),
     "/v1/alerts/eventbridge": eventbridge("fuzz-svc-alarm"),
     "/v1/alerts": {"service": "fuzz-svc", "summary": "x"},
-    "/v1/alerts/sns": sns_signing.sign(sns_signing.notification(
-        message=sns_signing.cloudwatch_alarm_message("fuzz-svc-x", "ALARM", "HybridRouting", "ErrorRate"))),
-    "/v1/webhooks/pagerduty": {"event": {"id": "e", "event_type": "incident.resolved", "resource_type": "incident",
-                                         "occurred_at": "2026-11-22T10:00:00Z",
-                                         "data": {"id": "P1", "type": "incident", "incident_key": "incident/a/b"}}},
-}  # fmt: skip
+    "/v1/alerts/sns": sns_signing.sign(
+        sns_signing.notification(
+            message=sns_signing.cloudwatch_alarm_message("fuzz-svc-x", "ALARM", "HybridRouting", "ErrorRate")
+        )
+    ),
+    "/v1/webhooks/pagerduty": {
+        "event": {
+            "id": "e",
+            "event_type": "incident.resolved",
+            "resource_type": "incident",
+            "occurred_at": "2026-11-22T10:00:00Z",
+            "data": {"id": "P1", "type": "incident", "incident_key": "incident/a/b"},
+        }
+    },
+}
 
 
 async def post(path: str, body: bytes, content_type: str) -> httpx.Response:
-    headers = {"content-type": content_type, "authorization": f"Bearer {TOKEN}",
-               "x-pagerduty-signature": pd_signature(body, PD_SECRET)}  # fmt: skip
+    headers = {
+        "content-type": content_type,
+        "authorization": f"Bearer {TOKEN}",
+        "x-pagerduty-signature": pd_signature(body, PD_SECRET),
+    }
     transport = httpx.ASGITransport(app=APP)
     async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
         return await http.post(path, content=body, headers=headers)
@@ -105,8 +124,11 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 
 @FUZZ
-@given(path=st.sampled_from(ENDPOINTS), body=st.binary(max_size=300),
-       content_type=st.sampled_from(["application/json", "text/plain", "", "application/xml"]))  # fmt: skip
+@given(
+    path=st.sampled_from(ENDPOINTS),
+    body=st.binary(max_size=300),
+    content_type=st.sampled_from(["application/json", "text/plain", "", "application/xml"]),
+)
 def test_random_bytes_never_5xx(path: str, body: bytes, content_type: str) -> None:
     check(path, body, content_type)
 

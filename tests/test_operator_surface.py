@@ -57,8 +57,9 @@ class ChangeWindowWorkflow:
         return {"outcome": "done", "view": self.view()}
 
     def note(self, step: str, event: str, actor: str = "runbook", detail: str = "") -> None:
-        self.timeline.append({"at": workflow.now().isoformat(), "step": step, "event": event, "actor": actor,
-                              "detail": detail})  # fmt: skip
+        self.timeline.append(
+            {"at": workflow.now().isoformat(), "step": step, "event": event, "actor": actor, "detail": detail}
+        )
 
     @workflow.update
     def approve(self, request: Approve) -> OperatorReply:
@@ -78,9 +79,15 @@ class ChangeWindowWorkflow:
         pending = None
         if self.approved_by is None:
             pending = {"plan_id": PLAN_ID, "action": "open_change_window", "target": "db-primary"}
-        return {"workflow_id": workflow.info().workflow_id, "status": self.status, "summary": self.summary,
-                "opened_at": self.opened_at, "pending_approval": pending, "outcome": None,
-                "timeline": self.timeline}  # fmt: skip
+        return {
+            "workflow_id": workflow.info().workflow_id,
+            "status": self.status,
+            "summary": self.summary,
+            "opened_at": self.opened_at,
+            "pending_approval": pending,
+            "outcome": None,
+            "timeline": self.timeline,
+        }
 
 
 @dataclass
@@ -103,8 +110,12 @@ async def runs(dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest
 
     async def start(memo: dict[str, Any] | None = None) -> WorkflowHandle:
         handle = await dev_env.client.start_workflow(
-            ChangeWindowWorkflow.run, "open the change window", id=f"change/{uuid.uuid4().hex[:12]}",
-            task_queue=task_queue, memo=memo)  # fmt: skip
+            ChangeWindowWorkflow.run,
+            "open the change window",
+            id=f"change/{uuid.uuid4().hex[:12]}",
+            task_queue=task_queue,
+            memo=memo,
+        )
         started.append(handle)
         for _ in range(100):  # the first workflow task has run: the view has its fields
             with contextlib.suppress(Exception):
@@ -113,8 +124,12 @@ async def runs(dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest
             await asyncio.sleep(0.05)
         raise AssertionError("the run never started")
 
-    async with Worker(dev_env.client, task_queue=task_queue, workflows=[ChangeWindowWorkflow],
-                      workflow_runner=UnsandboxedWorkflowRunner()):  # fmt: skip
+    async with Worker(
+        dev_env.client,
+        task_queue=task_queue,
+        workflows=[ChangeWindowWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
         yield Runs(client=dev_env.client, task_queue=task_queue, start=start)
         for handle in started:
             with contextlib.suppress(Exception):
@@ -149,8 +164,9 @@ async def test_runs_lists_the_runs_of_any_runbook(runs: Runs, capsys: pytest.Cap
     without = await runs.start()
     ours = {with_status.id, without.id}
 
-    rows = await listed(capsys, "--runbook", "ChangeWindowWorkflow",
-                        until=lambda rows: ours <= {r["workflow_id"] for r in rows})  # fmt: skip
+    rows = await listed(
+        capsys, "--runbook", "ChangeWindowWorkflow", until=lambda rows: ours <= {r["workflow_id"] for r in rows}
+    )
     by_id = {row["workflow_id"]: row for row in rows}
     assert by_id[with_status.id]["status"] == "awaiting_approval"  # the runbook's own status, from the memo
     assert by_id[without.id]["status"] == "running"  # else Temporal's
@@ -161,8 +177,13 @@ async def test_runs_lists_the_runs_of_any_runbook(runs: Runs, capsys: pytest.Cap
     assert [r["workflow_id"] for r in rows if r["workflow_id"] in ours] == [without.id, with_status.id]
 
     await runs.client.get_workflow_handle(without.id).terminate("done with it")
-    still_open = await listed(capsys, "--runbook", "ChangeWindowWorkflow", "--open",
-                              until=lambda rows: without.id not in {r["workflow_id"] for r in rows})  # fmt: skip
+    still_open = await listed(
+        capsys,
+        "--runbook",
+        "ChangeWindowWorkflow",
+        "--open",
+        until=lambda rows: without.id not in {r["workflow_id"] for r in rows},
+    )
     assert with_status.id in {row["workflow_id"] for row in still_open}
 
     everything = await listed(capsys, until=lambda rows: with_status.id in {r["workflow_id"] for r in rows})
@@ -197,8 +218,11 @@ async def test_show_approve_and_audit_any_runbooks_run(runs: Runs, capsys: pytes
     err = await refused(capsys, "approve", handle.id, "--as", "bob")  # finished: read from its result
     assert err.code == 1 and "nothing awaits approval (status done)" in str(err)
     trail = [json.loads(line) for line in (await runbook(capsys, "audit", handle.id)).splitlines()]
-    assert [(e["event"], e["actor"]) for e in trail] == [("proposed", "runbook"), ("approved", "bob"),
-                                                         ("closed", "runbook")]  # fmt: skip
+    assert [(e["event"], e["actor"]) for e in trail] == [
+        ("proposed", "runbook"),
+        ("approved", "bob"),
+        ("closed", "runbook"),
+    ]
     assert all(e["workflow_id"] == handle.id and e["runbook"] == "ChangeWindowWorkflow" for e in trail)
     assert "done" in await runbook(capsys, "show", handle.id)
 

@@ -54,9 +54,7 @@ class Emulator:
         return pagerduty.EventsApiV2Client(routing_key, base_url=self.url, verify=self.tls.context)
 
     def rest(self, token: str = API_TOKEN, default_from: str | None = FROM) -> pagerduty.RestApiV2Client:
-        return pagerduty.RestApiV2Client(
-            token, default_from=default_from, base_url=self.url, verify=self.tls.context
-        )
+        return pagerduty.RestApiV2Client(token, default_from=default_from, base_url=self.url, verify=self.tls.context)
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, verify=self.tls.context, timeout=10)
@@ -71,8 +69,9 @@ class Emulator:
 @contextlib.contextmanager
 def serve(app: Starlette, tls: Tls) -> Iterator[str]:
     """Runs `app` under uvicorn with TLS in a background thread; yields its base URL."""
-    with serve_app(app, lifespan="off", timeout_graceful_shutdown=1, ssl_certfile=str(tls.cert),
-                   ssl_keyfile=str(tls.key)) as url:  # fmt: skip
+    with serve_app(
+        app, lifespan="off", timeout_graceful_shutdown=1, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key)
+    ) as url:
         yield url
 
 
@@ -139,9 +138,7 @@ def test_trigger_twice_with_one_dedup_key_is_one_incident_and_one_page(emulator:
     assert incident["alert_counts"] == {"all": 1, "triggered": 1, "resolved": 0}
     assert incident["trigger_count"] == 2
     state = emulator.state()
-    assert [(p["incident_id"], p["level"], p["reason"]) for p in state["pages"]] == [
-        (incident["id"], 1, "triggered")
-    ]
+    assert [(p["incident_id"], p["level"], p["reason"]) for p in state["pages"]] == [(incident["id"], 1, "triggered")]
     assert [e["effect"] for e in state["events"]] == ["created incident", "merged into open incident"]
     assert all(e["received_at"].endswith("Z") for e in state["events"])
 
@@ -332,9 +329,7 @@ def test_acknowledge_and_resolve_through_rest(emulator: Emulator) -> None:
     rest = emulator.rest()
     incident_id = only_incident(rest, "rest-status")["id"]
 
-    acknowledged = rest.rput(
-        f"/incidents/{incident_id}", json={"type": "incident_reference", "status": "acknowledged"}
-    )
+    acknowledged = rest.rput(f"/incidents/{incident_id}", json={"type": "incident_reference", "status": "acknowledged"})
     assert acknowledged["status"] == "acknowledged"
     assert acknowledged["last_status_change_by"] == {
         "id": acknowledged["last_status_change_by"]["id"],
@@ -375,9 +370,10 @@ def test_raising_the_escalation_level_pages_that_level(emulator: Emulator) -> No
     assert (escalated["escalation_level"], escalated["status"]) == (3, "triggered")
 
     # Handing it back down pages that level too.
-    assert rest.rput(f"/incidents/{incident_id}", json={"type": "incident", "escalation_level": 1})[
-        "escalation_level"
-    ] == 1
+    assert (
+        rest.rput(f"/incidents/{incident_id}", json={"type": "incident", "escalation_level": 1})["escalation_level"]
+        == 1
+    )
 
     pages = emulator.state()["pages"]
     assert [(p["incident_id"], p["level"], p["reason"]) for p in pages] == [
@@ -659,11 +655,7 @@ def test_command_line_serves_https_with_env_credentials(tmp_path: Path) -> None:
 # --- Fuzzing: bad input is a 4xx, never a 5xx ------------------------------------------
 
 json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30)
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
 )
 json_values = st.recursive(
     json_scalars,
@@ -675,9 +667,7 @@ MISSING = object()
 
 def field(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """Mostly a well-formed value, so that the fuzz gets past the first check; else junk or absent."""
-    return st.sampled_from(range(10)).flatmap(
-        lambda n: valid if n < 8 else json_values if n == 8 else st.just(MISSING)
-    )
+    return st.sampled_from(range(10)).flatmap(lambda n: valid if n < 8 else json_values if n == 8 else st.just(MISSING))
 
 
 def record(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:

@@ -20,8 +20,11 @@ def test_runbook_lists_the_workflows_steps_in_order() -> None:
 
 
 def test_every_step_is_a_method_and_every_step_method_is_listed() -> None:
-    methods = {name.removeprefix("step_") for name, _ in inspect.getmembers(IncidentResponseWorkflow)
-               if name.startswith("step_")}  # fmt: skip
+    methods = {
+        name.removeprefix("step_")
+        for name, _ in inspect.getmembers(IncidentResponseWorkflow)
+        if name.startswith("step_")
+    }
     assert methods == set(STEPS)
 
 

@@ -51,7 +51,9 @@ class CountingFetch:
         try:
             return self.pems[url]
         except KeyError:
-            raise httpx.HTTPStatusError("404", request=httpx.Request("GET", url), response=httpx.Response(404)) from None
+            raise httpx.HTTPStatusError(
+                "404", request=httpx.Request("GET", url), response=httpx.Response(404)
+            ) from None
 
 
 @pytest.fixture
@@ -106,10 +108,13 @@ def test_string_to_sign_notification_without_subject(subject: str | None) -> Non
     }
     if subject is None:
         message["Subject"] = None  # some relays render a missing Subject as null
-    assert string_to_sign(message) == (
-        "Message\nünïcode\nMessageId\nm-1\nTimestamp\n2019-01-31T04:37:04.321Z\n"
-        f"TopicArn\n{TOPIC_ARN}\nType\nNotification\n"
-    ).encode()
+    assert (
+        string_to_sign(message)
+        == (
+            "Message\nünïcode\nMessageId\nm-1\nTimestamp\n2019-01-31T04:37:04.321Z\n"
+            f"TopicArn\n{TOPIC_ARN}\nType\nNotification\n"
+        ).encode()
+    )
 
 
 @pytest.mark.parametrize("kind", ["SubscriptionConfirmation", "UnsubscribeConfirmation"])
@@ -124,12 +129,15 @@ def test_string_to_sign_confirmations(kind: str) -> None:
         "Timestamp": "2019-01-31T19:25:13.719Z",
         "Subject": "not signed for confirmations",
     }
-    assert string_to_sign(message) == (
-        "Message\nYou have chosen...\nMessageId\nm-2\n"
-        "SubscribeURL\nhttps://sns.eu-central-1.amazonaws.com/?Action=ConfirmSubscription&Token=233abc\n"
-        "Timestamp\n2019-01-31T19:25:13.719Z\nToken\n233abc\n"
-        f"TopicArn\n{TOPIC_ARN}\nType\n{kind}\n"
-    ).encode()
+    assert (
+        string_to_sign(message)
+        == (
+            "Message\nYou have chosen...\nMessageId\nm-2\n"
+            "SubscribeURL\nhttps://sns.eu-central-1.amazonaws.com/?Action=ConfirmSubscription&Token=233abc\n"
+            "Timestamp\n2019-01-31T19:25:13.719Z\nToken\n233abc\n"
+            f"TopicArn\n{TOPIC_ARN}\nType\n{kind}\n"
+        ).encode()
+    )
 
 
 def test_string_to_sign_names_missing_field_and_unknown_type() -> None:
@@ -147,7 +155,7 @@ def test_string_to_sign_names_missing_field_and_unknown_type() -> None:
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
-@pytest.mark.parametrize("subject", [None, "ALARM: \"latency\" in EU (Frankfurt)"])
+@pytest.mark.parametrize("subject", [None, 'ALARM: "latency" in EU (Frankfurt)'])
 async def test_valid_notification_accepted(
     verifier: SnsVerifier, fetch: CountingFetch, version: str, subject: str | None
 ) -> None:
@@ -188,9 +196,7 @@ async def test_any_topic_wildcard(fetch: CountingFetch) -> None:
     ],
 )
 @pytest.mark.parametrize("version", ["1", "2"])
-async def test_tampered_notification_rejected(
-    verifier: SnsVerifier, field: str, value: str, version: str
-) -> None:
+async def test_tampered_notification_rejected(verifier: SnsVerifier, field: str, value: str, version: str) -> None:
     message = sign(notification(subject="original"), version=version)
     message[field] = value
     await rejects(verifier, message, "bad-signature")
@@ -320,9 +326,7 @@ async def test_empty_allow_list_rejects_everything(fetch: CountingFetch) -> None
 
 
 @pytest.mark.parametrize("version", ["3", "0", "", "1.0", "SHA256"])
-async def test_unknown_signature_version_rejected(
-    verifier: SnsVerifier, fetch: CountingFetch, version: str
-) -> None:
+async def test_unknown_signature_version_rejected(verifier: SnsVerifier, fetch: CountingFetch, version: str) -> None:
     error = await rejects(verifier, sign(notification(), version=version), "unknown-signature-version")
     assert "SignatureVersion" in str(error)
     assert fetch.calls == []
@@ -332,9 +336,7 @@ async def test_unknown_signature_version_rejected(
     "field",
     ["Type", "Message", "MessageId", "Timestamp", "TopicArn", "Signature", "SignatureVersion", "SigningCertURL"],
 )
-async def test_missing_notification_field_named(
-    verifier: SnsVerifier, fetch: CountingFetch, field: str
-) -> None:
+async def test_missing_notification_field_named(verifier: SnsVerifier, fetch: CountingFetch, field: str) -> None:
     message = sign(notification())
     del message[field]
     error = await rejects(verifier, message, "missing-field")
@@ -418,8 +420,13 @@ def _ec_certificate_pem() -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not-rsa")])
     now = datetime.now(UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
@@ -488,9 +495,7 @@ async def test_max_age_off_by_default(verifier: SnsVerifier) -> None:
 )
 async def test_max_age(fetch: CountingFetch, age: timedelta, accepted: bool) -> None:
     now = datetime(2025, 1, 1, 12, tzinfo=UTC)
-    verifier = SnsVerifier(
-        [TOPIC_ARN], CertificateStore(fetch=fetch), max_age=timedelta(hours=1), clock=lambda: now
-    )
+    verifier = SnsVerifier([TOPIC_ARN], CertificateStore(fetch=fetch), max_age=timedelta(hours=1), clock=lambda: now)
     message = sign(notification(at=now - age))
     if accepted:
         await verifier.verify(message)
@@ -504,7 +509,10 @@ async def test_max_age(fetch: CountingFetch, age: timedelta, accepted: bool) -> 
 
 async def test_cloudwatch_alarm_end_to_end(verifier: SnsVerifier) -> None:
     body = cloudwatch_alarm_message(
-        "demo-service-5xx", "ALARM", "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count",
+        "demo-service-5xx",
+        "ALARM",
+        "AWS/ApplicationELB",
+        "HTTPCode_Target_5XX_Count",
         {"LoadBalancer": "app/demo/0123456789abcdef", "TargetGroup": "targetgroup/demo/fedcba"},
     )
     message = sign(notification(message=body, subject=alarm_subject("demo-service-5xx")), version="1")

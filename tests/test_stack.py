@@ -18,8 +18,14 @@ from settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 
-PORT_VARIABLES = ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MOTO_PORT", "PAGERDUTY_EMULATOR_PORT", "DEMO_SERVICE_PORT",
-                  "INTAKE_PORT")
+PORT_VARIABLES = (
+    "TEMPORAL_PORT",
+    "TEMPORAL_UI_PORT",
+    "MOTO_PORT",
+    "PAGERDUTY_EMULATOR_PORT",
+    "DEMO_SERVICE_PORT",
+    "INTAKE_PORT",
+)
 
 
 def stack_env(data_dir: Path) -> dict[str, str]:
@@ -34,8 +40,9 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", int(env["MOTO_PORT"])))
         taken.listen()
-        done = subprocess.run([sys.executable, "-m", "devstack"], env=env, cwd=PROJECT_ROOT,
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "devstack"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+        )
     assert done.returncode != 0
     assert f"{env['MOTO_PORT']} (MOTO_PORT (AWS emulator))" in done.stderr
     assert not (tmp_path / "temporal.db").exists()  # nothing was started
@@ -43,8 +50,14 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
 
 def test_run_starts_every_part_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
     env = stack_env(tmp_path)
-    stack = subprocess.Popen([sys.executable, "-m", "devstack"], env=env, cwd=PROJECT_ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "devstack"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output: list[str] = []
     try:
         deadline = time.monotonic() + 120
@@ -72,8 +85,14 @@ def test_run_starts_every_part_and_ctrl_c_stops_them_all(tmp_path: Path) -> None
 
 def test_ctrl_c_during_start_up_leaves_nothing_running(tmp_path: Path) -> None:
     env = stack_env(tmp_path)
-    stack = subprocess.Popen([sys.executable, "-m", "devstack"], env=env, cwd=PROJECT_ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "devstack"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not port_in_use("127.0.0.1", int(env["TEMPORAL_PORT"])):  # mid start-up: Temporal is up

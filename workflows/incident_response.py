@@ -131,7 +131,13 @@ class IncidentResponseWorkflow(RunbookWorkflow):
 
         plan = plans.pop(0)
         decision = await self.step_approve(plan)
-        while self.gate.rules_mode and plans and decision is not None and not decision.approved and decision.by != "runbook":
+        while (
+            self.gate.rules_mode
+            and plans
+            and decision is not None
+            and not decision.approved
+            and decision.by != "runbook"
+        ):
             # a person rejected it: the runbook's next option (runs from before this rule escalate)
             plan = plans.pop(0)
             self.enter("propose", IncidentStatus.DIAGNOSING)
@@ -224,9 +230,12 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         self.enter("diagnose", IncidentStatus.DIAGNOSING)
         target = self.target
         if self.lean:
-            request = DiagnoseRequest(health=HealthRequest(component=target.health_component),
-                                      metrics=self.metrics_request(), logs=self.log_request(),
-                                      deployment=self.deployment_request())
+            request = DiagnoseRequest(
+                health=HealthRequest(component=target.health_component),
+                metrics=self.metrics_request(),
+                logs=self.log_request(),
+                deployment=self.deployment_request(),
+            )
             self.diagnosis = await workflow.execute_activity(diagnosis.diagnose, request, **READ)
         else:
             health, metrics, logs, deployment = await asyncio.gather(
@@ -236,8 +245,13 @@ class IncidentResponseWorkflow(RunbookWorkflow):
                 self.read_deployment(target),
             )
             deployment_state, deployment_error = deployment
-            self.diagnosis = Diagnosis(health=health, metrics=metrics, logs=logs, deployment=deployment_state,
-                                       deployment_error=deployment_error)
+            self.diagnosis = Diagnosis(
+                health=health,
+                metrics=metrics,
+                logs=logs,
+                deployment=deployment_state,
+                deployment_error=deployment_error,
+            )
         self.record("diagnosed", self.diagnosis.summary())
         return self.diagnosis
 
@@ -250,28 +264,34 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         unhealthy = not diagnosis.health.healthy
         plans: list[RemediationPlan] = []
         if unhealthy and deployment and deployment.previous_task_definition:
-            plans.append(RemediationPlan.build(
-                action=RemediationAction.ROLLBACK,
-                from_task_definition=deployment.task_definition,
-                to_task_definition=deployment.previous_task_definition,
-                reason="component unhealthy; roll back to the previous task definition",
-                **common,
-            ))
+            plans.append(
+                RemediationPlan.build(
+                    action=RemediationAction.ROLLBACK,
+                    from_task_definition=deployment.task_definition,
+                    to_task_definition=deployment.previous_task_definition,
+                    reason="component unhealthy; roll back to the previous task definition",
+                    **common,
+                )
+            )
         if unhealthy and deployment:
-            plans.append(RemediationPlan.build(
-                action=RemediationAction.FORCE_NEW_DEPLOYMENT,
-                from_task_definition=deployment.task_definition,
-                expected_deployment_id=deployment.primary_deployment_id,
-                reason="component unhealthy; replace the tasks with a new deployment",
-                **common,
-            ))
+            plans.append(
+                RemediationPlan.build(
+                    action=RemediationAction.FORCE_NEW_DEPLOYMENT,
+                    from_task_definition=deployment.task_definition,
+                    expected_deployment_id=deployment.primary_deployment_id,
+                    reason="component unhealthy; replace the tasks with a new deployment",
+                    **common,
+                )
+            )
         if unhealthy or diagnosis.critical_metrics:
             breached = ", ".join(m.key for m in diagnosis.critical_metrics) or "health"
-            plans.append(RemediationPlan.build(
-                action=RemediationAction.EMERGENCY_SWITCH,
-                reason=f"critical: {breached}; fall back to standard routing",
-                **common,
-            ))
+            plans.append(
+                RemediationPlan.build(
+                    action=RemediationAction.EMERGENCY_SWITCH,
+                    reason=f"critical: {breached}; fall back to standard routing",
+                    **common,
+                )
+            )
         if not plans:
             self.record("no remediation proposed", "health and metrics show no failure to act on")
         else:
@@ -306,8 +326,11 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         """One rung of the approval ladder."""
         if action == "remind":
             self.record("reminder", f"{plan.plan_id} still awaits approval")
-            await self.pager.note(f"reminder-{plan.plan_id}-{len(self.timeline)}", f"Reminder: {plan.plan_id} "
-                                  f"({plan.describe()}) awaits approval: runbook approve {self.input.incident_id}")
+            await self.pager.note(
+                f"reminder-{plan.plan_id}-{len(self.timeline)}",
+                f"Reminder: {plan.plan_id} "
+                f"({plan.describe()}) awaits approval: runbook approve {self.input.incident_id}",
+            )
         else:
             await self.pager.climb(f"{plan.plan_id} awaits approval")
 
@@ -347,7 +370,10 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         match plan.action:
             case RemediationAction.ROLLBACK:
                 reverse = plan.model_copy(
-                    update={"from_task_definition": plan.to_task_definition, "to_task_definition": plan.from_task_definition}
+                    update={
+                        "from_task_definition": plan.to_task_definition,
+                        "to_task_definition": plan.from_task_definition,
+                    }
                 )
                 undo = self.apply(reverse)
             case RemediationAction.EMERGENCY_SWITCH:
@@ -428,8 +454,10 @@ class IncidentResponseWorkflow(RunbookWorkflow):
             )
         if self.lean and self.condition_cleared and self.status == IncidentStatus.AWAITING_ACK:
             what = "paging goes on" if self.on_clear() == "keep_paging" else "resolving the incident"
-            self.record("condition cleared", f"every alert resolved before anyone acknowledged: {what} "
-                        f"(policy on_clear: {self.on_clear()})")
+            self.record(
+                "condition cleared",
+                f"every alert resolved before anyone acknowledged: {what} (policy on_clear: {self.on_clear()})",
+            )
 
     @workflow.query
     def view(self) -> IncidentView:
@@ -470,8 +498,9 @@ class IncidentResponseWorkflow(RunbookWorkflow):
 
     def log_request(self) -> LogScanRequest:
         target = self.target
-        return LogScanRequest(region=target.region, log_group=target.log_group,
-                              lookback=self.the_policy.timers.log_lookback)
+        return LogScanRequest(
+            region=target.region, log_group=target.log_group, lookback=self.the_policy.timers.log_lookback
+        )
 
     def deployment_request(self) -> DeploymentRequest:
         target = self.target
@@ -488,8 +517,10 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         try:
             return await workflow.execute_activity(cloudwatch.read_metrics, self.metrics_request(), **READ)
         except ActivityError as err:
-            return [MetricReading(key=q.key, value=None, level="no-data", within_target=False, detail=cause(err))
-                    for q in self.the_policy.metrics]
+            return [
+                MetricReading(key=q.key, value=None, level="no-data", within_target=False, detail=cause(err))
+                for q in self.the_policy.metrics
+            ]
 
     async def read_logs(self, target: ServiceTarget) -> LogScan:
         try:
@@ -545,7 +576,8 @@ class IncidentResponseWorkflow(RunbookWorkflow):
             return self.the_policy.services[self.input.service]
         except KeyError:
             raise ApplicationError(
-                f"service {self.input.service!r} is not in the policy's services", non_retryable=True,
+                f"service {self.input.service!r} is not in the policy's services",
+                non_retryable=True,
                 type="UnknownService",
             ) from None
 

@@ -56,8 +56,15 @@ class ApprovalGate:
         self.rule = policy.rule_for(plan.action_name) if rules_mode else None
         self.pending = plan
 
-    async def decide(self, plan: Plan, policy: Policy, wait: Wait, withdrawn: Callable[[], str | None],
-                     climb: Callable[[str, Plan], Awaitable[None]], lean: bool) -> Decision | None:
+    async def decide(
+        self,
+        plan: Plan,
+        policy: Policy,
+        wait: Wait,
+        withdrawn: Callable[[], str | None],
+        climb: Callable[[str, Plan], Awaitable[None]],
+        lean: bool,
+    ) -> Decision | None:
         """Waits on the ladder's rungs, then to the timeout. None: withdrawn before a decision."""
         timeout = policy.timers.approval_timeout
         settled: Callable[[], bool] = lambda: self.decision is not None or withdrawn() is not None
@@ -68,8 +75,10 @@ class ApprovalGate:
                 break
             await climb(rung.action, plan)
         # runs from before the lean kit waited once more even when settled (a timer in history)
-        decided = settled() if lean and settled() else await wait(
-            settled, max(proposed_at + timeout - workflow.now(), timedelta(0))
+        decided = (
+            settled()
+            if lean and settled()
+            else await wait(settled, max(proposed_at + timeout - workflow.now(), timedelta(0)))
         )
         self.pending = None
         reason = withdrawn()
@@ -78,12 +87,22 @@ class ApprovalGate:
             return None
         if self.decision is None and not decided:
             if self.rule is not None and self.rule.on_timeout == "approve":
-                self.decision = Decision(approved=True, by="policy", at=workflow.now(), plan_id=plan.plan_id,
-                                         reason=f"low risk, no decision within {fmt(timeout)}")
+                self.decision = Decision(
+                    approved=True,
+                    by="policy",
+                    at=workflow.now(),
+                    plan_id=plan.plan_id,
+                    reason=f"low risk, no decision within {fmt(timeout)}",
+                )
                 self.timeline.record("approved by policy", self.decision.reason)
             else:
-                self.decision = Decision(approved=False, by="runbook", at=workflow.now(), plan_id=plan.plan_id,
-                                         reason=f"no decision within {fmt(timeout)}")
+                self.decision = Decision(
+                    approved=False,
+                    by="runbook",
+                    at=workflow.now(),
+                    plan_id=plan.plan_id,
+                    reason=f"no decision within {fmt(timeout)}",
+                )
                 self.timeline.record("approval timed out", self.decision.reason)
         assert self.decision is not None
         return self.decision
@@ -93,8 +112,9 @@ class ApprovalGate:
     def approvers_so_far(self) -> list[str]:
         return list(dict.fromkeys(a.by for a in self.given))
 
-    def validate(self, policy: Policy, person: str, plan_id: str, approving: bool, requesters: set[str],
-                 state: str) -> None:
+    def validate(
+        self, policy: Policy, person: str, plan_id: str, approving: bool, requesters: set[str], state: str
+    ) -> None:
         plan = self.pending
         if plan is None:
             raise Refused(f"nothing awaits approval: {state}")
@@ -108,24 +128,30 @@ class ApprovalGate:
             return
         rule, risk = self.rule or policy.rule_for(plan.action_name), policy.risk_of(plan.action_name).value
         if person not in policy.members(rule):
-            raise Refused(f"{person} may not approve or reject {plan.action_name} ({risk} risk): "
-                          "not an approver of that risk level in the policy")
+            raise Refused(
+                f"{person} may not approve or reject {plan.action_name} ({risk} risk): "
+                "not an approver of that risk level in the policy"
+            )
         names = self.approvers_so_far()
         if approving and person in names:
             raise Refused(f"{person} already approved {plan.plan_id}: another approver is needed")
         completes = len(names) + 1 >= rule.required
         if approving and rule.four_eyes and completes and set(names) | {person} <= requesters:
-            raise Refused(f"four eyes: {person} opened this incident and cannot be the only approver "
-                          f"of a {risk} risk action")
+            raise Refused(
+                f"four eyes: {person} opened this incident and cannot be the only approver of a {risk} risk action"
+            )
 
     def approve(self, request: Approve, policy: Policy) -> tuple[str, str]:
         """Records one approval; returns (audit detail, reply)."""
-        approval = Decision(approved=True, by=request.by, at=workflow.now(), plan_id=request.plan_id,
-                            reason=request.comment or "")
+        approval = Decision(
+            approved=True, by=request.by, at=workflow.now(), plan_id=request.plan_id, reason=request.comment or ""
+        )
         if not self.rules_mode:
             self.decision = approval
-            return (f"{request.plan_id} {request.comment or ''}".strip(),
-                    f"{request.plan_id} approved by {request.by}; remediation starts")
+            return (
+                f"{request.plan_id} {request.comment or ''}".strip(),
+                f"{request.plan_id} approved by {request.by}; remediation starts",
+            )
         assert self.pending is not None
         rule = self.rule or policy.rule_for(self.pending.action_name)
         self.given.append(approval)
@@ -139,5 +165,6 @@ class ApprovalGate:
         return detail, f"{count} for {request.plan_id} recorded; another approver is needed"
 
     def reject(self, request: Reject) -> None:
-        self.decision = Decision(approved=False, by=request.by, at=workflow.now(), plan_id=request.plan_id,
-                                 reason=request.reason)
+        self.decision = Decision(
+            approved=False, by=request.by, at=workflow.now(), plan_id=request.plan_id, reason=request.reason
+        )

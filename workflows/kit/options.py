@@ -24,7 +24,9 @@ NOTIFY = workflow.ActivityConfig(
 ACT = workflow.ActivityConfig(
     start_to_close_timeout=timedelta(seconds=60),
     schedule_to_close_timeout=timedelta(minutes=5),
-    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=5),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=5
+    ),
 )
 # The page and the batch of what PagerDuty is owed: a few calls in one attempt, each bounded
 # by the client's own timeout; a worker that died holding one is noticed within a minute.
@@ -41,6 +43,7 @@ def hold(until: timedelta) -> workflow.ActivityConfig:
     return workflow.ActivityConfig(
         start_to_close_timeout=until + timedelta(minutes=1),
         heartbeat_timeout=timedelta(seconds=30),
-        retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
-                                 maximum_attempts=10),
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=10
+        ),
     )

@@ -198,9 +198,13 @@ class Pager:
         while True:
             await workflow.wait_condition(lambda: self.ref is not None and self.owed())
             assert self.ref is not None
-            batch = PagerDutySync(dedup_key=self.ref.dedup_key, incident_id=self.ref.incident_id,
-                                  notes=self.deferred + self.outbox, acknowledge=self.owe_acknowledge,
-                                  resolve=self.owe_resolve)
+            batch = PagerDutySync(
+                dedup_key=self.ref.dedup_key,
+                incident_id=self.ref.incident_id,
+                notes=self.deferred + self.outbox,
+                acknowledge=self.owe_acknowledge,
+                resolve=self.owe_resolve,
+            )
             self.deferred, self.outbox, self.owe_acknowledge, self.owe_resolve = [], [], False, False
             self.sending = True
             try:

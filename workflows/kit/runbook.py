@@ -209,8 +209,9 @@ class RunbookWorkflow:
 
     def validate_decision(self, person: str, plan_id: str, approving: bool) -> None:
         policy = self.require_open()
-        self.gate.validate(policy, person, plan_id, approving, self.requesters(),
-                           state=f"the {self.noun} is {self.status.value}")
+        self.gate.validate(
+            policy, person, plan_id, approving, self.requesters(), state=f"the {self.noun} is {self.status.value}"
+        )
 
     @workflow.update
     def cancel(self, request: Cancel) -> OperatorReply:
