@@ -94,7 +94,7 @@ async def main() -> None:
         raise SystemExit(
             f"worker: cannot register the search attributes {[k.name for k in SEARCH_ATTRIBUTES]} "
             f"in namespace {temporal.namespace}: {err}; register them as Keyword and retry"
-        )
+        ) from err
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)

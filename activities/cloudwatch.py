@@ -106,9 +106,10 @@ def scan_error_logs(request: LogScanRequest) -> LogScan:
     except (ClientError, BotoCoreError) as err:
         raise aws_error(err, f"FilterLogEvents on {request.log_group}") from err
     more = "+" if count >= MAX_LOG_EVENTS else ""
+    lookback = int(request.lookback.total_seconds())
     return LogScan(
         log_group=request.log_group,
         error_count=count,
         samples=samples,
-        detail=f"{count}{more} line(s) matching {request.pattern!r} in the last {int(request.lookback.total_seconds())}s",
+        detail=f"{count}{more} line(s) matching {request.pattern!r} in the last {lookback}s",
     )

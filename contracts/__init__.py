@@ -58,8 +58,8 @@ from contracts.policy import (
 )
 from contracts.systems import (
     DeploymentRequest,
-    DiagnoseRequest,
     DeploymentState,
+    DiagnoseRequest,
     EmergencySwitchRequest,
     HealthReading,
     HealthRequest,

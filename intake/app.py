@@ -32,8 +32,8 @@ from intake.handoff import Deliveries, Handoff, Rejected, Unavailable
 from intake.normalize import Incoming
 from intake.openapi import openapi_document
 from intake.pagerduty_webhook import incident_event, signature_valid
-from intake.ui import UiConfig, ui_routes
 from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook
+from intake.ui import UiConfig, ui_routes
 
 log = logging.getLogger("intake")
 RETRY_AFTER_SECONDS = 5

@@ -79,7 +79,7 @@ class Handoff:
             handle = await asyncio.wait_for(
                 open_or_join_incident(client, alert, f"intake/{sender}", self.task_queue, policy), HANDOFF_TIMEOUT
             )
-        except (RPCError, TimeoutError, asyncio.TimeoutError, ConnectionError) as err:
+        except (RPCError, TimeoutError, ConnectionError) as err:
             raise _failed(err, "alert") from err
         return handle.id
 
@@ -100,7 +100,7 @@ class Handoff:
             if err.status == RPCStatusCode.NOT_FOUND:  # no such workflow, or it has closed
                 return False
             raise _failed(err, signal) from err
-        except (TimeoutError, asyncio.TimeoutError, ConnectionError) as err:
+        except (TimeoutError, ConnectionError) as err:
             raise _failed(err, signal) from err
         return True
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from starlette.routing import Route
 from temporalio.client import Client, RPCError, WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
 

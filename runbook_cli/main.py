@@ -25,15 +25,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
-
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
     Client,
     RPCError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.service import RPCStatusCode
 
@@ -586,7 +585,8 @@ def render(view: IncidentView) -> str:
         lines += [
             f"  AWAITING APPROVAL  {plan.plan_id}: {plan.describe()}",
             f"                     why: {plan.reason}",
-            f"                     runbook approve {view.id} --as NAME   |   runbook reject {view.id} --as NAME --reason TEXT",
+            f"                     runbook approve {view.id} --as NAME   |   "
+            f"runbook reject {view.id} --as NAME --reason TEXT",
         ]
     if view.remediation:
         lines.append(f"  remediation   {view.remediation.detail}")

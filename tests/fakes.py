@@ -17,8 +17,8 @@ from activities.cloudwatch import grade
 from contracts import (
     DeploymentRequest,
     DeploymentState,
-    Diagnosis,
     DiagnoseRequest,
+    Diagnosis,
     EmergencySwitchRequest,
     EscalateRequest,
     HealthReading,

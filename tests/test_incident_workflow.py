@@ -208,9 +208,9 @@ async def test_rejection_escalates_without_acting(harness: Harness) -> None:
         )
         view = await harness.until(
             handle,
-            lambda v: (
+            lambda v, seen=plan.plan_id: (
                 v.status == IncidentStatus.ESCALATED
-                or (v.pending_approval is not None and v.pending_approval.plan_id != plan.plan_id)
+                or (v.pending_approval is not None and v.pending_approval.plan_id != seen)
             ),
         )
     assert rejected == [

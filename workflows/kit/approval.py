@@ -67,7 +67,10 @@ class ApprovalGate:
     ) -> Decision | None:
         """Waits on the ladder's rungs, then to the timeout. None: withdrawn before a decision."""
         timeout = policy.timers.approval_timeout
-        settled: Callable[[], bool] = lambda: self.decision is not None or withdrawn() is not None
+
+        def settled() -> bool:
+            return self.decision is not None or withdrawn() is not None
+
         proposed_at = workflow.now()
         ladder = policy.approvals.ladder if (self.rules_mode and policy.approvals) else []
         for rung in sorted((r for r in ladder if r.after < timeout), key=lambda r: r.after):
