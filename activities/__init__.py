@@ -1,8 +1,11 @@
 """Activities: the only code that touches the outside world, one module per system."""
 
+from collections.abc import Callable
+from typing import Any
+
 from activities import cloudwatch, diagnosis, ecs, pagerduty, platform_api, policy
 
-ALL = [
+ALL: list[Callable[..., Any]] = [
     policy.load_policy,
     pagerduty.trigger_page,
     pagerduty.acknowledge_page,

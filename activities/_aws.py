@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from temporalio.exceptions import ApplicationError
+
+if TYPE_CHECKING:  # the stubs are a development dependency (the test extra), not a runtime one
+    from types_boto3_cloudwatch import CloudWatchClient
+    from types_boto3_ecs import ECSClient
+    from types_boto3_logs import CloudWatchLogsClient
+
+Service = Literal["ecs", "cloudwatch", "logs"]
 
 # botocore's own retries stay short: Temporal's retry policy decides what happens next.
 _CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=20)
@@ -37,7 +44,13 @@ _PERMANENT = {
 _CREATING = threading.Lock()
 
 
-def client(service: str, region: str) -> Any:
+@overload
+def client(service: Literal["ecs"], region: str) -> ECSClient: ...
+@overload
+def client(service: Literal["cloudwatch"], region: str) -> CloudWatchClient: ...
+@overload
+def client(service: Literal["logs"], region: str) -> CloudWatchLogsClient: ...
+def client(service: Service, region: str) -> ECSClient | CloudWatchClient | CloudWatchLogsClient:
     """One client per service and region. Clients are safe to share between the activity
     threads; creating them from boto3's default session is not, hence the lock."""
     with _CREATING:
@@ -45,7 +58,7 @@ def client(service: str, region: str) -> Any:
 
 
 @functools.lru_cache(maxsize=32)
-def _client(service: str, region: str) -> Any:
+def _client(service: Service, region: str) -> ECSClient | CloudWatchClient | CloudWatchLogsClient:
     return boto3.client(service, region_name=region, config=_CONFIG)
 
 

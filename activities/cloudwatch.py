@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 from temporalio import activity
 
 from activities._aws import aws_error, client
 from contracts import LogScan, LogScanRequest, MetricLevel, MetricQuery, MetricReading, MetricsRequest
+
+if TYPE_CHECKING:
+    from types_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
 
 MAX_LOG_EVENTS = 1000
 SAMPLES = 5
@@ -55,7 +59,7 @@ def read_metrics(request: MetricsRequest) -> list[MetricReading]:
         by_region.setdefault(query.region or request.region, []).append((index, query))
     values: dict[int, list[float]] = {}
     for region, queries in by_region.items():
-        data_queries = [
+        data_queries: list[MetricDataQueryTypeDef] = [
             {
                 "Id": f"m{index}",
                 "MetricStat": {
@@ -89,7 +93,8 @@ def read_metrics(request: MetricsRequest) -> list[MetricReading]:
 def scan_error_logs(request: LogScanRequest) -> LogScan:
     logs = client("logs", request.region)
     since = datetime.now(UTC) - request.lookback
-    count, samples = 0, []
+    count = 0
+    samples: list[str] = []
     try:
         paginator = logs.get_paginator("filter_log_events")
         pages = paginator.paginate(

@@ -6,7 +6,7 @@ still where the plan found it, and they recognise their own finished work on a r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 from temporalio import activity
@@ -15,8 +15,12 @@ from temporalio.exceptions import ApplicationError
 from activities._aws import aws_error, client
 from contracts import DeploymentRequest, DeploymentState, RemediationAction, RemediationPlan, RemediationRecord
 
+if TYPE_CHECKING:
+    from types_boto3_ecs import ECSClient
+    from types_boto3_ecs.type_defs import ServiceTypeDef, TaskDefinitionTypeDef
 
-def _service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
+
+def _service(ecs: ECSClient, cluster: str, service: str) -> ServiceTypeDef:
     found = ecs.describe_services(cluster=cluster, services=[service])
     if not found.get("services"):
         reasons = "; ".join(f.get("reason", "?") for f in found.get("failures", []))
@@ -28,19 +32,19 @@ def _service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
     return found["services"][0]
 
 
-def _primary_deployment_id(service: dict[str, Any]) -> str | None:
+def _primary_deployment_id(service: ServiceTypeDef) -> str | None:
     for deployment in service.get("deployments", []):
         if deployment.get("status") == "PRIMARY":
             return deployment.get("id")
     return None
 
 
-def _canonical(ecs: Any, task_definition: str) -> dict[str, Any]:
+def _canonical(ecs: ECSClient, task_definition: str) -> TaskDefinitionTypeDef:
     """The task definition as ECS describes it: services may name it as family:revision."""
     return ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
 
 
-def _previous_revision(ecs: Any, current: dict[str, Any]) -> str | None:
+def _previous_revision(ecs: ECSClient, current: TaskDefinitionTypeDef) -> str | None:
     """The highest ACTIVE revision of the same family below the one running."""
     family, revision = current["family"], current["revision"]
     paginator = ecs.get_paginator("list_task_definitions")
@@ -78,6 +82,10 @@ def set_service_task_definition(plan: RemediationPlan) -> RemediationRecord:
     """Roll the service to `plan.to_task_definition`, only from `plan.from_task_definition`."""
     ecs = client("ecs", plan.region)
     name = f"{plan.cluster}/{plan.service}"
+    if plan.to_task_definition is None:  # the workflow never builds such a plan
+        raise ApplicationError(
+            f"plan {plan.plan_id} names no task definition for {name}", type="InvalidPlan", non_retryable=True
+        )
     try:
         running = _canonical(ecs, _service(ecs, plan.cluster, plan.service)["taskDefinition"])["taskDefinitionArn"]
         if running == plan.to_task_definition:

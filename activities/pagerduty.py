@@ -9,8 +9,9 @@ from __future__ import annotations
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
+import httpx2
 import pagerduty
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -28,13 +29,15 @@ from contracts import (
 
 TRANSIENT = (429, 500, 502, 503, 504)
 
+Client = TypeVar("Client", bound=pagerduty.ApiClient)
 
-def _bounded(client: pagerduty.ApiClient) -> pagerduty.ApiClient:
+
+def _bounded(client: Client) -> Client:
     client.retry = {status: 1 for status in TRANSIENT}
     client.max_http_attempts = 1
     client.max_network_attempts = 0
     client.sleep_timer = 0.5
-    client.timeout = 20.0
+    client.timeout = 20
     return client
 
 
@@ -49,11 +52,12 @@ def _tls(config: settings.Settings) -> dict[str, Any]:
 _per_thread = threading.local()
 
 
-def _cached(key: tuple[str, ...], build: Callable[[], pagerduty.ApiClient]) -> Any:
+def _cached(key: tuple[str, ...], build: Callable[[], Client]) -> Client:
     clients: dict[tuple[str, ...], pagerduty.ApiClient] = _per_thread.__dict__.setdefault("clients", {})
     if key not in clients:
         clients[key] = _bounded(build())
-    return clients[key]
+    # the key's first part ("events", "rest") names the kind of client that `build` makes
+    return cast(Client, clients[key])
 
 
 def events_client() -> pagerduty.EventsApiV2Client:
@@ -107,10 +111,11 @@ def _failure(err: pagerduty.Error, action: str) -> ApplicationError:
     return _rejected(response.status_code, response.text, action)
 
 
-def _checked(response, action: str) -> dict:  # noqa: ANN001 - the client's HTTP response
+def _checked(response: httpx2.Response, action: str) -> dict[str, Any]:
     if not response.is_success:
         raise _rejected(response.status_code, response.text, action)
-    return response.json()
+    body: dict[str, Any] = response.json()  # PagerDuty's REST API answers with a JSON object
+    return body
 
 
 @activity.defn
@@ -159,7 +164,11 @@ def find_pagerduty_incident(dedup_key: str) -> PagerDutyRef:
 
 def _find(dedup_key: str) -> PagerDutyRef:
     client = rest_client()
-    params = {"incident_key": dedup_key, "statuses[]": ["triggered", "acknowledged"], "limit": 25}
+    params: dict[str, str | int | list[str]] = {
+        "incident_key": dedup_key,
+        "statuses[]": ["triggered", "acknowledged"],
+        "limit": 25,
+    }
     try:
         body = _checked(client.get("/incidents", params=params), "list incidents")
     except pagerduty.Error as err:
@@ -190,11 +199,11 @@ def _add_note(request: NoteRequest) -> str:
         existing = _checked(client.get(path), "list notes").get("notes", [])
         for note in existing:
             if note.get("content", "").rstrip().endswith(marker):
-                return note["id"]
+                return str(note["id"])
         created = _checked(client.post(path, json={"note": {"content": f"{request.content}\n\n{marker}"}}), "add note")
     except pagerduty.Error as err:
         raise _failure(err, "add note") from err
-    return created["note"]["id"]
+    return str(created["note"]["id"])
 
 
 @activity.defn
