@@ -5,7 +5,7 @@ on shape and validation. The modules split them by concern; this package re-expo
 name, so `from contracts import X` works whichever module X lives in.
 """
 
-from contracts.alerts import Alert, PagerDutyEvent, incident_workflow_id, new_incident_id
+from contracts.alerts import Alert, PagerDutyEvent, PagerDutyEventType, incident_workflow_id, new_incident_id
 from contracts.approvals import (
     Acknowledge,
     ApprovalRule,
@@ -40,6 +40,7 @@ from contracts.paging import (
     PageAndNote,
     PagerDutyNote,
     PagerDutyRef,
+    PagerDutySeverity,
     PagerDutySync,
     PagerDutySynced,
     PageRequest,
@@ -82,6 +83,7 @@ __all__ = [
     # alerts
     "Alert",
     "PagerDutyEvent",
+    "PagerDutyEventType",
     "incident_workflow_id",
     "new_incident_id",
     # policy
@@ -113,6 +115,7 @@ __all__ = [
     "PagerDutyNote",
     "PagerDutySync",
     "PagerDutySynced",
+    "PagerDutySeverity",
     "PageRequest",
     "PagerDutyRef",
     # systems

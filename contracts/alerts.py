@@ -32,18 +32,21 @@ class Alert(Strict):
     fingerprint: str | None = Field(default=None, max_length=512)
 
 
+PagerDutyEventType = Literal[
+    "incident.acknowledged",
+    "incident.escalated",
+    "incident.reassigned",
+    "incident.resolved",
+    "incident.unacknowledged",
+    "incident.delegated",
+]
+
+
 class PagerDutyEvent(Strict):
     """Something a person did in PagerDuty (webhooks v3), signalled into the incident."""
 
     event_id: str
-    event_type: Literal[
-        "incident.acknowledged",
-        "incident.escalated",
-        "incident.reassigned",
-        "incident.resolved",
-        "incident.unacknowledged",
-        "incident.delegated",
-    ]
+    event_type: PagerDutyEventType
     incident_id: str
     agent: str  # who, as PagerDuty names them
     occurred_at: datetime

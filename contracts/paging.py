@@ -16,11 +16,14 @@ class PagerDutyRef(Strict):
     escalation_level: int = 1
 
 
+PagerDutySeverity = Literal["critical", "error", "warning", "info"]  # PagerDuty's scale, not P0-P3
+
+
 class PageRequest(Strict):
     dedup_key: str
     summary: str
     source: str
-    severity: Literal["critical", "error", "warning", "info"]  # PagerDuty's scale, not P0-P3
+    severity: PagerDutySeverity
     details: dict[str, str] = Field(default_factory=dict)
 
 

@@ -11,7 +11,7 @@ Updates, pager, approval gate, verification) lives in `workflows.kit`.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from temporalio import workflow
@@ -55,6 +55,10 @@ from workflows.kit.options import ACT, READ
 from workflows.kit.runbook import LEAN, RunbookCancelled, RunbookWorkflow
 from workflows.kit.timeline import cause, fmt
 
+if TYPE_CHECKING:
+    from contracts import PagerDutySeverity
+    from workflows.kit.approval import ApprovalGate
+
 # The runbook's step ids, in its order; a test keeps runbooks/p0-incident-response.md in step.
 STEPS = (
     "classify",
@@ -70,7 +74,12 @@ STEPS = (
     "resolve",
 )
 
-PAGERDUTY_SEVERITY = {Severity.P0: "critical", Severity.P1: "error", Severity.P2: "warning", Severity.P3: "info"}
+PAGERDUTY_SEVERITY: dict[Severity, PagerDutySeverity] = {
+    Severity.P0: "critical",
+    Severity.P1: "error",
+    Severity.P2: "warning",
+    Severity.P3: "info",
+}
 # Every alert resolved before anyone acknowledged: what the policy does unless it says.
 KEEP_PAGING_ON_CLEAR = {Severity.P0, Severity.P1}
 
@@ -81,6 +90,7 @@ class IncidentResponseWorkflow(RunbookWorkflow):
     closed = frozenset({IncidentStatus.RESOLVED, IncidentStatus.ESCALATED, IncidentStatus.CANCELLED})
     status_key = SEARCH_STATUS
     passing = frozenset({IncidentStatus.DIAGNOSING, IncidentStatus.REMEDIATING, IncidentStatus.UNDOING})
+    gate: ApprovalGate[RemediationPlan]  # the kit's gate, holding this runbook's plans
 
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:

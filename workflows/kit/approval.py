@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from temporalio import workflow
 
@@ -34,13 +34,15 @@ class Plan(Protocol):
     def describe(self) -> str: ...
 
 
+P = TypeVar("P", bound=Plan)
+
 Wait = Callable[[Callable[[], bool], timedelta | None], Awaitable[bool]]
 
 
-class ApprovalGate:
+class ApprovalGate(Generic[P]):
     def __init__(self, timeline: Timeline) -> None:
         self.timeline = timeline
-        self.pending: Plan | None = None
+        self.pending: P | None = None
         self.decision: Decision | None = None
         self.given: list[Decision] = []
         # approval rules per risk level; runs from before them had one approver from `approvers`
@@ -50,7 +52,7 @@ class ApprovalGate:
     def reset(self) -> None:
         self.decision, self.given = None, []
 
-    def arm(self, plan: Plan, policy: Policy, rules_mode: bool) -> None:
+    def arm(self, plan: P, policy: Policy, rules_mode: bool) -> None:
         """Rules first, then the plan: validators see a plan only with its rules known."""
         self.rules_mode = rules_mode
         self.rule = policy.rule_for(plan.action_name) if rules_mode else None
@@ -58,11 +60,11 @@ class ApprovalGate:
 
     async def decide(
         self,
-        plan: Plan,
+        plan: P,
         policy: Policy,
         wait: Wait,
         withdrawn: Callable[[], str | None],
-        climb: Callable[[str, Plan], Awaitable[None]],
+        climb: Callable[[str, P], Awaitable[None]],
         lean: bool,
     ) -> Decision | None:
         """Waits on the ladder's rungs, then to the timeout. None: withdrawn before a decision."""

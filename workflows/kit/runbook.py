@@ -49,6 +49,8 @@ class RunbookWorkflow:
     # Statuses that last seconds: lean runs show them in the view but do not index them.
     passing: frozenset[str] = frozenset()
     status_key: SearchAttributeKey[str] | None = None
+    # The kit holds plans of any kind (ApprovalGate is invariant in it); a runbook narrows it to its own.
+    gate: ApprovalGate[Any]
 
     def init_kit(self, note_prefix: str, opened_by: str, status: StrEnum) -> None:
         self.opened_by = opened_by
