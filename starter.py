@@ -4,6 +4,7 @@ It names the workflow by its type, so that clients need not import the workflow 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +46,7 @@ async def incident_id_of(handle: WorkflowHandle) -> str:
     return str(await description.memo_value("incident_id", default=handle.id))
 
 
-def runbook_status(memo: dict[str, Any], execution: WorkflowExecution) -> str | None:
+def runbook_status(memo: Mapping[str, Any], execution: WorkflowExecution) -> str | None:
     """The runbook's own status: its `...Status` keyword search attribute, kept current on every
     change; else the memo (runs from before the lean kit kept it there at every step)."""
     for pair in execution.typed_search_attributes:

@@ -342,7 +342,8 @@ async def main() -> None:
             client = await Client.connect(config.temporal_address, data_converter=pydantic_data_converter)
             bench = Bench(client, clock, region, uuid.uuid4().hex[:6], load_policy_file(policy))
 
-            pages, floors = [], []
+            pages: list[float] = []
+            floors: list[float] = []
             for n, target in enumerate(targets):
                 warming = n < args.warm_up
                 timeout = 90 if n == 0 else 30  # the first waits for both workers to come up

@@ -33,7 +33,7 @@ from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from contracts import Acknowledge, Alert, Approve, IncidentStatus, Reject, Severity  # noqa: E402
+from contracts import Acknowledge, Alert, Approve, IncidentStatus, IncidentView, Reject, Severity  # noqa: E402
 from starter import open_or_join_incident  # noqa: E402
 from tests.fakes import FakePlatform  # noqa: E402
 from tests.policies import default_policy  # noqa: E402
@@ -46,7 +46,7 @@ VENV_BIN = Path(sys.executable).parent
 Scenario = Callable[[WorkflowEnvironment, WorkflowHandle], Awaitable[None]]
 
 
-async def until(handle: WorkflowHandle, check: Callable[[object], bool]) -> None:
+async def until(handle: WorkflowHandle, check: Callable[[IncidentView], bool]) -> None:
     for _ in range(600):
         if check(await handle.query(IncidentResponseWorkflow.view)):
             return
@@ -54,12 +54,12 @@ async def until(handle: WorkflowHandle, check: Callable[[object], bool]) -> None
     raise RuntimeError("the incident never reached the state")
 
 
-def status_is(status: IncidentStatus) -> Callable[[object], bool]:
-    return lambda view: view.status == status  # type: ignore[attr-defined]
+def status_is(status: IncidentStatus) -> Callable[[IncidentView], bool]:
+    return lambda view: view.status == status
 
 
-def pending(view: object) -> bool:
-    return view.pending_approval is not None  # type: ignore[attr-defined]
+def pending(view: IncidentView) -> bool:
+    return view.pending_approval is not None
 
 
 async def resolved_by_rollback(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
@@ -69,6 +69,7 @@ async def resolved_by_rollback(env: WorkflowEnvironment, handle: WorkflowHandle)
     await until(handle, pending)
     await env.sleep(timedelta(minutes=2))
     view = await handle.query(IncidentResponseWorkflow.view)
+    assert view.pending_approval is not None
     await handle.execute_update(
         IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=view.pending_approval.plan_id)
     )
@@ -83,11 +84,9 @@ async def rejected(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
             handle,
             lambda v: (
                 v.status == IncidentStatus.ESCALATED
-                or (  # type: ignore[attr-defined]
-                    v.pending_approval is not None and v.pending_approval.plan_id not in seen
-                )
+                or (v.pending_approval is not None and v.pending_approval.plan_id not in seen)
             ),
-        )  # type: ignore[attr-defined]
+        )
         view = await handle.query(IncidentResponseWorkflow.view)
         if view.pending_approval is None:
             return

@@ -84,7 +84,8 @@ def from_cloudwatch_alarm(alarm: dict[str, Any], message_id: str) -> list[Incomi
     state = str(alarm.get("NewStateValue", ""))
     if state not in ("ALARM", "OK"):
         return []
-    trigger = alarm.get("Trigger") if isinstance(alarm.get("Trigger"), dict) else {}
+    raw_trigger = alarm.get("Trigger")
+    trigger: dict[str, Any] = raw_trigger if isinstance(raw_trigger, dict) else {}
     listed = trigger.get("Dimensions")
     dimensions = {
         str(d.get("name")): str(d.get("value"))
@@ -133,7 +134,8 @@ def _first_metric(configuration: dict[str, Any]) -> tuple[str | None, str | None
         stat = entry.get("metricStat") if isinstance(entry, dict) else None
         metric = stat.get("metric") if isinstance(stat, dict) else None
         if isinstance(metric, dict):
-            dims = metric.get("dimensions") if isinstance(metric.get("dimensions"), dict) else {}
+            raw_dims = metric.get("dimensions")
+            dims: dict[str, Any] = raw_dims if isinstance(raw_dims, dict) else {}
             return (
                 _str_or_none(metric.get("namespace")),
                 _str_or_none(metric.get("name")),

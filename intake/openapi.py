@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook
@@ -35,7 +36,7 @@ def _operation(
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    models = [AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook]
+    models: list[type[BaseModel]] = [AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook]
     refs, top = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     schema = {m.__name__: refs[(m, "validation")] for m in models}
     return {

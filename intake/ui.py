@@ -154,7 +154,8 @@ def as_incident(workflow_type: str, view: dict[str, Any]) -> IncidentView | None
 
 
 def plan_fields(plan: dict[str, Any]) -> dict[str, Any]:
-    fields = plan.get("fields") if isinstance(plan.get("fields"), dict) else plan
+    nested = plan.get("fields")
+    fields: dict[str, Any] = nested if isinstance(nested, dict) else plan
     return {key: value for key, value in fields.items() if key != "plan_id" and value is not None}
 
 

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -29,6 +29,7 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
     Client,
     RPCError,
+    WorkflowExecution,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -495,14 +496,14 @@ def _policy(config: settings.Settings):  # noqa: ANN202
         raise CliError(str(err)) from None
 
 
-def _execution_status(status: WorkflowExecutionStatus | int | None) -> str:
+def _execution_status(status: int | None) -> str:
     if status is None:
         return "unknown"
-    name = WorkflowExecutionStatus.Name(status)
+    name = WorkflowExecutionStatus.Name(WorkflowExecutionStatus.ValueType(status))
     return name.removeprefix("WORKFLOW_EXECUTION_STATUS_").lower()
 
 
-def _run_status(memo: dict[str, Any], execution: Any) -> str:
+def _run_status(memo: Mapping[str, Any], execution: WorkflowExecution) -> str:
     """The runbook's own status (search attribute, else memo), else Temporal's."""
     return runbook_status(memo, execution) or _execution_status(execution.status)
 
@@ -513,7 +514,8 @@ def describe_plan(plan: dict[str, Any]) -> str:
         return RemediationPlan.model_validate(plan).describe()
     except ValidationError:
         pass
-    fields = plan.get("fields") if isinstance(plan.get("fields"), dict) else plan
+    nested = plan.get("fields")
+    fields: dict[str, Any] = nested if isinstance(nested, dict) else plan
     return ", ".join(f"{key}={value}" for key, value in fields.items() if key != "plan_id" and value is not None)
 
 
