@@ -260,6 +260,7 @@ def test_a_repeated_trigger_pages_once_and_notes_are_idempotent(pagerduty_env: E
     run(pagerduty.trigger_page, page(key))
     run(pagerduty.trigger_page, page(key))  # an activity retry
     ref = run(pagerduty.find_pagerduty_incident, key)
+    assert ref.incident_id is not None
     note = NoteRequest(incident_id=ref.incident_id, note_key="INC-1/initial", content="hello")
     assert run(pagerduty.add_pagerduty_note, note) == run(pagerduty.add_pagerduty_note, note)
     run(pagerduty.escalate_pagerduty_incident, EscalateRequest(incident_id=ref.incident_id, level=2))

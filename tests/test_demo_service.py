@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
@@ -26,6 +26,9 @@ from devstack.aws_seed import seed
 from devstack.demo import break_service, current_task_definition, fault_of, heal_service
 from devstack.demo_service import METRICS_NAMESPACE, create_app
 from devstack.net import free_port, wait_for_http
+
+if TYPE_CHECKING:
+    from types_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
 
 CLUSTER = aws_seed.CLUSTER
 SERVICE = aws_seed.SERVICE
@@ -279,7 +282,7 @@ def test_emergency_switch_without_a_configured_token_is_open(deployed: str) -> N
 
 def _maxima(names: list[str], start: datetime) -> dict[str, list[float]]:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    queries = [
+    queries: list[MetricDataQueryTypeDef] = [
         {
             "Id": f"m{i}",
             "Label": name,

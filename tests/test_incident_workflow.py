@@ -33,6 +33,7 @@ from contracts import (
     IncidentStatus,
     IncidentView,
     PagerDutyEvent,
+    PagerDutyEventType,
     Policy,
     Reject,
     RemediationAction,
@@ -208,10 +209,7 @@ async def test_rejection_escalates_without_acting(harness: Harness) -> None:
         )
         view = await harness.until(
             handle,
-            lambda v, seen=plan.plan_id: (
-                v.status == IncidentStatus.ESCALATED
-                or (v.pending_approval is not None and v.pending_approval.plan_id != seen)
-            ),
+            moved_past(plan.plan_id),
         )
     assert rejected == [
         RemediationAction.ROLLBACK,
@@ -237,15 +235,17 @@ async def test_refused_commands_change_nothing(dev_harness: Harness) -> None:
     assert "nothing awaits approval" in str(err.value.cause)
     view = await harness.awaiting_approval(handle)
     plan_id = view.pending_approval.plan_id
-    refusals = {
+    refusals: dict[str, Approve | Reject] = {
         "unknown plan plan-000000000000": Approve(by="bob", plan_id="plan-000000000000"),
         "mallory may not approve": Approve(by="mallory", plan_id=plan_id),
         "mallory may not approve or reject": Reject(by="mallory", plan_id=plan_id, reason="no"),
     }
     for expected, request in refusals.items():
-        update = IncidentResponseWorkflow.approve if isinstance(request, Approve) else IncidentResponseWorkflow.reject
         with pytest.raises(WorkflowUpdateFailedError) as err:
-            await handle.execute_update(update, request)
+            if isinstance(request, Approve):
+                await handle.execute_update(IncidentResponseWorkflow.approve, request)
+            else:
+                await handle.execute_update(IncidentResponseWorkflow.reject, request)
         assert expected in str(err.value.cause)
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="mallory"))
@@ -368,7 +368,15 @@ async def test_a_redelivered_alert_changes_nothing(harness: Harness) -> None:
     await handle.terminate("test done")
 
 
-def pagerduty_event(event_type: str, event_id: str) -> PagerDutyEvent:
+def moved_past(plan_id: str) -> Callable[[IncidentView], bool]:
+    """Escalated, or another plan awaits approval."""
+    return lambda v: (
+        v.status == IncidentStatus.ESCALATED
+        or (v.pending_approval is not None and v.pending_approval.plan_id != plan_id)
+    )
+
+
+def pagerduty_event(event_type: PagerDutyEventType, event_id: str) -> PagerDutyEvent:
     return PagerDutyEvent(
         event_id=event_id, event_type=event_type, incident_id="PFAKE01", agent="Jane Doe", occurred_at=datetime.now(UTC)
     )

@@ -70,13 +70,15 @@ class Intake:
     def workflow_id(self, service: str | None = None) -> str:
         return f"incident/{service or self.service}/{REGION}"
 
-    async def post(self, path: str, body: Any, token: str | None = TOKEN, **headers: str) -> httpx.Response:
+    async def post(self, path: str, body: Any, token: str | None = TOKEN, **headers: str | bytes) -> httpx.Response:
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
         sent = {"content-type": "application/json", **headers}
         if token is not None:
             sent["authorization"] = f"Bearer {token}"
         async with httpx.AsyncClient(timeout=30) as http:
-            return await http.post(f"{self.url}{path}", content=content, headers=sent)
+            # a header may be raw bytes (a non-ASCII signature): httpx sends them as they are, but
+            # its annotation takes all-str or all-bytes mappings only
+            return await http.post(f"{self.url}{path}", content=content, headers=sent)  # type: ignore[arg-type]
 
     async def view(self, service: str | None = None) -> Any:
         handle = self.client.get_workflow_handle(self.workflow_id(service))

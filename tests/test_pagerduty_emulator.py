@@ -792,7 +792,7 @@ def test_fuzz_listing_and_emulator_endpoints_never_5xx(
     fuzz_client: TestClient, params: list[tuple[str, str]], body: bytes
 ) -> None:
     client = fuzz_client
-    listing = client.get("/incidents", params=params, headers={"Authorization": "Token token=fuzz"})
+    listing = client.get("/incidents", params=tuple(params), headers={"Authorization": "Token token=fuzz"})
     assert listing.status_code in (200, 400), listing.text
     faults = client.post("/_emulator/faults", content=body)
     assert faults.status_code in (200, 400), faults.text

@@ -99,7 +99,7 @@ def test_string_to_sign_notification_with_subject() -> None:
 
 @pytest.mark.parametrize("subject", ["absent", None])
 def test_string_to_sign_notification_without_subject(subject: str | None) -> None:
-    message = {
+    message: dict[str, str | None] = {
         "Type": "Notification",
         "MessageId": "m-1",
         "TopicArn": TOPIC_ARN,
