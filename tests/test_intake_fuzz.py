@@ -14,7 +14,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contracts import Alert, PagerDutyEvent
+from contracts import Alert, PagerDutyEvent, Policy
 from intake import sns
 from intake.app import create_app
 from tests import sns_signing
@@ -29,7 +29,7 @@ class AcceptingHandoff:
     def __init__(self) -> None:
         self.taken: list[Any] = []
 
-    async def alert(self, alert: Alert, sender: str) -> str:
+    async def alert(self, alert: Alert, sender: str, policy: Policy | None = None) -> str:
         self.taken.append(alert)
         return f"incident/{alert.service}/{alert.region}"
 
@@ -51,7 +51,7 @@ async def _never_confirm(url: str) -> None:
 
 APP = create_app(
     config_for(POLICY),
-    AcceptingHandoff(),  # type: ignore[arg-type]
+    AcceptingHandoff(),  # type: ignore[arg-type]  # a duck-typed Handoff: keep its methods' signatures in step
     sns_verifier=sns.SnsVerifier(
         [sns_signing.TOPIC_ARN],
         sns.CertificateStore(preloaded={sns_signing.identity().cert_url: sns_signing.identity().cert_pem}),
