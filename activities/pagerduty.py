@@ -6,6 +6,7 @@ get at most one short retry, so an activity returns and Temporal's retry policy 
 
 from __future__ import annotations
 
+import functools
 import ssl
 import threading
 from collections.abc import Callable
@@ -44,7 +45,14 @@ def _bounded(client: Client) -> Client:
 def _tls(config: settings.Settings) -> dict[str, Any]:
     if not config.pagerduty_ca_bundle:
         return {}
-    return {"verify": ssl.create_default_context(cafile=config.pagerduty_ca_bundle)}
+    return {"verify": _trusting(config.pagerduty_ca_bundle)}
+
+
+@functools.lru_cache(maxsize=4)
+def _trusting(ca_bundle: str) -> ssl.SSLContext:
+    """One context per CA file for every client and thread (a context is safe to share and
+    costs memory: one per activity thread added megabytes)."""
+    return ssl.create_default_context(cafile=ca_bundle)
 
 
 # One client per activity thread and configuration: its connection stays open, so a page
