@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from contracts import Acknowledge, Alert, Approve, IncidentStatus, IncidentView, Reject, Severity  # noqa: E402
 from starter import open_or_join_incident  # noqa: E402
-from tests.fakes import FakePlatform  # noqa: E402
+from tests.fakes import FakePlatform, skip_time  # noqa: E402
 from tests.policies import default_policy  # noqa: E402
 from worker import ensure_search_attributes  # noqa: E402
 from workflows.incident_response import IncidentResponseWorkflow  # noqa: E402
@@ -64,10 +64,10 @@ def pending(view: IncidentView) -> bool:
 
 async def resolved_by_rollback(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     await until(handle, status_is(IncidentStatus.AWAITING_ACK))
-    await env.sleep(timedelta(minutes=1))
+    await skip_time(env, timedelta(minutes=1))
     await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
     await until(handle, pending)
-    await env.sleep(timedelta(minutes=2))
+    await skip_time(env, timedelta(minutes=2))
     view = await handle.query(IncidentResponseWorkflow.view)
     assert view.pending_approval is not None
     await handle.execute_update(
@@ -91,7 +91,7 @@ async def rejected(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
         if view.pending_approval is None:
             return
         seen.add(view.pending_approval.plan_id)
-        await env.sleep(timedelta(minutes=1))
+        await skip_time(env, timedelta(minutes=1))
         await handle.execute_update(
             IncidentResponseWorkflow.reject, Reject(by="bob", plan_id=view.pending_approval.plan_id, reason="not now")
         )
@@ -99,10 +99,10 @@ async def rejected(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
 
 async def escalated(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     await until(handle, status_is(IncidentStatus.AWAITING_ACK))
-    await env.sleep(timedelta(minutes=45))
+    await skip_time(env, timedelta(minutes=45))
     await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
     await until(handle, pending)
-    await env.sleep(timedelta(minutes=31))
+    await skip_time(env, timedelta(minutes=31))
 
 
 SCENARIOS: dict[str, Scenario] = {

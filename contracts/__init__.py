@@ -15,6 +15,7 @@ from contracts.approvals import (
     Comment,
     Decision,
     LadderStep,
+    OperatorReply,
     Reject,
     RiskLevel,
 )
@@ -29,7 +30,6 @@ from contracts.incident import (
     IncidentResult,
     IncidentStatus,
     IncidentView,
-    OperatorReply,
     RemediationAction,
     RemediationPlan,
     RemediationRecord,

@@ -96,3 +96,10 @@ class Decision(Strict):
     at: datetime
     plan_id: str | None = None
     reason: str = ""
+
+
+# Any runbook's answer to an operator's request, with the run's status (each runbook has its
+# own statuses; on the wire a status is its string either way).
+class OperatorReply(Strict):
+    message: str
+    status: str

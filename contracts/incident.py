@@ -48,13 +48,6 @@ class IncidentStatus(StrEnum):
     CANCELLED = "cancelled"  # stopped by an operator; what it had changed and not verified, undone
 
 
-# The incident's answer to an operator's request; here, not with the requests, because it
-# carries the incident's status.
-class OperatorReply(Strict):
-    message: str
-    status: IncidentStatus
-
-
 # --- diagnosis
 
 

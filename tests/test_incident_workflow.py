@@ -40,7 +40,7 @@ from contracts import (
     Severity,
 )
 from starter import open_or_join_incident
-from tests.fakes import CURRENT, PREVIOUS, FakePlatform
+from tests.fakes import CURRENT, PREVIOUS, FakePlatform, skip_time
 from tests.policies import default_policy, scaled
 from workflows.incident_response import IncidentResponseWorkflow
 
@@ -59,6 +59,13 @@ class Harness:
     def after(self, duration: timedelta, extra: float = 1.05) -> timedelta:
         """A policy duration, a little past it."""
         return duration * extra
+
+    async def sleep(self, duration: timedelta) -> None:
+        """The server's clock moves on by `duration` (see `tests.fakes.skip_time`)."""
+        if self.scale != 1.0:
+            await self.env.sleep(duration)
+        else:
+            await skip_time(self.env, duration)
 
     async def open(self, service: str = "hybrid-router", severity: Severity | None = Severity.P0) -> WorkflowHandle:
         region = f"test-{uuid.uuid4().hex[:8]}"  # a fresh target per test: a fresh workflow id
@@ -159,14 +166,14 @@ async def test_escalates_one_level_per_timer_without_ack(harness: Harness) -> No
     p0 = harness.policy.severities[Severity.P0]
     assert p0.escalate_after is not None
 
-    await harness.env.sleep(harness.after(p0.escalate_after))
+    await harness.sleep(harness.after(p0.escalate_after))
     view = await harness.until(handle, lambda v: any(e.event == "escalated" for e in v.timeline))
     assert harness.fake.called("escalate_pagerduty_incident") == [2]
     assert any(e.event == "response target missed" for e in view.timeline)
 
-    await harness.env.sleep(p0.escalate_after)
+    await harness.sleep(p0.escalate_after)
     await harness.until(handle, lambda v: sum(e.event == "escalated" for e in v.timeline) == 2)
-    await harness.env.sleep(p0.escalate_after * 2)  # past the ladder's end: no level 4
+    await harness.sleep(p0.escalate_after * 2)  # past the ladder's end: no level 4
     view = await handle.query(IncidentResponseWorkflow.view)
     assert harness.fake.called("escalate_pagerduty_incident") == [2, 3]
     assert view.status == IncidentStatus.AWAITING_ACK and view.pagerduty.escalation_level == 3
@@ -185,7 +192,7 @@ async def test_escalates_one_level_per_timer_without_ack(harness: Harness) -> No
 async def test_approval_timeout_escalates_without_acting(harness: Harness) -> None:
     handle = await harness.open()
     await harness.awaiting_approval(handle)
-    await harness.env.sleep(harness.after(harness.policy.timers.approval_timeout))
+    await harness.sleep(harness.after(harness.policy.timers.approval_timeout))
     result: IncidentResult = await handle.result()
 
     assert result.view.status == IncidentStatus.ESCALATED
@@ -532,10 +539,10 @@ async def test_the_approval_ladder_reminds_repages_then_denies(harness: Harness)
     )
     handle = await harness.open()
     await harness.awaiting_approval(handle)
-    await harness.env.sleep(timeout * 0.2)
+    await harness.sleep(timeout * 0.2)
     await harness.until(handle, lambda v: any(e.event == "reminder" for e in v.timeline))
     assert harness.fake.called("escalate_pagerduty_incident") == []
-    await harness.env.sleep(timeout * 0.2)
+    await harness.sleep(timeout * 0.2)
     await harness.until(handle, lambda v: any(e.event == "escalated" for e in v.timeline))
     assert harness.fake.called("escalate_pagerduty_incident") == [2]
     result: IncidentResult = await handle.result()
@@ -551,7 +558,7 @@ async def test_low_risk_may_be_approved_by_the_policy_at_the_timeout(harness: Ha
     with_approvals(harness, risk={"rollback": "low"}, rules={"low": {"approvers": ["alice"], "on_timeout": "approve"}})
     handle = await harness.open()
     await harness.awaiting_approval(handle)
-    await harness.env.sleep(harness.after(harness.policy.timers.approval_timeout))
+    await harness.sleep(harness.after(harness.policy.timers.approval_timeout))
     result: IncidentResult = await handle.result()
     assert result.view.decision.by == "policy" and result.view.status == IncidentStatus.RESOLVED
     assert harness.fake.called("set_service_task_definition") == [PREVIOUS]
@@ -677,7 +684,7 @@ async def test_a_p0_that_clears_before_anyone_acknowledges_keeps_paging(dev_harn
     await harness.until(handle, lambda v: any(e.event == "condition cleared" for e in v.timeline))
     p0 = harness.policy.severities[Severity.P0]
     assert p0.escalate_after is not None
-    await harness.env.sleep(harness.after(p0.escalate_after))
+    await harness.sleep(harness.after(p0.escalate_after))
     view = await harness.until(handle, lambda v: any(e.event == "escalated" for e in v.timeline))
     assert view.status == IncidentStatus.AWAITING_ACK and harness.fake.called("resolve_page") == []
     assert "on_clear: keep_paging" in next(e.detail for e in view.timeline if e.event == "condition cleared")

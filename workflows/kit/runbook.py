@@ -116,7 +116,7 @@ class RunbookWorkflow:
         self.pager.audit_note(f"audit-{len(self.timeline)}", f"{event} by {actor}" + (f": {detail}" if detail else ""))
 
     def reply(self, message: str) -> OperatorReply:
-        return OperatorReply(message=message, status=self.status)
+        return OperatorReply(message=message, status=self.status.value)
 
     async def wait(self, condition: Callable[[], bool], timeout: timedelta | None = None) -> bool:
         """Every wait of the runbook: a cancellation by an operator ends it at once."""
