@@ -25,14 +25,9 @@ from contracts import (
     Verification,
     VerifyRequest,
 )
+from contracts.common import format_duration, innermost_message
 
 HEARTBEAT_EVERY = timedelta(seconds=5)
-
-
-def cause(err: BaseException) -> str:
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return str(err) or type(err).__name__
 
 
 async def _metrics(request: MetricsRequest) -> list[MetricReading]:
@@ -40,7 +35,7 @@ async def _metrics(request: MetricsRequest) -> list[MetricReading]:
         return await asyncio.to_thread(cloudwatch.read_metrics, request)
     except Exception as err:  # a failed read is a reading: no data
         return [
-            MetricReading(key=q.key, value=None, level="no-data", within_target=False, detail=cause(err))
+            MetricReading(key=q.key, value=None, level="no-data", within_target=False, detail=innermost_message(err))
             for q in request.queries
         ]
 
@@ -53,13 +48,15 @@ async def diagnose(request: DiagnoseRequest) -> Diagnosis:
         try:
             return await asyncio.to_thread(cloudwatch.scan_error_logs, request.logs)
         except Exception as err:
-            return LogScan(log_group=request.logs.log_group, error_count=0, detail=f"log scan failed: {cause(err)}")
+            return LogScan(
+                log_group=request.logs.log_group, error_count=0, detail=f"log scan failed: {innermost_message(err)}"
+            )
 
     async def deployment() -> tuple[DeploymentState | None, str | None]:
         try:
             return await asyncio.to_thread(ecs.describe_deployment, request.deployment), None
         except Exception as err:
-            return None, cause(err)
+            return None, innermost_message(err)
 
     health, metrics, scan, (state, error) = await asyncio.gather(
         platform_api.check_component_health(request.health), _metrics(request.metrics), logs(), deployment()
@@ -96,21 +93,13 @@ async def verify_slo(request: VerifyRequest) -> Verification:
         if ok:
             good_since = good_since or now
             if now - good_since >= request.window:
-                return Verification(verified=True, detail=f"within SLO for {_fmt(request.window)}")
+                return Verification(verified=True, detail=f"within SLO for {format_duration(request.window)}")
         else:
             good_since = None
         if now + request.interval > request.deadline:
-            return Verification(verified=False, detail=f"not within SLO for {_fmt(request.window)}: {why}")
+            return Verification(verified=False, detail=f"not within SLO for {format_duration(request.window)}: {why}")
         wake = now + request.interval
         while (left := (wake - datetime.now(UTC)).total_seconds()) > 0:
             activity.heartbeat(good_since.isoformat() if good_since else "")
             await asyncio.sleep(min(left, HEARTBEAT_EVERY.total_seconds()))
         activity.heartbeat(good_since.isoformat() if good_since else "")
-
-
-def _fmt(duration: timedelta) -> str:
-    seconds = int(duration.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

@@ -11,7 +11,7 @@ skipped time, and prints history events, activities and timers of the finished r
 - escalated: nobody acknowledges for 45 min (the ladder climbs to level 3), then nobody
   approves within the approval timeout.
 `--check` exits 1 when the rollback scenario is over its budget (80 events, 12 activities).
-`--short` runs the rollback scenario only.
+`--short` runs the rollback scenario only. `BUDGET_DUMP=1` also lists each run's events.
 """
 
 from __future__ import annotations

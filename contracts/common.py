@@ -25,6 +25,24 @@ def _parse_duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 
 
+def format_duration(duration: timedelta | None) -> str:
+    """The policy's own notation back: "90s", "5m", "2h", "1d"; None reads "never"."""
+    if duration is None:
+        return "never"
+    seconds = int(duration.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def innermost_message(err: BaseException) -> str:
+    """A failure as an operator reads it: the innermost message ('activity failed' says nothing)."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err) or type(err).__name__
+
+
 class Strict(BaseModel):
     """Unknown fields are an error: a typo in the policy file must not pass silently."""
 

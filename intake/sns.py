@@ -56,26 +56,11 @@ UNSUBSCRIBE_CONFIRMATION: Final = "UnsubscribeConfirmation"
 
 # Keys of the string to sign, per Type, in the byte order AWS documents.
 # Subject is optional and only signed when the message carries it.
+_CONFIRMATION_KEYS: Final = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
 _SIGNED_KEYS: Final[dict[str, tuple[str, ...]]] = {
     NOTIFICATION: ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
-    SUBSCRIPTION_CONFIRMATION: (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
-    UNSUBSCRIBE_CONFIRMATION: (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
+    SUBSCRIPTION_CONFIRMATION: _CONFIRMATION_KEYS,
+    UNSUBSCRIBE_CONFIRMATION: _CONFIRMATION_KEYS,
 }
 _OPTIONAL_SIGNED_KEYS: Final = frozenset({"Subject"})
 _ENVELOPE_KEYS: Final = ("SignatureVersion", "Signature", "SigningCertURL")

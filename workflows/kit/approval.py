@@ -91,24 +91,17 @@ class ApprovalGate(Generic[P]):
             self.timeline.record("proposal withdrawn", reason)
             return None
         if self.decision is None and not decided:
-            if self.rule is not None and self.rule.on_timeout == "approve":
-                self.decision = Decision(
-                    approved=True,
-                    by="policy",
-                    at=workflow.now(),
-                    plan_id=plan.plan_id,
-                    reason=f"low risk, no decision within {fmt(timeout)}",
-                )
-                self.timeline.record("approved by policy", self.decision.reason)
-            else:
-                self.decision = Decision(
-                    approved=False,
-                    by="runbook",
-                    at=workflow.now(),
-                    plan_id=plan.plan_id,
-                    reason=f"no decision within {fmt(timeout)}",
-                )
-                self.timeline.record("approval timed out", self.decision.reason)
+            # the policy's final answer: approve (low risk only, where it says so) or deny
+            approves = self.rule is not None and self.rule.on_timeout == "approve"
+            why = f"{'low risk, ' if approves else ''}no decision within {fmt(timeout)}"
+            self.decision = Decision(
+                approved=approves,
+                by="policy" if approves else "runbook",
+                at=workflow.now(),
+                plan_id=plan.plan_id,
+                reason=why,
+            )
+            self.timeline.record("approved by policy" if approves else "approval timed out", why)
         assert self.decision is not None
         return self.decision
 

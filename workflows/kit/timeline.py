@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from contracts import TimelineEntry
+    from contracts.common import TimelineEntry, format_duration, innermost_message
 
 
 class Timeline:
@@ -24,18 +22,6 @@ class Timeline:
         return len(self.entries)
 
 
-def fmt(duration: timedelta | None) -> str:
-    if duration is None:
-        return "never"
-    seconds = int(duration.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def cause(err: BaseException) -> str:
-    """The innermost message: 'activity failed' says nothing an operator can use."""
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return str(err) or type(err).__name__
+# Short names for the steps' messages.
+fmt = format_duration
+cause = innermost_message
