@@ -10,31 +10,32 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 
-from contracts import Alert, IncidentInput, IncidentResult, Policy, incident_workflow_id, new_incident_id
+from contracts import Alert, IncidentInput, IncidentResult, incident_workflow_id, new_incident_id
+from signing import Signer
 
 WORKFLOW_TYPE = "IncidentResponseWorkflow"
 
 
 async def open_or_join_incident(
-    client: Client, alert: Alert, opened_by: str, task_queue: str, policy: Policy | None = None
+    client: Client, alert: Alert, opened_by: str, task_queue: str, signer: Signer
 ) -> WorkflowHandle:
     """Signal-with-start: the first alert for a target opens its incident, later ones join it.
 
-    The policy, when given, travels with the start, so the run reads no policy file first and
-    the page goes out in its first workflow task.
+    The alert is signed by the intake's `signer` for this workflow, in the name of `opened_by`:
+    the run takes no alert it cannot verify. The run reads its policy from the worker's own file,
+    never from the start (which anyone who can reach Temporal could write).
     """
     workflow_id = incident_workflow_id(alert.service, alert.region)
     now = datetime.now(UTC)
     incident_id = new_incident_id(workflow_id, now)
+    signed = signer.sign(alert, subject=opened_by, action="alert", workflow_id=workflow_id)
     return await client.start_workflow(
         WORKFLOW_TYPE,
-        IncidentInput(
-            incident_id=incident_id, service=alert.service, region=alert.region, opened_by=opened_by, policy=policy
-        ),
+        IncidentInput(incident_id=incident_id, service=alert.service, region=alert.region, opened_by=opened_by),
         id=workflow_id,
         task_queue=task_queue,
         start_signal="alert",
-        start_signal_args=[alert],
+        start_signal_args=[signed],
         memo={"incident_id": incident_id, "service": alert.service, "region": alert.region},
         result_type=IncidentResult,
     )

@@ -20,6 +20,15 @@ from contracts.approvals import (
     RiskLevel,
 )
 from contracts.common import Duration, Severity, Strict, TimelineEntry
+from contracts.identity import (
+    IdentityError,
+    Statement,
+    Trust,
+    key_id,
+    request_digest,
+    verify_operator,
+    verify_signal,
+)
 from contracts.incident import (
     SEARCH_ATTRIBUTES,
     SEARCH_SERVICE,
@@ -75,6 +84,13 @@ from contracts.systems import (
 )
 
 __all__ = [
+    "IdentityError",
+    "Statement",
+    "Trust",
+    "key_id",
+    "request_digest",
+    "verify_operator",
+    "verify_signal",
     # common
     "Duration",
     "Severity",

@@ -30,6 +30,7 @@ class Alert(Strict):
     # Which alert this is across its states (Alertmanager fingerprint, alarm name): the
     # condition clears when every alert that fired has resolved.
     fingerprint: str | None = Field(default=None, max_length=512)
+    assertion: str | None = None  # signed by the intake (contracts.identity)
 
 
 PagerDutyEventType = Literal[
@@ -50,6 +51,7 @@ class PagerDutyEvent(Strict):
     incident_id: str
     agent: str  # who, as PagerDuty names them
     occurred_at: datetime
+    assertion: str | None = None  # signed by the intake (contracts.identity)
 
 
 def incident_workflow_id(service: str, region: str) -> str:

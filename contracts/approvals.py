@@ -66,28 +66,33 @@ class Approvals(Strict):
 class Acknowledge(Strict):
     by: str = Field(min_length=1)
     note: str | None = None
+    assertion: str | None = None  # signed by the sign-in service (contracts.identity)
 
 
 class Approve(Strict):
     by: str = Field(min_length=1)
     plan_id: str = Field(min_length=1)
     comment: str | None = None
+    assertion: str | None = None  # signed by the sign-in service (contracts.identity)
 
 
 class Reject(Strict):
     by: str = Field(min_length=1)
     plan_id: str = Field(min_length=1)
     reason: str = Field(min_length=1)
+    assertion: str | None = None  # signed by the sign-in service (contracts.identity)
 
 
 class Cancel(Strict):
     by: str = Field(min_length=1)
     reason: str = Field(min_length=1, max_length=2000)
+    assertion: str | None = None  # signed by the sign-in service (contracts.identity)
 
 
 class Comment(Strict):
     by: str = Field(min_length=1)
     text: str = Field(min_length=1, max_length=4000)
+    assertion: str | None = None  # signed by the sign-in service (contracts.identity)
 
 
 class Decision(Strict):

@@ -62,3 +62,4 @@ class TimelineEntry(Strict):
     event: str
     actor: str = "runbook"
     detail: str = ""
+    key_id: str | None = None  # the key that signed the actor's assertion (contracts.identity)

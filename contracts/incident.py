@@ -46,6 +46,7 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"
     ESCALATED = "escalated"  # handed to people; the automated runbook has stopped
     CANCELLED = "cancelled"  # stopped by an operator; what it had changed and not verified, undone
+    REFUSED = "refused"  # started by no alert the intake signed: nothing done, nobody paged
 
 
 # --- diagnosis
@@ -153,6 +154,7 @@ class IncidentView(Strict):
     pagerduty: PagerDutyRef | None
     outcome: str | None
     timeline: list[TimelineEntry]
+    refused_signals: int = 0  # signals not signed by the intake (forged, or replayed), dropped
 
 
 class IncidentResult(Strict):

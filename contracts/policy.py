@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from contracts.approvals import ApprovalRule, Approvals, RiskLevel
 from contracts.common import Duration, Severity, Strict
+from contracts.identity import Trust
 
 
 class SeverityPolicy(Strict):
@@ -119,6 +120,8 @@ class Policy(Strict):
     routes: list[Route] = Field(default_factory=list)
     # A sender's severity label (Alertmanager `severity`, generic `severity`) to P0-P3.
     severity_labels: dict[str, Severity] = Field(default_factory=dict)
+    # Whose signatures the runbooks accept: the sign-in service's (operators) and the intake's.
+    trust: Trust = Field(default_factory=Trust)
 
     @model_validator(mode="after")
     def _every_severity_has_timers(self) -> Policy:

@@ -233,7 +233,7 @@ def create_app(
                     else:
                         incidents.add(joined)
                 else:
-                    incidents.add(await handoff.alert(routed[0], source, config.policy))
+                    incidents.add(await handoff.alert(routed[0], f"intake/{source}"))
             except Unavailable as err:
                 metrics.rejected.labels(source, "temporal-unavailable").inc()
                 log.warning("%s: %s", source, err)

@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
-from contracts import Alert, PagerDutyEvent, Policy, incident_workflow_id
+from contracts import Alert, PagerDutyEvent, incident_workflow_id
+from signing import Signer
 from starter import open_or_join_incident
 
 HANDOFF_TIMEOUT = 4.0  # PagerDuty wants an answer within 5 s; the others are more patient
@@ -55,8 +56,10 @@ class Deliveries:
 
 
 class Handoff:
-    def __init__(self, connect: Callable[[], Awaitable[Client]], task_queue: str) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[Client]], task_queue: str, signer: Signer) -> None:
+        """`signer`: the intake's key; every alert and event it hands over is signed with it."""
         self._connect = connect
+        self.signer = signer
         self._client: Client | None = None
         self._lock = asyncio.Lock()
         self.task_queue = task_queue
@@ -71,13 +74,13 @@ class Handoff:
                         raise Unavailable(f"Temporal is not reachable: {err or type(err).__name__}") from err
         return self._client
 
-    async def alert(self, alert: Alert, sender: str, policy: Policy | None = None) -> str:
-        """Signal-with-start; returns the incident's workflow id. The policy the intake routed
-        by travels with the start, so the incident pages without reading it again."""
+    async def alert(self, alert: Alert, opened_by: str) -> str:
+        """Signal-with-start, signed in the name of `opened_by` ("intake/alertmanager", or the
+        signed-in operator who triggered it); returns the incident's workflow id."""
         client = await self.client()
         try:
             handle = await asyncio.wait_for(
-                open_or_join_incident(client, alert, f"intake/{sender}", self.task_queue, policy), HANDOFF_TIMEOUT
+                open_or_join_incident(client, alert, opened_by, self.task_queue, self.signer), HANDOFF_TIMEOUT
             )
         except (RPCError, TimeoutError, ConnectionError) as err:
             raise _failed(err, "alert") from err
@@ -86,11 +89,13 @@ class Handoff:
     async def resolution(self, alert: Alert) -> str | None:
         """A resolved alert only joins an open incident: it must never open (and page) one."""
         workflow_id = incident_workflow_id(alert.service, alert.region)
-        return workflow_id if await self._signal(workflow_id, "alert", alert) else None
+        signed = self.signer.sign(alert, subject="intake/resolution", action="alert", workflow_id=workflow_id)
+        return workflow_id if await self._signal(workflow_id, "alert", signed) else None
 
     async def pagerduty_event(self, workflow_id: str, event: PagerDutyEvent) -> bool:
         """Signals the incident; False when there is no such incident running."""
-        return await self._signal(workflow_id, "pagerduty_event", event)
+        signed = self.signer.sign(event, subject="intake/pagerduty", action="pagerduty_event", workflow_id=workflow_id)
+        return await self._signal(workflow_id, "pagerduty_event", signed)
 
     async def _signal(self, workflow_id: str, signal: str, arg: object) -> bool:
         client = await self.client()

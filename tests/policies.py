@@ -5,19 +5,24 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from contracts import Policy, load_policy_file
+from contracts import Policy, Trust, load_policy_file
 from settings import PROJECT_ROOT
+from tests.identity import INTAKE, SIGNIN
+
+TRUST = Trust(operators=[SIGNIN.public_key], intake=[INTAKE.public_key])
 
 
 def default_policy() -> Policy:
     policy = load_policy_file(PROJECT_ROOT / "policy" / "default.yaml")
     assert policy.approvals is not None
     approvals = policy.approvals.model_copy(update={"groups": {"oncall": ["alice"], "leads": ["bob"]}})
-    return policy.model_copy(update={"responders": ["alice"], "approvers": ["alice", "bob"], "approvals": approvals})
+    return policy.model_copy(
+        update={"responders": ["alice"], "approvers": ["alice", "bob"], "approvals": approvals, "trust": TRUST}
+    )
 
 
 def demo_policy() -> Policy:
-    return load_policy_file(PROJECT_ROOT / "policy" / "demo.yaml")
+    return load_policy_file(PROJECT_ROOT / "policy" / "demo.yaml").model_copy(update={"trust": TRUST})
 
 
 def _scale(value: Any, factor: float) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -39,7 +40,9 @@ from contracts import (
     RemediationAction,
     Severity,
 )
+from signing import Signer
 from starter import open_or_join_incident
+from tests.identity import INTAKE, SIGNIN, signing_client
 from tests.fakes import CURRENT, PREVIOUS, FakePlatform, skip_time
 from tests.policies import default_policy, scaled
 from workflows.incident_response import IncidentResponseWorkflow
@@ -60,6 +63,13 @@ class Harness:
         """A policy duration, a little past it."""
         return duration * extra
 
+    async def intake(self) -> Signer:
+        """The intake's signer, on the server's clock (the time-skipping server's runs ahead)."""
+        if self.scale != 1.0:
+            return INTAKE
+        at = (await self.env.get_current_time()).timestamp()
+        return dataclasses.replace(INTAKE, clock=lambda: at)
+
     async def sleep(self, duration: timedelta) -> None:
         """The server's clock moves on by `duration` (see `tests.fakes.skip_time`)."""
         if self.scale != 1.0:
@@ -78,7 +88,7 @@ class Harness:
             severity=severity,
             received_at=datetime.now(UTC),
         )
-        return await open_or_join_incident(self.client, alert, "tester", self.task_queue, self.policy)
+        return await open_or_join_incident(self.client, alert, "tester", self.task_queue, await self.intake())
 
     async def until(self, handle: WorkflowHandle, check: Callable[[IncidentView], bool]) -> IncidentView:
         last: IncidentView | None = None
@@ -133,7 +143,14 @@ async def _harness(env: WorkflowEnvironment, scale: float) -> AsyncIterator[Harn
     async with Worker(
         env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow], activities=fake.activities()
     ):
-        yield Harness(env=env, client=env.client, task_queue=task_queue, policy=policy, fake=fake, scale=scale)
+        yield Harness(
+            env=env,
+            client=signing_client(env.client, env.get_current_time if scale == 1.0 else None),
+            task_queue=task_queue,
+            policy=policy,
+            fake=fake,
+            scale=scale,
+        )
 
 
 async def test_happy_path_rolls_back_verifies_and_resolves(harness: Harness) -> None:
@@ -317,7 +334,7 @@ async def test_alert_storm_is_one_incident_and_a_cleared_alert_stops_the_remedia
         alert = Alert(
             source="test", service=target[0], region=target[1], summary=f"again {n}", received_at=datetime.now(UTC)
         )
-        again = await open_or_join_incident(harness.client, alert, "tester", harness.task_queue)
+        again = await open_or_join_incident(harness.client, alert, "tester", harness.task_queue, await harness.intake())
         assert again.id == handle.id
     await harness.until(handle, lambda v: v.alert_count == 6)
 
@@ -329,7 +346,7 @@ async def test_alert_storm_is_one_incident_and_a_cleared_alert_stops_the_remedia
         status="resolved",
         received_at=datetime.now(UTC),
     )
-    await open_or_join_incident(harness.client, resolved, "tester", harness.task_queue)
+    await open_or_join_incident(harness.client, resolved, "tester", harness.task_queue, await harness.intake())
     harness.fake.healthy = True
     result: IncidentResult = await handle.result()
 
@@ -348,7 +365,7 @@ async def test_unknown_service_fails_the_run_naming_the_cause(harness: Harness) 
         severity=Severity.P1,
         received_at=datetime.now(UTC),
     )
-    handle = await open_or_join_incident(harness.client, alert, "tester", harness.task_queue)
+    handle = await open_or_join_incident(harness.client, alert, "tester", harness.task_queue, await harness.intake())
     with pytest.raises(WorkflowFailureError) as err:
         await handle.result()
     assert "no-such-service" in str(err.value.cause)
@@ -367,7 +384,7 @@ async def test_a_redelivered_alert_changes_nothing(harness: Harness) -> None:
             delivery_id=delivery,
             received_at=datetime.now(UTC),
         )
-        await open_or_join_incident(harness.client, alert, "intake", harness.task_queue)
+        await open_or_join_incident(harness.client, alert, "intake", harness.task_queue, await harness.intake())
     view = await harness.until(handle, lambda v: v.alert_count >= 3)
     await asyncio.sleep(0.3)
     assert (await handle.query(IncidentResponseWorkflow.view)).alert_count == 3  # the first, sns-1, sns-2
@@ -424,7 +441,7 @@ async def test_a_first_alert_that_is_already_resolved_pages_nobody(harness: Harn
         status="resolved",
         received_at=datetime.now(UTC),
     )
-    handle = await open_or_join_incident(harness.client, alert, "intake", harness.task_queue)
+    handle = await open_or_join_incident(harness.client, alert, "intake", harness.task_queue, await harness.intake())
     result: IncidentResult = await handle.result()
     assert result.view.status == IncidentStatus.RESOLVED and "nothing to do" in result.outcome
     assert harness.fake.called("trigger_page") == []
@@ -453,7 +470,7 @@ async def open_by(harness: Harness, person: str) -> WorkflowHandle:
         raised_by=person,
         received_at=datetime.now(UTC),
     )
-    return await open_or_join_incident(harness.client, alert, person, harness.task_queue, harness.policy)
+    return await open_or_join_incident(harness.client, alert, person, harness.task_queue, await harness.intake())
 
 
 async def refused(handle: WorkflowHandle, update: Any, request: Any) -> str:
@@ -579,9 +596,12 @@ async def test_every_operator_action_is_audited_in_pagerduty(harness: Harness) -
     await harness.keep_history(handle, "lean_audited_with_search_attributes")
     await handle.terminate("test done")
     notes = [n.content for n in harness.fake.called("add_pagerduty_note")]
-    assert "comment by alice: looking at the deploy" in notes
-    assert "acknowledged by alice" in notes
-    assert any(n.startswith("rejected by bob: ") and n.endswith("not this one") for n in notes)
+    key = f"(verified, key {SIGNIN.key_id})"  # the identity the sign-in service's key proved
+    assert f"comment by alice {key}: looking at the deploy" in notes
+    assert f"acknowledged by alice {key}" in notes
+    assert any(n.startswith(f"rejected by bob {key}: ") and n.endswith("not this one") for n in notes)
+    audited = [e for e in (await handle.query(IncidentResponseWorkflow.view)).timeline if e.actor in ("alice", "bob")]
+    assert audited and all(e.key_id == SIGNIN.key_id for e in audited)
 
 
 async def test_cancel_while_awaiting_approval_acts_on_nothing(harness: Harness) -> None:
@@ -657,7 +677,7 @@ async def clear_every_alert(harness: Harness, handle: WorkflowHandle) -> None:
         status="resolved",
         received_at=datetime.now(UTC),
     )
-    await open_or_join_incident(harness.client, resolved, "tester", harness.task_queue)
+    await open_or_join_incident(harness.client, resolved, "tester", harness.task_queue, await harness.intake())
 
 
 async def test_a_p2_that_clears_before_anyone_acknowledges_is_resolved_with_its_page(harness: Harness) -> None:

@@ -46,7 +46,9 @@ with workflow.unsafe.imports_passed_through():
         RemediationRecord,
         ServiceTarget,
         Severity,
+        Statement,
         VerifyRequest,
+        incident_workflow_id,
     )
 
 from workflows.kit import verification
@@ -87,7 +89,9 @@ KEEP_PAGING_ON_CLEAR = {Severity.P0, Severity.P1}
 @workflow.defn
 class IncidentResponseWorkflow(RunbookWorkflow):
     noun = "incident"
-    closed = frozenset({IncidentStatus.RESOLVED, IncidentStatus.ESCALATED, IncidentStatus.CANCELLED})
+    closed = frozenset(
+        {IncidentStatus.RESOLVED, IncidentStatus.ESCALATED, IncidentStatus.CANCELLED, IncidentStatus.REFUSED}
+    )
     status_key = SEARCH_STATUS
     passing = frozenset({IncidentStatus.DIAGNOSING, IncidentStatus.REMEDIATING, IncidentStatus.UNDOING})
     gate: ApprovalGate[RemediationPlan]  # the kit's gate, holding this runbook's plans
@@ -108,12 +112,19 @@ class IncidentResponseWorkflow(RunbookWorkflow):
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentResult:
         lean = workflow.patched(LEAN)
-        if lean and input.policy is not None:
+        if self.ask_signed(lean):
+            await self.trusted_policy()  # never the start input's: anyone who can start a run writes that
+        elif lean and input.policy is not None:
             self.policy = input.policy
         else:
             self.policy = await workflow.execute_activity(policy_activity.load_policy, **READ)
         self.start_kit(lean, lambda: (workflow.patched("audit-notes"), workflow.patched("search-attributes")))
-        self.pager.levels = self.policy.escalation_levels
+        self.pager.levels = self.the_policy.escalation_levels
+        if self.signed:
+            refusal = self.unproven_start()
+            if refusal is not None:
+                self.enter("classify", IncidentStatus.REFUSED)
+                return await self.finish(IncidentStatus.REFUSED, f"refused: {refusal}; nothing done, nobody paged")
         # The first alert arrives with the start (signal-with-start).
         await workflow.wait_condition(lambda: bool(self.alerts))
         try:
@@ -167,6 +178,15 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         if record is not None:
             await self.step_undo(plan, record)
         return await self.step_escalate(f"{plan.action.value} did not restore the service")
+
+    def unproven_start(self) -> str | None:
+        """Why a signed run must not go on: its start names another target than its workflow id,
+        or no alert of its start was signed by the intake (forged straight into Temporal)."""
+        if workflow.info().workflow_id != incident_workflow_id(self.input.service, self.input.region):
+            return f"the start names {self.input.service} in {self.input.region}, not this workflow's target"
+        if not self.alerts:
+            return "opened by no alert the intake signed"
+        return None
 
     # ------------------------------------------------------------------ runbook steps
 
@@ -442,8 +462,14 @@ class IncidentResponseWorkflow(RunbookWorkflow):
     def alert(self, alert: Alert) -> None:
         """Every alert for this target joins here: counted, and a resolved one clears the condition.
 
-        A sender's retry of a delivery already taken (same delivery id) changes nothing.
+        A sender's retry of a delivery already taken (same delivery id) changes nothing. Signed
+        runs take only alerts the intake signed; whoever handed the first over opened the run.
         """
+        self.take_signal("alert", alert, self.apply_alert)
+
+    def apply_alert(self, alert: Alert, statement: Statement | None) -> None:
+        if statement is not None and not self.alerts:
+            self.opened_by = statement.sub
         if alert.delivery_id is not None:
             if alert.delivery_id in self.deliveries:
                 return
@@ -480,7 +506,7 @@ class IncidentResponseWorkflow(RunbookWorkflow):
             status=self.status,
             summary=self.summary,
             opened_at=workflow.info().start_time,
-            opened_by=self.input.opened_by,
+            opened_by=self.opened_by,
             alert_count=len(self.alerts),
             acknowledged_by=self.acknowledged_by,
             pending_approval=self.gate.pending,
@@ -490,11 +516,12 @@ class IncidentResponseWorkflow(RunbookWorkflow):
             pagerduty=self.pager.ref,
             outcome=self.outcome,
             timeline=list(self.timeline.entries),
+            refused_signals=self.refused_signals,
         )
 
     def requesters(self) -> set[str]:
         first = self.alerts[0].raised_by if self.alerts else None
-        return {self.input.opened_by, *([first] if first else [])}
+        return {self.opened_by, *([first] if first else [])}
 
     # ------------------------------------------------------------------ readings and actions
 

@@ -5,6 +5,12 @@ A runbook subclasses `RunbookWorkflow`, calls `start_kit` first in its `run`, an
 steps `step_<id>`. The handlers here are inherited by `@workflow.defn` classes, so every
 runbook answers the same `acknowledge`, `approve`, `reject`, `comment` and `cancel` Updates.
 Validators refuse what cannot be done: a refused command changes nothing and leaves no history.
+
+Who acts is proven, not typed (runs from the `signed` patch on): every operator Update carries
+the sign-in service's assertion for that person, action, run, plan and exact request, and every
+signal the intake's, verified against the keys of the worker's own policy (`trust`), which the
+run reads with a local activity, never from its start input (anyone who can start a workflow
+could write that). Signals that arrive before the policy is read wait in an inbox.
 """
 
 from __future__ import annotations
@@ -18,16 +24,22 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
+    from activities import policy as policy_activity
     from contracts import (
         Acknowledge,
         Approve,
         Cancel,
         Comment,
+        IdentityError,
         OperatorReply,
         PagerDutyEvent,
         Policy,
         Reject,
+        Statement,
+        verify_operator,
+        verify_signal,
     )
+    from contracts.identity import read as read_assertion
 
 from workflows.kit.approval import ApprovalGate, Refused
 from workflows.kit.pager import Pager
@@ -37,6 +49,11 @@ from workflows.kit.timeline import Timeline
 # memo and search attributes written only on change. Runs from before replay the old way.
 # Retire with workflow.deprecate_patch once no run from before 2026-11-23 is open.
 LEAN = "kit-lean"
+# Runs started from now on prove who acts (see the module's docstring); runs from before accept
+# names as typed. Retire once no run from before 2026-11-24 is open.
+SIGNED = "signed-identity"
+
+Apply = Callable[[Any, Statement | None], None]
 
 
 class RunbookCancelled(Exception):
@@ -67,6 +84,11 @@ class RunbookWorkflow:
         self.resolved_in_pagerduty_by: str | None = None
         self.deliveries: set[str] = set()
         self.indexed = status.value
+        self.mode_known = False  # set at the top of `run`, once the patches are asked
+        self.signed = False
+        self.inbox: list[tuple[Apply, Any]] = []  # signals that came before the run could judge them
+        self.used_assertions: set[str] = set()  # assertion ids (jti) that acted: each acts once
+        self.refused_signals = 0
 
     def start_kit(self, lean: bool, legacy_patches: Callable[[], tuple[bool, bool]]) -> None:
         """Picks the mode; `legacy_patches` asks the older patches (audit notes, search
@@ -75,10 +97,85 @@ class RunbookWorkflow:
         if lean:
             self.pager.start_sender()
             self.searchable = True
+        else:
+            audit_notes, self.searchable = legacy_patches()
+            if audit_notes:
+                self.pager.start_sender()
+
+    def ask_signed(self, lean: bool) -> bool:
+        """Whether this run proves identities (only runs of the lean kit can). Call it first thing
+        in `run`, before any await: from then on signals are judged as they come."""
+        self.signed = lean and workflow.patched(SIGNED)
+        self.mode_known = True
+        if not self.signed:
+            self.take_inbox()  # as they came, before anything of the run reads them
+        return self.signed
+
+    async def trusted_policy(self) -> Policy:
+        """The worker's own policy, the trust anchor, read by a local activity (no round trip
+        to the server); the history keeps what it said, so replays judge alike. Then the
+        signals that waited for it are judged."""
+        self.policy = await workflow.execute_local_activity(
+            policy_activity.load_policy, start_to_close_timeout=timedelta(seconds=30)
+        )
+        self.take_inbox()
+        return self.policy
+
+    # ------------------------------------------------------------------ signals, proven
+
+    def take_signal(self, name: str, payload: Any, apply: Apply) -> None:
+        """A signal, applied if proven (signed runs) or as it is (runs from before)."""
+        if not self.mode_known or (self.signed and self.policy is None):
+            self.inbox.append((apply, (name, payload)))
             return
-        audit_notes, self.searchable = legacy_patches()
-        if audit_notes:
-            self.pager.start_sender()
+        statement: Statement | None = None
+        if self.signed:
+            info = workflow.info()
+            try:
+                statement = verify_signal(
+                    payload, self.the_policy.trust, name, info.workflow_id, info.workflow_start_time
+                )
+                if statement.jti in self.used_assertions:
+                    raise IdentityError("the assertion was used already")
+            except IdentityError as err:
+                self.refused_signals += 1
+                workflow.logger.warning("refused %s signal: %s", name, err)
+                return
+            self.used_assertions.add(statement.jti)
+        apply(payload, statement)
+
+    def take_inbox(self) -> None:
+        """Judges the signals that waited for the run's mode (and, signed, its policy)."""
+        waiting, self.inbox = self.inbox, []
+        for apply, (name, payload) in waiting:
+            self.take_signal(name, payload, apply)
+
+    def prove(self, request: Any, action: str, plan_id: str | None = None) -> None:
+        """In a validator: the request's assertion proves who sends it (signed runs)."""
+        if not self.signed:
+            return
+        info = workflow.info()
+        try:
+            verify_operator(
+                request,
+                self.the_policy.trust,
+                action,
+                info.workflow_id,
+                info.first_execution_run_id,
+                plan_id,
+                workflow.now(),
+                self.used_assertions,
+            )
+        except IdentityError as err:
+            raise Refused(str(err)) from None
+
+    def proven(self, request: Any) -> str | None:
+        """In a handler: the id of the key that signed the request, its assertion now spent."""
+        if not self.signed or not request.assertion:
+            return None
+        statement = read_assertion(request.assertion)[0]
+        self.used_assertions.add(statement.jti)
+        return statement.kid
 
     @property
     def the_policy(self) -> Policy:
@@ -109,11 +206,12 @@ class RunbookWorkflow:
     def record(self, event: str, detail: str = "", actor: str = "runbook") -> None:
         self.timeline.record(event, detail, actor)
 
-    def audit(self, event: str, detail: str, actor: str) -> None:
-        """Who did what, when and why: the timeline now, and a note on the PagerDuty incident
-        soon after (handlers stay free of activities)."""
-        self.record(event, detail, actor=actor)
-        self.pager.audit_note(f"audit-{len(self.timeline)}", f"{event} by {actor}" + (f": {detail}" if detail else ""))
+    def audit(self, event: str, detail: str, actor: str, key_id: str | None = None) -> None:
+        """Who did what, when and why (and, proven, by which key): the timeline now, and a note
+        on the PagerDuty incident soon after (handlers stay free of activities)."""
+        self.timeline.record(event, detail, actor, key_id)
+        who = f"{actor} (verified, key {key_id})" if key_id else actor
+        self.pager.audit_note(f"audit-{len(self.timeline)}", f"{event} by {who}" + (f": {detail}" if detail else ""))
 
     def reply(self, message: str) -> OperatorReply:
         return OperatorReply(message=message, status=self.status.value)
@@ -162,6 +260,9 @@ class RunbookWorkflow:
     @workflow.signal
     def pagerduty_event(self, event: PagerDutyEvent) -> None:
         """What people did in PagerDuty: an acknowledgement there counts like `runbook ack`."""
+        self.take_signal("pagerduty_event", event, self.apply_pagerduty_event)
+
+    def apply_pagerduty_event(self, event: PagerDutyEvent, statement: Statement | None) -> None:
         if event.event_id in self.deliveries or self.status in self.closed:
             return
         known = self.pager.incident_id
@@ -180,33 +281,41 @@ class RunbookWorkflow:
         if self.acknowledged_by is not None:
             return self.reply(f"already acknowledged by {self.acknowledged_by}")
         self.acknowledged_by = request.by
-        self.audit("acknowledged", request.note or "", request.by)
+        self.audit("acknowledged", request.note or "", request.by, self.proven(request))
         self.pager.acknowledge_soon()
         return self.reply(f"acknowledged by {request.by}")
 
     @acknowledge.validator
     def validate_acknowledge(self, request: Acknowledge) -> None:
-        if not self.require_open().may_acknowledge(request.by):
+        policy = self.require_open()
+        self.prove(request, "acknowledge")
+        if not policy.may_acknowledge(request.by):
             raise Refused(f"{request.by} may not acknowledge: not a responder or approver in the policy")
 
     @workflow.update
     def approve(self, request: Approve) -> OperatorReply:
+        key = self.proven(request)
         detail, message = self.gate.approve(request, self.the_policy)
-        self.audit("approved", detail, request.by)
+        self.audit("approved", detail, request.by, key)
         return self.reply(message)
 
     @approve.validator
     def validate_approve(self, request: Approve) -> None:
+        self.require_open()
+        self.prove(request, "approve", request.plan_id)
         self.validate_decision(request.by, request.plan_id, approving=True)
 
     @workflow.update
     def reject(self, request: Reject) -> OperatorReply:
+        key = self.proven(request)
         self.gate.reject(request)
-        self.audit("rejected", f"{request.plan_id}: {request.reason}", request.by)
+        self.audit("rejected", f"{request.plan_id}: {request.reason}", request.by, key)
         return self.reply(f"{request.plan_id} rejected by {request.by}")
 
     @reject.validator
     def validate_reject(self, request: Reject) -> None:
+        self.require_open()
+        self.prove(request, "reject", request.plan_id)
         self.validate_decision(request.by, request.plan_id, approving=False)
 
     def validate_decision(self, person: str, plan_id: str, approving: bool) -> None:
@@ -218,22 +327,26 @@ class RunbookWorkflow:
     @workflow.update
     def cancel(self, request: Cancel) -> OperatorReply:
         self.cancel_request = request
-        self.audit("cancel requested", request.reason, request.by)
+        self.audit("cancel requested", request.reason, request.by, self.proven(request))
         return self.reply(f"cancelling: {request.reason}")
 
     @cancel.validator
     def validate_cancel(self, request: Cancel) -> None:
-        if not self.require_open().may_approve(request.by):
+        policy = self.require_open()
+        self.prove(request, "cancel")
+        if not policy.may_approve(request.by):
             raise Refused(f"{request.by} may not cancel the runbook: not an approver in the policy")
         if self.cancel_request is not None:
             raise Refused(f"already being cancelled by {self.cancel_request.by}")
 
     @workflow.update
     def comment(self, request: Comment) -> OperatorReply:
-        self.audit("comment", request.text, request.by)
+        self.audit("comment", request.text, request.by, self.proven(request))
         return self.reply("comment recorded")
 
     @comment.validator
     def validate_comment(self, request: Comment) -> None:
-        if not self.require_open().may_acknowledge(request.by):
+        policy = self.require_open()
+        self.prove(request, "comment")
+        if not policy.may_acknowledge(request.by):
             raise Refused(f"{request.by} may not comment: not a responder or approver in the policy")

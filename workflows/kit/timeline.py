@@ -15,8 +15,10 @@ class Timeline:
         self.entries: list[TimelineEntry] = []
         self.step = ""
 
-    def record(self, event: str, detail: str = "", actor: str = "runbook") -> None:
-        self.entries.append(TimelineEntry(at=workflow.now(), step=self.step, event=event, actor=actor, detail=detail))
+    def record(self, event: str, detail: str = "", actor: str = "runbook", key_id: str | None = None) -> None:
+        self.entries.append(
+            TimelineEntry(at=workflow.now(), step=self.step, event=event, actor=actor, detail=detail, key_id=key_id)
+        )
 
     def __len__(self) -> int:
         return len(self.entries)
