@@ -42,8 +42,8 @@ from contracts import (
 )
 from signing import Signer
 from starter import open_or_join_incident
-from tests.identity import INTAKE, SIGNIN, signing_client
 from tests.fakes import CURRENT, PREVIOUS, FakePlatform, skip_time
+from tests.identity import INTAKE, SIGNIN, signing_client
 from tests.policies import default_policy, scaled
 from workflows.incident_response import IncidentResponseWorkflow
 
