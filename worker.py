@@ -75,7 +75,18 @@ async def main() -> None:
     for chatty in ("httpx", "httpx2", "botocore", "boto3"):  # one line per request drowns the runbook's own
         logging.getLogger(chatty).setLevel(logging.WARNING)
     config = settings.load()
-    load_policy_file(config.policy_path)  # a broken policy stops the worker at start, not mid-incident
+    policy = load_policy_file(config.policy_path)  # a broken policy stops the worker at start, not mid-incident
+    untrusted = [
+        f"trust.{name}"
+        for name, keys in (("operators", policy.trust.operators), ("intake", policy.trust.intake))
+        if not keys
+    ]
+    if untrusted:  # else every operator action (or every alert) would be refused, found out mid-incident
+        raise SystemExit(
+            f"worker: the policy {config.policy_path} lists no key under {' or '.join(untrusted)}: "
+            "make the signing keys with `python -m signing generate PATH` and list their public keys "
+            "(README, Security model)"
+        )
     missing = [
         name
         for name, value in (

@@ -162,7 +162,7 @@ async def test_happy_path_rolls_back_verifies_and_resolves(harness: Harness) -> 
 
     await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=plan.plan_id))
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "lean_resolved_by_rollback")
+    await harness.keep_history(handle, "signed_resolved_by_rollback")
 
     assert result.view.status == IncidentStatus.RESOLVED
     assert harness.fake.called("set_service_task_definition") == [PREVIOUS]
@@ -202,7 +202,7 @@ async def test_escalates_one_level_per_timer_without_ack(harness: Harness) -> No
     )
     assert view.acknowledged_by == "alice"
     assert harness.fake.called("acknowledge_page") == [view.pagerduty.dedup_key]
-    await harness.keep_history(handle, "lean_escalated_awaiting_approval")
+    await harness.keep_history(handle, "signed_escalated_awaiting_approval")
     await handle.terminate("test done")
 
 
@@ -241,7 +241,7 @@ async def test_rejection_escalates_without_acting(harness: Harness) -> None:
         RemediationAction.EMERGENCY_SWITCH,
     ]
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "lean_rejected")
+    await harness.keep_history(handle, "signed_rejected")
     assert result.view.status == IncidentStatus.ESCALATED
     assert "rollback loses the hotfix" in result.outcome
     assert result.view.decision.by == "bob" and not result.view.decision.approved
@@ -296,7 +296,7 @@ async def test_failed_verification_is_undone_and_escalated(harness: Harness) -> 
         IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=view.pending_approval.plan_id)
     )
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "lean_undone_after_failed_verification")
+    await harness.keep_history(handle, "signed_undone_after_failed_verification")
 
     assert result.view.status == IncidentStatus.ESCALATED
     assert harness.fake.called("set_service_task_definition") == [PREVIOUS, CURRENT]  # done, then undone
@@ -388,7 +388,7 @@ async def test_a_redelivered_alert_changes_nothing(harness: Harness) -> None:
     view = await harness.until(handle, lambda v: v.alert_count >= 3)
     await asyncio.sleep(0.3)
     assert (await handle.query(IncidentResponseWorkflow.view)).alert_count == 3  # the first, sns-1, sns-2
-    await harness.keep_history(handle, "lean_redelivered_alerts")
+    await harness.keep_history(handle, "signed_redelivered_alerts")
     await handle.terminate("test done")
 
 
@@ -414,7 +414,7 @@ async def test_an_acknowledgement_in_pagerduty_counts_like_runbook_ack(harness: 
     view = await harness.until(handle, lambda v: v.pending_approval is not None)
     assert view.acknowledged_by == "Jane Doe (PagerDuty)"
     assert [e.event for e in view.timeline].count("PagerDuty: acknowledged") == 1  # the retry changed nothing
-    await harness.keep_history(handle, "lean_acknowledged_in_pagerduty")
+    await harness.keep_history(handle, "signed_acknowledged_in_pagerduty")
     await handle.terminate("test done")
 
 
@@ -423,7 +423,7 @@ async def test_resolved_in_pagerduty_ends_the_runbook_without_acting(harness: Ha
     await harness.awaiting_approval(handle)
     await handle.signal(IncidentResponseWorkflow.pagerduty_event, pagerduty_event("incident.resolved", "e2"))
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "lean_resolved_in_pagerduty")
+    await harness.keep_history(handle, "signed_resolved_in_pagerduty")
     assert result.view.status == IncidentStatus.RESOLVED
     assert result.outcome == "resolved in PagerDuty by Jane Doe"
     assert harness.fake.called("set_service_task_definition") == []
@@ -521,7 +521,7 @@ async def test_critical_risk_needs_distinct_approvers_and_groups_count(dev_harne
     second = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="carol", plan_id=plan_id))
     assert "approved by alice, carol" in second.message
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "lean_two_approvers_audited")
+    await harness.keep_history(handle, "signed_two_approvers_audited")
     assert result.view.status == IncidentStatus.RESOLVED
 
 
@@ -541,7 +541,7 @@ async def test_a_rejection_gives_way_to_the_next_option(harness: Harness) -> Non
         IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=view.pending_approval.plan_id)
     )
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "lean_next_option_after_rejection")
+    await harness.keep_history(handle, "signed_next_option_after_rejection")
     assert result.view.status == IncidentStatus.RESOLVED
     assert (
         harness.fake.called("set_service_task_definition") == []
@@ -563,7 +563,7 @@ async def test_the_approval_ladder_reminds_repages_then_denies(harness: Harness)
     await harness.until(handle, lambda v: any(e.event == "escalated" for e in v.timeline))
     assert harness.fake.called("escalate_pagerduty_incident") == [2]
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "lean_approval_ladder_timed_out")
+    await harness.keep_history(handle, "signed_approval_ladder_timed_out")
     events = [e.event for e in result.view.timeline]
     assert events.index("reminder") < events.index("escalated") < events.index("approval timed out")
     assert harness.fake.called("set_service_task_definition") == []
@@ -593,7 +593,7 @@ async def test_every_operator_action_is_audited_in_pagerduty(harness: Harness) -
     await harness.until(
         handle, lambda v: v.pending_approval is not None and v.pending_approval.plan_id != view.pending_approval.plan_id
     )
-    await harness.keep_history(handle, "lean_audited_with_search_attributes")
+    await harness.keep_history(handle, "signed_audited_with_search_attributes")
     await handle.terminate("test done")
     notes = [n.content for n in harness.fake.called("add_pagerduty_note")]
     key = f"(verified, key {SIGNIN.key_id})"  # the identity the sign-in service's key proved
@@ -623,7 +623,7 @@ async def test_cancel_during_verification_undoes_the_remediation(harness: Harnes
     await harness.until(handle, lambda v: v.status == IncidentStatus.VERIFYING)
     await handle.execute_update(IncidentResponseWorkflow.cancel, Cancel(by="bob", reason="we take it from here"))
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "lean_cancelled_and_undone")
+    await harness.keep_history(handle, "signed_cancelled_and_undone")
     assert result.view.status == IncidentStatus.CANCELLED
     assert harness.fake.called("set_service_task_definition") == [PREVIOUS, CURRENT]  # done, then undone
     events = [e.event for e in result.view.timeline]
@@ -685,7 +685,7 @@ async def test_a_p2_that_clears_before_anyone_acknowledges_is_resolved_with_its_
     await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
     await clear_every_alert(harness, handle)
     result: IncidentResult = await handle.result()
-    await harness.keep_history(handle, "lean_cleared_before_ack_resolved")
+    await harness.keep_history(handle, "signed_cleared_before_ack_resolved")
 
     assert result.view.status == IncidentStatus.RESOLVED and "cleared before anyone acknowledged" in result.outcome
     assert harness.fake.called("resolve_page") == [result.view.pagerduty.dedup_key]
