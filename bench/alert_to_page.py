@@ -64,8 +64,9 @@ with workflow.unsafe.imports_passed_through():
     if not workflow.unsafe.in_sandbox():  # the sandbox may not resolve paths (and needs none)
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-    from contracts import Alert, Policy, Severity, load_policy_file
+    from contracts import Alert, Severity
     from settings import PROJECT_ROOT
+    from signing import Signer
 
 TASK_QUEUE = "bench-runbooks"
 FLOOR_TASK_QUEUE = "bench-floor"
@@ -234,10 +235,11 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
 
 
-def bench_policy(directory: Path, targets: list[str]) -> tuple[Path, str]:
+def bench_policy(directory: Path, targets: list[str], intake: Signer) -> tuple[Path, str]:
     policy = yaml.safe_load((PROJECT_ROOT / "policy" / "default.yaml").read_text())
     template = policy["services"]["hybrid-router"]
     policy["services"] = {**policy["services"], **{target: template for target in targets}}
+    policy["trust"] = {"operators": [Signer.generate("signin").public_key], "intake": [intake.public_key]}
     path = directory / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))
     return path, template["region"]
@@ -254,8 +256,8 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 class Bench:
-    def __init__(self, client: Client, clock: PageClock, region: str, run: str, policy: Policy) -> None:
-        self.client, self.clock, self.region, self.run, self.policy = client, clock, region, run, policy
+    def __init__(self, client: Client, clock: PageClock, region: str, run: str, intake: Signer) -> None:
+        self.client, self.clock, self.region, self.run, self.intake = client, clock, region, run, intake
 
     def alert(self, target: str) -> Alert:
         return Alert(
@@ -274,7 +276,7 @@ class Bench:
         alert = self.alert(target)
         paged = self.clock.expect(target)
         called = time.monotonic()
-        await open_or_join_incident(self.client, alert, "bench", TASK_QUEUE, self.policy)  # as the intake does
+        await open_or_join_incident(self.client, alert, "bench", TASK_QUEUE, self.intake)  # as the intake does
         try:
             arrived = await asyncio.wait_for(paged, timeout)
         except TimeoutError:
@@ -317,7 +319,8 @@ async def main() -> None:
     targets = [f"{TARGETS_PREFIX}{n:04d}" for n in range(args.warm_up + args.alerts)]
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        policy, region = bench_policy(directory, targets)
+        intake = Signer.generate("intake")
+        policy, region = bench_policy(directory, targets, intake)
         config = StackConfig(
             temporal_port=free_port(),
             temporal_ui_port=free_port(),
@@ -340,7 +343,7 @@ async def main() -> None:
             )
             stack.spawn("floor-worker", [sys.executable, str(Path(__file__).resolve()), "--floor-worker"], env=quiet)
             client = await Client.connect(config.temporal_address, data_converter=pydantic_data_converter)
-            bench = Bench(client, clock, region, uuid.uuid4().hex[:6], load_policy_file(policy))
+            bench = Bench(client, clock, region, uuid.uuid4().hex[:6], intake)
 
             pages: list[float] = []
             floors: list[float] = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 import uuid
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from contracts import Acknowledge, Alert, Approve, IncidentStatus, IncidentView, Reject, Severity  # noqa: E402
 from starter import open_or_join_incident  # noqa: E402
 from tests.fakes import FakePlatform, skip_time  # noqa: E402
+from tests.identity import INTAKE, signing_client  # noqa: E402
 from tests.policies import default_policy  # noqa: E402
 from worker import ensure_search_attributes  # noqa: E402
 from workflows.incident_response import IncidentResponseWorkflow  # noqa: E402
@@ -130,7 +132,11 @@ async def run_scenario(env: WorkflowEnvironment, name: str, scenario: Scenario) 
             severity=Severity.P0,
             received_at=datetime.now(UTC),
         )
-        handle = await open_or_join_incident(env.client, alert, "bench", task_queue, policy)
+        # signed as the intake and the sign-in service sign, on the test server's clock
+        client = signing_client(env.client, env.get_current_time)
+        at = (await env.get_current_time()).timestamp()
+        intake = dataclasses.replace(INTAKE, clock=lambda: at)
+        handle = await open_or_join_incident(client, alert, "bench", task_queue, intake)
         await scenario(env, handle)
         await handle.result()
     history = await handle.fetch_history()

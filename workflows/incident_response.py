@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.kit import verification
 from workflows.kit.approval import Plan
 from workflows.kit.options import ACT, READ
-from workflows.kit.runbook import LEAN, RunbookCancelled, RunbookWorkflow
+from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
 from workflows.kit.timeline import cause, fmt
 
 if TYPE_CHECKING:
@@ -111,8 +111,8 @@ class IncidentResponseWorkflow(RunbookWorkflow):
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentResult:
-        lean = workflow.patched(LEAN)
-        if self.ask_signed(lean):
+        lean = self.choose_mode()
+        if self.signed:
             await self.trusted_policy()  # never the start input's: anyone who can start a run writes that
         elif lean and input.policy is not None:
             self.policy = input.policy

@@ -102,14 +102,16 @@ class RunbookWorkflow:
             if audit_notes:
                 self.pager.start_sender()
 
-    def ask_signed(self, lean: bool) -> bool:
-        """Whether this run proves identities (only runs of the lean kit can). Call it first thing
-        in `run`, before any await: from then on signals are judged as they come."""
-        self.signed = lean and workflow.patched(SIGNED)
+    def choose_mode(self) -> bool:
+        """Whether the run is lean; call it first thing in `run`, before any await, so signals
+        are judged as they come from then on. Runs from the `signed` patch on are lean and prove
+        identities (one patch marker, not two); runs from before ask the lean patch."""
+        self.signed = workflow.patched(SIGNED)
+        lean = self.signed or workflow.patched(LEAN)
         self.mode_known = True
         if not self.signed:
             self.take_inbox()  # as they came, before anything of the run reads them
-        return self.signed
+        return lean
 
     async def trusted_policy(self) -> Policy:
         """The worker's own policy, the trust anchor, read by a local activity (no round trip
