@@ -40,6 +40,7 @@ from devstack.net import free_port, wait_for_http  # noqa: E402
 from devstack.stack import Stack, StackConfig  # noqa: E402
 from intake.ui import hash_password  # noqa: E402
 from settings import PROJECT_ROOT  # noqa: E402
+from signing import Signer  # noqa: E402
 from starter import open_or_join_incident  # noqa: E402
 
 TOKEN = "bench-token"
@@ -150,6 +151,7 @@ async def through_intake(url: str, alerts: list[dict], concurrency: int) -> tupl
 async def bare_signal_with_start(client: Client, alerts: list[dict], concurrency: int) -> tuple[float, list[float]]:
     gate = asyncio.Semaphore(concurrency)
     now = datetime.now(UTC)
+    signer = Signer.generate("intake")  # signed as the intake signs: the floor is the same call
 
     def start(alert: dict):  # noqa: ANN202
         model = Alert(
@@ -160,7 +162,7 @@ async def bare_signal_with_start(client: Client, alerts: list[dict], concurrency
             delivery_id=alert["id"],
             received_at=now,
         )
-        return lambda: open_or_join_incident(client, model, "bench", "bench-floor")
+        return lambda: open_or_join_incident(client, model, "bench", "bench-floor", signer)
 
     started = time.perf_counter()
     latencies = await asyncio.gather(*(timed(gate, start(a)) for a in alerts))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -33,6 +34,7 @@ from contracts import (
 from devstack import aws_seed, demo
 from devstack.pagerduty_emulator import create_app as pagerduty_app
 from devstack.pagerduty_emulator import ensure_self_signed_cert
+from settings import PROJECT_ROOT
 from tests.test_pagerduty_emulator import API_TOKEN, ROUTING_KEY, Emulator, Tls, serve
 
 CLUSTER, SERVICE, REGION = aws_seed.CLUSTER, aws_seed.SERVICE, aws_seed.PRIMARY_REGION
@@ -431,3 +433,32 @@ async def test_verify_slo_holds_for_the_window_or_gives_up_at_the_deadline(demo_
     env.on_heartbeat = lambda *details: heartbeats.append(details)
     result = await env.run(diagnosis.verify_slo, holding)
     assert result.verified and heartbeats  # it heartbeat while the window ran
+
+
+# --------------------------------------------------------------------------- the policy (signed runs' trust anchor)
+
+
+async def test_the_policy_activity_reads_the_workers_file_and_sees_it_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from activities import policy as policy_activity
+
+    path = tmp_path / "policy.yaml"
+    monkeypatch.setenv("RUNBOOK_POLICY", str(path))
+    text = (PROJECT_ROOT / "policy" / "default.yaml").read_text()
+    path.write_text(text)
+    first = await run(policy_activity.load_policy)
+    assert first.trust.operators == []
+    again = await run(policy_activity.load_policy)
+    assert again is first  # parsed once while the file stays as it is
+    key = "xe/W6nxa/N17J8ysduMpp8ZjHreQVA904/W3YwocMTI="
+    path.write_text(text + f"\ntrust:\n  operators: [{key}]\n")
+    assert (await run(policy_activity.load_policy)).trust.operators == [key]
+
+    path.write_text(text + "\ntrust:\n  operators: [not-a-key]\n")
+    with pytest.raises(ApplicationError) as broken:
+        await run(policy_activity.load_policy)
+    assert broken.value.non_retryable and str(path) in str(broken.value) and "trust.operators" in str(broken.value)
+    path.unlink()
+    with pytest.raises(ApplicationError, match="does not exist"):
+        await run(policy_activity.load_policy)
