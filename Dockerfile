@@ -2,7 +2,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY settings.py starter.py worker.py client.py ./
+COPY settings.py starter.py worker.py client.py signing.py ./
 COPY contracts ./contracts
 COPY workflows ./workflows
 COPY activities ./activities

@@ -46,12 +46,14 @@ def signer_from_env(variable: str, issuer: Issuer) -> Signer:
             "(make one with `python -m signing generate PATH`, and list the public key it prints "
             f"under trust.{'intake' if issuer == 'intake' else 'operators'} in the workers' policy)"
         )
+    hint = "make a key with `python -m signing generate PATH`"
     try:
         return Signer.from_file(Path(path), issuer)
     except SigningKeyError as err:
-        sys.exit(f"intake: {variable}: {err}")
+        problem = str(err)
     except OSError as err:
-        sys.exit(f"intake: {variable}: cannot read {path}: {err.strerror or err} (`python -m signing generate PATH`)")
+        problem = f"cannot read {path}: {err.strerror or err}"
+    sys.exit(f"intake: {variable}: {problem}" + ("" if "python -m signing generate" in problem else f" ({hint})"))
 
 
 def warn_untrusted(policy: Policy, intake: Signer, signin: Signer) -> None:

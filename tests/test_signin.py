@@ -7,8 +7,11 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import ssl
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +36,8 @@ from intake.operations import Operations
 from intake.sessions import COOKIE, Sessions, SigninConfig, hash_password
 from intake.signin import create_operator_app
 from runbook_cli.main import CliError, parser, run
-from signing import Signer
+from settings import PROJECT_ROOT
+from signing import Signer, write_key
 from starter import open_or_join_incident
 from tests.conftest import serve_app
 from tests.fakes import FakePlatform
@@ -493,3 +497,46 @@ async def test_cli_without_a_sign_in_service_says_so(cli_env: Path, monkeypatch:
     with pytest.raises(CliError) as caught:
         await run(parser().parse_args(["login", "--as", "alice", "--password-stdin"]))
     assert caught.value.code == 3 and "cannot reach the sign-in service" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def test_the_intake_refuses_to_start_without_its_signing_keys(tmp_path: Path) -> None:
+    operators_file = tmp_path / "operators.json"
+    operators_file.write_text(json.dumps(operators()))
+    good = tmp_path / "good.pem"
+    write_key(good)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("INTAKE_", "SIGNIN_", "APPROVAL_", "TEMPORAL_"))}
+    base.update(APPROVAL_OPERATORS_FILE=str(operators_file), TEMPORAL_CONFIG_FILE=str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+    cases = {
+        "INTAKE_SIGNING_KEY": ({"SIGNIN_SIGNING_KEY": str(good)}, "is not set"),
+        "SIGNIN_SIGNING_KEY": (
+            {"INTAKE_SIGNING_KEY": str(good), "SIGNIN_SIGNING_KEY": str(tmp_path / "missing.pem")},
+            "does not exist",
+        ),
+    }
+    for variable, (keys, problem) in cases.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "intake"],
+            env={**base, **keys},
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode != 0, done.stderr
+        assert variable in done.stderr and problem in done.stderr and "python -m signing generate" in done.stderr
+    unreadable = subprocess.run(
+        [sys.executable, "-m", "intake"],
+        env={**base, "INTAKE_SIGNING_KEY": str(garbage), "SIGNIN_SIGNING_KEY": str(good)},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unreadable.returncode != 0 and "INTAKE_SIGNING_KEY" in unreadable.stderr
+    assert "not a PEM private key" in unreadable.stderr and "python -m signing generate" in unreadable.stderr
