@@ -133,12 +133,14 @@ async def test_login_whoami_logout_and_logout_revokes_at_once() -> None:
             assert anonymous.status_code == 401 and "Authorization: Bearer" in anonymous.json()["error"]
 
 
-def test_only_a_digest_of_each_token_is_kept() -> None:
+def test_only_a_digest_of_each_token_is_kept_and_each_session_has_its_csrf_token() -> None:
     sessions = Sessions()
     token, session = sessions.open("bob")
     kept = vars(sessions)["_sessions"]
     assert token not in kept and token not in json.dumps([str(s) for s in kept.values()])
     assert sessions.get(token) == session and sessions.get(token + "x") is None
+    _, again = sessions.open("bob")
+    assert again.csrf != session.csrf  # per session, not per person (the page's forms: test_approval_page)
 
 
 async def test_the_webhook_listener_serves_no_page_sign_in_or_api() -> None:
