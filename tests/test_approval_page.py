@@ -10,25 +10,24 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import quote
 
 import httpx
 import pytest
 from temporalio.client import WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from contracts import Acknowledge, Alert, IncidentStatus, Severity
+from contracts import Acknowledge
 from intake.sessions import COOKIE
-from starter import open_or_join_incident
-from tests.fakes import FakePlatform
-from tests.identity import INTAKE, signing_client
-from tests.test_intake import intake_policy
-from tests.test_signin import PASSWORDS, operator_app, serving
+from tests.identity import signing_client
+from tests.test_signin import (
+    PASSWORDS,
+    Incident,
+    incident,  # noqa: F401 - a fixture, for `page`
+    operator_app,
+    serving,
+)
 from workflows.incident_response import IncidentResponseWorkflow
 
 
@@ -40,43 +39,16 @@ class Page:
 
 
 @pytest.fixture
-async def page(dev_env: WorkflowEnvironment) -> AsyncIterator[Page]:
+async def page(incident: Incident) -> AsyncIterator[Page]:  # noqa: F811 - the fixture imported above
     """An incident awaiting approval, and the operator listener serving the approval page."""
-    service = f"ui-{uuid.uuid4().hex[:8]}"
-    policy = intake_policy(service)
-    task_queue = f"ui-{uuid.uuid4()}"
-    app = operator_app(dev_env.client.service_client.config.target_host, task_queue, policy)
-    async with Worker(
-        dev_env.client,
-        task_queue=task_queue,
-        workflows=[IncidentResponseWorkflow],
-        activities=FakePlatform(policy).activities(),
-    ):
-        alert = Alert(
-            source="cli",
-            service=service,
-            region="eu-central-1",
-            summary="down",
-            severity=Severity.P0,
-            raised_by="alice",
-            received_at=datetime.now(UTC),
-        )
-        handle = await open_or_join_incident(dev_env.client, alert, "alice", task_queue, INTAKE)
-        for _ in range(200):
-            view = await handle.query(IncidentResponseWorkflow.view)
-            if view.status == IncidentStatus.AWAITING_ACK:
-                break
-            await asyncio.sleep(0.05)
-        signed = signing_client(dev_env.client).get_workflow_handle(handle.id)  # as the sign-in service signs
-        await signed.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
-        for _ in range(200):
-            if (await handle.query(IncidentResponseWorkflow.view)).pending_approval is not None:
-                break
-            await asyncio.sleep(0.05)
-        with serving(app) as url:
-            yield Page(url=url, handle=handle, workflow_id=handle.id)
-        if (await handle.describe()).status == 1:  # still running
-            await handle.terminate("test done")
+    signed = signing_client(incident.client).get_workflow_handle(incident.handle.id)  # as the sign-in service signs
+    await signed.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
+    for _ in range(200):
+        if (await incident.view()).pending_approval is not None:
+            break
+        await asyncio.sleep(0.05)
+    with serving(operator_app(incident.target, incident.task_queue, incident.policy)) as url:
+        yield Page(url=url, handle=incident.handle, workflow_id=incident.handle.id)
 
 
 @contextlib.asynccontextmanager

@@ -324,49 +324,16 @@ def kill_worker(stack: Stack) -> None:
 def test_cli_errors_name_the_problem(stack: Stack) -> None:
     missing = cli(stack, "show", "INC-20000101-000000-dead", check=False)
     assert missing.returncode == 2 and "no incident INC-20000101-000000-dead" in missing.stderr
-    bad_service = cli(
-        stack,
-        "trigger",
-        "incident",
-        "--service",
-        "nope",
-        "--severity",
-        "P0",
-        "--summary",
-        "x",
-        user="demo-oncall",
-        check=False,
-    )
+
+    def trigger_by_hand(service: str, severity: str, *more: str) -> subprocess.CompletedProcess[str]:
+        flags = ("--service", service, "--severity", severity, "--summary", "x", *more)
+        return cli(stack, "trigger", "incident", *flags, user="demo-oncall", check=False)
+
+    bad_service = trigger_by_hand("nope", "P0")
     assert bad_service.returncode == 2 and "--service: service 'nope' is not in the policy" in bad_service.stderr
-    bad_severity = cli(
-        stack,
-        "trigger",
-        "incident",
-        "--service",
-        "hybrid-router",
-        "--severity",
-        "P9",
-        "--summary",
-        "x",
-        user="demo-oncall",
-        check=False,
-    )
+    bad_severity = trigger_by_hand("hybrid-router", "P9")
     assert bad_severity.returncode == 2 and "--severity" in bad_severity.stderr
-    other_region = cli(
-        stack,
-        "trigger",
-        "incident",
-        "--service",
-        "hybrid-router",
-        "--severity",
-        "P1",
-        "--summary",
-        "x",
-        "--region",
-        "us-east-1",
-        user="demo-oncall",
-        check=False,
-    )
+    other_region = trigger_by_hand("hybrid-router", "P1", "--region", "us-east-1")
     assert other_region.returncode == 2 and "--region: region 'us-east-1'" in other_region.stderr
     not_signed_in = cli(stack, "ack", WORKFLOW_ID, check=False)
     assert not_signed_in.returncode == 2 and "runbook login" in not_signed_in.stderr

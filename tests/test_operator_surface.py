@@ -27,9 +27,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from contracts import Approve, OperatorReply
-from runbook_cli.main import CliError, parser, run
+from runbook_cli.main import parser
 from tests.policies import default_policy
-from tests.test_signin import PASSWORDS, operator_app, serving
+from tests.test_signin import PASSWORDS, operator_app, refused, runbook, serving
 
 PLAN_ID = "plan-0123456789ab"
 
@@ -154,18 +154,6 @@ async def runs(
         for handle in started:
             with contextlib.suppress(Exception):
                 await handle.terminate("test done")
-
-
-async def runbook(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    capsys.readouterr()
-    await run(parser().parse_args(argv))
-    return capsys.readouterr().out
-
-
-async def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> CliError:
-    with pytest.raises(CliError) as caught:
-        await runbook(capsys, *argv)
-    return caught.value
 
 
 async def listed(capsys: pytest.CaptureFixture[str], *argv: str, until: Callable[[list[dict]], bool]) -> list[dict]:
