@@ -16,9 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from contracts import SEARCH_ATTRIBUTES
+import yaml
+
+from contracts import SEARCH_ATTRIBUTES, PolicyError, load_policy_file
+from contracts.identity import Issuer
 from devstack.net import port_in_use, wait_for_http, wait_for_port
 from settings import PROJECT_ROOT
+from signing import Signer, write_key
 
 BIN = Path(sys.executable).parent
 # The demo stack's PagerDuty credentials: any 32-character routing key and token will do.
@@ -43,6 +47,7 @@ class StackConfig:
     pagerduty_port: int = 8091
     demo_port: int = 8090
     intake_port: int = 8080
+    operator_port: int = 8081
     data_dir: Path = PROJECT_ROOT / ".data"
     policy: Path = PROJECT_ROOT / "policy" / "demo.yaml"
     metrics_interval: float = 5.0
@@ -68,6 +73,7 @@ class StackConfig:
             pagerduty_port=port("PAGERDUTY_EMULATOR_PORT", defaults.pagerduty_port),
             demo_port=port("DEMO_SERVICE_PORT", defaults.demo_port),
             intake_port=port("INTAKE_PORT", defaults.intake_port),
+            operator_port=port("OPERATOR_PORT", defaults.operator_port),
             data_dir=Path(env.get("RUNBOOK_DATA_DIR") or defaults.data_dir),
             policy=Path(env.get("RUNBOOK_POLICY") or defaults.policy),
         )
@@ -87,6 +93,19 @@ class StackConfig:
     def pagerduty_tls_dir(self) -> Path:
         return self.data_dir / "pagerduty-tls"
 
+    @property
+    def intake_key(self) -> Path:
+        return self.data_dir / "keys" / "intake.pem"
+
+    @property
+    def signin_key(self) -> Path:
+        return self.data_dir / "keys" / "signin.pem"
+
+    @property
+    def composed_policy(self) -> Path:
+        """The policy every process of the stack reads: `policy` plus the stack's `trust`."""
+        return self.data_dir / "policy.yaml"
+
     def client_env(self) -> dict[str, str]:
         """What the worker and the CLI need to find every part of this stack."""
         return {
@@ -104,7 +123,7 @@ class StackConfig:
             "PAGERDUTY_ROUTING_KEY": DEMO_ROUTING_KEY,
             "PAGERDUTY_API_TOKEN": DEMO_API_TOKEN,
             "PLATFORM_URL": self.url(self.demo_port),
-            "RUNBOOK_POLICY": str(self.policy),
+            "RUNBOOK_POLICY": str(self.composed_policy),
             "RUNBOOK_DATA_DIR": str(self.data_dir),
             "INTAKE_HOST": self.host,
             "INTAKE_PORT": str(self.intake_port),
@@ -114,6 +133,11 @@ class StackConfig:
             "INTAKE_SNS_TOPICS": "arn:aws:sns:eu-central-1:123456789012:runbook-alerts",
             "PAGERDUTY_WEBHOOK_SECRETS": DEMO_WEBHOOK_SECRET,
             "APPROVAL_OPERATORS_FILE": str(self.data_dir / "operators.json"),
+            "INTAKE_SIGNING_KEY": str(self.intake_key),
+            "SIGNIN_SIGNING_KEY": str(self.signin_key),
+            "OPERATOR_HOST": self.host,
+            "OPERATOR_PORT": str(self.operator_port),
+            "RUNBOOK_SIGNIN_URL": self.url(self.operator_port),
         }
 
 
@@ -149,6 +173,7 @@ class Stack:
             "PAGERDUTY_EMULATOR_PORT (PagerDuty emulator)": c.pagerduty_port,
             "DEMO_SERVICE_PORT (demo hybrid-router service)": c.demo_port,
             "INTAKE_PORT (alert intake)": c.intake_port,
+            "OPERATOR_PORT (sign-in service and approval page)": c.operator_port,
         }
         taken = [f"{port} ({name})" for name, port in ports.items() if port_in_use(c.host, port)]
         if taken:
@@ -156,6 +181,30 @@ class Stack:
                 f"port(s) already in use on {c.host}: {', '.join(taken)}. "
                 "Stop what uses them (another `make run`?) or set the named variable to a free port."
             )
+
+    def prepare_identity(self) -> None:
+        """The intake's and the sign-in service's keys (made once, then kept in the data folder),
+        and the composed policy that trusts them, which the worker, the intake and the CLI read."""
+        c = self.config
+        intake, signin = _signer(c.intake_key, "intake"), _signer(c.signin_key, "signin")
+        try:
+            source = yaml.safe_load(c.policy.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise StackError(f"the policy {c.policy} cannot be read: {err}") from None
+        trust = dict(source.get("trust") or {})  # keys the policy lists itself stay trusted
+        for role, signer in (("intake", intake), ("operators", signin)):
+            listed = list(trust.get(role) or [])
+            trust[role] = listed if signer.public_key in listed else [*listed, signer.public_key]
+        c.composed_policy.parent.mkdir(parents=True, exist_ok=True)
+        c.composed_policy.write_text(
+            f"# Written by the local stack at every start: {c.policy} with the stack's own keys\n"
+            f"# ({c.intake_key.parent}) under trust. Edit that file, not this one.\n"
+            + yaml.safe_dump({**source, "trust": trust}, sort_keys=False)
+        )
+        try:
+            load_policy_file(c.composed_policy)
+        except PolicyError as err:
+            raise StackError(f"the policy {c.policy}: {err}") from None
 
     def start_temporal(self) -> None:
         c = self.config
@@ -249,19 +298,21 @@ class Stack:
         return child
 
     def start_intake(self) -> Child:
-        from intake.ui import hash_password
+        from intake.sessions import hash_password
 
         operators = self.config.data_dir / "operators.json"
-        if not operators.exists():  # the demo operators sign in to the approval page with "demo"
+        if not operators.exists():  # the demo operators sign in with "demo" (page and `runbook login`)
             operators.write_text(json.dumps({name: hash_password(DEMO_OPERATOR_PASSWORD) for name in DEMO_OPERATORS}))
         child = self.spawn("intake", [sys.executable, "-m", "intake"], echo=True)
         wait_for_http(f"{self.config.url(self.config.intake_port)}/healthz", timeout=30)
+        wait_for_http(f"{self.config.url(self.config.operator_port)}/healthz", timeout=30)
         return child
 
     def start(self, with_worker: bool = True) -> None:
         """Everything, in dependency order; on any failure what was started is stopped."""
         steps = [
             self.check_ports,
+            self.prepare_identity,
             self.start_temporal,
             self.start_moto,
             self.seed_aws,
@@ -346,13 +397,25 @@ class Stack:
             ("PagerDuty emulator", f"{c.pagerduty_url}  (self-signed: {c.pagerduty_tls_dir / 'cert.pem'})"),
             ("demo hybrid-router service", c.url(c.demo_port)),
             ("alert intake (bearer token demo-intake-token)", f"{c.url(c.intake_port)}  (API: /openapi.json)"),
-            ("approval page (demo-oncall / demo-lead, password demo)", f"{c.url(c.intake_port)}/ui"),
+            ("sign-in service (`runbook login`; demo-oncall / demo-lead, password demo)", c.url(c.operator_port)),
+            ("approval page", f"{c.url(c.operator_port)}/ui"),
             ("worker", f"task queue {os.environ.get('RUNBOOK_TASK_QUEUE', 'runbooks')}, policy {c.policy}"),
+            ("policy with the stack's keys (RUNBOOK_POLICY)", str(c.composed_policy)),
             ("data (SQLite, emulator state)", str(c.data_dir)),
             ("logs", str(c.data_dir / "logs")),
         ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"  {name:<{width}}  {where}" for name, where in rows)
+
+
+def _signer(path: Path, issuer: Issuer) -> Signer:
+    """The key at `path`, made there first if there is none."""
+    if not path.exists():
+        write_key(path)
+    try:
+        return Signer.from_file(path, issuer)
+    except (ValueError, OSError) as err:
+        raise StackError(f"{err} (remove {path} and the stack makes a new key)") from None
 
 
 def _pump(stream: IO[bytes], log_path: Path, prefix: str | None) -> None:
@@ -385,7 +448,10 @@ def run_foreground() -> int:
     try:
         stack.start()
         print(f"local stack is up:\n{stack.summary()}", flush=True)
-        print("try: .venv/bin/runbook demo break hybrid-router   (the README walks through an incident)")
+        print(
+            "try: .venv/bin/runbook login --as demo-oncall   (password demo), then "
+            ".venv/bin/runbook demo break hybrid-router   (the README walks through an incident)"
+        )
         print("Ctrl-C stops everything.", flush=True)
         while not stopping.is_set():
             dead = stack.exited()

@@ -33,7 +33,6 @@ from intake.normalize import Incoming
 from intake.openapi import openapi_document
 from intake.pagerduty_webhook import incident_event, signature_valid
 from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook
-from intake.ui import UiConfig, ui_routes
 
 log = logging.getLogger("intake")
 RETRY_AFTER_SECONDS = 5
@@ -182,8 +181,9 @@ def create_app(
     handoff: Handoff,
     sns_verifier: sns.SnsVerifier | None = None,
     confirm_subscription: Callable[[str], Awaitable[None]] | None = None,
-    ui: UiConfig | None = None,
 ) -> Starlette:
+    """The webhook listener's app. It serves no page, sign-in or operator API: those are on the
+    operator listener (`intake.signin`), so this port can face the senders alone."""
     metrics = Metrics()
     deliveries = Deliveries()
     verifier = sns_verifier or sns.SnsVerifier(
@@ -429,7 +429,6 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        *(ui_routes(ui, handoff.client) if ui is not None else []),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found})
     app.state.metrics = metrics

@@ -1,34 +1,26 @@
 """The approval page: pending approvals with their plan and diagnosis, approve / reject
-buttons, timelines. It calls the same Updates as the CLI, so the runbook's own validators
-decide what may be approved; the page only says who is asking.
+buttons, timelines. Served on the operator listener (`intake.signin`), never on the webhooks'.
+
+Approve and reject go through `intake.operations`, the same path as the operators' API: the
+request is made in the signed-in person's name, signed by the sign-in service and sent as the
+runbook's Update, so the runbook verifies who asks and its own validators decide.
 
 Every runbook offers the same operator surface (Updates `approve`, `reject`, ... answering an
-OperatorReply; the query `view`), so the page works for the run of any runbook: it calls them
-by name and reads the view as plain data. Incidents keep their richer page.
+OperatorReply; the query `view`), so the page works for the run of any runbook: it reads the
+view as plain data. Incidents keep their richer page.
 
-Who is asking: operators log in with a password from the operators file (hashes made by
-`python -m intake.ui hash-password`), and get a signed session cookie. Behind an identity
-provider's proxy (oauth2-proxy and the like), set APPROVAL_TRUSTED_HEADER instead and the
-proxy's user header is taken as the identity. Forms carry a CSRF token bound to the session,
-and the cookie is HttpOnly and SameSite=Strict.
+Who is asking: `intake.sessions` (a password sign-in with a server-side session, or the trusted
+proxy's header). Every form carries its session's CSRF token.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import hmac
 import html
-import json
-import os
-import secrets
 import sys
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -36,90 +28,18 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
-from temporalio.client import Client, RPCError, WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.client import RPCError, WorkflowHandle, WorkflowQueryFailedError
 
-from contracts import Approve, IncidentView, OperatorReply, Reject, RemediationPlan
+from contracts import IncidentView, RemediationPlan
+from intake.operations import ApiError, Operations
+from intake.sessions import COOKIE, Auth, AuthError, Identity, hash_password
 from starter import WORKFLOW_TYPE as INCIDENT_TYPE
 from starter import runbook_status
 
-COOKIE = "runbook_session"
 VIEW_TIMEOUT = timedelta(seconds=3)  # a run whose worker is away must not hold the page up
 PENDING_LIMIT = 200
-SESSION_SECONDS = 8 * 3600
-PBKDF2_ROUNDS = 200_000
 
-
-# --------------------------------------------------------------------------- credentials
-
-
-def hash_password(password: str, salt: str | None = None, rounds: int = PBKDF2_ROUNDS) -> str:
-    salt = salt or secrets.token_hex(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), rounds).hex()
-    return f"pbkdf2_sha256${rounds}${salt}${digest}"
-
-
-def password_matches(password: str, stored: str) -> bool:
-    try:
-        scheme, rounds, salt, _ = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "pbkdf2_sha256":
-        return False
-    return hmac.compare_digest(hash_password(password, salt, int(rounds)).encode(), stored.encode())
-
-
-@dataclass
-class UiConfig:
-    operators: dict[str, str] = field(default_factory=dict)  # name -> password hash
-    session_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    trusted_header: str | None = None
-
-    @classmethod
-    def from_env(cls) -> UiConfig | None:
-        path, header = os.environ.get("APPROVAL_OPERATORS_FILE"), os.environ.get("APPROVAL_TRUSTED_HEADER")
-        if not path and not header:
-            return None
-        operators = json.loads(Path(path).read_text()) if path else {}
-        secret = os.environ.get("APPROVAL_SESSION_SECRET")
-        return cls(
-            operators={str(k): str(v) for k, v in operators.items()},
-            session_secret=secret.encode() if secret else secrets.token_bytes(32),
-            trusted_header=header or None,
-        )
-
-
-# --------------------------------------------------------------------------- sessions
-
-
-def _sign(secret: bytes, payload: bytes) -> str:
-    return hmac.new(secret, payload, hashlib.sha256).hexdigest()
-
-
-def make_session(config: UiConfig, user: str) -> str:
-    payload = base64.urlsafe_b64encode(
-        json.dumps(
-            {"user": user, "csrf": secrets.token_urlsafe(24), "exp": int(time.time()) + SESSION_SECONDS}
-        ).encode()
-    )
-    return f"{payload.decode()}.{_sign(config.session_secret, payload)}"
-
-
-def read_session(config: UiConfig, request: Request) -> dict[str, Any] | None:
-    if config.trusted_header:
-        user = request.headers.get(config.trusted_header, "").strip()
-        # the proxy authenticated the person; the CSRF token is derived so forms still carry one
-        return {"user": user, "csrf": _sign(config.session_secret, user.encode())} if user else None
-    raw = request.cookies.get(COOKIE, "")
-    payload, _, signature = raw.partition(".")
-    if not payload or not hmac.compare_digest(
-        signature.encode(), _sign(config.session_secret, payload.encode()).encode()
-    ):
-        return None
-    try:
-        session = json.loads(base64.urlsafe_b64decode(payload.encode()))
-    except ValueError:
-        return None
-    return session if session.get("exp", 0) > time.time() else None
+__all__ = ["hash_password", "ui_routes"]  # hash_password: `python -m intake.ui hash-password`, and the benches
 
 
 # --------------------------------------------------------------------------- rendering
@@ -249,12 +169,30 @@ async def query_view(handle: WorkflowHandle) -> Any:
     return await handle.query("view", result_type=dict, rpc_timeout=VIEW_TIMEOUT)
 
 
-def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list[Route]:
-    async def who(request: Request) -> dict[str, Any] | None:
-        return read_session(config, request)
+Handler = Callable[[Request, Identity], Awaitable[Response]]
 
+
+def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
     def to_login() -> Response:
         return RedirectResponse("/ui/login", 303)
+
+    def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """The visitor's identity for `handler`; the sign-in form for nobody; a refusal for a
+        header that did not come from the trusted proxy."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                identity = auth.page(request)
+            except AuthError as err:
+                return page("Refused", f"<p class='err'>{e(err.message)}</p>", status=err.status)
+            if identity is None:
+                return to_login()
+            response = await handler(request, identity)
+            if identity.token is not None:  # a session opened for the proxy's user
+                auth.set_cookie(request, response, identity.token, identity.session)
+            return response
+
+        return endpoint
 
     async def login_form(request: Request) -> Response:
         error = request.query_params.get("error")
@@ -269,30 +207,28 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
     async def login(request: Request) -> Response:
         form = await request.form()
         user, password = str(form.get("user", "")), str(form.get("password", ""))
-        stored = config.operators.get(user)
-        if stored is None or not password_matches(password, stored):
+        if not await auth.check_password(user, password):
             return RedirectResponse("/ui/login?" + urlencode({"error": "wrong name or password"}), 303)
+        auth.sessions.revoke(request.cookies.get(COOKIE))  # a new session, never the one the browser had
+        token, session = auth.sessions.open(user)
         response = RedirectResponse("/ui", 303)
-        response.set_cookie(
-            COOKIE,
-            make_session(config, user),
-            max_age=SESSION_SECONDS,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
+        auth.set_cookie(request, response, token, session)
         return response
 
-    async def logout(request: Request) -> Response:
+    async def logout(request: Request, who: Identity) -> Response:
+        form = await request.form()
+        if not csrf_matches(form.get("csrf"), who):
+            return page("Refused", "<p class='err'>the form is stale or forged (CSRF token)</p>", who.user, 403)
+        auth.sessions.revoke(request.cookies.get(COOKIE))
         response = to_login()
-        response.delete_cookie(COOKIE)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=auth.secure(request))
         return response
 
-    async def pending(request: Request) -> Response:
-        session = await who(request)
-        if session is None:
-            return to_login()
-        temporal = await client()
+    async def pending(request: Request, who: Identity) -> Response:
+        try:
+            temporal = await operations.client()
+        except ApiError as err:
+            return page("Temporal unreachable", f"<p class='err'>{e(err.message)}</p>", who.user, err.status)
         rows = []
         # Running runs of every runbook, asked for their view's pending_approval. An incident's
         # status already says whether it awaits approval, which spares the query for the others.
@@ -334,86 +270,69 @@ def ui_routes(config: UiConfig, client: Callable[[], Awaitable[Client]]) -> list
             if rows
             else "<p id='none'>nothing awaits approval</p>"
         )
-        logout_form = '<form method="post" action="/ui/logout"><button>Sign out</button></form>'
-        return page("Pending approvals", table + logout_form, session["user"])
+        logout_form = (
+            f'<form method="post" action="/ui/logout"><input type="hidden" name="csrf" value="{e(who.session.csrf)}">'
+            '<button id="logout">Sign out</button></form>'
+        )
+        return page("Pending approvals", table + logout_form, who.user)
 
-    async def incident(request: Request) -> Response:
-        session = await who(request)
-        if session is None:
-            return to_login()
+    async def incident(request: Request, who: Identity) -> Response:
         workflow_id = request.query_params.get("id", "")
         if not workflow_id:
-            return page(
-                "No such run", "<p class='err'>id must be the workflow id of a runbook run</p>", session["user"], 404
-            )
-        handle = (await client()).get_workflow_handle(workflow_id)
+            return page("No such run", "<p class='err'>id must be the workflow id of a runbook run</p>", who.user, 404)
+        try:
+            handle = (await operations.client()).get_workflow_handle(workflow_id)
+        except ApiError as err:
+            return page("Temporal unreachable", f"<p class='err'>{e(err.message)}</p>", who.user, err.status)
         try:
             workflow_type = (await handle.describe()).workflow_type
             view = await query_view(handle)
         except RPCError as err:
-            return page("No such run", f"<p class='err'>{e(err)}</p>", session["user"], 404)
+            return page("No such run", f"<p class='err'>{e(err)}</p>", who.user, 404)
         except (WorkflowQueryFailedError, ValueError) as err:
-            return page(
-                "No view", f"<p class='err'>{e(workflow_id)} has no operator view: {e(err)}</p>", session["user"], 404
-            )
+            return page("No view", f"<p class='err'>{e(workflow_id)} has no operator view: {e(err)}</p>", who.user, 404)
         if not isinstance(view, dict):
-            return page(
-                "No view", f"<p class='err'>{e(workflow_id)}: its view is not an object</p>", session["user"], 404
-            )
+            return page("No view", f"<p class='err'>{e(workflow_id)}: its view is not an object</p>", who.user, 404)
         message = request.query_params.get("msg")
+        csrf = who.session.csrf
         incident = as_incident(workflow_type, view)
         if incident is not None:
-            title, body = f"{incident.id}: {incident.summary}", render_incident(incident, session["csrf"], message)
+            title, body = f"{incident.id}: {incident.summary}", render_incident(incident, csrf, message)
         else:
             title = f"{workflow_id}: {view.get('summary') or workflow_type}"
-            body = render_run(workflow_id, workflow_type, view, session["csrf"], message)
-        return page(title, body + '<p><a href="/ui">pending approvals</a></p>', session["user"])
+            body = render_run(workflow_id, workflow_type, view, csrf, message)
+        return page(title, body + '<p><a href="/ui">pending approvals</a></p>', who.user)
 
-    async def decide(request: Request, approving: bool) -> Response:
-        session = await who(request)
-        if session is None:
-            return to_login()
-        form = await request.form()
-        if not hmac.compare_digest(str(form.get("csrf", "")).encode(), str(session["csrf"]).encode()):
-            return page("Refused", "<p class='err'>the form is stale or forged (CSRF token)</p>", session["user"], 403)
-        workflow_id, plan_id = str(form.get("id", "")), str(form.get("plan_id", ""))
-        handle = (await client()).get_workflow_handle(workflow_id)
-        try:
-            if approving:
-                reply = await handle.execute_update(
-                    "approve",
-                    Approve(by=session["user"], plan_id=plan_id, comment=str(form.get("comment", "")) or None),
-                    result_type=OperatorReply,
-                )
-            else:
-                reply = await handle.execute_update(
-                    "reject",
-                    Reject(by=session["user"], plan_id=plan_id, reason=str(form.get("reason", "")) or "(no reason)"),
-                    result_type=OperatorReply,
-                )
-            message = reply.message
-        except WorkflowUpdateFailedError as err:
-            message = f"refused: {getattr(err.cause, 'message', err.cause)}"
-        except (RPCError, ValueError) as err:
-            message = f"refused: {err}"
-        target = f"/ui/incident?id={quote(workflow_id, safe='')}&msg={quote(message)}"
-        return RedirectResponse(target, 303)
+    def decide(action: str, field: str) -> Handler:
+        """Approve or reject from the page's form: the API's own path (`Operations.act`)."""
 
-    async def approve(request: Request) -> Response:
-        return await decide(request, approving=True)
+        async def endpoint(request: Request, who: Identity) -> Response:
+            form = await request.form()
+            if not csrf_matches(form.get("csrf"), who):
+                return page("Refused", "<p class='err'>the form is stale or forged (CSRF token)</p>", who.user, 403)
+            workflow_id = str(form.get("id", ""))
+            fields = {"plan_id": str(form.get("plan_id", "")), field: str(form.get(field, "")).strip() or None}
+            try:
+                message = (await operations.act(who.user, action, workflow_id, fields)).message
+            except ApiError as err:
+                message = f"refused: {err.message}"
+            return RedirectResponse(f"/ui/incident?id={quote(workflow_id, safe='')}&msg={quote(message)}", 303)
 
-    async def reject(request: Request) -> Response:
-        return await decide(request, approving=False)
+        return endpoint
 
     return [
         Route("/ui/login", login_form, methods=["GET"]),
         Route("/ui/login", login, methods=["POST"]),
-        Route("/ui/logout", logout, methods=["POST"]),
-        Route("/ui", pending, methods=["GET"]),
-        Route("/ui/incident", incident, methods=["GET"]),
-        Route("/ui/approve", approve, methods=["POST"]),
-        Route("/ui/reject", reject, methods=["POST"]),
+        Route("/ui/logout", signed_in(logout), methods=["POST"]),
+        Route("/ui", signed_in(pending), methods=["GET"]),
+        Route("/ui/incident", signed_in(incident), methods=["GET"]),
+        Route("/ui/approve", signed_in(decide("approve", "comment")), methods=["POST"]),
+        Route("/ui/reject", signed_in(decide("reject", "reason")), methods=["POST"]),
     ]
+
+
+def csrf_matches(offered: object, who: Identity) -> bool:
+    return hmac.compare_digest(str(offered or "").encode(), who.session.csrf.encode())
 
 
 if __name__ == "__main__":

@@ -1,29 +1,40 @@
-"""`runbook`: the operators' command line, a thin Temporal client. No runbook logic here.
+"""`runbook`: the operators' command line. No runbook logic here.
+
+Reads (show, incidents, runs, audit) go straight to Temporal. Everything that acts (ack, approve,
+reject, comment, cancel, trigger) goes through the sign-in service's API with the token that
+`runbook login` stored (RUNBOOK_SIGNIN_URL, default http://127.0.0.1:8081; the session file
+RUNBOOK_SESSION_FILE, default $XDG_CONFIG_HOME/runbook/session.json, mode 0600): the service
+signs each action in the signed-in person's name, and the runbook verifies it. The CLI itself
+writes nothing to Temporal.
 
 The operator commands work on the run of any runbook: every runbook workflow offers the same
 operator surface (Updates `acknowledge`, `approve`, `reject`, `comment`, `cancel` answering an
-OperatorReply, and the query `view`), so they are called by name, and the view is read as
-plain data. Incidents keep their richer rendering.
+OperatorReply, and the query `view`), so the view is read as plain data. Incidents keep their
+richer rendering.
 
 Imports stay light: no workflow or activity code (boto3 and the rest) is loaded for a command.
 
 Exit codes: 0 done, 1 refused by the runbook (wrong state, not permitted, stale plan),
-2 bad usage or nothing to act on, 3 Temporal or the worker cannot be reached.
+2 bad usage, not signed in, or nothing to act on, 3 Temporal, the sign-in service or the
+worker cannot be reached.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
+import httpx
 from pydantic import ValidationError
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
@@ -32,8 +43,6 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowHandle,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.service import RPCStatusCode
 
@@ -43,24 +52,20 @@ from contracts import (
     SEARCH_SERVICE,
     SEARCH_SEVERITY,
     SEARCH_STATUS,
-    Acknowledge,
-    Alert,
-    Approve,
-    Cancel,
-    Comment,
     IncidentView,
-    OperatorReply,
     PolicyError,
-    Reject,
     RemediationPlan,
     Severity,
     load_policy_file,
 )
 from runbook_cli.runbooks import RUNBOOKS, workflow_type
-from starter import WORKFLOW_TYPE, incident_id_of, open_or_join_incident, runbook_status
+from starter import WORKFLOW_TYPE, runbook_status
 
 QUERY_TIMEOUT = timedelta(seconds=10)
+API_TIMEOUT = 45.0  # seconds: the service waits up to 30 s for the runbook's answer
 ID_HELP = "INC-..., or the workflow id of any runbook run (e.g. incident/SERVICE/REGION)"
+SIGNIN_URL = "http://127.0.0.1:8081"
+FLAGS = {"plan_id": "--plan", "workflow_id": "ID", "user": "--as"}  # the API's field names, as the CLI spells them
 
 
 class CliError(Exception):
@@ -83,7 +88,13 @@ def parser() -> argparse.ArgumentParser:
     incident.add_argument("--severity", required=True, type=_severity, help="P0, P1, P2 or P3")
     incident.add_argument("--summary", required=True, help="what is wrong, one line")
     incident.add_argument("--region", help="the service's region in the policy (the only one it has)")
-    _identity(incident, required=False)
+    _identity(incident)
+
+    login = commands.add_parser("login", help="sign in to the sign-in service; the token is kept for the commands")
+    login.add_argument("--as", dest="operator", help="your name (default: $RUNBOOK_OPERATOR, else asked)")
+    login.add_argument("--password-stdin", action="store_true", help="read the password from stdin, not a prompt")
+    commands.add_parser("logout", help="sign out: the token is revoked and forgotten")
+    commands.add_parser("whoami", help="who you are signed in as, and until when")
 
     listing = commands.add_parser("incidents", help="list incidents, newest first")
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
@@ -144,11 +155,10 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _identity(command: argparse.ArgumentParser, required: bool = True) -> None:
+def _identity(command: argparse.ArgumentParser) -> None:
     command.add_argument(
-        "--as", dest="operator", help="who you are (default: $RUNBOOK_OPERATOR)" + ("" if required else ", or 'cli'")
+        "--as", dest="operator", help="optional: must be who you signed in as (`runbook login`), else refused"
     )
-    command.set_defaults(operator_required=required)
 
 
 def _severity(value: str) -> Severity:
@@ -180,42 +190,169 @@ def _non_empty(flag: str):  # noqa: ANN202
     return check
 
 
-def operator_of(args: argparse.Namespace) -> str:
-    who = args.operator or os.environ.get("RUNBOOK_OPERATOR", "")
-    if who.strip():
-        return who.strip()
-    if getattr(args, "operator_required", True):
-        raise CliError(f"runbook {args.command}: --as NAME is required (or set RUNBOOK_OPERATOR)")
-    return "cli"
+# --------------------------------------------------------------------------- signed in
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """What `runbook login` keeps: where, who, the token, until when."""
+
+    url: str
+    user: str
+    token: str
+    expires_at: str  # ISO 8601, UTC
+
+    @property
+    def expiry(self) -> datetime:
+        return datetime.fromisoformat(self.expires_at)
+
+
+def session_path() -> Path:
+    explicit = os.environ.get("RUNBOOK_SESSION_FILE")
+    if explicit:
+        return Path(explicit)
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "runbook" / "session.json"
+
+
+def signin_url() -> str:
+    return (os.environ.get("RUNBOOK_SIGNIN_URL") or SIGNIN_URL).rstrip("/")
+
+
+def save_session(session: SignedIn) -> Path:
+    """Written whole or not at all, readable by its owner only: the token acts in their name."""
+    path = session_path()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(asdict(session), file)
+    os.replace(temporary, path)
+    return path
+
+
+def load_session() -> SignedIn:
+    path = session_path()
+    try:
+        session = SignedIn(**json.loads(path.read_text()))
+        expiry = session.expiry
+    except FileNotFoundError:
+        raise CliError("not signed in: run `runbook login` first") from None
+    except (OSError, ValueError, TypeError) as err:
+        raise CliError(f"{path} is not a session this CLI wrote ({err}); run `runbook login` again") from None
+    if expiry <= datetime.now(UTC):
+        raise CliError(f"your session expired at {expiry:%Y-%m-%d %H:%M} UTC; run `runbook login` again")
+    return session
+
+
+def signed_in(args: argparse.Namespace) -> SignedIn:
+    """The stored session, checked before anything is asked of Temporal; `--as` must name its user."""
+    session = load_session()
+    wanted = getattr(args, "operator", None)
+    if wanted and wanted.strip() != session.user:
+        raise CliError(
+            f"--as {wanted}: you are signed in as {session.user}; "
+            f"`runbook login --as {wanted}` to act as {wanted}, or leave --as out"
+        )
+    return session
+
+
+async def call(url: str, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
+    """The sign-in service's API; its refusals become CLI errors with the exit codes above."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=API_TIMEOUT) as http:
+            response = await http.request(method, path, json=body, headers=headers)
+    except httpx.HTTPError as err:
+        raise CliError(
+            f"cannot reach the sign-in service at {url}: {err or type(err).__name__} "
+            "(is `make run` running? RUNBOOK_SIGNIN_URL says where it is)",
+            3,
+        ) from None
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {"error": response.text[:200] or response.reason_phrase}
+    if response.is_success:
+        return answer
+    error = str(answer.get("error", answer)) if isinstance(answer, dict) else str(answer)
+    status = response.status_code
+    if status == 409:
+        raise CliError(f"refused: {error}", 1)
+    field = answer.get("field") if isinstance(answer, dict) else None
+    flag = FLAGS.get(field, f"--{field}") if isinstance(field, str) else None
+    raise CliError(f"{flag}: {error}" if flag else error, 3 if status >= 500 else 2)
 
 
 # --------------------------------------------------------------------------- commands
 
 
-async def cmd_trigger(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
-    policy = _policy(config)
-    if args.service not in policy.services:
-        known = ", ".join(sorted(policy.services)) or "none"
-        raise CliError(f"--service {args.service!r} is not in the policy {config.policy_path} (known: {known})")
-    if not args.summary.strip():
-        raise CliError("--summary must not be empty")
-    region = policy.services[args.service].region
-    if args.region and args.region != region:  # the policy's target for the service is in one region
-        raise CliError(f"--region {args.region!r}: the policy's {args.service} runs in {region}")
-    who = operator_of(args)
-    alert = Alert(
-        source="cli",
-        service=args.service,
-        region=region,
-        summary=args.summary.strip(),
-        severity=args.severity,
-        raised_by=who,
-        received_at=datetime.now(UTC),
+async def cmd_login(args: argparse.Namespace) -> None:
+    url = signin_url()
+    user = (args.operator or os.environ.get("RUNBOOK_OPERATOR") or "").strip()
+    if not user:
+        if args.password_stdin:
+            raise CliError("runbook login --password-stdin: give your name with --as NAME (or RUNBOOK_OPERATOR)")
+        user = input("name: ").strip()
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {user}: ")
+    if not password:
+        raise CliError("runbook login: no password given")
+    answer = await call(url, "POST", "/auth/login", {"user": user, "password": password})
+    session = SignedIn(url=url, user=answer["user"], token=answer["token"], expires_at=answer["expires_at"])
+    path = save_session(session)
+    print(f"signed in as {session.user} at {url} until {session.expiry:%Y-%m-%d %H:%M} UTC (session in {path})")
+
+
+async def cmd_logout(args: argparse.Namespace) -> None:
+    path = session_path()
+    try:
+        session = SignedIn(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        print("not signed in")
+        return
+    except (OSError, ValueError, TypeError):
+        path.unlink(missing_ok=True)
+        print("signed out (the session file was unreadable; removed)")
+        return
+    try:
+        await call(session.url, "POST", "/auth/logout", token=session.token)
+    except CliError as err:
+        if err.code == 3:  # the token stays good on the service until it expires
+            path.unlink(missing_ok=True)
+            raise CliError(f"forgot the session here, but could not revoke it: {err}", 3) from None
+    path.unlink(missing_ok=True)
+    print(f"signed out {session.user}")
+
+
+async def cmd_whoami(args: argparse.Namespace) -> None:
+    session = load_session()
+    answer = await call(session.url, "GET", "/auth/whoami", token=session.token)
+    print(f"{answer['user']}  (at {session.url}, until {session.expiry:%Y-%m-%d %H:%M} UTC)")
+
+
+async def act(session: SignedIn, run: Run, action: str, **fields: Any) -> None:
+    """An operator action through the sign-in service, which signs it and sends the Update."""
+    body = {"workflow_id": run.workflow_id, **{name: value for name, value in fields.items() if value is not None}}
+    if run.handle.run_id:  # an incident found by its INC- id: exactly that run's chain
+        body["run_id"] = run.handle.run_id
+    reply = await call(session.url, "POST", f"/api/v1/runs/{action}", body, token=session.token)
+    print(reply["message"])
+
+
+async def cmd_trigger(session: SignedIn, args: argparse.Namespace) -> None:
+    body = {"service": args.service, "severity": args.severity.value, "summary": args.summary, "region": args.region}
+    answer = await call(
+        session.url,
+        "POST",
+        "/api/v1/incidents",
+        {name: value for name, value in body.items() if value is not None},
+        token=session.token,
     )
-    handle = await open_or_join_incident(client, alert, who, config.task_queue, policy)
-    incident_id = await incident_id_of(handle)
-    print(incident_id)
-    print(f"workflow {handle.id}", file=sys.stderr)
+    print(answer["incident_id"])
+    print(f"workflow {answer['workflow_id']}", file=sys.stderr)
 
 
 async def cmd_incidents(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
@@ -315,36 +452,28 @@ async def cmd_show(client: Client, args: argparse.Namespace, config: settings.Se
         print(render_any(run, view))
 
 
-async def cmd_ack(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
-    run = await find_run(client, args.id)
-    reply = await _update(run, "acknowledge", Acknowledge(by=operator_of(args), note=args.note))
-    print(reply.message)
+async def cmd_ack(client: Client, args: argparse.Namespace, session: SignedIn) -> None:
+    await act(session, await find_run(client, args.id), "acknowledge", note=args.note)
 
 
-async def cmd_approve(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+async def cmd_approve(client: Client, args: argparse.Namespace, session: SignedIn) -> None:
     run = await find_run(client, args.id)
     plan_id = args.plan or await _pending_plan(run)
-    reply = await _update(run, "approve", Approve(by=operator_of(args), plan_id=plan_id, comment=args.comment))
-    print(reply.message)
+    await act(session, run, "approve", plan_id=plan_id, comment=args.comment)
 
 
-async def cmd_reject(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+async def cmd_reject(client: Client, args: argparse.Namespace, session: SignedIn) -> None:
     run = await find_run(client, args.id)
     plan_id = args.plan or await _pending_plan(run)
-    reply = await _update(run, "reject", Reject(by=operator_of(args), plan_id=plan_id, reason=args.reason))
-    print(reply.message)
+    await act(session, run, "reject", plan_id=plan_id, reason=args.reason)
 
 
-async def cmd_comment(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
-    run = await find_run(client, args.id)
-    reply = await _update(run, "comment", Comment(by=operator_of(args), text=args.text))
-    print(reply.message)
+async def cmd_comment(client: Client, args: argparse.Namespace, session: SignedIn) -> None:
+    await act(session, await find_run(client, args.id), "comment", text=args.text)
 
 
-async def cmd_cancel(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
-    run = await find_run(client, args.id)
-    reply = await _update(run, "cancel", Cancel(by=operator_of(args), reason=args.reason))
-    print(reply.message)
+async def cmd_cancel(client: Client, args: argparse.Namespace, session: SignedIn) -> None:
+    await act(session, await find_run(client, args.id), "cancel", reason=args.reason)
 
 
 async def cmd_audit(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
@@ -471,24 +600,6 @@ async def _pending_plan(run: Run) -> str:
     return str(plan.get("plan_id"))
 
 
-async def _update(run: Run, update: str, request: Any) -> OperatorReply:
-    try:
-        return await run.handle.execute_update(
-            update, request, result_type=OperatorReply, rpc_timeout=QUERY_TIMEOUT * 3
-        )
-    except WorkflowUpdateFailedError as err:
-        raise CliError(f"refused: {_message(err.cause)}", code=1) from None
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise CliError(f"{run.workflow_id}: the runbook has finished; nothing to change", code=1) from None
-        raise
-
-
-def _message(err: BaseException | None) -> str:
-    message = getattr(err, "message", None) or str(err)
-    return str(message)
-
-
 def _policy(config: settings.Settings):  # noqa: ANN202
     try:
         return load_policy_file(config.policy_path)
@@ -552,8 +663,7 @@ def render_generic(run: Run, view: dict[str, Any]) -> str:
             if key != "plan_id" and value is not None:
                 lines.append(f"                     {key}: {value}")
         lines.append(
-            f"                     runbook approve {workflow_id} --as NAME   |   "
-            f"runbook reject {workflow_id} --as NAME --reason TEXT"
+            f"                     runbook approve {workflow_id}   |   runbook reject {workflow_id} --reason TEXT"
         )
     lines.append("  timeline")
     for entry in view.get("timeline") or []:
@@ -587,8 +697,7 @@ def render(view: IncidentView) -> str:
         lines += [
             f"  AWAITING APPROVAL  {plan.plan_id}: {plan.describe()}",
             f"                     why: {plan.reason}",
-            f"                     runbook approve {view.id} --as NAME   |   "
-            f"runbook reject {view.id} --as NAME --reason TEXT",
+            f"                     runbook approve {view.id}   |   runbook reject {view.id} --reason TEXT",
         ]
     if view.remediation:
         lines.append(f"  remediation   {view.remediation.detail}")
@@ -600,26 +709,34 @@ def render(view: IncidentView) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {
-    "trigger": cmd_trigger,
+READS = {
     "incidents": cmd_incidents,
     "runs": cmd_runs,
     "show": cmd_show,
+    "audit": cmd_audit,
+}
+ACTIONS = {
     "ack": cmd_ack,
     "approve": cmd_approve,
     "reject": cmd_reject,
     "comment": cmd_comment,
     "cancel": cmd_cancel,
-    "audit": cmd_audit,
 }
+SESSIONS = {"login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami}
 
 
 async def run(args: argparse.Namespace) -> None:
     config = settings.load()
-    if getattr(args, "operator_required", False):
-        operator_of(args)  # say a missing --as before anything else
     if args.command == "demo":
         cmd_demo(args, config)
+        return
+    if args.command in SESSIONS:
+        await SESSIONS[args.command](args)
+        return
+    session = signed_in(args) if args.command in (*ACTIONS, "trigger") else None  # said before anything else
+    if args.command == "trigger":
+        assert session is not None
+        await cmd_trigger(session, args)
         return
     try:
         temporal = load_config()
@@ -629,7 +746,10 @@ async def run(args: argparse.Namespace) -> None:
         client = await connect(temporal)
     except Exception as err:  # noqa: BLE001 - connection failures come in many types
         raise CliError(f"cannot reach Temporal at {temporal.describe()}: {err} (is `make run` running?)", 3) from None
-    await COMMANDS[args.command](client, args, config)
+    if session is not None:
+        await ACTIONS[args.command](client, args, session)
+    else:
+        await READS[args.command](client, args, config)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -640,9 +760,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except CliError as err:
         print(f"runbook: {err}", file=sys.stderr)
         code = err.code
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        print("runbook: no answer from the runbook in time; is the worker running?", file=sys.stderr)
-        code = 3
     except RPCError as err:
         print(f"runbook: Temporal answered {err.status.name if err.status else 'an error'}: {err}", file=sys.stderr)
         code = 3

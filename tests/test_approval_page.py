@@ -1,5 +1,6 @@
-"""The approval page: sign-in, CSRF, refusals shown, and an approval clicked in a real
-headless Chromium (Debian's chromium and chromium-driver) moving the runbook on."""
+"""The approval page on the operator listener: sign-in, CSRF per session, refusals shown, and an
+approval clicked in a real headless Chromium (Debian's chromium and chromium-driver) moving the
+runbook on, signed by the sign-in service and verified by the runbook."""
 
 from __future__ import annotations
 
@@ -9,30 +10,25 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import quote
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.client import WorkflowHandle
 
-from contracts import Acknowledge, Alert, IncidentStatus, Severity
-from intake.app import create_app
-from intake.handoff import Handoff
-from intake.ui import UiConfig, hash_password
-from starter import open_or_join_incident
-from tests.conftest import serve_app
-from tests.test_incident_workflow import FakePlatform
-from tests.test_intake import config_for, intake_policy
+from contracts import Acknowledge
+from intake.sessions import COOKIE
+from tests.identity import signing_client
+from tests.test_signin import (
+    PASSWORDS,
+    Incident,
+    incident,  # noqa: F401 - a fixture, for `page`
+    operator_app,
+    serving,
+)
 from workflows.incident_response import IncidentResponseWorkflow
-
-PASSWORDS = {"bob": "bob-password", "mallory": "mallory-password"}
 
 
 @dataclass
@@ -43,45 +39,16 @@ class Page:
 
 
 @pytest.fixture
-async def page(dev_env: WorkflowEnvironment) -> AsyncIterator[Page]:
-    """An incident awaiting approval, and the intake serving the approval page."""
-    service = f"ui-{uuid.uuid4().hex[:8]}"
-    policy = intake_policy(service)
-    task_queue = f"ui-{uuid.uuid4()}"
-    target = dev_env.client.service_client.config.target_host
-    handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue)
-    ui = UiConfig(operators={name: hash_password(pw, rounds=1000) for name, pw in PASSWORDS.items()})
-    app = create_app(config_for(policy), handoff, ui=ui)
-    async with Worker(
-        dev_env.client,
-        task_queue=task_queue,
-        workflows=[IncidentResponseWorkflow],
-        activities=FakePlatform(policy).activities(),
-    ):
-        alert = Alert(
-            source="cli",
-            service=service,
-            region="eu-central-1",
-            summary="down",
-            severity=Severity.P0,
-            raised_by="alice",
-            received_at=datetime.now(UTC),
-        )
-        handle = await open_or_join_incident(dev_env.client, alert, "alice", task_queue)
-        for _ in range(200):
-            view = await handle.query(IncidentResponseWorkflow.view)
-            if view.status == IncidentStatus.AWAITING_ACK:
-                break
-            await asyncio.sleep(0.05)
-        await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
-        for _ in range(200):
-            if (await handle.query(IncidentResponseWorkflow.view)).pending_approval is not None:
-                break
-            await asyncio.sleep(0.05)
-        with serve_app(app) as url:
-            yield Page(url=url, handle=handle, workflow_id=handle.id)
-        if (await handle.describe()).status == 1:  # still running
-            await handle.terminate("test done")
+async def page(incident: Incident) -> AsyncIterator[Page]:  # noqa: F811 - the fixture imported above
+    """An incident awaiting approval, and the operator listener serving the approval page."""
+    signed = signing_client(incident.client).get_workflow_handle(incident.handle.id)  # as the sign-in service signs
+    await signed.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
+    for _ in range(200):
+        if (await incident.view()).pending_approval is not None:
+            break
+        await asyncio.sleep(0.05)
+    with serving(operator_app(incident.target, incident.task_queue, incident.policy)) as url:
+        yield Page(url=url, handle=incident.handle, workflow_id=incident.handle.id)
 
 
 @contextlib.asynccontextmanager
@@ -112,15 +79,42 @@ async def test_sign_in_is_required_and_forms_need_their_csrf_token(page: Page) -
     assert still.pending_approval is not None and still.decision is None
 
 
+def form_value(text: str, name: str) -> str:
+    return text.split(f'name="{name}" value="')[1].split('"')[0]
+
+
 async def test_a_refusal_is_shown_and_changes_nothing(page: Page) -> None:
     async with signed_in(page, "mallory") as http:
         detail = await http.get(f"/ui/incident?id={quote(page.workflow_id, safe='')}")
-        csrf = detail.text.split('name="csrf" value="')[1].split('"')[0]
-        plan_id = detail.text.split('name="plan_id" value="')[1].split('"')[0]
+        csrf, plan_id = form_value(detail.text, "csrf"), form_value(detail.text, "plan_id")
         answer = await http.post("/ui/approve", data={"id": page.workflow_id, "plan_id": plan_id, "csrf": csrf})
         shown = await http.get(answer.headers["location"])
     assert "refused: mallory may not approve" in shown.text
     assert (await page.handle.query(IncidentResponseWorkflow.view)).pending_approval is not None
+
+
+async def test_csrf_tokens_are_per_session_and_sign_out_revokes_the_session(page: Page) -> None:
+    """Two sign-ins of one person are two sessions: a form of one is refused in the other, and
+    signing out of one ends it at once (its cookie, replayed, signs nobody in)."""
+    link = f"/ui/incident?id={quote(page.workflow_id, safe='')}"
+    async with signed_in(page, "bob") as first, signed_in(page, "bob") as second:
+        one, two = [form_value((await http.get(link)).text, "csrf") for http in (first, second)]
+        assert one != two
+        plan_id = form_value((await first.get(link)).text, "plan_id")
+        crossed = await second.post("/ui/approve", data={"id": page.workflow_id, "plan_id": plan_id, "csrf": one})
+        assert crossed.status_code == 403 and "CSRF" in crossed.text
+        still = await page.handle.query(IncidentResponseWorkflow.view)
+        assert still.pending_approval is not None and still.decision is None
+
+        cookie = first.cookies[COOKIE]
+        assert (await first.post("/ui/logout", data={"csrf": "not-it"})).status_code == 403  # a forged sign-out
+        out = await first.post("/ui/logout", data={"csrf": one})
+        assert out.status_code == 303 and out.headers["location"] == "/ui/login"
+    async with httpx.AsyncClient(base_url=page.url, cookies={COOKIE: cookie}) as replayed:
+        assert (await replayed.get(link)).headers["location"] == "/ui/login"
+        late = await replayed.post("/ui/approve", data={"id": page.workflow_id, "plan_id": plan_id, "csrf": one})
+        assert late.status_code == 303 and late.headers["location"] == "/ui/login"
+    assert (await page.handle.query(IncidentResponseWorkflow.view)).decision is None
 
 
 def chromium_paths() -> tuple[str, str] | None:

@@ -1,6 +1,7 @@
 """End to end on the real local stack: dev server (SQLite file), AWS emulator over HTTP,
 PagerDuty emulator driven by the real `pagerduty` client, the demo service, a worker process,
-and the operators' CLI as a user types it.
+the intake with its sign-in service, and the operators' CLI as a user types it (`runbook login`,
+then the commands; each person with a session file of their own).
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ import pytest
 import yaml
 
 from devstack.net import free_port
-from devstack.stack import Stack, StackConfig
+from devstack.stack import DEMO_OPERATOR_PASSWORD, DEMO_OPERATORS, Stack, StackConfig
+from intake.sessions import hash_password
 from settings import PROJECT_ROOT
+from signing import Signer
 
 pytestmark = pytest.mark.e2e
 
 RUNBOOK = [sys.executable, "-m", "runbook_cli.main"]
 WORKFLOW_ID = "incident/hybrid-router/eu-central-1"
 CLUSTER, SERVICE, REGION = "hybrid-routing-cluster", "hybrid-router-service", "eu-central-1"
+# The demo operators, and one the operators file knows but the policy lets do nothing.
+PASSWORDS = {**{name: DEMO_OPERATOR_PASSWORD for name in DEMO_OPERATORS}, "mallory": "mallory-password"}
 
 
 def fast_policy(path: Path) -> Path:
@@ -53,13 +58,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pagerduty_port=free_port(),
         demo_port=free_port(),
         intake_port=free_port(),
+        operator_port=free_port(),
         data_dir=data,
-        policy=fast_policy(data / "policy.yaml"),
+        policy=fast_policy(data / "fast-policy.yaml"),
         metrics_interval=1.0,
     )
+    operators = {name: hash_password(password, rounds=1000) for name, password in PASSWORDS.items()}
+    (data / "operators.json").write_text(json.dumps(operators))  # the stack keeps a file that exists
     stack = Stack(config)
     stack.start(with_worker=False)
     try:
+        for name in PASSWORDS:
+            login(stack, name)
         yield stack
     finally:
         stack.stop()
@@ -75,12 +85,23 @@ def worker(stack: Stack) -> Iterator[Callable[[], Any]]:
             stack.stop_child(child)
 
 
-def cli(stack: Stack, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **stack.config.client_env()}
-    done = subprocess.run([*RUNBOOK, *args], env=env, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+def cli(
+    stack: Stack, *args: str, check: bool = True, user: str = "nobody", stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`runbook ARGS` as `user` types it: with that person's session file."""
+    session = stack.config.data_dir / "sessions" / f"{user}.json"
+    env = {**os.environ, **stack.config.client_env(), "RUNBOOK_SESSION_FILE": str(session)}
+    done = subprocess.run(
+        [*RUNBOOK, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"runbook {' '.join(args)} exited {done.returncode}: {done.stderr}")
     return done
+
+
+def login(stack: Stack, user: str) -> None:
+    done = cli(stack, "login", "--as", user, "--password-stdin", user=user, stdin=PASSWORDS[user] + "\n")
+    assert f"signed in as {user}" in done.stdout, done.stdout
 
 
 def show(stack: Stack, incident: str) -> dict[str, Any]:
@@ -187,8 +208,7 @@ def trigger(stack: Stack) -> str:
         "P0",
         "--summary",
         "hybrid router down",
-        "--as",
-        "demo-oncall",
+        user="demo-oncall",
     )
     incident = done.stdout.strip()
     assert incident.startswith("INC-"), done.stdout
@@ -218,9 +238,9 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
 
     view = wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
     assert view["severity"] == "P0" and view["pending_approval"] is None
-    refused = cli(stack, "ack", incident, "--as", "mallory", check=False)
+    refused = cli(stack, "ack", incident, user="mallory", check=False)
     assert refused.returncode == 1 and "mallory may not acknowledge" in refused.stderr
-    cli(stack, "ack", incident, "--as", "demo-oncall")
+    cli(stack, "ack", incident, user="demo-oncall")
 
     view = wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
     plan = view["pending_approval"]
@@ -229,12 +249,17 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     assert any(m["level"] == "critical" for m in view["diagnosis"]["metrics"])
     assert view["diagnosis"]["logs"]["error_count"] > 0
 
-    refused = cli(stack, "approve", incident, "--as", "mallory", check=False)
+    refused = cli(stack, "approve", incident, user="mallory", check=False)
     assert refused.returncode == 1 and "may not approve" in refused.stderr
+    posing = cli(stack, "approve", incident, "--as", "demo-lead", user="mallory", check=False)
+    assert posing.returncode == 2 and "signed in as mallory" in posing.stderr
     assert recorded_ecs_updates(stack) == []  # a refused approval changes nothing
 
-    cli(stack, "comment", incident, "--as", "demo-oncall", "--text", "rollback looks right")
-    cli(stack, "approve", incident, "--as", "demo-lead")
+    cli(stack, "comment", incident, "--text", "rollback looks right", user="demo-oncall")
+    # the README's walk-through: sign in, then approve
+    login(stack, "demo-lead")
+    assert cli(stack, "whoami", user="demo-lead").stdout.startswith("demo-lead")
+    cli(stack, "approve", incident, user="demo-lead")
     view = wait_for(stack, incident, closed)
     assert view["status"] == "resolved", view["timeline"]
     assert_one_page_and_one_rollback(stack, good)
@@ -250,7 +275,10 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     state = pagerduty_state(stack)
     notes = [n["content"] for i in state["incidents"] for n in i.get("notes", [])]
     assert any(n.startswith("[P0] Hybrid Routing Incident - hybrid router down") for n in notes)
-    assert any(n.startswith("comment by demo-oncall: rollback looks right") for n in notes)
+    signin_key = Signer.from_file(stack.config.signin_key, "signin").key_id  # the stack's sign-in service
+    comment = f"comment by demo-oncall (verified, key {signin_key}): rollback looks right"
+    assert any(n.startswith(comment) for n in notes)
+    assert {e["key_id"] for e in trail if e["event"] in ("acknowledged", "comment", "approved")} == {signin_key}
     events = [e["event"] for e in view["timeline"]]
     assert events.index("classified") < events.index("paged") < events.index("closed") == len(events) - 1, events
     assert {"acknowledged", "approved", "remediated", "verified"} <= set(events)
@@ -273,9 +301,9 @@ def test_worker_killed_mid_runbook_repeats_no_page_and_no_remediation(stack: Sta
     wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
     kill_worker(stack)
     worker()
-    cli(stack, "ack", incident, "--as", "demo-oncall")
+    cli(stack, "ack", incident, user="demo-oncall")
     wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
-    cli(stack, "approve", incident, "--as", "demo-lead")
+    cli(stack, "approve", incident, user="demo-lead")
     kill_worker(stack)  # while it remediates or verifies
     time.sleep(1)
     worker()
@@ -296,31 +324,21 @@ def kill_worker(stack: Stack) -> None:
 def test_cli_errors_name_the_problem(stack: Stack) -> None:
     missing = cli(stack, "show", "INC-20000101-000000-dead", check=False)
     assert missing.returncode == 2 and "no incident INC-20000101-000000-dead" in missing.stderr
-    bad_service = cli(
-        stack, "trigger", "incident", "--service", "nope", "--severity", "P0", "--summary", "x", check=False
-    )
-    assert bad_service.returncode == 2 and "--service 'nope'" in bad_service.stderr
-    bad_severity = cli(
-        stack, "trigger", "incident", "--service", "hybrid-router", "--severity", "P9", "--summary", "x", check=False
-    )
+
+    def trigger_by_hand(service: str, severity: str, *more: str) -> subprocess.CompletedProcess[str]:
+        flags = ("--service", service, "--severity", severity, "--summary", "x", *more)
+        return cli(stack, "trigger", "incident", *flags, user="demo-oncall", check=False)
+
+    bad_service = trigger_by_hand("nope", "P0")
+    assert bad_service.returncode == 2 and "--service: service 'nope' is not in the policy" in bad_service.stderr
+    bad_severity = trigger_by_hand("hybrid-router", "P9")
     assert bad_severity.returncode == 2 and "--severity" in bad_severity.stderr
-    other_region = cli(
-        stack,
-        "trigger",
-        "incident",
-        "--service",
-        "hybrid-router",
-        "--severity",
-        "P1",
-        "--summary",
-        "x",
-        "--region",
-        "us-east-1",
-        check=False,
-    )
-    assert other_region.returncode == 2 and "--region 'us-east-1'" in other_region.stderr
-    no_identity = cli(stack, "ack", WORKFLOW_ID, check=False)
-    assert no_identity.returncode == 2 and "--as" in no_identity.stderr
+    other_region = trigger_by_hand("hybrid-router", "P1", "--region", "us-east-1")
+    assert other_region.returncode == 2 and "--region: region 'us-east-1'" in other_region.stderr
+    not_signed_in = cli(stack, "ack", WORKFLOW_ID, check=False)
+    assert not_signed_in.returncode == 2 and "runbook login" in not_signed_in.stderr
+    wrong = cli(stack, "login", "--as", "demo-lead", "--password-stdin", user="guesser", stdin="guess\n", check=False)
+    assert wrong.returncode == 2 and "wrong name or password" in wrong.stderr
 
 
 def test_temporal_restart_keeps_the_incident_and_repeats_nothing(stack: Stack, worker: Callable[[], Any]) -> None:
@@ -334,11 +352,11 @@ def test_temporal_restart_keeps_the_incident_and_repeats_nothing(stack: Stack, w
     view = wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
     assert view["id"] == incident
     deadline = time.monotonic() + 60
-    while cli(stack, "ack", incident, "--as", "demo-oncall", check=False).returncode != 0:
+    while cli(stack, "ack", incident, user="demo-oncall", check=False).returncode != 0:
         assert time.monotonic() < deadline, "the restarted server never took the acknowledgement"
         time.sleep(1)
     wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
-    cli(stack, "approve", incident, "--as", "demo-lead")
+    cli(stack, "approve", incident, user="demo-lead")
     view = wait_for(stack, incident, closed, timeout=180)
     assert view["status"] == "resolved", view["timeline"]
     assert_one_page_and_one_rollback(stack, good)
@@ -377,7 +395,7 @@ def test_alerts_and_pagerduty_acks_through_the_intake(stack: Stack, worker: Call
     view = wait_for(stack, WORKFLOW_ID, lambda v: v["pending_approval"] is not None)
     assert view["acknowledged_by"] == "Tenex Engineer (PagerDuty)"
 
-    cli(stack, "approve", WORKFLOW_ID, "--as", "demo-lead")
+    cli(stack, "approve", WORKFLOW_ID, user="demo-lead")
     view = wait_for(stack, view["id"], closed)
     assert view["status"] == "resolved", view["timeline"]
     assert_one_page_and_one_rollback(stack, good)

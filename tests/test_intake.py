@@ -30,6 +30,7 @@ from intake.app import IntakeConfig, create_app
 from intake.handoff import Handoff
 from tests import sns_signing
 from tests.conftest import serve_app
+from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
 from tests.test_incident_workflow import FakePlatform
 from workflows.incident_response import IncidentResponseWorkflow
@@ -130,7 +131,7 @@ async def intake(dev_env: WorkflowEnvironment) -> AsyncIterator[Intake]:
         confirmed.append(url)
 
     target = dev_env.client.service_client.config.target_host
-    handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue)
+    handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue, INTAKE)
     app = create_app(config_for(policy), handoff, sns_verifier=verifier(), confirm_subscription=confirm)
     async with Worker(
         dev_env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow], activities=fake.activities()
@@ -366,7 +367,7 @@ async def test_a_resolved_alert_before_approval_means_no_remediation(intake: Int
     fire = {"id": "g-1", "service": intake.service, "summary": "down", "severity": "P0"}
     assert (await intake.post("/v1/alerts", fire)).status_code == 202
     await intake.until(lambda v: v.status.value == "awaiting_ack")
-    handle = intake.client.get_workflow_handle(intake.workflow_id())
+    handle = signing_client(intake.client).get_workflow_handle(intake.workflow_id())  # as the sign-in service signs
     from contracts import Acknowledge
 
     await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
@@ -389,7 +390,7 @@ async def test_a_resolved_alert_never_opens_an_incident(intake: Intake) -> None:
 async def test_the_condition_clears_only_when_every_alert_that_fired_resolved(intake: Intake) -> None:
     assert (await intake.post("/v1/alerts/alertmanager", alertmanager(intake.service))).status_code == 202
     await intake.until(lambda v: v.status.value == "awaiting_ack")
-    handle = intake.client.get_workflow_handle(intake.workflow_id())
+    handle = signing_client(intake.client).get_workflow_handle(intake.workflow_id())  # as the sign-in service signs
     from contracts import Acknowledge
 
     await handle.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
@@ -465,6 +466,8 @@ async def test_health_readiness_and_the_openapi_document(intake: Intake) -> None
         assert (await http.get(f"{intake.url}/healthz")).json() == {"status": "alive"}
         assert (await http.get(f"{intake.url}/readyz")).status_code == 200
         document = (await http.get(f"{intake.url}/openapi.json")).json()
+        for path in ("/ui", "/ui/login", "/auth/whoami"):  # the page and sign-in are on the operator listener
+            assert (await http.get(f"{intake.url}{path}")).status_code == 404, path
     assert set(document["paths"]) >= {
         "/v1/alerts/alertmanager",
         "/v1/alerts/sns",
@@ -486,7 +489,7 @@ async def test_a_storm_of_alerts_for_a_hundred_targets_is_a_hundred_incidents(de
     policy = intake_policy(*services)
     task_queue = f"storm-{uuid.uuid4()}"
     target = dev_env.client.service_client.config.target_host
-    handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue)
+    handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), task_queue, INTAKE)
     app = create_app(config_for(policy), handoff)
     per_target = 20
     alerts = [
@@ -551,7 +554,7 @@ async def test_temporal_down_is_503_and_the_retried_deliveries_all_arrive(own_te
     service = f"away-{uuid.uuid4().hex[:6]}"
     policy = intake_policy(service)
     task_queue = f"away-{uuid.uuid4()}"
-    handoff = Handoff(lambda: Client.connect(address, data_converter=pydantic_data_converter), task_queue)
+    handoff = Handoff(lambda: Client.connect(address, data_converter=pydantic_data_converter), task_queue, INTAKE)
     app = create_app(config_for(policy), handoff)
     alerts = [{"id": f"d-{i}", "service": service, "summary": f"alert {i}"} for i in range(5)]
     headers = {"authorization": f"Bearer {TOKEN}"}

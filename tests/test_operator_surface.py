@@ -3,16 +3,17 @@
 A tiny runbook defined here, `ChangeWindowWorkflow`, offers the operator surface every
 runbook has (the `view` query, the `approve` Update answering an OperatorReply) and nothing
 of an incident; `runbook runs`, `show`, `approve`, `audit` and the approval page drive it on
-the dev server.
+the dev server, the acting commands through the sign-in service (`runbook login`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,17 +23,13 @@ import httpx
 import pytest
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from contracts import Approve, OperatorReply
-from intake.app import IntakeConfig, create_app
-from intake.handoff import Handoff
-from intake.ui import UiConfig, hash_password
-from runbook_cli.main import CliError, parser, run
-from tests.conftest import serve_app
+from runbook_cli.main import parser
 from tests.policies import default_policy
+from tests.test_signin import PASSWORDS, operator_app, refused, runbook, serving
 
 PLAN_ID = "plan-0123456789ab"
 
@@ -95,17 +92,38 @@ class Runs:
     client: Client
     task_queue: str
     start: Callable[..., Any]
+    url: str  # the operator listener: sign-in service, API and approval page
+    login: Callable[[str], Awaitable[None]]  # `runbook login --as NAME --password-stdin`
+
+
+@contextlib.contextmanager
+def operator_listener(dev_env: WorkflowEnvironment, task_queue: str) -> Iterator[str]:
+    target = dev_env.client.service_client.config.target_host
+    with serving(operator_app(target, task_queue, default_policy())) as url:
+        yield url
 
 
 @pytest.fixture
-async def runs(dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runs]:
-    """A worker for the tiny runbook; the CLI pointed at the dev server (and at no TOML profile)."""
+async def runs(
+    dev_env: WorkflowEnvironment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> AsyncIterator[Runs]:
+    """A worker for the tiny runbook; the CLI pointed at the dev server (and at no TOML profile)
+    and at an operator listener, with a session file of its own."""
     empty = tmp_path / "temporal.toml"
     empty.write_text("")
     monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(empty))
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
+    monkeypatch.setenv("RUNBOOK_SESSION_FILE", str(tmp_path / "session.json"))
     task_queue = f"change-{uuid.uuid4()}"
+
+    async def login(user: str) -> None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS[user] + "\n"))
+        assert f"signed in as {user}" in await runbook(capsys, "login", "--as", user, "--password-stdin")
+
     started: list[WorkflowHandle] = []
 
     async def start(memo: dict[str, Any] | None = None) -> WorkflowHandle:
@@ -130,22 +148,12 @@ async def runs(dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest
         workflows=[ChangeWindowWorkflow],
         workflow_runner=UnsandboxedWorkflowRunner(),
     ):
-        yield Runs(client=dev_env.client, task_queue=task_queue, start=start)
+        with operator_listener(dev_env, task_queue) as url:
+            monkeypatch.setenv("RUNBOOK_SIGNIN_URL", url)
+            yield Runs(client=dev_env.client, task_queue=task_queue, start=start, url=url, login=login)
         for handle in started:
             with contextlib.suppress(Exception):
                 await handle.terminate("test done")
-
-
-async def runbook(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    capsys.readouterr()
-    await run(parser().parse_args(argv))
-    return capsys.readouterr().out
-
-
-async def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> CliError:
-    with pytest.raises(CliError) as caught:
-        await runbook(capsys, *argv)
-    return caught.value
 
 
 async def listed(capsys: pytest.CaptureFixture[str], *argv: str, until: Callable[[list[dict]], bool]) -> list[dict]:
@@ -206,13 +214,17 @@ async def test_show_approve_and_audit_any_runbooks_run(runs: Runs, capsys: pytes
     as_json = json.loads(await runbook(capsys, "show", handle.id, "--json"))
     assert as_json == await handle.query(ChangeWindowWorkflow.view)
 
-    err = await refused(capsys, "approve", handle.id, "--as", "mallory")
+    await runs.login("mallory")
+    err = await refused(capsys, "approve", handle.id)
     assert err.code == 1 and "refused: mallory may not approve" in str(err)
+    err = await refused(capsys, "approve", handle.id, "--as", "bob")  # not who signed in
+    assert err.code == 2 and "--as bob" in str(err) and "signed in as mallory" in str(err)
+    await runs.login("bob")
     err = await refused(capsys, "approve", handle.id, "--as", "bob", "--plan", "plan-stale")
     assert err.code == 1 and "no pending plan plan-stale" in str(err)
     assert (await handle.query(ChangeWindowWorkflow.view))["pending_approval"] is not None  # nothing changed
 
-    assert "approved by bob" in await runbook(capsys, "approve", handle.id, "--as", "bob", "--comment", "go")
+    assert "approved by bob" in await runbook(capsys, "approve", handle.id, "--comment", "go")
     assert (await handle.result())["outcome"] == "done"
 
     err = await refused(capsys, "approve", handle.id, "--as", "bob")  # finished: read from its result
@@ -233,7 +245,10 @@ async def test_errors_name_what_is_missing(runs: Runs, capsys: pytest.CaptureFix
     err = await refused(capsys, "show", "incident/nope/eu-central-1")
     assert err.code == 2 and "no incident incident/nope/eu-central-1" in str(err)
     handle = await runs.start()
-    err = await refused(capsys, "comment", handle.id, "--as", "bob", "--text", "hello")  # this runbook has no comment
+    err = await refused(capsys, "comment", handle.id, "--text", "hello")
+    assert err.code == 2 and "runbook login" in str(err)
+    await runs.login("bob")
+    err = await refused(capsys, "comment", handle.id, "--text", "hello")  # this runbook has no comment
     assert err.code == 1 and "refused:" in str(err) and "comment" in str(err)
     with pytest.raises(SystemExit) as usage:
         parser().parse_args(["runs", "--runbook", "not a name"])
@@ -243,32 +258,25 @@ async def test_errors_name_what_is_missing(runs: Runs, capsys: pytest.CaptureFix
 
 # --------------------------------------------------------------------------- approval page
 
-PASSWORD = "bob-password"
-
 
 async def test_the_approval_page_lists_and_approves_any_runbooks_run(runs: Runs) -> None:
     handle = await runs.start()
-    target = runs.client.service_client.config.target_host
-    handoff = Handoff(lambda: Client.connect(target, data_converter=pydantic_data_converter), runs.task_queue)
-    ui = UiConfig(operators={name: hash_password(PASSWORD, rounds=1000) for name in ("bob", "mallory")})
-    app = create_app(IntakeConfig(policy=default_policy()), handoff, ui=ui)
-    with serve_app(app) as url:
-        async with httpx.AsyncClient(base_url=url, follow_redirects=False, timeout=30) as http:
-            for user in ("mallory", "bob"):
-                signed_in = await http.post("/ui/login", data={"user": user, "password": PASSWORD})
-                assert signed_in.status_code == 303
-                listing = await http.get("/ui")
-                link = f"/ui/incident?id={quote(handle.id, safe='')}"
-                assert link in listing.text and "ChangeWindowWorkflow" in listing.text
-                assert "action=open_change_window" in listing.text
-                detail = await http.get(link)
-                assert detail.status_code == 200 and f"Awaiting approval: {PLAN_ID}" in detail.text
-                assert "db-primary" in detail.text and "open the change window on db-primary" in detail.text
-                csrf = detail.text.split('name="csrf" value="')[1].split('"')[0]
-                answer = await http.post("/ui/approve", data={"id": handle.id, "plan_id": PLAN_ID, "csrf": csrf})
-                shown = await http.get(answer.headers["location"])
-                if user == "mallory":
-                    assert "refused: mallory may not approve" in shown.text
-                    assert (await handle.query(ChangeWindowWorkflow.view))["pending_approval"] is not None
-            assert "approved by bob" in shown.text
+    async with httpx.AsyncClient(base_url=runs.url, follow_redirects=False, timeout=30) as http:
+        for user in ("mallory", "bob"):
+            signed_in = await http.post("/ui/login", data={"user": user, "password": PASSWORDS[user]})
+            assert signed_in.status_code == 303
+            listing = await http.get("/ui")
+            link = f"/ui/incident?id={quote(handle.id, safe='')}"
+            assert link in listing.text and "ChangeWindowWorkflow" in listing.text
+            assert "action=open_change_window" in listing.text
+            detail = await http.get(link)
+            assert detail.status_code == 200 and f"Awaiting approval: {PLAN_ID}" in detail.text
+            assert "db-primary" in detail.text and "open the change window on db-primary" in detail.text
+            csrf = detail.text.split('name="csrf" value="')[1].split('"')[0]
+            answer = await http.post("/ui/approve", data={"id": handle.id, "plan_id": PLAN_ID, "csrf": csrf})
+            shown = await http.get(answer.headers["location"])
+            if user == "mallory":
+                assert "refused: mallory may not approve" in shown.text
+                assert (await handle.query(ChangeWindowWorkflow.view))["pending_approval"] is not None
+        assert "approved by bob" in shown.text
     assert (await handle.result())["outcome"] == "done"

@@ -1,20 +1,25 @@
 """`make run`'s stack as a user meets it: it says where each part listens, names a taken
-port, and Ctrl-C stops every child."""
+port, makes its signing keys once and a policy that trusts them, and Ctrl-C stops every child."""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from contracts import load_policy_file
 from devstack.net import free_port, port_in_use
+from devstack.stack import Stack, StackConfig
 from settings import PROJECT_ROOT
+from signing import Signer
 
 pytestmark = pytest.mark.e2e
 
@@ -25,11 +30,16 @@ PORT_VARIABLES = (
     "PAGERDUTY_EMULATOR_PORT",
     "DEMO_SERVICE_PORT",
     "INTAKE_PORT",
+    "OPERATOR_PORT",
 )
 
 
 def stack_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "PAGERDUTY_", "AWS_", "INTAKE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TEMPORAL_", "PAGERDUTY_", "AWS_", "INTAKE_", "OPERATOR_", "APPROVAL_", "SIGNIN_"))
+    }
     env.update({name: str(free_port()) for name in PORT_VARIABLES})
     env["RUNBOOK_DATA_DIR"] = str(data_dir)
     return env
@@ -72,6 +82,12 @@ def test_run_starts_every_part_and_ctrl_c_stops_them_all(tmp_path: Path) -> None
         for name in PORT_VARIABLES:
             assert env[name] in text, f"{name} missing from the summary:\n{text}"
             assert port_in_use("127.0.0.1", int(env[name])), name
+        assert f"http://127.0.0.1:{env['OPERATOR_PORT']}/ui" in text  # the approval page, on the operator listener
+        keys = [tmp_path / "keys" / "intake.pem", tmp_path / "keys" / "signin.pem"]
+        assert all(stat.S_IMODE(key.stat().st_mode) == 0o600 for key in keys)
+        trust = load_policy_file(tmp_path / "policy.yaml").trust
+        assert trust.intake == [Signer.from_file(keys[0], "intake").public_key]
+        assert trust.operators == [Signer.from_file(keys[1], "signin").public_key]
         stack.send_signal(signal.SIGINT)
         rest, _ = stack.communicate(timeout=90)
     finally:
@@ -106,3 +122,28 @@ def test_ctrl_c_during_start_up_leaves_nothing_running(tmp_path: Path) -> None:
     assert "stopped." in output, output
     for name in PORT_VARIABLES:
         assert not port_in_use("127.0.0.1", int(env[name])), f"{name} still taken after Ctrl-C during start-up"
+
+
+def test_the_keys_are_made_once_and_the_composed_policy_trusts_them(tmp_path: Path) -> None:
+    """No process needed: the keys and the policy every process of the stack reads."""
+    source = tmp_path / "mine.yaml"
+    policy = yaml.safe_load((PROJECT_ROOT / "policy" / "demo.yaml").read_text())
+    rotating = Signer.generate("signin").public_key
+    source.write_text(yaml.safe_dump({**policy, "trust": {"operators": [rotating]}}))  # a key of its own stays
+    config = StackConfig(data_dir=tmp_path / "data", policy=source)
+    stack = Stack(config)
+
+    stack.prepare_identity()
+    intake, signin = Signer.from_file(config.intake_key, "intake"), Signer.from_file(config.signin_key, "signin")
+    composed = load_policy_file(config.composed_policy)
+    assert composed.trust.intake == [intake.public_key]
+    assert composed.trust.operators == [rotating, signin.public_key]
+    assert composed.services.keys() == load_policy_file(source).services.keys()
+    env = config.client_env()
+    assert env["RUNBOOK_POLICY"] == str(config.composed_policy)
+    assert env["INTAKE_SIGNING_KEY"] == str(config.intake_key) and env["SIGNIN_SIGNING_KEY"] == str(config.signin_key)
+    assert env["RUNBOOK_SIGNIN_URL"] == f"http://127.0.0.1:{config.operator_port}"
+
+    stack.prepare_identity()  # a restart keeps the keys: sessions' and runs' trust stay valid
+    assert Signer.from_file(config.intake_key, "intake").public_key == intake.public_key
+    assert load_policy_file(config.composed_policy).trust == composed.trust

@@ -1,0 +1,182 @@
+"""Operators' actions, signed and sent: the one path that the API and the approval page share.
+
+For an operator action the sign-in service builds the runbook's request in the name of the
+signed-in person, signs an assertion for exactly that request, person, action, run chain and
+plan (`signing.Signer`, issuer "signin"), and sends the Update to the run chain it signed for.
+The runbook verifies the assertion (`contracts.identity`) and its own validators decide. A
+manual incident goes through the intake's hand-off, signed with the intake's key in the
+person's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from starlette.responses import JSONResponse
+from temporalio.client import (
+    Client,
+    RPCError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.service import RPCStatusCode
+
+from contracts import Acknowledge, Alert, Approve, Cancel, Comment, OperatorReply, Policy, Reject, Severity
+from contracts.common import Strict
+from intake.handoff import Handoff, Rejected, Unavailable
+from signing import Signer
+from starter import incident_id_of
+
+ACTIONS: dict[str, type[BaseModel]] = {
+    "acknowledge": Acknowledge,
+    "approve": Approve,
+    "reject": Reject,
+    "comment": Comment,
+    "cancel": Cancel,
+}
+SET_BY_US = ("by", "assertion")  # the sign-in service fills these in, never the caller
+DESCRIBE_TIMEOUT = timedelta(seconds=5)
+UPDATE_TIMEOUT = timedelta(seconds=30)
+RETRY_AFTER_SECONDS = 5
+
+
+class ApiError(Exception):
+    """An answer other than 200: the status, and a message naming the problem (and the field)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field, self.retry_after = status, message, field, retry_after
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else None
+        return JSONResponse(body, self.status, headers=headers)
+
+
+def unreachable(message: str) -> ApiError:
+    return ApiError(503, f"{message}; retry later", retry_after=RETRY_AFTER_SECONDS)
+
+
+def parse(model: type[Any], data: Mapping[str, Any]) -> Any:
+    """`model` from `data`, or 422 naming the first field that is wrong."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as err:
+        problems = err.errors(include_url=False, include_input=False)
+        names = [".".join(str(part) for part in problem["loc"]) or "(body)" for problem in problems]
+        detail = "; ".join(f"{name}: {problem['msg']}" for name, problem in zip(names, problems, strict=True))
+        raise ApiError(422, detail, field=names[0]) from None
+
+
+class IncidentRequest(Strict):
+    """`POST /api/v1/incidents`: what `runbook trigger incident` asks for."""
+
+    service: str = Field(min_length=1)
+    severity: Severity
+    summary: str = Field(min_length=1, max_length=1024)
+    region: str | None = None
+
+    @field_validator("summary")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class Operations:
+    def __init__(self, handoff: Handoff, signer: Signer, policy: Policy) -> None:
+        """`handoff`: the intake's (its Temporal connection, and its key for alerts);
+        `signer`: the sign-in service's key; `policy`: the intake's, to check incidents against."""
+        self.handoff, self.signer, self.policy = handoff, signer, policy
+
+    async def client(self) -> Client:
+        try:
+            return await self.handoff.client()
+        except Unavailable as err:
+            raise unreachable(str(err)) from None
+
+    async def act(
+        self, user: str, action: str, workflow_id: str, fields: Mapping[str, Any], run_id: str | None = None
+    ) -> OperatorReply:
+        """`action` on the run chain of `workflow_id` (the one `run_id` belongs to, if given),
+        in the name of `user`, with the request's own `fields` (note, plan_id, comment, ...)."""
+        model = ACTIONS.get(action)
+        if model is None:
+            raise ApiError(404, f"no such action {action!r}: one of {', '.join(ACTIONS)}")
+        for name in SET_BY_US:
+            if name in fields:
+                raise ApiError(422, f"{name}: the sign-in service sets it; leave it out", field=name)
+        if not workflow_id:
+            raise ApiError(422, "workflow_id: the workflow id of the run to act on is required", field="workflow_id")
+        request = parse(model, {**fields, "by": user})
+        client = await self.client()
+        first_run = await self.first_run_id(client, workflow_id, run_id)
+        signed = self.signer.sign(
+            request,
+            subject=user,
+            action=action,
+            workflow_id=workflow_id,
+            run_id=first_run,
+            plan_id=getattr(request, "plan_id", None),
+        )
+        handle = client.get_workflow_handle(workflow_id, first_execution_run_id=first_run)
+        try:
+            return await handle.execute_update(action, signed, result_type=OperatorReply, rpc_timeout=UPDATE_TIMEOUT)
+        except WorkflowUpdateFailedError as err:
+            raise ApiError(409, str(getattr(err.cause, "message", None) or err.cause or err)) from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise unreachable("no answer from the runbook in time; is the worker running?") from None
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise ApiError(409, f"{workflow_id}: the runbook has finished; nothing to change") from None
+            raise unreachable(f"Temporal answered {err.status.name if err.status else 'an error'}: {err}") from None
+
+    async def first_run_id(self, client: Client, workflow_id: str, run_id: str | None) -> str:
+        """The run chain's first run id, which the assertion names."""
+        try:
+            description = await client.get_workflow_handle(workflow_id, run_id=run_id).describe(
+                rpc_timeout=DESCRIBE_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                which = f"{workflow_id} (run {run_id})" if run_id else workflow_id
+                raise ApiError(404, f"no run {which}") from None
+            raise unreachable(f"Temporal did not answer: {err}") from None
+        return description.raw_description.workflow_execution_info.first_run_id or description.run_id
+
+    async def open_incident(self, user: str, body: Mapping[str, Any]) -> dict[str, str]:
+        """Opens an incident for a service of the policy, or joins the open one of its target."""
+        wanted: IncidentRequest = parse(IncidentRequest, body)
+        target = self.policy.services.get(wanted.service)
+        if target is None:
+            known = ", ".join(sorted(self.policy.services)) or "none"
+            raise ApiError(422, f"service {wanted.service!r} is not in the policy (known: {known})", field="service")
+        if wanted.region is not None and wanted.region != target.region:  # one region per service
+            raise ApiError(
+                422, f"region {wanted.region!r}: the policy's {wanted.service} runs in {target.region}", field="region"
+            )
+        alert = Alert(
+            source="cli",
+            service=wanted.service,
+            region=target.region,
+            summary=wanted.summary,
+            severity=wanted.severity,
+            raised_by=user,
+            received_at=datetime.now(UTC),
+        )
+        try:
+            workflow_id = await self.handoff.alert(alert, opened_by=user)
+            incident_id = await incident_id_of((await self.client()).get_workflow_handle(workflow_id))
+        except Unavailable as err:
+            raise unreachable(str(err)) from None
+        except Rejected as err:
+            raise ApiError(422, str(err)) from None
+        except RPCError as err:
+            raise unreachable(f"Temporal did not answer: {err}") from None
+        return {"incident_id": incident_id, "workflow_id": workflow_id}

@@ -1,0 +1,129 @@
+"""The operator listener: the sign-in service, the operators' JSON API and the approval page.
+
+A Starlette app of its own, served by `python -m intake` on OPERATOR_HOST:OPERATOR_PORT next to
+(never on) the webhook listener; see `intake.sessions` for who is believed and why.
+
+    POST /auth/login   {"user", "password"}       -> {"token", "user", "expires_at"}   (401: wrong)
+                       (through the trusted proxy: its header's user, no password)
+    POST /auth/logout  (Authorization: Bearer T)  -> the session is revoked at once
+    GET  /auth/whoami  (Authorization: Bearer T)  -> {"user", "expires_at"}
+    POST /api/v1/runs/{action}   action: acknowledge | approve | reject | comment | cancel
+         {"workflow_id", "run_id"?, and the request's own fields: note, plan_id, comment, reason, text}
+         -> 200 {"message", "status"}; 409 {"error"} refused by the runbook; 422 a field; 404 no run;
+            503 Temporal unreachable (Retry-After)
+    POST /api/v1/incidents  {"service", "severity", "summary", "region"?} -> {"incident_id", "workflow_id"}
+    GET  /healthz, and the page under /ui
+
+The API takes bearer tokens only (never the page's cookie), so a page on another site cannot
+use a browser's session to call it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from intake.operations import ApiError, Operations
+from intake.sessions import Auth, AuthError, Identity, Sessions, SigninConfig
+from intake.ui import ui_routes
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "Content-Type must be application/json")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError as err:
+        raise ApiError(400, f"the body is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return data
+
+
+def api(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except AuthError as err:
+            headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+            return JSONResponse({"error": err.message}, err.status, headers=headers)
+        except ApiError as err:
+            return err.response()
+
+    return endpoint
+
+
+def session_body(identity: Identity) -> dict[str, str]:
+    return {"user": identity.user, "expires_at": identity.session.expires_at.isoformat()}
+
+
+def create_operator_app(config: SigninConfig, operations: Operations, sessions: Sessions | None = None) -> Starlette:
+    auth = Auth(config, sessions)
+
+    async def login(request: Request) -> Response:
+        """A password from the operators file; or, through the trusted proxy, its user's word."""
+        data = await json_body(request)
+        user = auth.proxied_user(request)
+        if user is None:
+            user, password = data.get("user"), data.get("password")
+            if not isinstance(user, str) or not user:
+                raise ApiError(422, "user: required, a non-empty string", field="user")
+            if not isinstance(password, str) or not password:
+                raise ApiError(422, "password: required, a non-empty string", field="password")
+            if not await auth.check_password(user, password):
+                raise AuthError(401, "wrong name or password")
+        token, session = auth.sessions.open(user)
+        return JSONResponse({"token": token, **session_body(Identity(user, session))})
+
+    async def logout(request: Request) -> Response:
+        identity = auth.bearer(request)
+        auth.sessions.revoke(request.headers["authorization"].partition(" ")[2].strip())
+        return JSONResponse({"message": f"signed out {identity.user}"})
+
+    async def whoami(request: Request) -> Response:
+        return JSONResponse(session_body(auth.bearer(request)))
+
+    async def run_action(request: Request) -> Response:
+        identity = auth.bearer(request)
+        data = await json_body(request)
+        workflow_id, run_id = data.pop("workflow_id", None), data.pop("run_id", None)
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise ApiError(422, "workflow_id: required, the workflow id of the run to act on", field="workflow_id")
+        if run_id is not None and (not isinstance(run_id, str) or not run_id):
+            raise ApiError(422, "run_id: a run id of the run chain, if given", field="run_id")
+        reply = await operations.act(identity.user, request.path_params["action"], workflow_id, data, run_id)
+        return JSONResponse(reply.model_dump(mode="json"))
+
+    async def incidents(request: Request) -> Response:
+        identity = auth.bearer(request)
+        return JSONResponse(await operations.open_incident(identity.user, await json_body(request)))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": f"no such endpoint: {request.method} {request.url.path}"}, 404)
+
+    routes = [
+        Route("/auth/login", api(login), methods=["POST"]),
+        Route("/auth/logout", api(logout), methods=["POST"]),
+        Route("/auth/whoami", api(whoami), methods=["GET"]),
+        Route("/api/v1/runs/{action}", api(run_action), methods=["POST"]),
+        Route("/api/v1/incidents", api(incidents), methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        *ui_routes(auth, operations),
+    ]
+    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    app.state.auth = auth
+    return app
