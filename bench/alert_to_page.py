@@ -331,6 +331,7 @@ async def main() -> None:
         stack = Stack(config)
         server = None
         try:
+            stack.prepare_identity()  # the stack's keys, and the policy that trusts them
             stack.start_temporal()
             cert, key = ensure_self_signed_cert(config.pagerduty_tls_dir, (config.host,))
             clock = PageClock(create_app(None, {DEMO_ROUTING_KEY}, DEMO_API_TOKEN))

@@ -202,6 +202,7 @@ async def main() -> None:
                 intake_port=free_port(),
             )
         )
+        stack.prepare_identity()  # the stack's keys, and the policy that trusts them
         stack.start_temporal()
         operators = operators_file(directory)
         if Path(stack.config.client_env()["APPROVAL_OPERATORS_FILE"]) != operators:

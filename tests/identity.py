@@ -26,8 +26,8 @@ OTHER = Signer.generate("signin")  # a key no policy trusts
 
 def _unsigned(args: Any) -> BaseModel | None:
     first = args[0] if args else None
-    if isinstance(first, BaseModel) and "assertion" in type(first).model_fields and first.assertion is None:
-        return first
+    if isinstance(first, BaseModel) and "assertion" in type(first).model_fields:
+        return first if first.model_dump(include={"assertion"})["assertion"] is None else None
     return None
 
 

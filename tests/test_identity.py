@@ -157,7 +157,10 @@ def unchanged(view: IncidentView) -> dict[str, Any]:
     return view.model_dump(exclude={"timeline"}) | {"timeline": len(view.timeline)}
 
 
-def forgeries(plan_id: str | None) -> dict[str, tuple[Callable[[BaseModel, str, str, str], BaseModel], str]]:
+Forge = Callable[[BaseModel, str, str, str], BaseModel]
+
+
+def forgeries(plan_id: str | None) -> dict[str, tuple[Forge, str]]:
     """Ways to send an operator request straight to Temporal, each with the refusal it earns."""
 
     def as_is(request: BaseModel, action: str, wf: str, run: str) -> BaseModel:
@@ -184,7 +187,7 @@ def forgeries(plan_id: str | None) -> dict[str, tuple[Callable[[BaseModel, str, 
     def another_action(request: BaseModel, action: str, wf: str, run: str) -> BaseModel:
         return operator_assertion(request, "comment" if action != "comment" else "acknowledge", wf, run)
 
-    ways = {
+    ways: dict[str, tuple[Forge, str]] = {
         "no assertion": (as_is, "no signed assertion"),
         "an untrusted key": (untrusted, "does not trust"),
         "a bad signature": (bad_signature, "signature is not valid"),
@@ -238,7 +241,7 @@ async def test_an_operator_update_straight_to_temporal_is_refused_unless_proven(
     proven = operator_assertion(request, action, handle.id, run)
     await raw.execute_update(action, proven)  # the same request, proven: accepted
     after = await handle.query(IncidentResponseWorkflow.view)
-    entry = next(e for e in reversed(after.timeline) if e.actor == proven.by)  # type: ignore[attr-defined]
+    entry = next(e for e in reversed(after.timeline) if e.actor == proven.by)
     assert entry.key_id == SIGNIN.key_id
     if action in ("acknowledge", "comment"):  # may be asked again; the spent assertion may not
         with pytest.raises(WorkflowUpdateFailedError) as replayed:
