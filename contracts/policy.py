@@ -68,7 +68,7 @@ class Communication(Strict):
     incident_commander: str = "on-call primary"
     channel: str = "#incident-hybrid-routing"
     status_page: str = "https://status.example.com"
-    approval_page: str | None = None  # the intake's /ui, linked from the PagerDuty incident
+    approval_page: str | None = None  # the operator listener's /ui, linked from the PagerDuty incident
 
 
 class RouteMatch(Strict):

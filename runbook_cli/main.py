@@ -685,6 +685,8 @@ def render(view: IncidentView) -> str:
         f"  opened        {view.opened_at:%Y-%m-%d %H:%M:%S} UTC by {view.opened_by}; {view.alert_count} alert(s)",
         f"  acknowledged  {view.acknowledged_by or '-'}",
     ]
+    if view.refused_signals:  # forged or replayed signals straight into Temporal: worth a look
+        lines.append(f"  REFUSED       {view.refused_signals} signal(s) the intake did not sign (see the worker's log)")
     if view.pagerduty and view.pagerduty.incident_id:
         lines.append(
             f"  pagerduty     {view.pagerduty.incident_id} level {view.pagerduty.escalation_level}"

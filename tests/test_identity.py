@@ -38,6 +38,7 @@ from contracts import (
     verify_operator,
     verify_signal,
 )
+from runbook_cli.main import render
 from signing import Signer
 from starter import WORKFLOW_TYPE
 from tests.identity import INTAKE, OTHER, SIGNIN, first_run_id, operator_assertion
@@ -333,6 +334,7 @@ async def test_forged_signals_do_not_acknowledge_clear_or_resolve(slow: Harness)
     after = await slow.until(handle, lambda v: v.refused_signals == len(forged))
     assert after.acknowledged_by is None and after.status == IncidentStatus.AWAITING_ACK
     assert after.alert_count == 1 and unchanged(after) == unchanged(view) | {"refused_signals": len(forged)}
+    assert f"REFUSED       {len(forged)} signal(s) the intake did not sign" in render(after)  # `runbook show`
 
     # The intake's own signature on the same resolution: taken (the condition clears; P2 resolves).
     await raw.signal("alert", INTAKE.sign(resolved, subject="intake/resolution", action="alert", workflow_id=handle.id))
