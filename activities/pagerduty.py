@@ -132,8 +132,42 @@ def trigger_page(request: PageRequest) -> str:
     return _trigger(request)
 
 
+# The Events API v2's limits: a trigger over them is refused (400) and nobody is paged. The
+# summary is the documented 1024 characters; the source and each detail are cut well short of
+# the 512 KB an event may weigh, so an alert of any size still pages.
+MAX_SUMMARY = 1024
+MAX_SOURCE = 255
+MAX_DETAIL = 8 * 1024
+MAX_DETAILS = 64 * 1024
+CUT = " [...]"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(CUT)] + CUT
+
+
+def fit_page(request: PageRequest) -> PageRequest:
+    """The page within PagerDuty's limits: long texts cut (and marked), never refused."""
+    details: dict[str, str] = {}
+    room = MAX_DETAILS
+    for key, value in request.details.items():
+        key, value = _cut(key, 256), _cut(value, MAX_DETAIL)
+        if len(key) + len(value) > room:
+            details["(truncated)"] = f"{len(request.details) - len(details)} more detail(s) left out: too long"
+            break
+        details[key], room = value, room - len(key) - len(value)
+    return request.model_copy(
+        update={
+            "summary": _cut(request.summary, MAX_SUMMARY),
+            "source": _cut(request.source, MAX_SOURCE),
+            "details": details,
+        }
+    )
+
+
 def _trigger(request: PageRequest) -> str:
     client = events_client()
+    request = fit_page(request)
     try:
         return client.trigger(
             request.summary,

@@ -274,6 +274,25 @@ def test_a_repeated_trigger_pages_once_and_notes_are_idempotent(pagerduty_env: E
     assert [p["level"] for p in state["pages"] if p["incident_id"] == incident["id"]] == [1, 2]
 
 
+def test_a_page_of_any_size_goes_out_cut_to_pagerdutys_limits(pagerduty_env: Emulator) -> None:
+    """An alert summary of 1024 characters made a page summary PagerDuty refuses: nobody was paged."""
+    key = f"incident/test/{uuid.uuid4().hex[:6]}"
+    long = PageRequest(
+        dedup_key=key,
+        summary="[P0] Hybrid Routing Incident - " + "x" * 1024,
+        source="s" * 1000,
+        severity="critical",
+        details={"alert": "y" * 100_000, **{f"label-{n}": "z" * 5000 for n in range(40)}},
+    )
+    run(pagerduty.trigger_page, long)
+    [incident] = [i for i in pagerduty_env.state()["incidents"] if i["incident_key"] == key]
+    assert len(incident["title"]) == 1024 and incident["title"].endswith(" [...]")
+    fitted = pagerduty.fit_page(long)
+    assert len(fitted.source) == 255 and len(fitted.details["alert"]) == 8 * 1024
+    assert "(truncated)" in fitted.details and sum(len(k) + len(v) for k, v in fitted.details.items()) < 70_000
+    assert pagerduty.fit_page(page(key)) == page(key)  # within the limits: unchanged
+
+
 def test_rate_limits_return_to_temporal_instead_of_sleeping_forever(pagerduty_env: Emulator) -> None:
     with pagerduty_env.http() as http:
         http.post("/_emulator/faults", json={"enqueue_status": 429, "count": 5}).raise_for_status()
