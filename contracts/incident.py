@@ -38,6 +38,7 @@ class IncidentInput(Strict):
 class IncidentStatus(StrEnum):
     OPENING = "opening"
     AWAITING_ACK = "awaiting_ack"
+    UNPAGED = "unpaged"  # awaiting acknowledgement, but the page failed for good: nobody was told
     DIAGNOSING = "diagnosing"
     AWAITING_APPROVAL = "awaiting_approval"
     REMEDIATING = "remediating"

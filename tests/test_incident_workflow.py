@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from contracts import (
+    SEARCH_STATUS,
     Acknowledge,
     Alert,
     Approvals,
@@ -203,6 +204,28 @@ async def test_escalates_one_level_per_timer_without_ack(harness: Harness) -> No
     assert view.acknowledged_by == "alice"
     assert harness.fake.called("acknowledge_page") == [view.pagerduty.dedup_key]
     await harness.keep_history(handle, "signed_escalated_awaiting_approval")
+    await handle.terminate("test done")
+
+
+async def test_a_page_that_fails_for_good_is_marked_and_paged_again_on_the_ladder(harness: Harness) -> None:
+    harness.fake.page_fails = 1  # PagerDuty refuses the first page for good
+    handle = await harness.open()
+    view = await harness.until(handle, lambda v: v.status == IncidentStatus.UNPAGED)
+    assert [e.event for e in view.timeline if e.event in ("page failed", "nobody paged")] == [
+        "page failed",
+        "nobody paged",
+    ]
+    if harness.scale != 1.0:  # `runbook incidents --status unpaged` finds it (the dev server's visibility)
+        description = await handle.describe()
+        assert description.typed_search_attributes.get(SEARCH_STATUS) == "unpaged"
+    p0 = harness.policy.severities[Severity.P0]
+    assert p0.escalate_after is not None
+    await harness.sleep(harness.after(p0.escalate_after))
+    view = await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    assert len(harness.fake.called("trigger_page")) == 2  # paged again at the ladder's first rung
+    assert harness.fake.called("escalate_pagerduty_incident") == []  # not escalated: nobody had been paged
+    assert view.pagerduty is not None and view.pagerduty.incident_id == "PFAKE01"
+    await harness.keep_history(handle, "signed_unpaged_then_paged_on_the_ladder")
     await handle.terminate("test done")
 
 

@@ -121,6 +121,11 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         self.start_kit(lean, lambda: (workflow.patched("audit-notes"), workflow.patched("search-attributes")))
         self.pager.levels = self.the_policy.escalation_levels
         if self.signed:
+            self.pager.retry_pages = True
+            self.pager.on_paged = lambda paged: self.enter(
+                self.step, IncidentStatus.AWAITING_ACK if paged else IncidentStatus.UNPAGED
+            )
+        if self.signed:
             refusal = self.unproven_start()
             if refusal is not None:
                 self.enter("classify", IncidentStatus.REFUSED)
@@ -238,7 +243,8 @@ class IncidentResponseWorkflow(RunbookWorkflow):
     async def step_acknowledge(self) -> None:
         """Wait for a person; at each escalation timer climb one level of the ladder. When every
         alert clears first, the policy's `on_clear` says whether paging goes on."""
-        self.enter("acknowledge", IncidentStatus.AWAITING_ACK)
+        unpaged = self.pager.unpaged is not None  # the page failed for good: it is tried again on the ladder
+        self.enter("acknowledge", IncidentStatus.UNPAGED if unpaged else IncidentStatus.AWAITING_ACK)
         assert self.severity is not None
         timers = self.the_policy.severities[self.severity]
         resolve_on_clear = self.lean and self.on_clear() == "resolve"
@@ -488,7 +494,11 @@ class IncidentResponseWorkflow(RunbookWorkflow):
                 f"#{len(self.alerts)} from {alert.source}: {alert.summary}",
                 actor=alert.raised_by or alert.source,
             )
-        if self.lean and self.condition_cleared and self.status == IncidentStatus.AWAITING_ACK:
+        if (
+            self.lean
+            and self.condition_cleared
+            and self.status in (IncidentStatus.AWAITING_ACK, IncidentStatus.UNPAGED)
+        ):
             what = "paging goes on" if self.on_clear() == "keep_paging" else "resolving the incident"
             self.record(
                 "condition cleared",

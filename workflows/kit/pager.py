@@ -53,6 +53,12 @@ class Pager:
         self.acknowledged = False
         self.owe_resolve = False
         self.sending = False
+        # A page that failed for good (refused, or PagerDuty unreachable for the page's half hour):
+        # runs from the `signed-identity` patch on say so (status `unpaged`) and page again at
+        # every rung of the acknowledgement ladder instead of escalating nothing.
+        self.retry_pages = False
+        self.unpaged: tuple[PageRequest, str] | None = None
+        self.on_paged: Callable[[bool], None] = lambda paged: None
 
     def start_sender(self) -> None:
         self.audit_sender = asyncio.create_task(self.send_outbox() if self.lean else self.send_audit_notes())
@@ -72,8 +78,17 @@ class Pager:
                 self.ref = await workflow.execute_activity(pagerduty.page_and_note, both, **PAGE)
             except ActivityError as err:
                 self.timeline.record("page failed", cause(err))
+                if self.retry_pages:
+                    self.unpaged = (request, initial_note)
+                    self.timeline.record(
+                        "nobody paged", "PagerDuty did not take the page; it is tried again at every escalation timer"
+                    )
+                    self.on_paged(False)
                 return
             self.timeline.record("paged", f"PagerDuty incident {self.ref.incident_id} (dedup key {request.dedup_key})")
+            if self.unpaged is not None:
+                self.unpaged = None
+                self.on_paged(True)
             return
         try:
             await workflow.execute_activity(pagerduty.trigger_page, request, **NOTIFY)
@@ -110,6 +125,9 @@ class Pager:
             await self.escalate(level, f"not acknowledged within {fmt(timers.escalate_after * (level - 1))}")
 
     async def escalate(self, level: int, reason: str) -> None:
+        if self.unpaged is not None:  # nobody was paged yet: page, rather than escalate nothing
+            await self.page(*self.unpaged)
+            return
         if self.ref is None or self.ref.incident_id is None:
             self.timeline.record("escalation not possible", f"no PagerDuty incident to escalate to level {level}")
             return
