@@ -216,7 +216,17 @@ def session_path() -> Path:
 
 
 def signin_url() -> str:
-    return (os.environ.get("RUNBOOK_SIGNIN_URL") or SIGNIN_URL).rstrip("/")
+    """Where the sign-in service is. A password and a token go there: https, except on this
+    machine (the local stack)."""
+    url = (os.environ.get("RUNBOOK_SIGNIN_URL") or SIGNIN_URL).rstrip("/")
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise CliError(f"RUNBOOK_SIGNIN_URL {url!r} is not an http(s) URL")
+    if parsed.scheme == "http" and parsed.host not in ("127.0.0.1", "localhost", "::1"):
+        raise CliError(
+            f"RUNBOOK_SIGNIN_URL {url!r}: your password and token would cross the network in clear; use https"
+        )
+    return url
 
 
 def save_session(session: SignedIn) -> Path:

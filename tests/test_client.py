@@ -122,3 +122,25 @@ def test_runbook_demo_finds_the_local_stack_from_any_directory(tmp_path: Path) -
     )
     assert done.returncode == 2, done.stderr
     assert "unknown service 'no-such-service'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://signin.example.com", "use https"),
+        ("ftp://signin.example.com", r"not an http\(s\) URL"),
+        ("https://signin.example.com", None),
+        ("http://127.0.0.1:8081", None),
+    ],
+)
+def test_the_cli_sends_a_password_or_token_over_the_network_only_with_tls(
+    url: str, problem: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runbook_cli.main import CliError, signin_url
+
+    monkeypatch.setenv("RUNBOOK_SIGNIN_URL", url)
+    if problem is None:
+        assert signin_url() == url
+    else:
+        with pytest.raises(CliError, match=problem):
+            signin_url()
