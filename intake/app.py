@@ -31,7 +31,7 @@ from intake import normalize, sns
 from intake.handoff import Deliveries, Handoff, Rejected, Unavailable
 from intake.normalize import Incoming
 from intake.openapi import openapi_document
-from intake.pagerduty_webhook import incident_event, signature_valid
+from intake.pagerduty_webhook import SIGNALLED, incident_event, signature_valid
 from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook
 
 log = logging.getLogger("intake")
@@ -173,6 +173,39 @@ def validate(model: type[BaseModel], data: Any) -> Any:
         ) from None
 
 
+# --------------------------------------------------------------------------- what senders send besides
+
+
+def eventbridge_ignored(data: Any) -> str | None:
+    """Events other than alarm state changes (a rule on `source` alone sends configuration
+    changes too): 2xx ignored, or the API destination's dead-letter queue fills."""
+    if not isinstance(data, dict):
+        return None  # not an event at all: validation says what is wrong
+    kind, source = data.get("detail-type"), data.get("source")
+    if (
+        isinstance(kind, str)
+        and isinstance(source, str)
+        and (kind != "CloudWatch Alarm State Change" or source != "aws.cloudwatch")
+    ):
+        return f"{source} {kind!r} is not an alarm state change"
+    return None
+
+
+def eventbridge_remarks(event: EventBridgeAlarmEvent) -> dict[str, Any]:
+    reason = normalize.not_paged(event) if event.detail.state.value == "ALARM" else None
+    return {"not_paged": f"{event.detail.alarmName}: {reason}"} if reason else {}
+
+
+def alertmanager_remarks(webhook: AlertmanagerWebhook) -> dict[str, Any]:
+    if not webhook.truncatedAlerts:
+        return {}
+    return {
+        "truncated_alerts": webhook.truncatedAlerts,
+        "warning": f"Alertmanager left out {webhook.truncatedAlerts} alert(s) of this group (max_alerts); "
+        "they were not received",
+    }
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -205,8 +238,9 @@ def create_app(
 
     confirm = confirm_subscription or confirm_by_get
 
-    async def hand_over(source: str, incoming: list[Incoming]) -> JSONResponse:
-        """Routes each alert and hands the new ones to Temporal; 202 once all are taken."""
+    async def hand_over(source: str, incoming: list[Incoming], remarks: dict[str, Any] | None = None) -> JSONResponse:
+        """Routes each alert and hands the new ones to Temporal; 202 once all are taken.
+        `remarks`: what the answer says besides (alerts the sender truncated, alarms not paged)."""
         received_at = datetime.now(UTC)
         accepted, duplicates, unrouted, incidents, no_incident = 0, 0, [], set(), 0
         for alert in incoming:
@@ -256,8 +290,9 @@ def create_app(
             "unrouted": unrouted,
             "incidents": sorted(incidents),
             "resolved_without_open_incident": no_incident,
+            **(remarks or {}),
         }
-        if unrouted and not accepted and not duplicates:
+        if unrouted and not accepted and not duplicates and not remarks:
             raise Refusal(422, "unrouted", "no route of the policy takes these alerts", unrouted=unrouted)
         return JSONResponse(body, 202)
 
@@ -278,12 +313,25 @@ def create_app(
         variable: str,
         model: type[BaseModel],
         to_incoming: Callable[[Any], list[Incoming]],
+        ignored: Callable[[Any], str | None] = lambda data: None,
+        remarks: Callable[[Any], dict[str, Any]] = lambda payload: {},
     ) -> Callable[[Request], Awaitable[Response]]:
+        """`ignored`: why a payload the runbooks do not use is answered 2xx untouched (a 4xx would
+        make the sender retry it, or give up on the endpoint); `remarks`: what the answer adds."""
+
         async def receive(request: Request) -> Response:
             require_bearer(request, token(), variable)
             require_content_type(request, ["application/json"])
-            payload = validate(model, parse_json(await read_body(request, config.max_body_bytes)))
-            return await hand_over(source, to_incoming(payload))
+            data = parse_json(await read_body(request, config.max_body_bytes))
+            reason = ignored(data)
+            if reason is not None:
+                metrics.received.labels(source).inc()
+                return JSONResponse({"ignored": reason}, 202)
+            payload = validate(model, data)
+            said = remarks(payload)
+            if said:
+                log.info("%s: %s", source, said)
+            return await hand_over(source, to_incoming(payload), said)
 
         return receive
 
@@ -334,7 +382,15 @@ def create_app(
         if not signature_valid(body, header, config.pagerduty_secrets):
             raise Refusal(403, "bad-signature", "X-PagerDuty-Signature does not match the body")
         require_content_type(request, ["application/json"])
-        webhook = validate(PagerDutyWebhook, parse_json(body))
+        data = parse_json(body)
+        event = data.get("event") if isinstance(data, dict) else None
+        event_type = event.get("event_type") if isinstance(event, dict) else None
+        if isinstance(event, dict) and event_type not in SIGNALLED:
+            # pagey.ping, and role, conference-bridge, custom-field, responder events: not ours,
+            # whatever their shape. A 4xx would make PagerDuty give up on the subscription.
+            metrics.received.labels("pagerduty").inc()
+            return JSONResponse({"ignored": f"{event_type or 'an event'} is not one the runbooks use"}, 202)
+        webhook = validate(PagerDutyWebhook, data)
         metrics.received.labels("pagerduty").inc()
         if webhook.event.id in deliveries:
             metrics.deduplicated.labels("pagerduty").inc()
@@ -391,6 +447,7 @@ def create_app(
                     "INTAKE_ALERTMANAGER_TOKEN",
                     AlertmanagerWebhook,
                     normalize.from_alertmanager,
+                    remarks=alertmanager_remarks,
                 ),
             ),
             methods=["POST"],
@@ -405,6 +462,8 @@ def create_app(
                     "INTAKE_EVENTBRIDGE_TOKEN",
                     EventBridgeAlarmEvent,
                     normalize.from_eventbridge,
+                    ignored=eventbridge_ignored,
+                    remarks=eventbridge_remarks,
                 ),
             ),
             methods=["POST"],

@@ -58,10 +58,26 @@ def from_alertmanager(payload: AlertmanagerWebhook) -> list[Incoming]:
     return alerts
 
 
+def not_paged(event: EventBridgeAlarmEvent) -> str | None:
+    """Why CloudWatch itself holds this alarm's actions back (suppressed by another alarm or a
+    wait or extension period, or muted by a mute rule); None when it does not."""
+    suppressed = getattr(event.detail.state, "actionsSuppressedBy", None)
+    if suppressed:
+        reason = getattr(event.detail.state, "actionsSuppressedReason", None) or ""
+        return f"alarm actions suppressed by {suppressed}" + (f": {reason}" if reason else "")
+    mute = getattr(event.detail, "muteDetail", None)
+    if mute:
+        rules = mute.get("mutedBy") if isinstance(mute, dict) else None
+        return "alarm muted" + (f" by {rules}" if rules else "")
+    return None
+
+
 def from_eventbridge(event: EventBridgeAlarmEvent) -> list[Incoming]:
     state = event.detail.state.value
     if state == "INSUFFICIENT_DATA":
         return []  # not an alert either way
+    if state == "ALARM" and not_paged(event) is not None:
+        return []  # CloudWatch holds the actions back: recorded in the answer, nobody paged
     namespace, metric, dimensions = _first_metric(event.detail.configuration)
     return [
         Incoming(
@@ -86,12 +102,7 @@ def from_cloudwatch_alarm(alarm: dict[str, Any], message_id: str) -> list[Incomi
         return []
     raw_trigger = alarm.get("Trigger")
     trigger: dict[str, Any] = raw_trigger if isinstance(raw_trigger, dict) else {}
-    listed = trigger.get("Dimensions")
-    dimensions = {
-        str(d.get("name")): str(d.get("value"))
-        for d in (listed if isinstance(listed, list) else [])
-        if isinstance(d, dict) and d.get("name") is not None
-    }
+    namespace, metric, dimensions = _sns_metric(trigger)
     match = _REGION_IN_ARN.match(str(alarm.get("AlarmArn", "")))
     name = str(alarm["AlarmName"])
     region = match.group(1) if match else None
@@ -103,8 +114,8 @@ def from_cloudwatch_alarm(alarm: dict[str, Any], message_id: str) -> list[Incomi
             summary=f"{name}: {alarm.get('NewStateReason') or state}"[:1024],
             labels={"alarm_name": name, **dimensions},
             region=region,
-            namespace=_str_or_none(trigger.get("Namespace")),
-            metric=_str_or_none(trigger.get("MetricName")),
+            namespace=namespace,
+            metric=metric,
             delivery_id=f"sns:{message_id}",
             fingerprint=f"alarm:{region}:{name}",
         )
@@ -140,6 +151,40 @@ def _first_metric(configuration: dict[str, Any]) -> tuple[str | None, str | None
                 _str_or_none(metric.get("namespace")),
                 _str_or_none(metric.get("name")),
                 {str(k): str(v) for k, v in dims.items()},
+            )
+    return None, None, {}
+
+
+def _sns_dimensions(listed: Any) -> dict[str, str]:
+    """SNS lists dimensions as [{"name": ..., "value": ...}] (some senders capitalise the keys)."""
+    dimensions: dict[str, str] = {}
+    for item in listed if isinstance(listed, list) else []:
+        if isinstance(item, dict):
+            name, value = item.get("name", item.get("Name")), item.get("value", item.get("Value"))
+            if name is not None:
+                dimensions[str(name)] = str(value)
+    return dimensions
+
+
+def _sns_metric(trigger: dict[str, Any]) -> tuple[str | None, str | None, dict[str, str]]:
+    """The alarm's metric as SNS carries it: at the top of `Trigger` for a single-metric alarm,
+    under `Trigger.Metrics[].MetricStat.Metric` for a metric-math one (the first metric read),
+    so a namespace or metric route matches through SNS as it does through EventBridge."""
+    if trigger.get("Namespace") is not None or trigger.get("MetricName") is not None:
+        return (
+            _str_or_none(trigger.get("Namespace")),
+            _str_or_none(trigger.get("MetricName")),
+            _sns_dimensions(trigger.get("Dimensions")),
+        )
+    metrics = trigger.get("Metrics")
+    for entry in metrics if isinstance(metrics, list) else []:
+        stat = entry.get("MetricStat") if isinstance(entry, dict) else None
+        metric = stat.get("Metric") if isinstance(stat, dict) else None
+        if isinstance(metric, dict):
+            return (
+                _str_or_none(metric.get("Namespace")),
+                _str_or_none(metric.get("MetricName")),
+                _sns_dimensions(metric.get("Dimensions")),
             )
     return None, None, {}
 

@@ -7,6 +7,7 @@ bad input that never starts anything; a storm; Temporal going away and coming ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -121,6 +122,13 @@ def verifier() -> sns.SnsVerifier:
 
 @pytest.fixture
 async def intake(dev_env: WorkflowEnvironment) -> AsyncIterator[Intake]:
+    async with running_intake(dev_env) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_intake(dev_env: WorkflowEnvironment) -> AsyncIterator[Intake]:
+    """The intake over HTTP, a worker and a fresh target's policy, on the dev server."""
     service = f"hr-{uuid.uuid4().hex[:8]}"
     policy = intake_policy(service, f"{service}-b")
     fake = FakePlatform(policy)
