@@ -15,18 +15,18 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contracts import Policy
+from contracts import Duration, Policy
 from intake import normalize, sns
 from intake.handoff import Deliveries, Handoff, Rejected, Unavailable
 from intake.normalize import Incoming
@@ -35,6 +35,7 @@ from intake.pagerduty_webhook import SIGNALLED, incident_event, signature_valid
 from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook
 
 log = logging.getLogger("intake")
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 RETRY_AFTER_SECONDS = 5
 
 
@@ -48,6 +49,10 @@ class IntakeConfig:
     sns_cert_host_pattern: str = sns.DEFAULT_HOST_PATTERN
     pagerduty_secrets: Sequence[str] = ()
     max_body_bytes: int = 1024 * 1024
+    # An SNS message signed longer ago than this is refused: an old signed message cannot be
+    # replayed (a retried one within it is a duplicate). Longer than the topic's retry window.
+    sns_max_age: timedelta | None = timedelta(hours=1)
+    sns_v2_only: bool = False  # accept SignatureVersion 2 (SHA256) only
 
     @classmethod
     def from_env(cls, policy: Policy) -> IntakeConfig:
@@ -65,7 +70,19 @@ class IntakeConfig:
             sns_cert_host_pattern=env.get("INTAKE_SNS_CERT_HOST_PATTERN") or sns.DEFAULT_HOST_PATTERN,
             pagerduty_secrets=listed("PAGERDUTY_WEBHOOK_SECRETS"),
             max_body_bytes=int(env.get("INTAKE_MAX_BODY_BYTES") or 1024 * 1024),
+            sns_max_age=sns_max_age(env.get("INTAKE_SNS_MAX_AGE") or "1h"),
+            sns_v2_only=env.get("INTAKE_SNS_SIGNATURE_V2_ONLY", "").lower() in ("1", "true", "yes", "on"),
         )
+
+
+def sns_max_age(text: str) -> timedelta | None:
+    """INTAKE_SNS_MAX_AGE: a duration ("1h", "90m"), or "off"."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return _DURATION.validate_python(text)
+    except ValidationError:
+        raise ValueError(f"INTAKE_SNS_MAX_AGE={text!r} is not a duration such as 1h or 90m (or off)") from None
 
 
 class Refusal(Exception):
@@ -220,7 +237,10 @@ def create_app(
     metrics = Metrics()
     deliveries = Deliveries()
     verifier = sns_verifier or sns.SnsVerifier(
-        config.sns_topics, sns.CertificateStore(host_pattern=config.sns_cert_host_pattern)
+        config.sns_topics,
+        sns.CertificateStore(host_pattern=config.sns_cert_host_pattern),
+        max_age=config.sns_max_age,
+        signature_versions=("2",) if config.sns_v2_only else ("1", "2"),
     )
     subscribe_host = re.compile(config.sns_cert_host_pattern)
 

@@ -45,6 +45,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 # Regional SNS endpoints, including the China partition's `.amazonaws.com.cn`.
 DEFAULT_HOST_PATTERN: Final = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+# Whom SNS signing certificates are issued to (CN): sns.amazonaws.com, or per region.
+DEFAULT_SUBJECT_PATTERN: Final = r"^sns(\.[a-z0-9-]+)?\.amazonaws\.com(\.cn)?$"
+DEFAULT_CERT_TTL: Final = timedelta(hours=24)  # a rotated certificate is fetched again within a day
 
 # Allow-list entry that accepts every topic. For the local demo only: in production it
 # lets anyone with an AWS account subscribe their own topic to the intake and page us.
@@ -146,13 +149,17 @@ async def fetch_https(url: str) -> bytes:
             return bytes(body)
 
 
-def _parse_certificate(url: str, pem: bytes) -> x509.Certificate:
+def _parse_certificate(url: str, pem: bytes, subject: re.Pattern[str] | None = None) -> x509.Certificate:
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError as exc:
         raise SnsError("bad-cert", f"SigningCertURL {url} gave no PEM certificate") from exc
     if not isinstance(cert.public_key(), rsa.RSAPublicKey):
         raise SnsError("bad-cert", f"certificate at {url} does not hold an RSA key")
+    if subject is not None:
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+        if not any(subject.fullmatch(name) for name in names):
+            raise SnsError("bad-cert", f"certificate at {url} is issued to {names or 'nobody'}, not to SNS")
     return cert
 
 
@@ -171,17 +178,22 @@ class CertificateStore:
         preloaded: Mapping[str, bytes] | None = None,
         *,
         cache_size: int = _DEFAULT_CACHE_SIZE,
+        subject_pattern: str = DEFAULT_SUBJECT_PATTERN,
+        ttl: timedelta = DEFAULT_CERT_TTL,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._host = re.compile(host_pattern) if isinstance(host_pattern, str) else host_pattern
+        self._subject = re.compile(subject_pattern)
         self._fetch = fetch or fetch_https
         self._cache_size = cache_size
-        self._cache: OrderedDict[str, x509.Certificate] = OrderedDict()
+        self._ttl, self._clock = ttl, clock
+        self._cache: OrderedDict[str, tuple[x509.Certificate, datetime]] = OrderedDict()
         self._pending: dict[str, asyncio.Task[x509.Certificate]] = {}
         self._preloaded: dict[str, x509.Certificate] = {}
         # Parsed eagerly so a bad PEM or URL in configuration fails at startup, not at 3 a.m.
         for url, pem in (preloaded or {}).items():
             self.check_url(url)
-            self._preloaded[url] = _parse_certificate(url, pem)
+            self._preloaded[url] = _parse_certificate(url, pem, self._subject)
 
     def check_url(self, url: str) -> None:
         """Raise SnsError unless `url` is https on an SNS host with a .pem path."""
@@ -209,9 +221,12 @@ class CertificateStore:
         self.check_url(url)
         if (cert := self._preloaded.get(url)) is not None:
             return cert
-        if (cert := self._cache.get(url)) is not None:
-            self._cache.move_to_end(url)
-            return cert
+        if (cached := self._cache.get(url)) is not None:
+            cert, fetched_at = cached
+            if self._clock() - fetched_at < self._ttl:
+                self._cache.move_to_end(url)
+                return cert
+            del self._cache[url]  # stale: fetched again below
         # Concurrent deliveries for one URL share a single download.
         task = self._pending.get(url)
         if task is None:
@@ -227,8 +242,8 @@ class CertificateStore:
             pem = await result if inspect.isawaitable(result) else result
         except Exception as exc:  # any transport failure is the same to the caller
             raise SnsError("cert-fetch", f"could not fetch SigningCertURL {url}: {exc}") from exc
-        cert = _parse_certificate(url, pem)
-        self._cache[url] = cert
+        cert = _parse_certificate(url, pem, self._subject)
+        self._cache[url] = (cert, self._clock())
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return cert
@@ -256,10 +271,11 @@ class SnsVerifier:
     `allowed_topics` holds TopicArns; the single entry "*" (ANY_TOPIC) accepts any
     topic and is meant for the local demo only. An empty collection rejects everything.
 
-    `max_age` (off by default) rejects messages whose Timestamp is further than that
-    from now, in either direction. SNS keeps the original Timestamp when it retries a
-    delivery, so max_age must exceed the subscription's delivery-retry window, or
-    retries of a genuine alarm will be refused.
+    `max_age` (off by default here; the intake sets an hour) rejects messages whose
+    Timestamp is further than that from now, in either direction, so an old signed message
+    cannot be replayed. SNS keeps the original Timestamp when it retries a delivery, so
+    max_age must exceed the subscription's delivery-retry window, or retries of a genuine
+    alarm will be refused. `signature_versions`: the versions accepted ("2" only: SHA256).
     """
 
     def __init__(
@@ -269,8 +285,10 @@ class SnsVerifier:
         *,
         max_age: timedelta | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        signature_versions: Collection[str] = ("1", "2"),
     ) -> None:
         self._topics = frozenset(allowed_topics)
+        self._versions = frozenset(signature_versions)
         self._certificates = certificates
         self._max_age = max_age
         self._clock = clock
@@ -280,6 +298,11 @@ class SnsVerifier:
         _check_shape(message)
         self._check_topic(message["TopicArn"])
         algorithm = self._hash_for(message["SignatureVersion"])
+        if message["SignatureVersion"] not in self._versions:
+            raise SnsError(
+                "unknown-signature-version",
+                f"SignatureVersion {message['SignatureVersion']!r} is not accepted (only {sorted(self._versions)})",
+            )
         signature = _decode_signature(message["Signature"])
         self._check_age(message["Timestamp"])
         cert = await self._certificates.get(message["SigningCertURL"])

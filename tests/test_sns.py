@@ -584,3 +584,62 @@ def test_helper_cert_url_looks_like_sns() -> None:
         r"https://sns\.eu-central-1\.amazonaws\.com/SimpleNotificationService-[0-9a-f]{32}\.pem",
         cert_url_for(identity().cert_pem),
     )
+
+
+# --- replays and the certificate's details (issue 9) ---------------------------------
+
+
+async def test_the_intakes_verifier_refuses_a_message_signed_over_an_hour_ago(fetch: CountingFetch) -> None:
+    from intake.app import IntakeConfig, sns_max_age
+    from tests.policies import default_policy
+
+    config = IntakeConfig.from_env(default_policy())
+    assert config.sns_max_age == timedelta(hours=1)  # on by default
+    verifier = SnsVerifier([TOPIC_ARN], CertificateStore(fetch=fetch), max_age=config.sns_max_age)
+    await verifier.verify(sign(notification(at=datetime.now(UTC) - timedelta(minutes=50))))  # a late retry
+    old = sign(notification(at=datetime(2024, 5, 1, tzinfo=UTC)))  # validly signed, in 2024
+    assert "away from now" in str(await rejects(verifier, old, "stale-message"))
+    assert sns_max_age("off") is None and sns_max_age("90m") == timedelta(minutes=90)
+    with pytest.raises(ValueError, match="INTAKE_SNS_MAX_AGE"):
+        sns_max_age("soon")
+
+
+async def test_signature_version_2_only_refuses_sha1(fetch: CountingFetch) -> None:
+    strict = SnsVerifier([TOPIC_ARN], CertificateStore(fetch=fetch), signature_versions=("2",))
+    await strict.verify(sign(notification(), version="2"))
+    await rejects(strict, sign(notification(), version="1"), "unknown-signature-version")
+
+
+async def test_a_certificate_not_issued_to_sns_is_refused() -> None:
+    imposter = make_identity()
+    key = imposter.key
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com.evil.example")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    url = cert_url_for(pem)
+    verifier = SnsVerifier([TOPIC_ARN], CertificateStore(fetch=CountingFetch({url: pem})))
+    error = await rejects(verifier, sign(notification(), key, cert_url=url), "bad-cert")
+    assert "not to SNS" in str(error)
+
+
+async def test_certificates_are_fetched_again_after_their_ttl(fetch: CountingFetch) -> None:
+    now = [datetime(2026, 11, 23, tzinfo=UTC)]
+    store = CertificateStore(fetch=fetch, ttl=timedelta(hours=24), clock=lambda: now[0])
+    verifier = SnsVerifier([TOPIC_ARN], store)
+    await verifier.verify(sign(notification()))
+    now[0] += timedelta(hours=23)
+    await verifier.verify(sign(notification()))
+    assert len(fetch.calls) == 1  # cached
+    now[0] += timedelta(hours=2)
+    await verifier.verify(sign(notification()))
+    assert len(fetch.calls) == 2  # past its TTL: fetched again (a rotated certificate is picked up)
