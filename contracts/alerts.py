@@ -51,6 +51,7 @@ class PagerDutyEvent(Strict):
     incident_id: str
     agent: str  # who, as PagerDuty names them
     occurred_at: datetime
+    incident_key: str | None = None  # the page's dedup key: which runbook run paged it
     assertion: str | None = None  # signed by the intake (contracts.identity)
 
 

@@ -109,8 +109,10 @@ class Statement(Strict):
 
 def request_digest(request: BaseModel) -> str:
     """The SHA-256 of a request's canonical JSON, without its own assertion: both sides compute it
-    from the same model, so the statement binds the exact request."""
-    data: dict[str, Any] = request.model_dump(mode="json", exclude={"assertion"})
+    from the same model, so the statement binds the exact request. Fields at their default are
+    left out, so a field added to a contract later (with a default) leaves the signatures of
+    signers that do not know it, and the histories that hold them, valid."""
+    data: dict[str, Any] = request.model_dump(mode="json", exclude={"assertion"}, exclude_defaults=True)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -54,4 +54,5 @@ def incident_event(webhook: PagerDutyWebhook) -> tuple[str, PagerDutyEvent] | No
         incident_id=event.data.id,
         agent=agent or "PagerDuty",
         occurred_at=event.occurred_at,
+        incident_key=event.data.incident_key,
     )

@@ -387,3 +387,56 @@ async def test_who_handed_the_first_alert_over_is_who_opened_the_run(slow: Harne
     view = await slow.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
     assert view.opened_by == "tester"  # the subject the intake signed (tests.test_incident_workflow.Harness.open)
     await handle.terminate("test done")
+
+
+async def test_an_earlier_incidents_pagerduty_event_replayed_does_not_close_this_one(slow: Harness) -> None:
+    """Validly signed by PagerDuty (and so by the intake), but of an earlier PagerDuty incident of
+    the same target, or from before this run: ignored. This run's own event is taken."""
+    handle = await slow.open()
+    view = await slow.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    assert view.pagerduty is not None
+    started = (await handle.describe()).start_time
+    assert started is not None
+
+    def event(event_id: str, key: str | None, at: datetime) -> PagerDutyEvent:
+        return PagerDutyEvent(
+            event_id=event_id,
+            event_type="incident.resolved",
+            incident_id="PFAKE01",
+            agent="Jane Doe",
+            occurred_at=at,
+            incident_key=key,
+        )
+
+    earlier_key = f"{handle.id}#INC-20261101-000000-0000"
+    replays = [
+        event("old-1", earlier_key, datetime.now(UTC)),  # another incident's page
+        event("old-2", None, started - timedelta(hours=1)),  # before this run started
+    ]
+    for replay in replays:
+        await handle.signal(IncidentResponseWorkflow.pagerduty_event, replay)  # signed by the intake
+    marker = Alert(  # handled after the replays: once it counts, they have been judged
+        source="alertmanager",
+        service="hybrid-router",
+        region=view.region,
+        summary="still down",
+        received_at=datetime.now(UTC),
+    )
+    await handle.signal(IncidentResponseWorkflow.alert, marker)
+    view = await slow.until(handle, lambda v: v.alert_count == 2)
+    assert view.status == IncidentStatus.AWAITING_ACK and view.refused_signals == 0
+    assert not any(e.event.startswith("PagerDuty:") for e in view.timeline)
+
+    own = event("new-1", view.pagerduty.dedup_key, datetime.now(UTC))
+    await handle.signal(IncidentResponseWorkflow.pagerduty_event, own)
+    result: IncidentResult = await handle.result()
+    assert result.view.status == IncidentStatus.RESOLVED and result.outcome == "resolved in PagerDuty by Jane Doe"
+    await slow.keep_history(handle, "signed_replayed_pagerduty_events_ignored")
+
+
+def test_a_field_added_later_with_a_default_keeps_old_signatures_valid() -> None:
+    class Later(Comment):
+        added: str | None = None  # a field a newer contract has and an older signer never set
+
+    assert request_digest(Later(by="alice", text="t")) == request_digest(Comment(by="alice", text="t"))
+    assert request_digest(Later(by="alice", text="t", added="x")) != request_digest(Comment(by="alice", text="t"))

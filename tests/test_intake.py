@@ -14,6 +14,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +231,7 @@ def pagerduty_webhook(
             "id": event_id,
             "event_type": event_type,
             "resource_type": "incident",
-            "occurred_at": "2026-11-22T10:05:00.000Z",
+            "occurred_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "agent": {"id": "PLH1HKV", "summary": "Tenex Engineer", "type": "user_reference"},
             "client": {"name": "PagerDuty"},
             "data": {

@@ -270,6 +270,8 @@ class RunbookWorkflow:
         known = self.pager.incident_id
         if known is not None and event.incident_id != known:
             return  # a late delivery about another PagerDuty incident of this target
+        if self.signed and self.foreign(event):
+            return
         self.deliveries.add(event.event_id)
         action = event.event_type.removeprefix("incident.")
         self.record(f"PagerDuty: {action}", f"incident {event.incident_id}", actor=event.agent)
@@ -277,6 +279,19 @@ class RunbookWorkflow:
             self.acknowledged_by = f"{event.agent} (PagerDuty)"
         elif event.event_type == "incident.resolved":
             self.resolved_in_pagerduty_by = event.agent
+
+    def foreign(self, event: PagerDutyEvent) -> bool:
+        """An event of another PagerDuty incident than this run's page (its dedup key says which
+        run paged it), or one that happened before this run started: an earlier incident's
+        event, redelivered or replayed, must not acknowledge or close this one."""
+        mine = self.pager.ref.dedup_key if self.pager.ref is not None else None
+        if event.incident_key and mine is not None and event.incident_key != mine:
+            return True
+        started = workflow.info().workflow_start_time - self.the_policy.trust.clock_skew
+        if event.occurred_at < started:
+            workflow.logger.warning("ignored PagerDuty event %s: it happened before this run", event.event_id)
+            return True
+        return False
 
     @workflow.update
     def acknowledge(self, request: Acknowledge) -> OperatorReply:
