@@ -423,17 +423,19 @@ def moved_past(plan_id: str) -> Callable[[IncidentView], bool]:
     )
 
 
-def pagerduty_event(event_type: PagerDutyEventType, event_id: str) -> PagerDutyEvent:
+def pagerduty_event(event_type: PagerDutyEventType, event_id: str, at: datetime) -> PagerDutyEvent:
+    """`at`: the server's time (a run ignores an event from before it started)."""
     return PagerDutyEvent(
-        event_id=event_id, event_type=event_type, incident_id="PFAKE01", agent="Jane Doe", occurred_at=datetime.now(UTC)
+        event_id=event_id, event_type=event_type, incident_id="PFAKE01", agent="Jane Doe", occurred_at=at
     )
 
 
 async def test_an_acknowledgement_in_pagerduty_counts_like_runbook_ack(harness: Harness) -> None:
     handle = await harness.open()
     await harness.until(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
-    await handle.signal(IncidentResponseWorkflow.pagerduty_event, pagerduty_event("incident.acknowledged", "e1"))
-    await handle.signal(IncidentResponseWorkflow.pagerduty_event, pagerduty_event("incident.acknowledged", "e1"))
+    now = await harness.env.get_current_time()
+    await handle.signal(IncidentResponseWorkflow.pagerduty_event, pagerduty_event("incident.acknowledged", "e1", now))
+    await handle.signal(IncidentResponseWorkflow.pagerduty_event, pagerduty_event("incident.acknowledged", "e1", now))
     view = await harness.until(handle, lambda v: v.pending_approval is not None)
     assert view.acknowledged_by == "Jane Doe (PagerDuty)"
     assert [e.event for e in view.timeline].count("PagerDuty: acknowledged") == 1  # the retry changed nothing
@@ -444,7 +446,10 @@ async def test_an_acknowledgement_in_pagerduty_counts_like_runbook_ack(harness: 
 async def test_resolved_in_pagerduty_ends_the_runbook_without_acting(harness: Harness) -> None:
     handle = await harness.open()
     await harness.awaiting_approval(handle)
-    await handle.signal(IncidentResponseWorkflow.pagerduty_event, pagerduty_event("incident.resolved", "e2"))
+    await handle.signal(
+        IncidentResponseWorkflow.pagerduty_event,
+        pagerduty_event("incident.resolved", "e2", await harness.env.get_current_time()),
+    )
     result: IncidentResult = await handle.result()
     await harness.keep_history(handle, "signed_resolved_in_pagerduty")
     assert result.view.status == IncidentStatus.RESOLVED
