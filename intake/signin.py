@@ -20,28 +20,104 @@ use a browser's session to call it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from intake.operations import ApiError, Operations
 from intake.sessions import Auth, AuthError, Identity, Sessions, SigninConfig
-from intake.ui import ui_routes
+from intake.ui import STYLE, ui_routes
 
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = 64 * 1024  # every request of the operator listener: forms and JSON alike
+_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+SECURITY_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        (
+            "default-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+            f"style-src 'sha256-{_STYLE_HASH}'"
+        ).encode(),
+    ),
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class OperatorGuard:
+    """Every request of the operator listener: a body of at most MAX_BODY_BYTES (413 before the
+    handler reads more: a 300 MB login form must not become 300 MB of memory), and on every
+    answer the headers that keep the page out of frames, caches and other sites' hands."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in SECURITY_HEADERS}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": kept + SECURITY_HEADERS}
+            await send(message)
+
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self.too_large(send_secured)
+            return
+        seen = 0
+        answered = False
+
+        async def receive_capped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal answered
+            answered = answered or message["type"] == "http.response.start"
+            await send_secured(message)
+
+        try:
+            await self.app(scope, receive_capped, send_tracked)
+        except _TooLarge:
+            if not answered:
+                await self.too_large(send_secured)
+
+    async def too_large(self, send: Send) -> None:
+        body = json.dumps({"error": f"the body is larger than {self.limit} bytes"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        # the rest of the body stays unread: the connection closes after this answer
+        headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
 
 
 async def json_body(request: Request) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise ApiError(415, "Content-Type must be application/json")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+    body = await request.body()  # at most MAX_BODY_BYTES: OperatorGuard cuts the rest off
     try:
         data = json.loads(body or b"{}")
     except ValueError as err:
@@ -124,6 +200,6 @@ def create_operator_app(config: SigninConfig, operations: Operations, sessions: 
         Route("/healthz", healthz, methods=["GET"]),
         *ui_routes(auth, operations),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    app = Starlette(routes=routes, exception_handlers={404: not_found}, middleware=[Middleware(OperatorGuard)])
     app.state.auth = auth
     return app
