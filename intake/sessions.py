@@ -38,6 +38,7 @@ import ipaddress
 import json
 import os
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -188,11 +189,54 @@ class Sessions:
 
 
 class AuthError(Exception):
-    """Not signed in (401) or not believed (403); the message says why."""
+    """Not signed in (401), not believed (403) or too many failed sign-ins (429, with
+    `retry_after` seconds); the message says why."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+class Throttle:
+    """Failed sign-ins per name and per client address: after `limit` in `window`, that name
+    (and that address) waits until the oldest failure leaves the window. A success clears the
+    name. At most `size` keys are remembered (the oldest forgotten first), so cycling through
+    names or addresses cannot grow memory without bound."""
+
+    def __init__(
+        self,
+        limit: int = 5,
+        window: timedelta = timedelta(minutes=5),
+        size: int = 10_000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.limit, self.window, self.size, self.clock = limit, window, size, clock
+        self.failures: OrderedDict[str, list[datetime]] = OrderedDict()
+
+    def wait(self, *keys: str) -> int | None:
+        """Seconds until these keys may try again; None: now."""
+        now, longest = self.clock(), 0.0
+        for key in keys:
+            recent = [at for at in self.failures.get(key, []) if now - at < self.window]
+            if recent:
+                self.failures[key] = recent
+            else:
+                self.failures.pop(key, None)
+            if len(recent) >= self.limit:
+                longest = max(longest, (recent[0] + self.window - now).total_seconds())
+        return max(1, int(longest) + 1) if longest > 0 else None
+
+    def failed(self, *keys: str) -> None:
+        now = self.clock()
+        for key in keys:
+            self.failures.setdefault(key, []).append(now)
+            self.failures.move_to_end(key)
+            del self.failures[key][: -self.limit]
+        while len(self.failures) > self.size:
+            self.failures.popitem(last=False)
+
+    def succeeded(self, key: str) -> None:
+        self.failures.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -203,9 +247,12 @@ class Identity:
 
 
 class Auth:
-    def __init__(self, config: SigninConfig, sessions: Sessions | None = None) -> None:
+    def __init__(
+        self, config: SigninConfig, sessions: Sessions | None = None, throttle: Throttle | None = None
+    ) -> None:
         self.config = config
         self.sessions = sessions or Sessions()
+        self.throttle = throttle or Throttle(clock=self.sessions.clock)
 
     def from_proxy(self, request: Request) -> bool:
         return self.config.is_proxy(request.client.host if request.client else None)
@@ -250,11 +297,20 @@ class Auth:
         token, session = self.sessions.open(user)
         return Identity(user, session, token)
 
-    async def check_password(self, user: str, password: str) -> bool:
-        """Off the event loop: a hash takes a tenth of a second, and the webhooks share the loop."""
+    async def check_password(self, user: str, password: str, client: str | None = None) -> bool:
+        """Off the event loop: a hash takes a tenth of a second, and the webhooks share the loop.
+        Failed sign-ins are throttled per name and per client address (AuthError 429)."""
+        keys = (f"name:{user}", f"client:{client or '?'}")
+        wait = self.throttle.wait(*keys)
+        if wait is not None:
+            raise AuthError(429, f"too many failed sign-ins for {user} or from {client}; try again in {wait} s", wait)
         stored = self.config.operators.get(user)
         matches = await asyncio.to_thread(password_matches, password, stored or _NOBODY)
-        return stored is not None and matches
+        if stored is not None and matches:
+            self.throttle.succeeded(keys[0])
+            return True
+        self.throttle.failed(*keys)
+        return False
 
     def secure(self, request: Request) -> bool:
         if self.config.secure_cookies or request.url.scheme == "https":

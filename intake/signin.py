@@ -133,6 +133,8 @@ def api(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request]
             return await handler(request)
         except AuthError as err:
             headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+            if err.retry_after is not None:
+                headers = {"Retry-After": str(err.retry_after)}
             return JSONResponse({"error": err.message}, err.status, headers=headers)
         except ApiError as err:
             return err.response()
@@ -157,7 +159,7 @@ def create_operator_app(config: SigninConfig, operations: Operations, sessions: 
                 raise ApiError(422, "user: required, a non-empty string", field="user")
             if not isinstance(password, str) or not password:
                 raise ApiError(422, "password: required, a non-empty string", field="password")
-            if not await auth.check_password(user, password):
+            if not await auth.check_password(user, password, request.client.host if request.client else None):
                 raise AuthError(401, "wrong name or password")
         token, session = auth.sessions.open(user)
         return JSONResponse({"token": token, **session_body(Identity(user, session))})

@@ -207,7 +207,11 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
     async def login(request: Request) -> Response:
         form = await request.form()
         user, password = str(form.get("user", "")), str(form.get("password", ""))
-        if not await auth.check_password(user, password):
+        try:
+            signed = await auth.check_password(user, password, request.client.host if request.client else None)
+        except AuthError as err:  # too many failed sign-ins: said on the form
+            return RedirectResponse("/ui/login?" + urlencode({"error": err.message}), 303)
+        if not signed:
             return RedirectResponse("/ui/login?" + urlencode({"error": "wrong name or password"}), 303)
         auth.sessions.revoke(request.cookies.get(COOKIE))  # a new session, never the one the browser had
         token, session = auth.sessions.open(user)

@@ -59,3 +59,38 @@ def test_every_answer_carries_the_security_headers(url: str) -> None:
                 assert response.headers.get(name.decode()) == value.decode(), (response.url, name)
         csp = http.get("/ui/login").headers["content-security-policy"]
         assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+
+
+def test_failed_sign_ins_are_throttled_per_name_and_per_client(url: str) -> None:
+    with httpx.Client(base_url=url, timeout=10) as http:
+        for _ in range(5):
+            assert http.post("/auth/login", json={"user": "alice", "password": "guess"}).status_code == 401
+        throttled = http.post("/auth/login", json={"user": "alice", "password": PASSWORDS["alice"]})
+        assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
+        assert "too many failed sign-ins" in throttled.json()["error"]
+        # the same client is held back for other names too (it made the failures)
+        assert http.post("/auth/login", json={"user": "bob", "password": PASSWORDS["bob"]}).status_code == 429
+        form = http.post("/ui/login", data={"user": "bob", "password": PASSWORDS["bob"]}, follow_redirects=False)
+        assert form.status_code == 303 and "too+many" in form.headers["location"]
+
+
+def test_the_throttle_forgets_after_its_window_and_stays_bounded() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from intake.sessions import Throttle
+
+    now = [datetime(2026, 11, 24, tzinfo=UTC)]
+    throttle = Throttle(limit=3, window=timedelta(minutes=5), size=100, clock=lambda: now[0])
+    for _ in range(3):
+        throttle.failed("name:alice", "client:10.0.0.1")
+    wait = throttle.wait("name:alice")
+    assert wait is not None and 0 < wait <= 301
+    assert throttle.wait("name:bob", "client:10.0.0.2") is None  # others are not held back
+    now[0] += timedelta(minutes=5, seconds=1)
+    assert throttle.wait("name:alice", "client:10.0.0.1") is None  # the window passed
+    for n in range(10_000):  # an attacker cycling through names and addresses
+        throttle.failed(f"name:u{n}", f"client:10.1.{n // 256}.{n % 256}")
+    assert len(throttle.failures) <= 100
+    throttle.failed("name:carol")
+    throttle.succeeded("name:carol")
+    assert "name:carol" not in throttle.failures
