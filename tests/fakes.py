@@ -247,8 +247,11 @@ async def skip_time(env: WorkflowEnvironment, duration: timedelta) -> None:
         if left <= timedelta(0):
             return
         try:
-            await env.sleep(left)
+            # bounded: after a dropped call the server has been seen to leave a sleep unanswered
+            await asyncio.wait_for(env.sleep(left), timeout=60)
             return
+        except TimeoutError:
+            continue
         except RPCError as err:
             if not any(flake in str(err) for flake in ("Timeout expired", "h2 protocol error")):
                 raise
