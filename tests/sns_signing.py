@@ -44,10 +44,10 @@ def cert_url_for(cert_pem: bytes, region: str = REGION) -> str:
     return f"https://sns.{region}.amazonaws.com/SimpleNotificationService-{digest}.pem"
 
 
-def make_identity(region: str = REGION) -> SigningIdentity:
-    """A fresh RSA key and self-signed certificate, named like SNS's."""
+def make_identity(region: str = REGION, common_name: str | None = None) -> SigningIdentity:
+    """A fresh RSA key and self-signed certificate, named like SNS's (or `common_name`)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"sns.{region}.amazonaws.com")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name or f"sns.{region}.amazonaws.com")])
     now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()

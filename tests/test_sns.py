@@ -611,24 +611,9 @@ async def test_signature_version_2_only_refuses_sha1(fetch: CountingFetch) -> No
 
 
 async def test_a_certificate_not_issued_to_sns_is_refused() -> None:
-    imposter = make_identity()
-    key = imposter.key
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com.evil.example")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    url = cert_url_for(pem)
-    verifier = SnsVerifier([TOPIC_ARN], CertificateStore(fetch=CountingFetch({url: pem})))
-    error = await rejects(verifier, sign(notification(), key, cert_url=url), "bad-cert")
+    imposter = make_identity(common_name="sns.amazonaws.com.evil.example")
+    verifier = SnsVerifier([TOPIC_ARN], CertificateStore(fetch=CountingFetch({imposter.cert_url: imposter.cert_pem})))
+    error = await rejects(verifier, sign(notification(), imposter.key, cert_url=imposter.cert_url), "bad-cert")
     assert "not to SNS" in str(error)
 
 
