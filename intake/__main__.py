@@ -29,6 +29,7 @@ from contracts import Policy, PolicyError, load_policy_file
 from contracts.identity import Issuer
 from intake.app import IntakeConfig, create_app
 from intake.handoff import Handoff
+from intake.limits import ListenerLimits, ListenerLimitsError
 from intake.operations import Operations
 from intake.sessions import SigninConfig, SigninConfigError
 from intake.signin import create_operator_app
@@ -119,12 +120,17 @@ def main() -> None:
     host, port = os.environ.get("INTAKE_HOST", "127.0.0.1"), int(os.environ.get("INTAKE_PORT", "8080"))
     operator_host = os.environ.get("OPERATOR_HOST", "127.0.0.1")
     operator_port = int(os.environ.get("OPERATOR_PORT", "8081"))
+    try:  # slow and greedy clients: head and body deadlines, header size, connections (intake.limits)
+        webhook_limits = ListenerLimits.from_env("INTAKE", default_connections=1000)
+        operator_limits = ListenerLimits.from_env("OPERATOR", default_connections=100)
+    except ListenerLimitsError as err:
+        sys.exit(f"intake: {err}")
     servers = [
-        Listener(uvicorn.Config(webhooks, host=host, port=port, log_level="warning", access_log=False)),
+        Listener(webhook_limits.uvicorn_config(webhooks, host=host, port=port, log_level="warning", access_log=False)),
         # The operator listener judges proxies by their own address: uvicorn must not swap in the
         # address a proxy forwards for, nor the scheme it says (its proxy_headers).
         Listener(
-            uvicorn.Config(
+            operator_limits.uvicorn_config(
                 operators,
                 host=operator_host,
                 port=operator_port,

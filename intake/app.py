@@ -29,6 +29,7 @@ from starlette.routing import Route
 from contracts import Duration, Policy
 from intake import normalize, sns
 from intake.handoff import Deliveries, Handoff, Rejected, Unavailable
+from intake.limits import BodyTimeout
 from intake.normalize import Incoming
 from intake.openapi import openapi_document
 from intake.pagerduty_webhook import SIGNALLED, incident_event, signature_valid
@@ -161,11 +162,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise Refusal(413, "too-large", f"the body is larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refusal(413, "too-large", f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refusal(413, "too-large", f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except BodyTimeout as err:  # the listener's body deadline (intake.limits.BodyDeadline)
+        raise Refusal(408, "body-timeout", str(err), headers={"Connection": "close"}) from None
     return b"".join(chunks)
 
 

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from intake.limits import BodyTimeout
 from intake.operations import ApiError, Operations
 from intake.sessions import Auth, AuthError, Identity, Sessions, SigninConfig
 from intake.ui import STYLE, ui_routes
@@ -56,7 +57,8 @@ SECURITY_HEADERS = [
 
 class OperatorGuard:
     """Every request of the operator listener: a body of at most MAX_BODY_BYTES (413 before the
-    handler reads more: a 300 MB login form must not become 300 MB of memory), and on every
+    handler reads more: a 300 MB login form must not become 300 MB of memory), a body that
+    arrives too slowly answered 408 (`intake.limits.BodyDeadline` times it), and on every
     answer the headers that keep the page out of frames, caches and other sites' hands."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
@@ -99,14 +101,20 @@ class OperatorGuard:
             await self.app(scope, receive_capped, send_tracked)
         except _TooLarge:
             if not answered:
-                await self.too_large(send_secured)
+                await self.refuse(send_secured, 413, f"the body is larger than {self.limit} bytes")
+        except BodyTimeout as err:  # a body that arrives too slowly (intake.limits)
+            if not answered:
+                await self.refuse(send_secured, 408, str(err))
 
     async def too_large(self, send: Send) -> None:
-        body = json.dumps({"error": f"the body is larger than {self.limit} bytes"}).encode()
+        await self.refuse(send, 413, f"the body is larger than {self.limit} bytes")
+
+    async def refuse(self, send: Send, status: int, error: str) -> None:
+        body = json.dumps({"error": error}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         # the rest of the body stays unread: the connection closes after this answer
         headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
