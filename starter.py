@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 
-from contracts import Alert, IncidentInput, IncidentResult, incident_workflow_id, new_incident_id
+from contracts import Alert, AlertBatch, IncidentInput, IncidentResult, incident_workflow_id, new_incident_id
 from signing import Signer
 
 WORKFLOW_TYPE = "IncidentResponseWorkflow"
@@ -37,6 +37,27 @@ async def open_or_join_incident(
         start_signal="alert",
         start_signal_args=[signed],
         memo={"incident_id": incident_id, "service": alert.service, "region": alert.region},
+        result_type=IncidentResult,
+    )
+
+
+async def open_or_join_with_batch(
+    client: Client, alerts: list[Alert], opened_by: str, task_queue: str, signer: Signer
+) -> WorkflowHandle:
+    """Like `open_or_join_incident`, for alerts of one target coalesced into one signal
+    (`alert_batch`), signed once; the first alert names the incident."""
+    first = alerts[0]
+    workflow_id = incident_workflow_id(first.service, first.region)
+    incident_id = new_incident_id(workflow_id, datetime.now(UTC))
+    signed = signer.sign(AlertBatch(alerts=alerts), subject=opened_by, action="alert_batch", workflow_id=workflow_id)
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        IncidentInput(incident_id=incident_id, service=first.service, region=first.region, opened_by=opened_by),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal="alert_batch",
+        start_signal_args=[signed],
+        memo={"incident_id": incident_id, "service": first.service, "region": first.region},
         result_type=IncidentResult,
     )
 

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import secrets
 import statistics
 import subprocess
@@ -82,6 +83,14 @@ def bench_policy(directory: Path, targets: int) -> Path:
     path = directory / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))
     return path
+
+
+def storm_targets(alerts: int, targets: int) -> list[int]:
+    """Which target each alert of the storm is for: every target as often, in random order
+    (seeded, so both paths get the same order)."""
+    order = [n % targets for n in range(alerts)]
+    random.Random(7).shuffle(order)
+    return order
 
 
 async def timed(gate: asyncio.Semaphore, call) -> float:  # noqa: ANN001
@@ -169,12 +178,22 @@ async def bare_signal_with_start(client: Client, alerts: list[dict], concurrency
     return time.perf_counter() - started, latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's user and system CPU time so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def handoff_histogram(url: str) -> str:
     lines = httpx.get(f"{url}/metrics").text.splitlines()
     count = next((ln.split()[-1] for ln in lines if ln.startswith("intake_handoff_seconds_count")), "?")
     total = next((ln.split()[-1] for ln in lines if ln.startswith("intake_handoff_seconds_sum")), "?")
+    signals = next((ln.split()[-1] for ln in lines if ln.startswith("intake_handovers_total")), "?")
     try:
-        return f"{float(total) / float(count) * 1000:.1f} ms mean over {float(count):.0f}"
+        return (
+            f"{float(total) / float(count) * 1000:.1f} ms mean over {float(count):.0f} alerts, "
+            f"in {float(signals):.0f} signals ({float(count) / float(signals):.1f} alerts per signal)"
+        )
     except ValueError:
         return "n/a"
 
@@ -220,15 +239,17 @@ async def main() -> None:
             wait_until_up(intake, f"{url}/healthz")
             run = uuid.uuid4().hex[:6]
             alerts = [
-                {"id": f"{run}-{i}", "service": f"bench-{i % args.targets:03d}", "summary": f"alert {i}"}
-                for i in range(args.alerts)
+                {"id": f"{run}-{i}", "service": f"bench-{target:03d}", "summary": f"alert {i}"}
+                for i, target in enumerate(storm_targets(args.alerts, args.targets))
             ]
             await through_intake(url, alerts[:warm_up], args.concurrency)  # warm-up
             client = await Client.connect(stack.config.temporal_address, data_converter=pydantic_data_converter)
             floor_alerts = [{**a, "id": f"floor-{a['id']}"} for a in alerts]
             await bare_signal_with_start(client, floor_alerts[:warm_up], args.concurrency)  # warm-up
 
+            cpu_before = cpu_seconds(intake.pid)
             intake_seconds, intake_latencies = await through_intake(url, alerts, args.concurrency)
+            intake_cpu = cpu_seconds(intake.pid) - cpu_before
             floor_seconds, floor_latencies = await bare_signal_with_start(client, floor_alerts, args.concurrency)
             server_side = handoff_histogram(url)
         finally:
@@ -250,6 +271,7 @@ async def main() -> None:
         cut = percentiles(latencies)
         print(f"| {name} | {len(latencies) / seconds:.0f} | {cut['p50']:.1f} | {cut['p95']:.1f} | {cut['p99']:.1f} |")
     print(f"intake's own hand-over histogram: {server_side}")
+    print(f"intake process CPU: {intake_cpu * 1000 / args.alerts:.2f} ms per alert")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,16 @@ on shape and validation. The modules split them by concern; this package re-expo
 name, so `from contracts import X` works whichever module X lives in.
 """
 
-from contracts.alerts import Alert, PagerDutyEvent, PagerDutyEventType, incident_workflow_id, new_incident_id
+from contracts.alerts import (
+    MAX_BATCH_ALERTS,
+    MAX_BATCH_BYTES,
+    Alert,
+    AlertBatch,
+    PagerDutyEvent,
+    PagerDutyEventType,
+    incident_workflow_id,
+    new_incident_id,
+)
 from contracts.approvals import (
     Acknowledge,
     ApprovalRule,
@@ -45,6 +54,8 @@ from contracts.incident import (
 )
 from contracts.paging import (
     EscalateRequest,
+    FallbackNotice,
+    FallbackSent,
     NoteRequest,
     PageAndNote,
     PagerDutyNote,
@@ -98,6 +109,9 @@ __all__ = [
     "TimelineEntry",
     # alerts
     "Alert",
+    "AlertBatch",
+    "MAX_BATCH_ALERTS",
+    "MAX_BATCH_BYTES",
     "PagerDutyEvent",
     "PagerDutyEventType",
     "incident_workflow_id",
@@ -126,6 +140,8 @@ __all__ = [
     "RiskLevel",
     # paging
     "EscalateRequest",
+    "FallbackNotice",
+    "FallbackSent",
     "NoteRequest",
     "PageAndNote",
     "PagerDutyNote",

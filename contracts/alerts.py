@@ -30,6 +30,23 @@ class Alert(Strict):
     # Which alert this is across its states (Alertmanager fingerprint, alarm name): the
     # condition clears when every alert that fired has resolved.
     fingerprint: str | None = Field(default=None, max_length=512)
+    # The intake left this alert's labels out and cut its summary (`brief`): a repeat of an
+    # alert the incident knows, or one past the incident's budget of full alerts. It still
+    # counts, fires and clears like any other.
+    brief: bool = False
+    assertion: str | None = None  # signed by the intake (contracts.identity)
+
+
+# What one hand-over may carry into a run: the intake splits what it coalesced to stay under.
+MAX_BATCH_ALERTS = 100
+MAX_BATCH_BYTES = 256 * 1024
+
+
+class AlertBatch(Strict):
+    """Alerts for one target that arrived together (coalesced by the intake), handed over as
+    one signal signed once: a storm costs a run one history event per batch, not per alert."""
+
+    alerts: list[Alert] = Field(min_length=1, max_length=MAX_BATCH_ALERTS)
     assertion: str | None = None  # signed by the intake (contracts.identity)
 
 

@@ -115,7 +115,11 @@ def main() -> None:
     warn_untrusted(policy, intake_key, signin_key)
 
     handoff = Handoff(lambda: connect(temporal), config.task_queue, intake_key)
-    webhooks = create_app(IntakeConfig.from_env(policy), handoff)
+    try:
+        intake_config = IntakeConfig.from_env(policy)
+    except ValueError as err:  # a variable that cannot be used names itself
+        sys.exit(f"intake: {err}")
+    webhooks = create_app(intake_config, handoff)
     operators = create_operator_app(signin, Operations(handoff, signin_key, policy))
     host, port = os.environ.get("INTAKE_HOST", "127.0.0.1"), int(os.environ.get("INTAKE_PORT", "8080"))
     operator_host = os.environ.get("OPERATOR_HOST", "127.0.0.1")

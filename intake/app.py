@@ -7,6 +7,7 @@ input is a 4xx whose body names what was wrong, and never starts a workflow.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -26,8 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contracts import Duration, Policy
+from contracts import Alert, Duration, Policy
 from intake import normalize, sns
+from intake.coalesce import Coalescer
 from intake.handoff import Deliveries, Handoff, Rejected, Unavailable
 from intake.limits import BodyTimeout
 from intake.normalize import Incoming
@@ -54,6 +56,9 @@ class IntakeConfig:
     # replayed (a retried one within it is a duplicate). Longer than the topic's retry window.
     sns_max_age: timedelta | None = timedelta(hours=1)
     sns_v2_only: bool = False  # accept SignatureVersion 2 (SHA256) only
+    # Seconds an idle target's lane waits for more alerts while the intake is busy (intake.coalesce);
+    # 0: only what arrives during a hand-over is coalesced.
+    coalesce_window: float = 0.005
 
     @classmethod
     def from_env(cls, policy: Policy) -> IntakeConfig:
@@ -73,7 +78,19 @@ class IntakeConfig:
             max_body_bytes=int(env.get("INTAKE_MAX_BODY_BYTES") or 1024 * 1024),
             sns_max_age=sns_max_age(env.get("INTAKE_SNS_MAX_AGE") or "1h"),
             sns_v2_only=env.get("INTAKE_SNS_SIGNATURE_V2_ONLY", "").lower() in ("1", "true", "yes", "on"),
+            coalesce_window=coalesce_window(env.get("INTAKE_COALESCE_WINDOW_MS") or "5"),
         )
+
+
+def coalesce_window(text: str) -> float:
+    """INTAKE_COALESCE_WINDOW_MS: milliseconds, 0 to 1000."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1000:
+        raise ValueError(f"INTAKE_COALESCE_WINDOW_MS={text!r} is not a number of milliseconds from 0 to 1000")
+    return value / 1000
 
 
 def sns_max_age(text: str) -> timedelta | None:
@@ -122,6 +139,11 @@ class Metrics:
             "intake_alerts_deduplicated",
             "Sender retries of a delivery already taken",
             ["source"],
+            registry=self.registry,
+        )
+        self.handovers = Counter(
+            "intake_handovers",
+            "Signals to Temporal carrying alerts (several alerts of one target coalesce into one)",
             registry=self.registry,
         )
         self.handoff = Histogram(
@@ -240,6 +262,7 @@ def create_app(
     operator listener (`intake.signin`), so this port can face the senders alone."""
     metrics = Metrics()
     deliveries = Deliveries()
+    coalescer = Coalescer(handoff, window=config.coalesce_window, counted=metrics.handovers.inc)
     verifier = sns_verifier or sns.SnsVerifier(
         config.sns_topics,
         sns.CertificateStore(host_pattern=config.sns_cert_host_pattern),
@@ -263,10 +286,10 @@ def create_app(
     confirm = confirm_subscription or confirm_by_get
 
     async def hand_over(source: str, incoming: list[Incoming], remarks: dict[str, Any] | None = None) -> JSONResponse:
-        """Routes each alert and hands the new ones to Temporal; 202 once all are taken.
-        `remarks`: what the answer says besides (alerts the sender truncated, alarms not paged)."""
+        """Routes each alert and hands the new ones to Temporal, coalesced with whatever else
+        arrives for their targets (`intake.coalesce`); 202 once all are taken."""
         received_at = datetime.now(UTC)
-        accepted, duplicates, unrouted, incidents, no_incident = 0, 0, [], set(), 0
+        duplicates, unrouted, routed = 0, [], []
         for alert in incoming:
             metrics.received.labels(source).inc()
             if alert.delivery_id is not None and alert.delivery_id in deliveries:
@@ -274,49 +297,51 @@ def create_app(
                 duplicates += 1
                 continue
             try:
-                routed = normalize.route(config.policy, alert, received_at)
+                found = normalize.route(config.policy, alert, received_at)
             except ValidationError as err:
                 problem = err.errors()[0]["msg"]
                 raise Refusal(422, "schema", f"the alert {alert.name!r} cannot be normalised: {problem}") from None
-            if routed is None:
+            if found is None:
                 metrics.rejected.labels(source, "unrouted").inc()
                 unrouted.append({"name": alert.name, "labels": alert.labels})
                 continue
+            routed.append(found[0])
+
+        async def timed(alert: Alert) -> str | None:
             started = time.perf_counter()
-            try:
-                if routed[0].status == "resolved":
-                    joined = await handoff.resolution(routed[0])
-                    if joined is None:
-                        no_incident += 1
-                    else:
-                        incidents.add(joined)
-                else:
-                    incidents.add(await handoff.alert(routed[0], f"intake/{source}"))
-            except Unavailable as err:
-                metrics.rejected.labels(source, "temporal-unavailable").inc()
-                log.warning("%s: %s", source, err)
-                raise Refusal(
-                    503,
-                    "temporal-unavailable",
-                    f"{err}; retry later",
-                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-                ) from None
-            except Rejected as err:
-                raise Refusal(422, "temporal-rejected", str(err)) from None
+            joined = await coalescer.hand_over(alert, f"intake/{source}")
             metrics.handoff.labels(source).observe(time.perf_counter() - started)
+            return joined
+
+        outcomes = await asyncio.gather(*(timed(alert) for alert in routed), return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        unavailable = [failure for failure in failures if not isinstance(failure, Rejected)]
+        if unavailable:
+            metrics.rejected.labels(source, "temporal-unavailable").inc()
+            log.warning("%s: %s", source, unavailable[0])
+            raise Refusal(
+                503,
+                "temporal-unavailable",
+                f"{unavailable[0]}; retry later",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        if failures:
+            raise Refusal(422, "temporal-rejected", str(failures[0]))
+        incidents = {joined for joined in outcomes if isinstance(joined, str)}
+        no_incident = sum(1 for joined in outcomes if joined is None)
+        for handed in routed:
             metrics.accepted.labels(source).inc()
-            if alert.delivery_id is not None:
-                deliveries.add(alert.delivery_id)
-            accepted += 1
+            if handed.delivery_id is not None:
+                deliveries.add(handed.delivery_id)
         body = {
-            "accepted": accepted,
+            "accepted": len(routed),
             "duplicates": duplicates,
             "unrouted": unrouted,
             "incidents": sorted(incidents),
             "resolved_without_open_incident": no_incident,
             **(remarks or {}),
         }
-        if unrouted and not accepted and not duplicates and not remarks:
+        if unrouted and not routed and not duplicates and not remarks:
             raise Refusal(422, "unrouted", "no route of the policy takes these alerts", unrouted=unrouted)
         return JSONResponse(body, 202)
 

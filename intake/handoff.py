@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
-from contracts import Alert, PagerDutyEvent, incident_workflow_id
+from contracts import Alert, AlertBatch, PagerDutyEvent
 from signing import Signer
-from starter import open_or_join_incident
+from starter import open_or_join_incident, open_or_join_with_batch
 
 HANDOFF_TIMEOUT = 4.0  # PagerDuty wants an answer within 5 s; the others are more patient
 
@@ -86,11 +86,25 @@ class Handoff:
             raise _failed(err, "alert") from err
         return handle.id
 
-    async def resolution(self, alert: Alert) -> str | None:
-        """A resolved alert only joins an open incident: it must never open (and page) one."""
-        workflow_id = incident_workflow_id(alert.service, alert.region)
-        signed = self.signer.sign(alert, subject="intake/resolution", action="alert", workflow_id=workflow_id)
-        return workflow_id if await self._signal(workflow_id, "alert", signed) else None
+    async def batch(
+        self, workflow_id: str, alerts: list[Alert], opened_by: str, start: bool
+    ) -> tuple[bool, str | None]:
+        """Alerts of one target as one signal (`intake.coalesce`): with `start`, signal-with-start
+        (the batch holds a firing alert); else a plain signal, which never opens a run. Returns
+        whether a run took them, and its run id when Temporal said it."""
+        if not start:
+            signed = self.signer.sign(
+                AlertBatch(alerts=alerts), subject=opened_by, action="alert_batch", workflow_id=workflow_id
+            )
+            return await self._signal(workflow_id, "alert_batch", signed), None
+        client = await self.client()
+        try:
+            handle = await asyncio.wait_for(
+                open_or_join_with_batch(client, alerts, opened_by, self.task_queue, self.signer), HANDOFF_TIMEOUT
+            )
+        except (RPCError, TimeoutError, ConnectionError) as err:
+            raise _failed(err, "alerts") from err
+        return True, handle.result_run_id
 
     async def pagerduty_event(self, workflow_id: str, event: PagerDutyEvent) -> bool:
         """Signals the incident; False when there is no such incident running."""

@@ -218,6 +218,30 @@ def _severity(policy: Policy, route: Route, alert: Incoming) -> Severity | None:
     return policy.severity_labels.get(label.lower())
 
 
+# What one alert's labels may carry into a run. Routing reads them all first; the run keeps
+# them only to show. Without a cap, one Alertmanager request of 1000 alerts that share 40 KiB
+# of common labels put 40 MB into one incident's history.
+MAX_LABELS_BYTES = 2048
+_FIRST_LABELS = ("alertname", "alarm_name", "severity", "service", "region", "kind")
+
+
+def cap_labels(labels: dict[str, str], budget: int = MAX_LABELS_BYTES) -> dict[str, str]:
+    """The labels within `budget` characters (keys cut to 128, values to 256), the ones that
+    name the alert first; when some are left out, `labels_left_out` says how many."""
+    kept: dict[str, str] = {}
+    used = 0
+    ordered = [k for k in _FIRST_LABELS if k in labels] + [k for k in labels if k not in _FIRST_LABELS]
+    for key in ordered:
+        short_key, value = key[:128], labels[key][:256]
+        if used + len(short_key) + len(value) > budget:
+            break
+        kept[short_key] = value
+        used += len(short_key) + len(value)
+    if len(kept) < len(labels):
+        kept["labels_left_out"] = str(len(labels) - len(kept))
+    return kept
+
+
 def route(policy: Policy, alert: Incoming, received_at: datetime) -> tuple[Alert, Route] | None:
     """The first route that matches and names a known service; None: no route takes it."""
     for candidate in policy.routes:
@@ -235,7 +259,7 @@ def route(policy: Policy, alert: Incoming, received_at: datetime) -> tuple[Alert
             severity=_severity(policy, candidate, alert),
             status=alert.status,
             kind=candidate.kind or alert.kind,
-            labels={k[:128]: v[:512] for k, v in list(alert.labels.items())[:64]},
+            labels=cap_labels(alert.labels),
             raised_by=alert.source,
             received_at=received_at,
             delivery_id=alert.delivery_id[:512] if alert.delivery_id else None,

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from tests import sns_signing
 from tests.conftest import serve_app
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
-from tests.test_incident_workflow import FakePlatform
+from tests.test_incident_workflow import HISTORIES, FakePlatform
 from workflows.incident_response import IncidentResponseWorkflow
 
 TOKEN = "intake-test-token"
@@ -98,6 +99,13 @@ class Intake:
                 pass
             await asyncio.sleep(0.05)
         raise AssertionError(f"never reached; last: {last}")
+
+    async def keep_history(self, name: str, service: str | None = None) -> None:
+        """With RECORD_HISTORIES=1, the run's history becomes a replay fixture (kept if it exists)."""
+        path = HISTORIES / f"{name}.json"
+        if os.environ.get("RECORD_HISTORIES") and not path.exists():
+            history = await self.client.get_workflow_handle(self.workflow_id(service)).fetch_history()
+            path.write_text(history.to_json())
 
     async def exists(self, service: str | None = None) -> bool:
         query = f"WorkflowId = '{self.workflow_id(service)}'"
@@ -276,6 +284,7 @@ async def test_alertmanager_group_opens_one_incident_and_a_retry_changes_nothing
     assert resolved.status_code == 202 and resolved.json()["accepted"] == 2
     view = await intake.until(lambda v: v.alert_count == 4)
     assert [e.event for e in view.timeline].count("alert resolved") == 2
+    await intake.keep_history("batch_alertmanager_group_fired_and_cleared")  # opened by an `alert_batch`
 
 
 async def test_eventbridge_alarm_and_its_ok(intake: Intake) -> None:

@@ -40,9 +40,11 @@ class AcceptingHandoff:
         self.taken.append(alert)
         return f"incident/{alert.service}/{alert.region}"
 
-    async def resolution(self, alert: Alert) -> str | None:
-        self.taken.append(alert)
-        return f"incident/{alert.service}/{alert.region}"
+    async def batch(
+        self, workflow_id: str, alerts: list[Alert], opened_by: str, start: bool
+    ) -> tuple[bool, str | None]:
+        self.taken.extend(alerts)
+        return True, "run" if start else None
 
     async def pagerduty_event(self, workflow_id: str, event: PagerDutyEvent) -> bool:
         self.taken.append(event)

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         SEARCH_SEVERITY,
         SEARCH_STATUS,
         Alert,
+        AlertBatch,
         DeploymentRequest,
         DeploymentState,
         DiagnoseRequest,
@@ -83,6 +84,8 @@ PAGERDUTY_SEVERITY: dict[Severity, PagerDutySeverity] = {
     Severity.P3: "info",
 }
 # Every alert resolved before anyone acknowledged: what the policy does unless it says.
+# A batch's timeline names this many of its alerts and counts the rest in one entry.
+ALERTS_NAMED_PER_BATCH = 5
 KEEP_PAGING_ON_CLEAR = {Severity.P0, Severity.P1}
 
 
@@ -476,9 +479,52 @@ class IncidentResponseWorkflow(RunbookWorkflow):
     def apply_alert(self, alert: Alert, statement: Statement | None) -> None:
         if statement is not None and not self.alerts:
             self.opened_by = statement.sub
+        if not self.count_alert(alert):
+            return
+        if len(self.alerts) > 1:
+            self.record(
+                f"alert {alert.status}",
+                f"#{len(self.alerts)} from {alert.source}: {alert.summary}",
+                actor=alert.raised_by or alert.source,
+            )
+        self.note_cleared()
+
+    @workflow.signal
+    def alert_batch(self, batch: AlertBatch) -> None:
+        """Alerts the intake coalesced (one target, arrived together): each counts, fires and
+        clears as if it came alone; the timeline names the first few and counts the rest."""
+        self.take_signal("alert_batch", batch, self.apply_alerts)
+
+    def apply_alerts(self, batch: AlertBatch, statement: Statement | None) -> None:
+        if statement is not None and not self.alerts:
+            self.opened_by = statement.sub
+        known = len(self.alerts)
+        taken = [alert for alert in batch.alerts if self.count_alert(alert)]
+        joined = [(known + n + 1, alert) for n, alert in enumerate(taken) if known + n > 0]
+        named, counted = joined[:ALERTS_NAMED_PER_BATCH], joined[ALERTS_NAMED_PER_BATCH:]
+        for number, alert in named:
+            self.record(
+                f"alert {alert.status}",
+                f"#{number} from {alert.source}: {alert.summary}",
+                actor=alert.raised_by or alert.source,
+            )
+        if counted:
+            firing = sum(1 for _, alert in counted if alert.status == "firing")
+            sources = sorted({alert.source for _, alert in counted})
+            self.record(
+                "alerts",
+                f"#{counted[0][0]}-#{counted[-1][0]}: {firing} firing, {len(counted) - firing} resolved "
+                f"from {', '.join(sources)}",
+                actor=", ".join(sources),
+            )
+        if taken:
+            self.note_cleared()
+
+    def count_alert(self, alert: Alert) -> bool:
+        """Counts an alert and tracks what still fires; False for a delivery taken before."""
         if alert.delivery_id is not None:
             if alert.delivery_id in self.deliveries:
-                return
+                return False
             self.deliveries.add(alert.delivery_id)
         self.alerts.append(alert)
         # The condition clears when every alert that fired has resolved, not at the first OK.
@@ -488,12 +534,9 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         else:
             self.firing.discard(key)
         self.condition_cleared = alert.status == "resolved" and not self.firing
-        if len(self.alerts) > 1:
-            self.record(
-                f"alert {alert.status}",
-                f"#{len(self.alerts)} from {alert.source}: {alert.summary}",
-                actor=alert.raised_by or alert.source,
-            )
+        return True
+
+    def note_cleared(self) -> None:
         if (
             self.lean
             and self.condition_cleared
