@@ -37,6 +37,9 @@ class Settings:
     # A CA file to trust for PagerDuty (a proxy's, or the local emulator's); unset: the system's.
     pagerduty_ca_bundle: str = field(default_factory=lambda: _env("PAGERDUTY_CA_BUNDLE", ""))
     pagerduty_from: str = field(default_factory=lambda: _env("PAGERDUTY_FROM", "runbooks@example.com"))
+    # Where a page PagerDuty did not take is told instead (a Slack-compatible incoming webhook,
+    # or any endpoint that takes a JSON POST); unset: nowhere but the incident's status.
+    paging_fallback_url: str = field(default_factory=lambda: _env("PAGING_FALLBACK_URL", ""))
     data_dir: Path = field(default_factory=lambda: Path(_env("RUNBOOK_DATA_DIR", str(PROJECT_ROOT / ".data"))))
 
 

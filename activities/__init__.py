@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from activities import cloudwatch, diagnosis, ecs, pagerduty, platform_api, policy
+from activities import cloudwatch, diagnosis, ecs, fallback, pagerduty, platform_api, policy
 
 ALL: list[Callable[..., Any]] = [
     policy.load_policy,
@@ -15,6 +15,7 @@ ALL: list[Callable[..., Any]] = [
     pagerduty.escalate_pagerduty_incident,
     pagerduty.page_and_note,
     pagerduty.sync_pagerduty,
+    fallback.notify_fallback,
     diagnosis.diagnose,
     diagnosis.verify_slo,
     platform_api.check_component_health,

@@ -49,6 +49,21 @@ class PageAndNote(Strict):
     note: str
 
 
+class FallbackNotice(Strict):
+    """A page PagerDuty did not take, told by the other path (`PAGING_FALLBACK_URL`)."""
+
+    dedup_key: str
+    summary: str
+    severity: str
+    reason: str  # why the page failed
+    workflow_id: str
+
+
+class FallbackSent(Strict):
+    sent: bool
+    detail: str  # where it went, or why it did not
+
+
 class PagerDutyNote(Strict):
     note_key: str  # idempotency: a retry finds the note and adds none
     content: str

@@ -25,6 +25,8 @@ from contracts import (
     Diagnosis,
     EmergencySwitchRequest,
     EscalateRequest,
+    FallbackNotice,
+    FallbackSent,
     HealthReading,
     HealthRequest,
     LogScan,
@@ -90,6 +92,7 @@ class FakePlatform:
             self.force_new_deployment,
             self.set_hybrid_routing,
             self.page_and_note,
+            self.notify_fallback,
             self.sync_pagerduty,
             self.diagnose,
             self.verify_slo,
@@ -126,6 +129,11 @@ class FakePlatform:
             ("add_pagerduty_note", NoteRequest(incident_id="PFAKE01", note_key=request.note_key, content=request.note))
         )
         return ref
+
+    @activity.defn(name="notify_fallback")
+    async def notify_fallback(self, notice: FallbackNotice) -> FallbackSent:
+        self.calls.append(("notify_fallback", notice))
+        return FallbackSent(sent=True, detail="told chat.example.com")
 
     @activity.defn(name="sync_pagerduty")
     async def sync_pagerduty(self, request: PagerDutySync) -> PagerDutySynced:

@@ -13,15 +13,20 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import cloudwatch, ecs, pagerduty, platform_api
+from activities import cloudwatch, ecs, fallback, pagerduty, platform_api
 from activities._aws import client
 from contracts import (
     DeploymentRequest,
     EmergencySwitchRequest,
     EscalateRequest,
+    FallbackNotice,
     HealthRequest,
     LogScanRequest,
     MetricQuery,
@@ -35,6 +40,7 @@ from devstack import aws_seed, demo
 from devstack.pagerduty_emulator import create_app as pagerduty_app
 from devstack.pagerduty_emulator import ensure_self_signed_cert
 from settings import PROJECT_ROOT
+from tests.conftest import serve_app
 from tests.test_pagerduty_emulator import API_TOKEN, ROUTING_KEY, Emulator, Tls, serve
 
 CLUSTER, SERVICE, REGION = aws_seed.CLUSTER, aws_seed.SERVICE, aws_seed.PRIMARY_REGION
@@ -481,3 +487,55 @@ async def test_the_policy_activity_reads_the_workers_file_and_sees_it_change(
     path.unlink()
     with pytest.raises(ApplicationError, match="does not exist"):
         await run(policy_activity.load_policy)
+
+
+# --------------------------------------------------------------------------- the other path
+
+
+def fallback_receiver(status: int) -> tuple[Starlette, list[dict]]:
+    received: list[dict] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append(await request.json())
+        return JSONResponse({"ok": status < 300}, status)
+
+    return Starlette(routes=[Route("/hook", hook, methods=["POST"])]), received
+
+
+NOTICE = FallbackNotice(
+    dedup_key="incident/hybrid-router/eu-west-1#INC-1",
+    summary="hybrid router down",
+    severity="critical",
+    reason="trigger: HTTP 400: Event object is invalid",
+    workflow_id="incident/hybrid-router/eu-west-1",
+)
+
+
+def test_the_other_path_is_told_over_http_and_says_where(monkeypatch: pytest.MonkeyPatch) -> None:
+    app, received = fallback_receiver(200)
+    with serve_app(app) as url:
+        monkeypatch.setenv("PAGING_FALLBACK_URL", f"{url}/hook")
+        told = run(fallback.notify_fallback, NOTICE)
+    assert told.sent and told.detail == "told 127.0.0.1"
+    (body,) = received
+    assert "NOBODY WAS PAGED" in body["text"] and NOTICE.dedup_key in body["text"]
+    assert body["reason"] == NOTICE.reason and body["workflow_id"] == NOTICE.workflow_id
+
+
+def test_no_other_path_configured_is_said_not_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGING_FALLBACK_URL", "")
+    told = run(fallback.notify_fallback, NOTICE)
+    assert not told.sent and "PAGING_FALLBACK_URL" in told.detail
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(404, False), (403, False), (503, True)])
+def test_a_refusing_or_failing_webhook_fails_the_activity(
+    monkeypatch: pytest.MonkeyPatch, status: int, retryable: bool
+) -> None:
+    app, received = fallback_receiver(status)
+    with serve_app(app) as url:
+        monkeypatch.setenv("PAGING_FALLBACK_URL", f"{url}/hook")
+        with pytest.raises(ApplicationError) as failed:
+            run(fallback.notify_fallback, NOTICE)
+    assert failed.value.non_retryable is not retryable and str(status) in str(failed.value)
+    assert len(received) == 1

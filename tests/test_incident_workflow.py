@@ -211,10 +211,14 @@ async def test_a_page_that_fails_for_good_is_marked_and_paged_again_on_the_ladde
     harness.fake.page_fails = 1  # PagerDuty refuses the first page for good
     handle = await harness.open()
     view = await harness.until(handle, lambda v: v.status == IncidentStatus.UNPAGED)
-    assert [e.event for e in view.timeline if e.event in ("page failed", "nobody paged")] == [
+    view = await harness.until(handle, lambda v: any(e.event == "other path told" for e in v.timeline))
+    assert [e.event for e in view.timeline if e.event in ("page failed", "nobody paged", "other path told")] == [
         "page failed",
         "nobody paged",
+        "other path told",
     ]
+    (notice,) = harness.fake.called("notify_fallback")  # the other path, told once
+    assert notice.dedup_key.startswith(handle.id) and "Event object is invalid" in notice.reason
     if harness.scale != 1.0:  # `runbook incidents --status unpaged` finds it (the dev server's visibility)
         description = await handle.describe()
         assert description.typed_search_attributes.get(SEARCH_STATUS) == "unpaged"
@@ -225,7 +229,8 @@ async def test_a_page_that_fails_for_good_is_marked_and_paged_again_on_the_ladde
     assert len(harness.fake.called("trigger_page")) == 2  # paged again at the ladder's first rung
     assert harness.fake.called("escalate_pagerduty_incident") == []  # not escalated: nobody had been paged
     assert view.pagerduty is not None and view.pagerduty.incident_id == "PFAKE01"
-    await harness.keep_history(handle, "signed_unpaged_then_paged_on_the_ladder")
+    assert len(harness.fake.called("notify_fallback")) == 1  # not again once paged
+    await harness.keep_history(handle, "fallback_unpaged_then_paged_on_the_ladder")
     await handle.terminate("test done")
 
 

@@ -18,9 +18,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import pagerduty
+    from activities import fallback, pagerduty
     from contracts import (
         EscalateRequest,
+        FallbackNotice,
         NoteRequest,
         PageAndNote,
         PagerDutyNote,
@@ -32,6 +33,11 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.kit.options import NOTIFY, PAGE
 from workflows.kit.timeline import Timeline, cause, fmt
+
+# Runs that reach a failed page from here on also tell the other path (PAGING_FALLBACK_URL);
+# asked only there, so runs that page fine carry no marker. Retire once no run from before
+# 2026-11-24 is open.
+PAGE_FALLBACK = "page-fallback"
 
 Wait = Callable[[Callable[[], bool], timedelta | None], Awaitable[bool]]
 
@@ -79,11 +85,14 @@ class Pager:
             except ActivityError as err:
                 self.timeline.record("page failed", cause(err))
                 if self.retry_pages:
+                    first = self.unpaged is None
                     self.unpaged = (request, initial_note)
                     self.timeline.record(
                         "nobody paged", "PagerDuty did not take the page; it is tried again at every escalation timer"
                     )
                     self.on_paged(False)
+                    if first and workflow.patched(PAGE_FALLBACK):
+                        await self.tell_other_path(request, cause(err))
                 return
             self.timeline.record("paged", f"PagerDuty incident {self.ref.incident_id} (dedup key {request.dedup_key})")
             if self.unpaged is not None:
@@ -102,6 +111,21 @@ class Pager:
             self.timeline.record("PagerDuty incident not found", cause(err))
             return
         await self.note("initial-notification", initial_note)
+
+    async def tell_other_path(self, request: PageRequest, reason: str) -> None:
+        notice = FallbackNotice(
+            dedup_key=request.dedup_key,
+            summary=request.summary,
+            severity=request.severity,
+            reason=reason,
+            workflow_id=workflow.info().workflow_id,
+        )
+        try:
+            told = await workflow.execute_activity(fallback.notify_fallback, notice, **NOTIFY)
+        except ActivityError as err:
+            self.timeline.record("other path failed", cause(err))
+            return
+        self.timeline.record("other path told" if told.sent else "no other path", told.detail)
 
     def key(self, name: str) -> str:
         return f"{self.note_prefix}/{name}"
