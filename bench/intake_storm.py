@@ -1,6 +1,6 @@
 """Benchmark: an alert storm through the intake, next to bare signal-with-start (the floor).
 
-    .venv/bin/python bench/intake_storm.py [--alerts 5000] [--targets 100] [--concurrency 50] [--short]
+    .venv/bin/python bench/intake_storm.py [--alerts 5000] [--targets 100] [--concurrency 200] [--short]
 
 Starts its own Temporal dev server (SQLite file in WAL mode, as `make run` does) and the
 intake as its own process, then sends the same number of alerts two ways against the same
@@ -202,7 +202,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--alerts", type=int, default=5000)
     parser.add_argument("--targets", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--short", action="store_true", help="a smoke run of a few seconds (the test suite's)")
     args = parser.parse_args()
     if args.short:
