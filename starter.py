@@ -11,6 +11,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 
 from contracts import Alert, AlertBatch, IncidentInput, IncidentResult, incident_workflow_id, new_incident_id
+from contracts.scaling_decision import ScalingInput, ScalingResult, ScalingTrigger, scaling_workflow_id
 from signing import Signer
 
 WORKFLOW_TYPE = "IncidentResponseWorkflow"
@@ -59,6 +60,28 @@ async def open_or_join_with_batch(
         start_signal_args=[signed],
         memo={"incident_id": incident_id, "service": first.service, "region": first.region},
         result_type=IncidentResult,
+    )
+
+
+SCALING_TYPE = "ScalingDecisionWorkflow"
+
+
+async def trigger_scaling(
+    client: Client, service: str, region: str, trigger: ScalingTrigger, task_queue: str, signer: Signer
+) -> WorkflowHandle:
+    """Signal-with-start of the service's scaling run (`scaling/{service}/{region}`): the
+    trigger, signed by the intake in the name of the operator who sent it."""
+    workflow_id = scaling_workflow_id(service, region)
+    signed = signer.sign(trigger, subject=trigger.by, action="trigger", workflow_id=workflow_id)
+    return await client.start_workflow(
+        SCALING_TYPE,
+        ScalingInput(service=service, region=region, opened_by=trigger.by, plan=trigger.plan),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal="trigger",
+        start_signal_args=[signed],
+        memo={"service": service, "region": region},
+        result_type=ScalingResult,
     )
 
 

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from activities import cloudwatch, diagnosis, ecs, fallback, pagerduty, platform_api, policy
+from activities import capacity, cloudwatch, diagnosis, ecs, fallback, pagerduty, platform_api, policy
 
 ALL: list[Callable[..., Any]] = [
     policy.load_policy,
@@ -22,6 +22,10 @@ ALL: list[Callable[..., Any]] = [
     platform_api.check_system_status,
     platform_api.set_hybrid_routing,
     cloudwatch.read_metrics,
+    cloudwatch.read_series,
+    capacity.read_capacity,
+    capacity.apply_scale_plan,
+    capacity.wait_provisioned_ready,
     cloudwatch.scan_error_logs,
     ecs.describe_deployment,
     ecs.set_service_task_definition,

@@ -71,3 +71,8 @@ def aws_error(err: Exception, action: str) -> ApplicationError:
     if isinstance(err, BotoCoreError):
         return ApplicationError(f"{action}: {err}", type=type(err).__name__)
     raise err
+
+
+# For the activities whose clients `client` does not type (Application Auto Scaling, Lambda).
+CONFIG = _CONFIG
+CREATING = _CREATING

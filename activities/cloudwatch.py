@@ -10,6 +10,8 @@ from temporalio import activity
 
 from activities._aws import aws_error, client
 from contracts import LogScan, LogScanRequest, MetricLevel, MetricQuery, MetricReading, MetricsRequest
+from contracts.scaling_rules import Datapoint, Series
+from contracts.systems import SeriesRequest
 
 if TYPE_CHECKING:
     from types_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
@@ -47,6 +49,55 @@ def grade(query: MetricQuery, values: list[float]) -> MetricReading:
     return MetricReading(key=query.key, value=worst, level=level, within_target=within, detail=detail)
 
 
+def _data_queries(queries: list[tuple[int, MetricQuery]]) -> list[MetricDataQueryTypeDef]:
+    return [
+        {
+            "Id": f"m{index}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": query.namespace,
+                    "MetricName": query.metric_name,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(query.dimensions.items())],
+                },
+                "Period": query.period_seconds,
+                "Stat": query.stat,
+            },
+            "ReturnData": True,
+        }
+        for index, query in queries
+    ]
+
+
+@activity.defn
+def read_series(request: SeriesRequest) -> list[Series]:
+    """Each query's datapoints over the window, oldest first (one GetMetricData call per
+    region): the scaling rules judge every datapoint, not a summary."""
+    now = min(request.end, datetime.now(UTC)) if request.end is not None else datetime.now(UTC)
+    by_region: dict[str, list[tuple[int, MetricQuery]]] = {}
+    for index, query in enumerate(request.queries):
+        by_region.setdefault(query.region or request.region, []).append((index, query))
+    points: dict[int, list[Datapoint]] = {index: [] for index in range(len(request.queries))}
+    for region, queries in by_region.items():
+        try:
+            paginator = client("cloudwatch", region).get_paginator("get_metric_data")
+            pages = paginator.paginate(
+                MetricDataQueries=_data_queries(queries),
+                StartTime=now - request.window,
+                EndTime=now,
+                ScanBy="TimestampAscending",
+            )
+            for page in pages:
+                for result in page["MetricDataResults"]:
+                    found = zip(result["Timestamps"], result["Values"], strict=True)
+                    points[int(result["Id"][1:])].extend(Datapoint(at=t, value=v) for t, v in found)
+        except (ClientError, BotoCoreError) as err:
+            raise aws_error(err, f"GetMetricData in {region}") from err
+    return [
+        Series(key=query.key, period_seconds=query.period_seconds, points=sorted(points[index], key=lambda p: p.at))
+        for index, query in enumerate(request.queries)
+    ]
+
+
 @activity.defn
 def read_metrics(request: MetricsRequest) -> list[MetricReading]:
     """One GetMetricData call for every query of the policy."""
@@ -59,25 +110,9 @@ def read_metrics(request: MetricsRequest) -> list[MetricReading]:
         by_region.setdefault(query.region or request.region, []).append((index, query))
     values: dict[int, list[float]] = {}
     for region, queries in by_region.items():
-        data_queries: list[MetricDataQueryTypeDef] = [
-            {
-                "Id": f"m{index}",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": query.namespace,
-                        "MetricName": query.metric_name,
-                        "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(query.dimensions.items())],
-                    },
-                    "Period": query.period_seconds,
-                    "Stat": query.stat,
-                },
-                "ReturnData": True,
-            }
-            for index, query in queries
-        ]
         try:
             paginator = client("cloudwatch", region).get_paginator("get_metric_data")
-            for page in paginator.paginate(MetricDataQueries=data_queries, StartTime=start, EndTime=now):
+            for page in paginator.paginate(MetricDataQueries=_data_queries(queries), StartTime=start, EndTime=now):
                 for result in page["MetricDataResults"]:
                     index = int(result["Id"][1:])
                     cutoff = now - request.queries[index].lookback

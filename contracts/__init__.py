@@ -77,6 +77,16 @@ from contracts.policy import (
     SeverityPolicy,
     load_policy_file,
 )
+from contracts.scaling_rules import (
+    CapacityLimits,
+    Datapoint,
+    Judgement,
+    ScaleIn,
+    ScalingPolicy,
+    ScalingRule,
+    Series,
+    judge,
+)
 from contracts.systems import (
     DeploymentRequest,
     DeploymentState,
@@ -89,6 +99,7 @@ from contracts.systems import (
     MetricLevel,
     MetricReading,
     MetricsRequest,
+    SeriesRequest,
     SystemStatus,
     Verification,
     VerifyRequest,
@@ -140,6 +151,15 @@ __all__ = [
     "RiskLevel",
     # paging
     "EscalateRequest",
+    "CapacityLimits",
+    "Datapoint",
+    "Judgement",
+    "ScaleIn",
+    "ScalingPolicy",
+    "ScalingRule",
+    "Series",
+    "SeriesRequest",
+    "judge",
     "FallbackNotice",
     "FallbackSent",
     "NoteRequest",

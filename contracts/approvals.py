@@ -43,6 +43,8 @@ class Approvals(Strict):
             "force_new_deployment": RiskLevel.MEDIUM,
             "emergency_switch": RiskLevel.HIGH,
             "region_failover": RiskLevel.CRITICAL,
+            "scale_up": RiskLevel.LOW,  # above the scaling budget only; within it no approval
+            "scale_in": RiskLevel.LOW,
         }
     )
     rules: dict[RiskLevel, ApprovalRule] = Field(default_factory=dict)

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from contracts.approvals import ApprovalRule, Approvals, RiskLevel
 from contracts.common import Duration, Severity, Strict
 from contracts.identity import Trust
+from contracts.scaling_rules import ScalingPolicy
 
 
 class SeverityPolicy(Strict):
@@ -122,6 +123,23 @@ class Policy(Strict):
     severity_labels: dict[str, Severity] = Field(default_factory=dict)
     # Whose signatures the runbooks accept: the sign-in service's (operators) and the intake's.
     trust: Trust = Field(default_factory=Trust)
+    scaling: ScalingPolicy | None = None  # the scaling decisions runbook; None: it scales nothing
+
+    @model_validator(mode="after")
+    def _scaling_names_known(self) -> Policy:
+        if self.scaling is None:
+            return self
+        keys = {metric.key for metric in self.metrics}
+        for rule in self.scaling.rules:
+            if rule.metric not in keys:
+                raise ValueError(f"scaling.rules.{rule.name}: metric {rule.metric!r} is not a key of metrics")
+        for service in self.scaling.limits:
+            if service not in self.services:
+                raise ValueError(f"scaling.limits.{service}: not a service of services")
+        return self
+
+    def metric(self, key: str) -> MetricQuery:
+        return next(metric for metric in self.metrics if metric.key == key)
 
     @model_validator(mode="after")
     def _every_severity_has_timers(self) -> Policy:

@@ -34,6 +34,15 @@ class MetricsRequest(Strict):
     queries: list[MetricQuery]
 
 
+class SeriesRequest(Strict):
+    """The datapoints of each query over the last `window` (scaling rules judge every one)."""
+
+    region: str
+    queries: list[MetricQuery]
+    window: Duration
+    end: datetime | None = None  # the workflow's now, so it judges the window it asked for; None: now
+
+
 MetricLevel = Literal["ok", "warning", "critical", "no-data"]
 
 

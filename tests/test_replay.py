@@ -1,8 +1,9 @@
 """Replays checked-in histories: a change to the workflow that breaks runs in flight fails here.
 
 To add a history: `RECORD_HISTORIES=1 .venv/bin/pytest tests/test_incident_workflow.py -k dev-server`
-writes one per recorded scenario into tests/histories/. Keep the old ones: they are what
-runs in flight look like. A change that must differ from them goes behind workflow.patched().
+(or tests/test_scaling_workflow.py) writes one per recorded scenario into tests/histories/.
+Keep the old ones: they are what runs in flight look like. A change that must differ from
+them goes behind workflow.patched().
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from contracts import incident_workflow_id
+from contracts.scaling_decision import scaling_workflow_id
 from workflows import ALL as WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
@@ -30,9 +32,11 @@ def workflow_id(path: Path) -> str:
     """The run's own workflow id (signed runs check what they were signed for against it): an
     incident's follows from its start input."""
     started = json.loads(path.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]
+    start = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
     if path.parent.name == "incident":
-        start = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
         return incident_workflow_id(start["service"], start["region"])
+    if path.parent.name == "scaling":
+        return scaling_workflow_id(start["service"], start["region"])
     return path.stem
 
 

@@ -1,34 +1,44 @@
-"""The human runbook and the workflow must name the same steps in the same order."""
+"""The human runbooks and the workflows must name the same steps in the same order."""
 
 from __future__ import annotations
 
 import inspect
 import re
+from pathlib import Path
+
+import pytest
 
 from settings import PROJECT_ROOT
-from workflows.incident_response import STEPS, IncidentResponseWorkflow
+from workflows import incident_response, scaling_decision
+from workflows.incident_response import IncidentResponseWorkflow
+from workflows.scaling_decision import ScalingDecisionWorkflow
 
-RUNBOOK = PROJECT_ROOT / "runbooks" / "p0-incident-response.md"
-
-
-def runbook_steps() -> list[str]:
-    return re.findall(r"^## Step `([a-z_-]+)`", RUNBOOK.read_text(), flags=re.MULTILINE)
-
-
-def test_runbook_lists_the_workflows_steps_in_order() -> None:
-    assert runbook_steps() == list(STEPS)
+RUNBOOKS = [
+    (PROJECT_ROOT / "runbooks" / "p0-incident-response.md", IncidentResponseWorkflow, incident_response.STEPS),
+    (PROJECT_ROOT / "runbooks" / "scaling-decisions.md", ScalingDecisionWorkflow, scaling_decision.STEPS),
+]
+IDS = [path.stem for path, _, _ in RUNBOOKS]
 
 
-def test_every_step_is_a_method_and_every_step_method_is_listed() -> None:
-    methods = {
-        name.removeprefix("step_")
-        for name, _ in inspect.getmembers(IncidentResponseWorkflow)
-        if name.startswith("step_")
-    }
-    assert methods == set(STEPS)
+def runbook_steps(path: Path) -> list[str]:
+    return re.findall(r"^## Step `([a-z_-]+)`", path.read_text(), flags=re.MULTILINE)
 
 
-def test_timeline_steps_are_runbook_steps() -> None:
-    source = inspect.getsource(IncidentResponseWorkflow)
+@pytest.mark.parametrize(("path", "workflow", "steps"), RUNBOOKS, ids=IDS)
+def test_runbook_lists_the_workflows_steps_in_order(path: Path, workflow: type, steps: tuple[str, ...]) -> None:
+    assert runbook_steps(path) == list(steps)
+
+
+@pytest.mark.parametrize(("path", "workflow", "steps"), RUNBOOKS, ids=IDS)
+def test_every_step_is_a_method_and_every_step_method_is_listed(
+    path: Path, workflow: type, steps: tuple[str, ...]
+) -> None:
+    methods = {name.removeprefix("step_") for name, _ in inspect.getmembers(workflow) if name.startswith("step_")}
+    assert methods == set(steps)
+
+
+@pytest.mark.parametrize(("path", "workflow", "steps"), RUNBOOKS, ids=IDS)
+def test_timeline_steps_are_runbook_steps(path: Path, workflow: type, steps: tuple[str, ...]) -> None:
+    source = inspect.getsource(workflow)
     entered = set(re.findall(r'self\.enter\("([a-z_-]+)"', source))
-    assert entered and entered <= set(STEPS)
+    assert entered and entered <= set(steps)

@@ -1,5 +1,6 @@
 """Workflows: one module per runbook. Deterministic; side effects live in activities/."""
 
 from workflows.incident_response import IncidentResponseWorkflow
+from workflows.scaling_decision import ScalingDecisionWorkflow
 
-ALL = [IncidentResponseWorkflow]
+ALL = [IncidentResponseWorkflow, ScalingDecisionWorkflow]

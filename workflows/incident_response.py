@@ -83,9 +83,9 @@ PAGERDUTY_SEVERITY: dict[Severity, PagerDutySeverity] = {
     Severity.P2: "warning",
     Severity.P3: "info",
 }
-# Every alert resolved before anyone acknowledged: what the policy does unless it says.
 # A batch's timeline names this many of its alerts and counts the rest in one entry.
 ALERTS_NAMED_PER_BATCH = 5
+# Every alert resolved before anyone acknowledged: what the policy does unless it says.
 KEEP_PAGING_ON_CLEAR = {Severity.P0, Severity.P1}
 
 

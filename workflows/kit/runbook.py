@@ -113,6 +113,12 @@ class RunbookWorkflow:
             self.take_inbox()  # as they came, before anything of the run reads them
         return lean
 
+    def adopt_signed_mode(self) -> None:
+        """For runbooks born after the signed kit: lean and proving identities from their first
+        run, so they ask no patch (call it first thing in `run`, then `trusted_policy`)."""
+        self.signed = True
+        self.mode_known = True
+
     async def trusted_policy(self) -> Policy:
         """The worker's own policy, the trust anchor, read by a local activity (no round trip
         to the server); the history keeps what it said, so replays judge alike. Then the
