@@ -85,6 +85,25 @@ async def trigger_scaling(
     )
 
 
+async def open_or_join_scaling_with_batch(
+    client: Client, alerts: list[Alert], opened_by: str, task_queue: str, signer: Signer
+) -> WorkflowHandle:
+    """Alerts a scaling route took: signal-with-start of the service's scaling run."""
+    first = alerts[0]
+    workflow_id = scaling_workflow_id(first.service, first.region)
+    signed = signer.sign(AlertBatch(alerts=alerts), subject=opened_by, action="alert_batch", workflow_id=workflow_id)
+    return await client.start_workflow(
+        SCALING_TYPE,
+        ScalingInput(service=first.service, region=first.region, opened_by=opened_by),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal="alert_batch",
+        start_signal_args=[signed],
+        memo={"service": first.service, "region": first.region},
+        result_type=ScalingResult,
+    )
+
+
 async def incident_id_of(handle: WorkflowHandle) -> str:
     """The incident id of the run the handle points at (read from its memo, no worker needed)."""
     description = await handle.describe()

@@ -79,6 +79,7 @@ def bench_policy(directory: Path, targets: int) -> Path:
     policy = yaml.safe_load((PROJECT_ROOT / "policy" / "default.yaml").read_text())
     template = policy["services"]["hybrid-router"]
     policy["services"] = {f"bench-{n:03d}": template for n in range(targets)}
+    policy.pop("scaling", None)  # its limits name the services this bench replaces
     policy["routes"] = [{"name": "by-service-label", "match": {}}]
     path = directory / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))

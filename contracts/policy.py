@@ -97,7 +97,7 @@ class Route(Strict):
 
     name: str
     match: RouteMatch
-    runbook: Literal["incident"] = "incident"
+    runbook: Literal["incident", "scaling"] = "incident"
     service: str | None = None  # None: the alert's own `service` label
     region: str | None = None  # None: the service's region in `services`
     severity: Severity | None = None  # None: the alert's severity label, else classification
@@ -136,6 +136,17 @@ class Policy(Strict):
         for service in self.scaling.limits:
             if service not in self.services:
                 raise ValueError(f"scaling.limits.{service}: not a service of services")
+        return self
+
+    @model_validator(mode="after")
+    def _scaling_routes_scale_something(self) -> Policy:
+        for route in self.routes:
+            if route.runbook != "scaling":
+                continue
+            if self.scaling is None:
+                raise ValueError(f"routes.{route.name}: runbook scaling, but the policy has no scaling section")
+            if route.service is not None and route.service not in self.scaling.limits:
+                raise ValueError(f"routes.{route.name}: {route.service} has no scaling.limits")
         return self
 
     def metric(self, key: str) -> MetricQuery:

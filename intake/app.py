@@ -30,7 +30,7 @@ from starlette.routing import Route
 from contracts import Alert, Duration, Policy
 from intake import normalize, sns
 from intake.coalesce import Coalescer
-from intake.handoff import Deliveries, Handoff, Rejected, Unavailable
+from intake.handoff import Deliveries, Handoff, Rejected, Runbook, Unavailable
 from intake.limits import BodyTimeout
 from intake.normalize import Incoming
 from intake.openapi import openapi_document
@@ -305,15 +305,15 @@ def create_app(
                 metrics.rejected.labels(source, "unrouted").inc()
                 unrouted.append({"name": alert.name, "labels": alert.labels})
                 continue
-            routed.append(found[0])
+            routed.append((found[0], found[1].runbook))
 
-        async def timed(alert: Alert) -> str | None:
+        async def timed(alert: Alert, runbook: Runbook) -> str | None:
             started = time.perf_counter()
-            joined = await coalescer.hand_over(alert, f"intake/{source}")
+            joined = await coalescer.hand_over(alert, f"intake/{source}", runbook)
             metrics.handoff.labels(source).observe(time.perf_counter() - started)
             return joined
 
-        outcomes = await asyncio.gather(*(timed(alert) for alert in routed), return_exceptions=True)
+        outcomes = await asyncio.gather(*(timed(*taken) for taken in routed), return_exceptions=True)
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         unavailable = [failure for failure in failures if not isinstance(failure, Rejected)]
         if unavailable:
@@ -329,7 +329,7 @@ def create_app(
             raise Refusal(422, "temporal-rejected", str(failures[0]))
         incidents = {joined for joined in outcomes if isinstance(joined, str)}
         no_incident = sum(1 for joined in outcomes if joined is None)
-        for handed in routed:
+        for handed, _ in routed:
             metrics.accepted.labels(source).inc()
             if handed.delivery_id is not None:
                 deliveries.add(handed.delivery_id)

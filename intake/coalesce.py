@@ -26,8 +26,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from contracts import MAX_BATCH_ALERTS, MAX_BATCH_BYTES, Alert, incident_workflow_id
-from intake.handoff import Handoff
+from contracts import MAX_BATCH_ALERTS, MAX_BATCH_BYTES, Alert
+from intake.handoff import Handoff, Runbook, runbook_of, workflow_id_for
 
 WINDOW = 0.005  # seconds a lane waits for more alerts while the intake is busy
 BUSY = 4  # hand-overs in flight from which the intake counts as busy
@@ -92,11 +92,11 @@ class Coalescer:
         self.known: OrderedDict[str, Known] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def hand_over(self, alert: Alert, opened_by: str) -> str | None:
-        """Hands the alert over with whatever else waits for its target; returns the incident's
-        workflow id, or None for a resolution that found no open incident. Raises `Unavailable`
+    async def hand_over(self, alert: Alert, opened_by: str, runbook: Runbook = "incident") -> str | None:
+        """Hands the alert over with whatever else waits for its target and runbook; returns the
+        run's workflow id, or None for a resolution that found no open run. Raises `Unavailable`
         or `Rejected` as the hand-over did."""
-        key = (incident_workflow_id(alert.service, alert.region), opened_by)
+        key = (workflow_id_for(runbook, alert.service, alert.region), opened_by)
         lane = self.lanes.setdefault(key, Lane())
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         lane.waiting.append(Waiting(alert, done))
@@ -147,7 +147,7 @@ class Coalescer:
             sent.append(shaped)
         self.in_flight += 1
         try:
-            taken, run_id = await self.handoff.batch(workflow_id, sent, opened_by, start)
+            taken, run_id = await self.handoff.batch(workflow_id, sent, opened_by, start, runbook_of(workflow_id))
         finally:
             self.in_flight -= 1
         self.counted()

@@ -6,15 +6,34 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
-from contracts import Alert, AlertBatch, PagerDutyEvent
+from contracts import Alert, AlertBatch, PagerDutyEvent, incident_workflow_id
+from contracts.scaling_decision import ScalingTrigger, scaling_workflow_id
 from signing import Signer
-from starter import open_or_join_incident, open_or_join_with_batch
+from starter import (
+    open_or_join_incident,
+    open_or_join_scaling_with_batch,
+    open_or_join_with_batch,
+    trigger_scaling,
+)
 
 HANDOFF_TIMEOUT = 4.0  # PagerDuty wants an answer within 5 s; the others are more patient
+
+
+Runbook = Literal["incident", "scaling"]
+
+
+def workflow_id_for(runbook: Runbook, service: str, region: str) -> str:
+    """The run an alert for this target joins, per the runbook its route names."""
+    return scaling_workflow_id(service, region) if runbook == "scaling" else incident_workflow_id(service, region)
+
+
+def runbook_of(workflow_id: str) -> Runbook:
+    return "scaling" if workflow_id.startswith("scaling/") else "incident"
 
 
 class Unavailable(Exception):
@@ -87,7 +106,7 @@ class Handoff:
         return handle.id
 
     async def batch(
-        self, workflow_id: str, alerts: list[Alert], opened_by: str, start: bool
+        self, workflow_id: str, alerts: list[Alert], opened_by: str, start: bool, runbook: Runbook = "incident"
     ) -> tuple[bool, str | None]:
         """Alerts of one target as one signal (`intake.coalesce`): with `start`, signal-with-start
         (the batch holds a firing alert); else a plain signal, which never opens a run. Returns
@@ -99,12 +118,24 @@ class Handoff:
             return await self._signal(workflow_id, "alert_batch", signed), None
         client = await self.client()
         try:
+            opening = open_or_join_with_batch if runbook == "incident" else open_or_join_scaling_with_batch
             handle = await asyncio.wait_for(
-                open_or_join_with_batch(client, alerts, opened_by, self.task_queue, self.signer), HANDOFF_TIMEOUT
+                opening(client, alerts, opened_by, self.task_queue, self.signer), HANDOFF_TIMEOUT
             )
         except (RPCError, TimeoutError, ConnectionError) as err:
             raise _failed(err, "alerts") from err
         return True, handle.result_run_id
+
+    async def scaling_trigger(self, service: str, region: str, trigger: ScalingTrigger) -> str:
+        """Signal-with-start of the service's scaling run, signed for the operator; its workflow id."""
+        client = await self.client()
+        try:
+            handle = await asyncio.wait_for(
+                trigger_scaling(client, service, region, trigger, self.task_queue, self.signer), HANDOFF_TIMEOUT
+            )
+        except (RPCError, TimeoutError, ConnectionError) as err:
+            raise _failed(err, "scaling trigger") from err
+        return handle.id
 
     async def pagerduty_event(self, workflow_id: str, event: PagerDutyEvent) -> bool:
         """Signals the incident; False when there is no such incident running."""

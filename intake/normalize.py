@@ -250,6 +250,8 @@ def route(policy: Policy, alert: Incoming, received_at: datetime) -> tuple[Alert
         service = candidate.service or alert.labels.get("service")
         if service not in policy.services:
             continue
+        if candidate.runbook == "scaling" and (policy.scaling is None or service not in policy.scaling.limits):
+            continue  # a service that is never scaled: a later route may still take the alert
         region = candidate.region or policy.services[service].region
         routed = Alert(
             source=alert.source,

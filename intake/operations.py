@@ -26,6 +26,7 @@ from temporalio.service import RPCStatusCode
 
 from contracts import Acknowledge, Alert, Approve, Cancel, Comment, OperatorReply, Policy, Reject, Severity
 from contracts.common import Strict
+from contracts.scaling_decision import ScalingTrigger
 from intake.handoff import Handoff, Rejected, Unavailable
 from signing import Signer
 from starter import incident_id_of
@@ -71,6 +72,14 @@ def parse(model: type[Any], data: Mapping[str, Any]) -> Any:
         names = [".".join(str(part) for part in problem["loc"]) or "(body)" for problem in problems]
         detail = "; ".join(f"{name}: {problem['msg']}" for name, problem in zip(names, problems, strict=True))
         raise ApiError(422, detail, field=names[0]) from None
+
+
+class ScalingRequest(Strict):
+    """`POST /api/v1/scaling`: what `runbook trigger scaling` asks for."""
+
+    service: str = Field(min_length=1)
+    plan: bool = False
+    reason: str = Field(default="operator trigger", min_length=1, max_length=512)
 
 
 class IncidentRequest(Strict):
@@ -149,6 +158,28 @@ class Operations:
                 raise ApiError(404, f"no run {which}") from None
             raise unreachable(f"Temporal did not answer: {err}") from None
         return description.raw_description.workflow_execution_info.first_run_id or description.run_id
+
+    async def trigger_scaling(self, user: str, body: Mapping[str, Any]) -> dict[str, str]:
+        """Asks the service's scaling run to judge it now (opening the run if none is open)."""
+        wanted: ScalingRequest = parse(ScalingRequest, body)
+        target = self.policy.services.get(wanted.service)
+        if target is None:
+            known = ", ".join(sorted(self.policy.services)) or "none"
+            raise ApiError(422, f"service {wanted.service!r} is not in the policy (known: {known})", field="service")
+        if self.policy.scaling is None or wanted.service not in self.policy.scaling.limits:
+            raise ApiError(
+                422,
+                f"service {wanted.service!r} has no scaling limits in the policy: it is never scaled",
+                field="service",
+            )
+        trigger = ScalingTrigger(by=user, plan=wanted.plan, reason=wanted.reason)
+        try:
+            workflow_id = await self.handoff.scaling_trigger(wanted.service, target.region, trigger)
+        except Unavailable as err:
+            raise unreachable(str(err)) from None
+        except Rejected as err:
+            raise ApiError(422, str(err)) from None
+        return {"workflow_id": workflow_id}
 
     async def open_incident(self, user: str, body: Mapping[str, Any]) -> dict[str, str]:
         """Opens an incident for a service of the policy, or joins the open one of its target."""

@@ -12,6 +12,7 @@ A Starlette app of its own, served by `python -m intake` on OPERATOR_HOST:OPERAT
          -> 200 {"message", "status"}; 409 {"error"} refused by the runbook; 422 a field; 404 no run;
             503 Temporal unreachable (Retry-After)
     POST /api/v1/incidents  {"service", "severity", "summary", "region"?} -> {"incident_id", "workflow_id"}
+    POST /api/v1/scaling    {"service", "plan"?, "reason"?} -> {"workflow_id"}
     GET  /healthz, and the page under /ui
 
 The API takes bearer tokens only (never the page's cookie), so a page on another site cannot
@@ -195,6 +196,10 @@ def create_operator_app(config: SigninConfig, operations: Operations, sessions: 
         identity = auth.bearer(request)
         return JSONResponse(await operations.open_incident(identity.user, await json_body(request)))
 
+    async def scaling(request: Request) -> Response:
+        identity = auth.bearer(request)
+        return JSONResponse(await operations.trigger_scaling(identity.user, await json_body(request)))
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
@@ -207,6 +212,7 @@ def create_operator_app(config: SigninConfig, operations: Operations, sessions: 
         Route("/auth/whoami", api(whoami), methods=["GET"]),
         Route("/api/v1/runs/{action}", api(run_action), methods=["POST"]),
         Route("/api/v1/incidents", api(incidents), methods=["POST"]),
+        Route("/api/v1/scaling", api(scaling), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         *ui_routes(auth, operations),
     ]

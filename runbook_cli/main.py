@@ -58,8 +58,9 @@ from contracts import (
     Severity,
     load_policy_file,
 )
+from contracts.scaling_decision import Capacity, ScalingView
 from runbook_cli.runbooks import RUNBOOKS, workflow_type
-from starter import WORKFLOW_TYPE, runbook_status
+from starter import SCALING_TYPE, WORKFLOW_TYPE, runbook_status
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 API_TIMEOUT = 45.0  # seconds: the service waits up to 30 s for the runbook's answer
@@ -89,6 +90,11 @@ def parser() -> argparse.ArgumentParser:
     incident.add_argument("--summary", required=True, help="what is wrong, one line")
     incident.add_argument("--region", help="the service's region in the policy (the only one it has)")
     _identity(incident)
+    scale = trigger_kinds.add_parser("scaling", help="ask the service's scaling run to judge it now")
+    scale.add_argument("--service", required=True, help="a service with scaling limits in the policy")
+    scale.add_argument("--plan", action="store_true", help="plan only: print the AWS calls it would make, make none")
+    scale.add_argument("--reason", help="why, one line (the run's timeline shows it)")
+    _identity(scale)
 
     login = commands.add_parser("login", help="sign in to the sign-in service; the token is kept for the commands")
     login.add_argument("--as", dest="operator", help="your name (default: $RUNBOOK_OPERATOR, else asked)")
@@ -353,6 +359,12 @@ async def act(session: SignedIn, run: Run, action: str, **fields: Any) -> None:
 
 
 async def cmd_trigger(session: SignedIn, args: argparse.Namespace) -> None:
+    if args.kind == "scaling":
+        asked = {"service": args.service, "plan": args.plan, "reason": args.reason}
+        body = {name: value for name, value in asked.items() if value is not None}
+        answer = await call(session.url, "POST", "/api/v1/scaling", body, token=session.token)
+        print(answer["workflow_id"])
+        return
     body = {"service": args.service, "severity": args.severity.value, "summary": args.summary, "region": args.region}
     answer = await call(
         session.url,
@@ -641,13 +653,58 @@ def describe_plan(plan: dict[str, Any]) -> str:
 
 
 def render_any(run: Run, view: dict[str, Any]) -> str:
-    """An incident as before; any other run by the fields every runbook's view has."""
-    if run.is_incident:
-        try:
+    """An incident as before, a scaling run with its rule and capacity; any other run by the
+    fields every runbook's view has."""
+    try:
+        if run.is_incident:
             return render(IncidentView.model_validate(view))
-        except ValidationError:
-            pass  # an incident view of another shape: the common fields still say what matters
+        if run.workflow_type == SCALING_TYPE:
+            return render_scaling(ScalingView.model_validate(view))
+    except ValidationError:
+        pass  # a view of another shape (an older run): the common fields still say what matters
     return render_generic(run, view)
+
+
+def render_scaling(view: ScalingView) -> str:
+    def capacity(found: Capacity | None) -> str:
+        if found is None:
+            return "-"
+        ecs = f"minimum {found.min_capacity} (autoscaled)" if found.autoscaled else f"{found.desired} desired"
+        lam = f", provisioned concurrency {found.provisioned}" if found.provisioned is not None else ""
+        return f"ECS {ecs}, {found.running} running{lam}"
+
+    lines = [
+        f"{view.workflow_id}  [scaling]  {view.service} in {view.region}" + ("  (plan only)" if view.plan_only else ""),
+        f"  status        {view.status.value}" + (f" ({view.outcome})" if view.outcome else ""),
+        f"  opened        {view.opened_at:%Y-%m-%d %H:%M:%S} UTC by {view.opened_by}",
+        f"  baseline      {capacity(view.baseline)}",
+        f"  capacity      {capacity(view.capacity)}",
+    ]
+    if view.judgement is not None:
+        judged = view.judgement
+        verdict = "held" if judged.sustained else "not sustained"
+        lines.append(f"  rule          {judged.rule} ({judged.metric} > {judged.threshold:g}): {verdict}")
+        points = ", ".join(f"{p.at:%H:%M:%S} {p.value:g}" for p in judged.points[-10:])
+        lines.append(f"  datapoints    {points or '-'}")
+    for step in view.steps:
+        lines.append(f"  step          {step.at:%H:%M:%S} {step.direction}: {step.describe} ({step.plan_id})")
+    if view.next_step_at is not None and view.status.value not in ("at-baseline", "planned", "not-sustained"):
+        lines.append(f"  next step at  {view.next_step_at:%H:%M:%S} UTC at the earliest (cooldown, hourly budget)")
+    for call in view.planned_calls:
+        lines.append(f"  would call    {call}")
+    if view.refused_signals:
+        lines.append(f"  REFUSED       {view.refused_signals} signal(s) the intake did not sign (see the worker's log)")
+    if view.pending_approval is not None:
+        plan = view.pending_approval
+        lines.append(f"  AWAITING APPROVAL  {plan.plan_id}: {plan.describe()}")
+        where = view.workflow_id
+        lines.append(f"{'':21}runbook approve {where}   |   runbook reject {where} --reason TEXT")
+    lines.append("  timeline")
+    for entry in view.timeline:
+        actor = "" if entry.actor == "runbook" else f" [{entry.actor}]"
+        detail = f": {entry.detail}" if entry.detail else ""
+        lines.append(f"    {entry.at:%H:%M:%S}  {entry.step:<11} {entry.event}{actor}{detail}")
+    return "\n".join(lines)
 
 
 def _time(value: Any, layout: str) -> str:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 
+from starter import SCALING_TYPE as SCALING
 from starter import WORKFLOW_TYPE as INCIDENT
 
 RUNBOOKS: dict[str, str] = {
     "incident": INCIDENT,  # P0 incident response, workflows/incident_response.py
+    "scaling": SCALING,  # scaling decisions, workflows/scaling_decision.py
 }
 
 _TYPE_NAME = re.compile(r"[A-Za-z_][\w.-]*")

@@ -51,7 +51,7 @@ class HeldHandoff:
         self.failing = "incident/svc/eu-west-1"  # the target whose hand-overs fail when `fail` is set
 
     async def batch(
-        self, workflow_id: str, alerts: list[Alert], opened_by: str, start: bool
+        self, workflow_id: str, alerts: list[Alert], opened_by: str, start: bool, runbook: str = "incident"
     ) -> tuple[bool, str | None]:
         self.batches.append((workflow_id, alerts, start))
         await self.release.wait()

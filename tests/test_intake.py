@@ -60,7 +60,8 @@ def intake_policy(*services: str) -> Policy:
         Route(name="metrics", match=RouteMatch(namespace="HybridRouting"), service=first),
         Route(name="by-service-label", match=RouteMatch()),
     ]
-    return base.model_copy(update={"services": {s: target for s in services}, "routes": routes})
+    # no scaling section: its limits name the default's services, which this policy drops
+    return base.model_copy(update={"services": {s: target for s in services}, "routes": routes, "scaling": None})
 
 
 @dataclass

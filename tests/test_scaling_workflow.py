@@ -7,16 +7,19 @@ so a step up really brings the CPU down and a step down brings it up."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -32,11 +35,16 @@ from contracts.scaling_decision import (
     ScalingTrigger,
     ScalingView,
 )
+from intake.app import IntakeConfig, create_app
+from intake.handoff import Handoff
 from signing import Signer
 from starter import trigger_scaling
+from tests.conftest import serve_app
 from tests.fakes import FakePlatform
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
+from tests.test_intake import alertmanager
+from tests.test_signin import PASSWORDS, operator_app, refused, runbook, serving
 from workflows.scaling_decision import ScalingDecisionWorkflow
 
 HISTORIES = Path(__file__).parent / "histories" / "scaling"
@@ -328,3 +336,80 @@ async def test_a_start_without_a_signed_trigger_is_refused_and_reads_nothing(sca
     assert result.view.status == ScalingStatus.REFUSED and result.view.refused_signals == 1
     assert scaling.aws.reads == 0 and scaling.aws.applied == []
     await scaling.keep_history(handle, "forged_start_refused")
+
+
+# --------------------------------------------------------------------------- how runs start (dev server)
+
+
+@pytest.fixture
+async def on_dev_server(
+    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Scaling, str]]:
+    """A worker with the fake AWS, a fresh region for hybrid-router, and the operator listener;
+    the CLI pointed at both."""
+    policy = default_policy()
+    region = f"test-{uuid.uuid4().hex[:8]}"
+    policy.services["hybrid-router"] = policy.services["hybrid-router"].model_copy(update={"region": region})
+    aws, platform = FakeAws(), FakePlatform(policy)
+    aws.started = datetime.now(UTC)
+    task_queue = f"scaling-{uuid.uuid4()}"
+    empty = tmp_path / "temporal.toml"
+    empty.write_text("")
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    monkeypatch.setenv("RUNBOOK_SESSION_FILE", str(tmp_path / "session.json"))
+    async with Worker(
+        dev_env.client,
+        task_queue=task_queue,
+        workflows=[ScalingDecisionWorkflow],
+        activities=[*platform.activities(), *aws.activities()],
+    ):
+        target = dev_env.client.service_client.config.target_host
+        with serving(operator_app(target, task_queue, policy)) as url:
+            monkeypatch.setenv("RUNBOOK_SIGNIN_URL", url)
+            scaling = Scaling(dev_env, dev_env.client, task_queue, policy, aws, platform)
+            yield scaling, region
+
+
+async def test_runbook_trigger_scaling_plan_shows_the_calls(
+    on_dev_server: tuple[Scaling, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scaling, region = on_dev_server
+    scaling.aws.cpu_load = breach(minutes_before=6)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["alice"] + "\n"))
+    await runbook(capsys, "login", "--as", "alice", "--password-stdin")
+    refusal = await refused(capsys, "trigger", "scaling", "--service", "nope")
+    assert "service 'nope' is not in the policy" in str(refusal)
+
+    out = await runbook(capsys, "trigger", "scaling", "--service", "hybrid-router", "--plan", "--reason", "a test")
+    workflow_id = out.strip()
+    assert workflow_id == f"scaling/hybrid-router/{region}"
+    result = await scaling.result(scaling.client.get_workflow_handle(workflow_id, result_type=ScalingResult))
+    assert result.view.status == ScalingStatus.PLANNED and result.view.opened_by == "alice"
+    assert scaling.aws.applied == []
+    shown = await runbook(capsys, "show", workflow_id)
+    assert "would call    ecs:UpdateService(" in shown and "desiredCount=6" in shown
+    assert "rule          cpu (cpu_pct > 70): held" in shown
+
+
+async def test_an_alert_routed_to_scaling_opens_the_scaling_run(on_dev_server: tuple[Scaling, str]) -> None:
+    scaling, region = on_dev_server  # the load is quiet: the run reads CloudWatch and ends "not sustained"
+    target = scaling.env.client.service_client.config.target_host
+    handoff = Handoff(
+        lambda: Client.connect(target, data_converter=pydantic_data_converter), scaling.task_queue, INTAKE
+    )
+    app = create_app(IntakeConfig(policy=scaling.policy, alertmanager_token="t"), handoff)
+    payload = alertmanager("hybrid-router")
+    for alert in payload["alerts"]:
+        alert["labels"] = {"alertname": "HybridRouterCpuHigh", "service": "hybrid-router", "runbook": "scaling"}
+    with serve_app(app) as url:
+        async with httpx.AsyncClient() as http:
+            answer = await http.post(
+                f"{url}/v1/alerts/alertmanager", json=payload, headers={"authorization": "Bearer t"}
+            )
+    assert answer.status_code == 202 and answer.json()["incidents"] == [f"scaling/hybrid-router/{region}"]
+    result = await scaling.result(
+        scaling.client.get_workflow_handle(f"scaling/hybrid-router/{region}", result_type=ScalingResult)
+    )
+    assert result.view.status == ScalingStatus.NOT_SUSTAINED and result.view.opened_by == "intake/alertmanager"
+    assert scaling.aws.reads == 1 and scaling.aws.applied == []
