@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from activities import cloudwatch, diagnosis, ecs, pagerduty, platform_api, policy
+from activities import cloudwatch, diagnosis, ecs, pagerduty, platform_api, policy, scaling
 
 ALL: list[Callable[..., Any]] = [
     policy.load_policy,
@@ -25,4 +25,9 @@ ALL: list[Callable[..., Any]] = [
     ecs.describe_deployment,
     ecs.set_service_task_definition,
     ecs.force_new_deployment,
+    scaling.read_ecs_capacity,
+    scaling.scale_ecs_service,
+    scaling.read_provisioned_concurrency,
+    scaling.set_provisioned_concurrency,
+    scaling.wait_for_provisioned_concurrency,
 ]
