@@ -118,12 +118,12 @@ def _ensure_service(ecs: Any, cluster: str, task_definition: str, desired_count:
     found = ecs.describe_services(cluster=cluster, services=[SERVICE])["services"]
     if any(s["status"] == "ACTIVE" for s in found):
         return
-    ecs.create_service(
-        cluster=cluster,
-        serviceName=SERVICE,
-        taskDefinition=task_definition,
-        desiredCount=desired_count,
-    )
+    # Created empty, then sized: moto starts a service's tasks only on UpdateService, and marks
+    # a service created with more tasks than run as rolling out (IN_PROGRESS) for good, which
+    # would hold every scaling decision. So the seeded service reads as a settled deployment.
+    ecs.create_service(cluster=cluster, serviceName=SERVICE, taskDefinition=task_definition, desiredCount=0)
+    if desired_count:
+        ecs.update_service(cluster=cluster, service=SERVICE, desiredCount=desired_count)
     log.info("created ECS service %s/%s on %s (desired %d)", cluster, SERVICE, task_definition, desired_count)
 
 
