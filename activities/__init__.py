@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from activities import capacity, cloudwatch, diagnosis, ecs, fallback, pagerduty, platform_api, policy
+from activities import cloudwatch, diagnosis, ecs, fallback, pagerduty, platform_api, policy, scaling
 
 ALL: list[Callable[..., Any]] = [
     policy.load_policy,
@@ -23,11 +23,13 @@ ALL: list[Callable[..., Any]] = [
     platform_api.set_hybrid_routing,
     cloudwatch.read_metrics,
     cloudwatch.read_series,
-    capacity.read_capacity,
-    capacity.apply_scale_plan,
-    capacity.wait_provisioned_ready,
     cloudwatch.scan_error_logs,
     ecs.describe_deployment,
     ecs.set_service_task_definition,
     ecs.force_new_deployment,
+    scaling.read_ecs_capacity,
+    scaling.scale_ecs_service,
+    scaling.read_provisioned_concurrency,
+    scaling.set_provisioned_concurrency,
+    scaling.wait_for_provisioned_concurrency,
 ]

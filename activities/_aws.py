@@ -12,11 +12,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from temporalio.exceptions import ApplicationError
 
 if TYPE_CHECKING:  # the stubs are a development dependency (the test extra), not a runtime one
+    from types_boto3_application_autoscaling import ApplicationAutoScalingClient
     from types_boto3_cloudwatch import CloudWatchClient
     from types_boto3_ecs import ECSClient
+    from types_boto3_lambda import LambdaClient
     from types_boto3_logs import CloudWatchLogsClient
 
-Service = Literal["ecs", "cloudwatch", "logs"]
+    AnyClient = ECSClient | CloudWatchClient | CloudWatchLogsClient | LambdaClient | ApplicationAutoScalingClient
+
+Service = Literal["ecs", "cloudwatch", "logs", "lambda", "application-autoscaling"]
 
 # botocore's own retries stay short: Temporal's retry policy decides what happens next.
 _CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=20)
@@ -38,6 +42,8 @@ _PERMANENT = {
     "ServiceNotFoundException",
     "ServiceNotActiveException",
     "ResourceNotFoundException",
+    "InvalidParameterValueException",  # Lambda's
+    "ObjectNotFoundException",  # Application Auto Scaling's
 }
 
 
@@ -50,7 +56,11 @@ def client(service: Literal["ecs"], region: str) -> ECSClient: ...
 def client(service: Literal["cloudwatch"], region: str) -> CloudWatchClient: ...
 @overload
 def client(service: Literal["logs"], region: str) -> CloudWatchLogsClient: ...
-def client(service: Service, region: str) -> ECSClient | CloudWatchClient | CloudWatchLogsClient:
+@overload
+def client(service: Literal["lambda"], region: str) -> LambdaClient: ...
+@overload
+def client(service: Literal["application-autoscaling"], region: str) -> ApplicationAutoScalingClient: ...
+def client(service: Service, region: str) -> AnyClient:
     """One client per service and region. Clients are safe to share between the activity
     threads; creating them from boto3's default session is not, hence the lock."""
     with _CREATING:
@@ -58,7 +68,7 @@ def client(service: Service, region: str) -> ECSClient | CloudWatchClient | Clou
 
 
 @functools.lru_cache(maxsize=32)
-def _client(service: Service, region: str) -> ECSClient | CloudWatchClient | CloudWatchLogsClient:
+def _client(service: Service, region: str) -> AnyClient:
     return boto3.client(service, region_name=region, config=_CONFIG)
 
 
@@ -71,8 +81,3 @@ def aws_error(err: Exception, action: str) -> ApplicationError:
     if isinstance(err, BotoCoreError):
         return ApplicationError(f"{action}: {err}", type=type(err).__name__)
     raise err
-
-
-# For the activities whose clients `client` does not type (Application Auto Scaling, Lambda).
-CONFIG = _CONFIG
-CREATING = _CREATING

@@ -13,6 +13,15 @@ from contracts.approvals import Decision
 from contracts.common import Strict, TimelineEntry
 from contracts.paging import PagerDutyRef
 from contracts.policy import MetricQuery
+from contracts.scaling import (
+    AwsCall,
+    EcsCapacity,
+    EcsCapacityRequest,
+    EcsScalePlan,
+    LambdaConcurrencyPlan,
+    LambdaConcurrencyRequest,
+    ProvisionedConcurrency,
+)
 from contracts.scaling_rules import Judgement, ScalingRule
 
 
@@ -67,60 +76,68 @@ class ScalingTrigger(Strict):
 
 
 class CapacityRequest(Strict):
+    """Where a service's capacity lives: its ECS service and, optionally, its Lambda alias."""
+
     region: str
     ecs_cluster: str
     ecs_service: str
     lambda_function: str | None = None
     lambda_qualifier: str | None = None
 
+    @property
+    def ecs(self) -> EcsCapacityRequest:
+        return EcsCapacityRequest(cluster=self.ecs_cluster, service=self.ecs_service, region=self.region)
+
+    @property
+    def concurrency(self) -> LambdaConcurrencyRequest | None:
+        if self.lambda_function is None or self.lambda_qualifier is None:
+            return None
+        return LambdaConcurrencyRequest(
+            function_name=self.lambda_function, qualifier=self.lambda_qualifier, region=self.region
+        )
+
 
 class Capacity(Strict):
-    """A service's capacity as AWS reports it."""
+    """A service's capacity as AWS reports it: its ECS service and its provisioned concurrency."""
 
-    desired: int
-    running: int
-    rolling_out: str | None = None  # why a deployment is still rolling out; None: settled
-    autoscaled: bool = False  # Application Auto Scaling manages the desired count
-    min_capacity: int | None = None  # its minimum (autoscaled)
-    max_capacity: int | None = None
-    provisioned: int | None = None  # Lambda provisioned concurrency requested (None: no function)
-    provisioned_ready: bool = True
+    ecs: EcsCapacity
+    concurrency: ProvisionedConcurrency | None = None
 
     @property
     def ecs_level(self) -> int:
         """What the runbook scales: the autoscaler's minimum where one manages the service."""
-        return self.min_capacity if self.autoscaled and self.min_capacity is not None else self.desired
+        return self.ecs.current
 
+    @property
+    def provisioned(self) -> int | None:
+        return self.concurrency.requested if self.concurrency is not None else None
 
-class AwsCall(Strict):
-    service: str
-    operation: str
-    params: dict[str, str | int]
+    @property
+    def rolling_out(self) -> str | None:
+        return self.ecs.rollout_detail or "an ECS deployment is rolling out" if self.ecs.rolling_out else None
 
-    def render(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.service}:{self.operation}({args})"
+    def describe(self) -> str:
+        ecs = self.ecs
+        what = f"minimum {ecs.current} (autoscaled)" if ecs.autoscaled else f"{ecs.desired_count} desired"
+        lam = f", provisioned concurrency {self.provisioned}" if self.concurrency is not None else ""
+        return f"ECS {what}, {ecs.running_count} running{lam}"
 
 
 class ScalePlan(Strict):
-    """One step, up or down: exact targets, computed once, so a retry finds its step done."""
+    """One step, up or down, of ECS and (where the service has one) Lambda: exact targets,
+    computed once, so a retry finds its step done."""
 
-    service: str
-    region: str
     direction: Literal["up", "down"]
     step: int  # the run's step number (1, 2, ...): part of the plan id
     rule: str | None  # the rule that fired (up)
-    request: CapacityRequest
-    autoscaled: bool
-    ecs_from: int
-    ecs_to: int
-    lambda_from: int | None = None
-    lambda_to: int | None = None
+    ecs: EcsScalePlan | None = None
+    concurrency: LambdaConcurrencyPlan | None = None
     reason: str
 
     @property
     def plan_id(self) -> str:
-        digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:8]
+        parts = [self.direction, str(self.step), *(p.plan_id for p in (self.ecs, self.concurrency) if p is not None)]
+        digest = hashlib.sha256("/".join(parts).encode()).hexdigest()[:8]
         return f"scale-{self.direction}-{self.step}-{digest}"
 
     @property
@@ -128,56 +145,19 @@ class ScalePlan(Strict):
         return "scale_up" if self.direction == "up" else "scale_in"
 
     def describe(self) -> str:
-        what = "minimum capacity" if self.autoscaled else "desired count"
-        parts = [f"ECS {what} {self.ecs_from} -> {self.ecs_to} ({self.request.ecs_service})"]
-        if self.lambda_to is not None and self.lambda_to != self.lambda_from:
-            parts.append(f"Lambda provisioned concurrency {self.lambda_from} -> {self.lambda_to}")
-        return "; ".join(parts)
+        return "; ".join(p.describe() for p in (self.ecs, self.concurrency) if p is not None)
 
     def calls(self) -> list[AwsCall]:
         """The exact AWS calls the step makes (plan mode prints them, makes none)."""
-        calls = []
-        if self.ecs_to != self.ecs_from:
-            if self.autoscaled:
-                resource = f"service/{self.request.ecs_cluster}/{self.request.ecs_service}"
-                calls.append(
-                    AwsCall(
-                        service="application-autoscaling",
-                        operation="RegisterScalableTarget",
-                        params={
-                            "ServiceNamespace": "ecs",
-                            "ResourceId": resource,
-                            "ScalableDimension": "ecs:service:DesiredCount",
-                            "MinCapacity": self.ecs_to,
-                        },
-                    )
-                )
-            else:
-                calls.append(
-                    AwsCall(
-                        service="ecs",
-                        operation="UpdateService",
-                        params={
-                            "cluster": self.request.ecs_cluster,
-                            "service": self.request.ecs_service,
-                            "desiredCount": self.ecs_to,
-                        },
-                    )
-                )
-        if self.lambda_to is not None and self.lambda_to != self.lambda_from:
-            assert self.request.lambda_function is not None and self.request.lambda_qualifier is not None
-            calls.append(
-                AwsCall(
-                    service="lambda",
-                    operation="PutProvisionedConcurrencyConfig",
-                    params={
-                        "FunctionName": self.request.lambda_function,
-                        "Qualifier": self.request.lambda_qualifier,
-                        "ProvisionedConcurrentExecutions": self.lambda_to,
-                    },
-                )
-            )
-        return calls
+        return [call for p in (self.ecs, self.concurrency) if p is not None for call in p.aws_calls()]
+
+
+class StepRecord(Strict):
+    plan_id: str
+    direction: Literal["up", "down"]
+    at: datetime
+    describe: str
+    detail: str  # what AWS was told, or that the step was found done
 
 
 class Check(Strict):
@@ -193,19 +173,6 @@ class PressureSeen(Strict):
     outcome: Literal["breach", "calm", "timeout"]
     judgement: Judgement | None = None  # the breach, or the first calm check
     at: datetime
-
-
-class ScaleDone(Strict):
-    plan_id: str
-    changed: bool  # False: a retry found the step done already
-    detail: str
-
-
-class StepRecord(Strict):
-    plan_id: str
-    direction: Literal["up", "down"]
-    at: datetime
-    describe: str
 
 
 class ScalingView(Strict):

@@ -2,7 +2,8 @@
 
 `seed()` builds what the runbooks act on: the primary ECS service in eu-central-1, its
 idle backup in us-west-2, the Lambda log group the P0 runbook searches, and the Route 53
-failover records. It only creates what is missing, so it is safe to run on every start
+failover records. The Lambda function itself lives in the Lambda emulator, seeded from
+`lambda_functions()` when it starts. It only creates what is missing, so it is safe to run on every start
 of the local stack: a second run must not undo what a runbook changed since (a rollback,
 a failover, a scale-up) nor register another task definition revision.
 
@@ -37,6 +38,11 @@ BACKUP_DESIRED_COUNT = 0
 
 LOG_GROUP = "/aws/lambda/hybrid-router"
 LOG_STREAM = "hybrid-router/demo"
+# The Lambda function behind that log group, and the alias the scaling runbook gives
+# provisioned concurrency (it cannot go on $LATEST). moto has no provisioned concurrency, so
+# the local stack's Lambda emulator serves this function (devstack/lambda_emulator.py).
+LAMBDA_FUNCTION = "hybrid-router"
+LAMBDA_QUALIFIER = "live"
 
 HOSTED_ZONE = "hybrid-routing.example.com."
 API_RECORD = "api.hybrid-routing.example.com."
@@ -112,13 +118,21 @@ def _ensure_service(ecs: Any, cluster: str, task_definition: str, desired_count:
     found = ecs.describe_services(cluster=cluster, services=[SERVICE])["services"]
     if any(s["status"] == "ACTIVE" for s in found):
         return
-    ecs.create_service(
-        cluster=cluster,
-        serviceName=SERVICE,
-        taskDefinition=task_definition,
-        desiredCount=desired_count,
-    )
+    # Created empty, then sized: moto starts a service's tasks only on UpdateService, and marks
+    # a service created with more tasks than run as rolling out (IN_PROGRESS) for good, which
+    # would hold every scaling decision. So the seeded service reads as a settled deployment.
+    ecs.create_service(cluster=cluster, serviceName=SERVICE, taskDefinition=task_definition, desiredCount=0)
+    if desired_count:
+        ecs.update_service(cluster=cluster, service=SERVICE, desiredCount=desired_count)
     log.info("created ECS service %s/%s on %s (desired %d)", cluster, SERVICE, task_definition, desired_count)
+
+
+# --- Lambda ----------------------------------------------------------------------------
+
+
+def lambda_functions() -> dict[str, Any]:
+    """The Lambda emulator's seed file: the functions that exist, with their qualifiers."""
+    return {"functions": [{"name": LAMBDA_FUNCTION, "qualifiers": [LAMBDA_QUALIFIER]}]}
 
 
 # --- CloudWatch Logs -------------------------------------------------------------------

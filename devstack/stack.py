@@ -1,4 +1,4 @@
-"""The local stack: Temporal dev server, AWS emulator, PagerDuty emulator, demo service, worker.
+"""The local stack: Temporal dev server, AWS emulators, PagerDuty emulator, demo service, worker.
 
 `make run` runs it in the foreground (`python -m devstack`); the end-to-end tests start the
 same processes through `Stack`, on free ports, with the worker under their own control.
@@ -44,6 +44,7 @@ class StackConfig:
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
     moto_port: int = 5000
+    lambda_port: int = 5001
     pagerduty_port: int = 8091
     demo_port: int = 8090
     intake_port: int = 8080
@@ -70,6 +71,7 @@ class StackConfig:
             temporal_port=port("TEMPORAL_PORT", defaults.temporal_port),
             temporal_ui_port=port("TEMPORAL_UI_PORT", defaults.temporal_ui_port),
             moto_port=port("MOTO_PORT", defaults.moto_port),
+            lambda_port=port("LAMBDA_EMULATOR_PORT", defaults.lambda_port),
             pagerduty_port=port("PAGERDUTY_EMULATOR_PORT", defaults.pagerduty_port),
             demo_port=port("DEMO_SERVICE_PORT", defaults.demo_port),
             intake_port=port("INTAKE_PORT", defaults.intake_port),
@@ -112,6 +114,8 @@ class StackConfig:
             "TEMPORAL_ADDRESS": self.temporal_address,
             "TEMPORAL_NAMESPACE": "default",  # the dev server's, whatever a TOML profile of the machine says
             "AWS_ENDPOINT_URL": self.url(self.moto_port),
+            # boto3's per-service endpoint: Lambda calls go to the emulator of what moto lacks.
+            "AWS_ENDPOINT_URL_LAMBDA": self.url(self.lambda_port),
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "eu-central-1",
@@ -170,6 +174,7 @@ class Stack:
             "TEMPORAL_PORT (Temporal frontend)": c.temporal_port,
             "TEMPORAL_UI_PORT (Temporal web UI)": c.temporal_ui_port,
             "MOTO_PORT (AWS emulator)": c.moto_port,
+            "LAMBDA_EMULATOR_PORT (Lambda emulator)": c.lambda_port,
             "PAGERDUTY_EMULATOR_PORT (PagerDuty emulator)": c.pagerduty_port,
             "DEMO_SERVICE_PORT (demo hybrid-router service)": c.demo_port,
             "INTAKE_PORT (alert intake)": c.intake_port,
@@ -244,6 +249,32 @@ class Stack:
         self.spawn("aws-emulator", [str(BIN / "moto_server"), "-H", c.host, "-p", str(c.moto_port)], env=env)
         wait_for_http(f"{c.url(c.moto_port)}/moto-api/", timeout=60)
 
+    def start_lambda_emulator(self) -> None:
+        """Lambda's provisioned concurrency, which moto lacks, with the demo's function seeded."""
+        from devstack import aws_seed
+        from devstack.lambda_emulator import STATUS_PATH
+
+        c = self.config
+        functions = c.data_dir / "lambda-functions.json"
+        functions.write_text(json.dumps(aws_seed.lambda_functions(), indent=2))
+        self.spawn(
+            "lambda-emulator",
+            [
+                sys.executable,
+                "-m",
+                "devstack.lambda_emulator",
+                "--host",
+                c.host,
+                "--port",
+                str(c.lambda_port),
+                "--functions",
+                str(functions),
+                "--recording",
+                str(c.data_dir / "lambda-recording.jsonl"),
+            ],
+        )
+        wait_for_http(f"{c.url(c.lambda_port)}{STATUS_PATH}", timeout=30)
+
     def seed_aws(self) -> None:
         from devstack import aws_seed
 
@@ -316,6 +347,7 @@ class Stack:
             self.start_temporal,
             self.start_moto,
             self.seed_aws,
+            self.start_lambda_emulator,
             self.start_pagerduty,
             self.start_demo_service,
             *([self.start_worker] if with_worker else []),
@@ -394,6 +426,7 @@ class Stack:
             ("Temporal frontend", c.temporal_address),
             ("Temporal web UI", c.url(c.temporal_ui_port)),
             ("AWS emulator (moto)", c.url(c.moto_port)),
+            ("Lambda emulator (AWS_ENDPOINT_URL_LAMBDA)", c.url(c.lambda_port)),
             ("PagerDuty emulator", f"{c.pagerduty_url}  (self-signed: {c.pagerduty_tls_dir / 'cert.pem'})"),
             ("demo hybrid-router service", c.url(c.demo_port)),
             ("alert intake (bearer token demo-intake-token)", f"{c.url(c.intake_port)}  (API: /openapi.json)"),

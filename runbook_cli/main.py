@@ -667,11 +667,7 @@ def render_any(run: Run, view: dict[str, Any]) -> str:
 
 def render_scaling(view: ScalingView) -> str:
     def capacity(found: Capacity | None) -> str:
-        if found is None:
-            return "-"
-        ecs = f"minimum {found.min_capacity} (autoscaled)" if found.autoscaled else f"{found.desired} desired"
-        lam = f", provisioned concurrency {found.provisioned}" if found.provisioned is not None else ""
-        return f"ECS {ecs}, {found.running} running{lam}"
+        return found.describe() if found is not None else "-"
 
     lines = [
         f"{view.workflow_id}  [scaling]  {view.service} in {view.region}" + ("  (plan only)" if view.plan_only else ""),

@@ -23,12 +23,23 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from contracts import Approve, Datapoint, Policy, Series, SeriesRequest
+from contracts import (
+    Approve,
+    Datapoint,
+    EcsCapacity,
+    EcsCapacityRequest,
+    EcsScalePlan,
+    LambdaConcurrencyPlan,
+    LambdaConcurrencyRequest,
+    Policy,
+    ProvisionedConcurrency,
+    ProvisionedConcurrencyStatus,
+    ProvisionedConcurrencyWait,
+    ScalingRecord,
+    Series,
+    SeriesRequest,
+)
 from contracts.scaling_decision import (
-    Capacity,
-    CapacityRequest,
-    ScaleDone,
-    ScalePlan,
     ScalingInput,
     ScalingResult,
     ScalingStatus,
@@ -63,7 +74,10 @@ class FakeAws:
         self.cpu_load: Callable[[timedelta], float] = lambda since: 100.0  # task-percent, by time since start
         self.p95: Callable[[timedelta], float] = lambda since: 500.0
         self.rolling_until: timedelta | None = None  # a rollout in progress until then (since start)
-        self.applied: list[ScalePlan] = []
+        self.applied: list[EcsScalePlan] = []
+        self.provisioned = 100  # Lambda provisioned concurrency requested (and READY)
+        self.concurrency_plans: list[LambdaConcurrencyPlan] = []
+        self.waited: list[int] = []
         self.reads = 0
 
     def tasks_at(self, at: datetime) -> int:
@@ -104,26 +118,61 @@ class FakeAws:
             series.append(Series(key=query.key, period_seconds=period, points=points))
         return series
 
-    @activity.defn(name="read_capacity")
-    async def read_capacity(self, request: CapacityRequest) -> Capacity:
+    @activity.defn(name="read_ecs_capacity")
+    async def read_ecs_capacity(self, request: EcsCapacityRequest) -> EcsCapacity:
         now = activity.info().current_attempt_scheduled_time
-        rolling = None
-        if self.rolling_until is not None and self.started is not None and self.since(now) < self.rolling_until:
-            rolling = "an ECS deployment is rolling out (2 deployments)"
-        return Capacity(desired=self.desired, running=self.desired, rolling_out=rolling)
+        rolling = self.rolling_until is not None and self.started is not None and self.since(now) < self.rolling_until
+        return EcsCapacity(
+            cluster=request.cluster,
+            service=request.service,
+            region=request.region,
+            desired_count=self.desired,
+            running_count=self.desired,
+            pending_count=0,
+            rolling_out=rolling,
+            rollout_detail="an ECS deployment is rolling out (2 deployments)" if rolling else "",
+            scalable_target=None,
+        )
 
-    @activity.defn(name="apply_scale_plan")
-    async def apply_scale_plan(self, plan: ScalePlan) -> ScaleDone:
+    @activity.defn(name="scale_ecs_service")
+    async def scale_ecs_service(self, plan: EcsScalePlan) -> ScalingRecord:
         self.applied.append(plan)
-        if self.desired == plan.ecs_to:
-            return ScaleDone(plan_id=plan.plan_id, changed=False, detail="already there")
-        self.desired = plan.ecs_to
-        self.changes.append((activity.info().current_attempt_scheduled_time, plan.ecs_to))
-        return ScaleDone(plan_id=plan.plan_id, changed=True, detail=f"desired count -> {plan.ecs_to}")
+        before = self.desired
+        if self.desired == plan.to_count:
+            return ScalingRecord(changed=False, before=before, after=before, detail="already there")
+        self.desired = plan.to_count
+        self.changes.append((activity.info().current_attempt_scheduled_time, plan.to_count))
+        return ScalingRecord(
+            changed=True, before=before, after=plan.to_count, detail=f"desired count -> {plan.to_count}"
+        )
 
-    @activity.defn(name="wait_provisioned_ready")
-    async def wait_provisioned_ready(self, plan: ScalePlan) -> None:
-        return None
+    @activity.defn(name="read_provisioned_concurrency")
+    async def read_provisioned_concurrency(self, request: LambdaConcurrencyRequest) -> ProvisionedConcurrency:
+        return self.concurrency_of(request.function_name, request.qualifier, request.region)
+
+    def concurrency_of(self, function: str, qualifier: str, region: str) -> ProvisionedConcurrency:
+        n = self.provisioned
+        status: ProvisionedConcurrencyStatus = "READY" if n else "NONE"
+        return ProvisionedConcurrency(
+            function_name=function,
+            qualifier=qualifier,
+            region=region,
+            requested=n,
+            allocated=n,
+            available=n,
+            status=status,
+        )
+
+    @activity.defn(name="set_provisioned_concurrency")
+    async def set_provisioned_concurrency(self, plan: LambdaConcurrencyPlan) -> ScalingRecord:
+        self.concurrency_plans.append(plan)
+        before, self.provisioned = self.provisioned, plan.to_concurrency
+        return ScalingRecord(changed=before != plan.to_concurrency, before=before, after=plan.to_concurrency, detail="")
+
+    @activity.defn(name="wait_for_provisioned_concurrency")
+    async def wait_for_provisioned_concurrency(self, wait: ProvisionedConcurrencyWait) -> ProvisionedConcurrency:
+        self.waited.append(wait.expected)
+        return self.concurrency_of(wait.function_name, wait.qualifier, wait.region)
 
     @activity.defn(name="remediation_in_progress")
     async def remediation_in_progress(self, workflow_id: str) -> str | None:
@@ -132,9 +181,11 @@ class FakeAws:
     def activities(self) -> list[Callable[..., Any]]:
         return [
             self.read_series,
-            self.read_capacity,
-            self.apply_scale_plan,
-            self.wait_provisioned_ready,
+            self.read_ecs_capacity,
+            self.scale_ecs_service,
+            self.read_provisioned_concurrency,
+            self.set_provisioned_concurrency,
+            self.wait_for_provisioned_concurrency,
             self.remediation_in_progress,
         ]
 
@@ -164,7 +215,7 @@ class Scaling:
         return result
 
     def steps(self) -> list[int]:
-        return [plan.ecs_to for plan in self.aws.applied]
+        return [plan.to_count for plan in self.aws.applied]
 
     async def keep_history(self, handle: WorkflowHandle, name: str) -> None:
         path = HISTORIES / f"{name}.json"
@@ -223,9 +274,12 @@ async def test_five_minutes_of_cpu_scales_up_once_then_back_to_the_baseline(scal
     result = await scaling.result(handle)
     assert result.view.status == ScalingStatus.AT_BASELINE, result.outcome
     assert scaling.steps() == [6, 4]  # +2 once (90 % over 6 tasks is 60 %: verified), then back, not below
+    # provisioned concurrency +50 with the step, READY before it counts, and back to its baseline
+    assert [plan.to_concurrency for plan in scaling.aws.concurrency_plans] == [150, 100]
+    assert scaling.aws.waited == [150, 100]
     view = result.view
     assert view.judgement is not None and view.judgement.rule == "cpu"
-    assert view.baseline is not None and view.baseline.desired == 4
+    assert view.baseline is not None and view.baseline.ecs.desired_count == 4
     up, down = view.steps
     # back down only after 30 minutes under half the threshold (the load fell at +20 min)
     assert down.at - scaling.aws.started >= timedelta(minutes=50)  # type: ignore[operator]
@@ -249,7 +303,8 @@ async def test_p95_needs_ten_minutes(scaling: Scaling) -> None:
 
 async def test_cooldown_and_steps_per_hour_hold_and_the_maximum_is_never_passed(scaling: Scaling) -> None:
     assert scaling.policy.scaling is not None
-    limits = {"hybrid-router": scaling.policy.scaling.limits["hybrid-router"].model_copy(update={"ecs_max": 12})}
+    limited = {"ecs_max": 12, "lambda_max": 300}  # both at their maximum after four steps
+    limits = {"hybrid-router": scaling.policy.scaling.limits["hybrid-router"].model_copy(update=limited)}
     scaling.policy.scaling = scaling.policy.scaling.model_copy(
         update={"auto_steps": 20, "limits": limits, "check_every": timedelta(minutes=5)}
     )
@@ -258,9 +313,9 @@ async def test_cooldown_and_steps_per_hour_hold_and_the_maximum_is_never_passed(
     handle = await scaling.trigger()
     result = await scaling.result(handle)
     times = [step.at for step in result.view.steps if step.direction == "up"]
-    ups = [plan.ecs_to for plan in scaling.aws.applied if plan.direction == "up"]
+    ups = [plan.to_count for plan in scaling.aws.applied if plan.to_count > plan.from_count]
     assert ups == [6, 8, 10, 12]  # +2 each time, up to ecs_max and never past it
-    assert max(plan.ecs_to for plan in scaling.aws.applied) == 12
+    assert max(plan.to_count for plan in scaling.aws.applied) == 12
     assert all(later - earlier >= timedelta(seconds=300) for earlier, later in zip(times, times[1:], strict=False))
     for n in range(len(times) - 3):
         assert times[n + 3] - times[n] >= timedelta(hours=1)  # at most 3 steps in any hour
@@ -288,8 +343,12 @@ async def test_plan_mode_prints_the_calls_and_makes_none(scaling: Scaling) -> No
     result = await scaling.result(handle)
     assert result.view.status == ScalingStatus.PLANNED and scaling.aws.applied == []
     assert result.view.planned_calls == [
-        "ecs:UpdateService(cluster=hybrid-routing-cluster, service=hybrid-router-service, desiredCount=6)"
+        'ecs UpdateService {"cluster": "hybrid-routing-cluster", "desiredCount": 6, '
+        '"service": "hybrid-router-service"}',
+        'lambda PutProvisionedConcurrencyConfig {"FunctionName": "hybrid-router", '
+        '"ProvisionedConcurrentExecutions": 150, "Qualifier": "live"}',
     ]
+    assert scaling.aws.concurrency_plans == []
     await scaling.keep_history(handle, "plan_only")
 
 
@@ -318,7 +377,7 @@ async def test_a_policy_wide_dry_run_plans_only(scaling: Scaling) -> None:
     scaling.aws.cpu_load = breach(minutes_before=6)
     result = await scaling.result(await scaling.trigger())
     assert result.view.status == ScalingStatus.PLANNED and result.view.plan_only
-    assert scaling.aws.applied == [] and len(result.view.planned_calls) == 1
+    assert scaling.aws.applied == [] and len(result.view.planned_calls) == 2
 
 
 async def test_a_start_without_a_signed_trigger_is_refused_and_reads_nothing(scaling: Scaling) -> None:
@@ -388,7 +447,7 @@ async def test_runbook_trigger_scaling_plan_shows_the_calls(
     assert result.view.status == ScalingStatus.PLANNED and result.view.opened_by == "alice"
     assert scaling.aws.applied == []
     shown = await runbook(capsys, "show", workflow_id)
-    assert "would call    ecs:UpdateService(" in shown and "desiredCount=6" in shown
+    assert "would call    ecs UpdateService {" in shown and '"desiredCount": 6' in shown
     assert "rule          cpu (cpu_pct > 70): held" in shown
 
 

@@ -3,6 +3,7 @@ port, makes its signing keys once and a policy that trusts them, and Ctrl-C stop
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,10 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 from contracts import load_policy_file
+from devstack import aws_seed
 from devstack.net import free_port, port_in_use
 from devstack.stack import Stack, StackConfig
 from settings import PROJECT_ROOT
@@ -27,6 +31,7 @@ PORT_VARIABLES = (
     "TEMPORAL_PORT",
     "TEMPORAL_UI_PORT",
     "MOTO_PORT",
+    "LAMBDA_EMULATOR_PORT",
     "PAGERDUTY_EMULATOR_PORT",
     "DEMO_SERVICE_PORT",
     "INTAKE_PORT",
@@ -83,6 +88,15 @@ def test_run_starts_every_part_and_ctrl_c_stops_them_all(tmp_path: Path) -> None
             assert env[name] in text, f"{name} missing from the summary:\n{text}"
             assert port_in_use("127.0.0.1", int(env[name])), name
         assert f"http://127.0.0.1:{env['OPERATOR_PORT']}/ui" in text  # the approval page, on the operator listener
+        lambda_ = boto3.client(
+            "lambda",
+            region_name="eu-central-1",
+            endpoint_url=f"http://127.0.0.1:{env['LAMBDA_EMULATOR_PORT']}",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        seeded = lambda_.get_function_configuration(FunctionName=aws_seed.LAMBDA_FUNCTION, Qualifier="live")
+        assert seeded["FunctionArn"].endswith(f":function:{aws_seed.LAMBDA_FUNCTION}:live")
         keys = [tmp_path / "keys" / "intake.pem", tmp_path / "keys" / "signin.pem"]
         assert all(stat.S_IMODE(key.stat().st_mode) == 0o600 for key in keys)
         trust = load_policy_file(tmp_path / "policy.yaml").trust
@@ -147,3 +161,35 @@ def test_the_keys_are_made_once_and_the_composed_policy_trusts_them(tmp_path: Pa
     stack.prepare_identity()  # a restart keeps the keys: sessions' and runs' trust stay valid
     assert Signer.from_file(config.intake_key, "intake").public_key == intake.public_key
     assert load_policy_file(config.composed_policy).trust == composed.trust
+
+
+def test_the_lambda_emulator_serves_the_demo_function_where_the_stack_points_boto3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One step of the stack: boto3 given the stack's environment sends Lambda calls to the emulator
+    (moto has no provisioned concurrency), which knows the function the demo policy scales."""
+    config = StackConfig(moto_port=free_port(), lambda_port=free_port(), data_dir=tmp_path)
+    env = config.client_env()
+    assert env["AWS_ENDPOINT_URL_LAMBDA"] == f"http://127.0.0.1:{config.lambda_port}"
+    assert env["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{config.moto_port}"  # every other service: moto
+    for key, value in env.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    stack = Stack(config)
+    try:
+        stack.start_lambda_emulator()
+        lambda_ = boto3.client("lambda", region_name=aws_seed.PRIMARY_REGION)
+        name, qualifier = aws_seed.LAMBDA_FUNCTION, aws_seed.LAMBDA_QUALIFIER
+        assert lambda_.get_function_configuration(FunctionName=name, Qualifier=qualifier)["State"] == "Active"
+        put = lambda_.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier=qualifier, ProvisionedConcurrentExecutions=5
+        )
+        assert put["Status"] == "IN_PROGRESS"
+        with pytest.raises(ClientError) as err:
+            lambda_.get_provisioned_concurrency_config(FunctionName="not-seeded", Qualifier=qualifier)
+        assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    finally:
+        stack.stop()
+    recorded = [json.loads(line) for line in (tmp_path / "lambda-recording.jsonl").read_text().splitlines()]
+    assert [entry["operation"] for entry in recorded] == ["PutProvisionedConcurrencyConfig"]
+    assert not port_in_use("127.0.0.1", config.lambda_port)

@@ -16,15 +16,19 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import capacity as aws_capacity
     from activities import cloudwatch
+    from activities import scaling as aws
     from activities.runs import Runs
     from contracts import (
         Alert,
         AlertBatch,
         CapacityLimits,
+        EcsScalePlan,
+        LambdaConcurrencyPlan,
         PageRequest,
+        ProvisionedConcurrencyWait,
         ScalingPolicy,
+        ScalingRecord,
         ScalingRule,
         SeriesRequest,
         Statement,
@@ -35,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
         CapacityRequest,
         Check,
         PressureSeen,
-        ScaleDone,
         ScalePlan,
         ScalingInput,
         ScalingResult,
@@ -53,6 +56,7 @@ from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
 from workflows.kit.timeline import cause, fmt
 
 # The runbook's step ids, in its order; a test keeps runbooks/scaling-decisions.md in step.
+READY_WITHIN = timedelta(minutes=15)  # Lambda allocates provisioned concurrency in minutes
 STEPS = ("confirm", "hold", "decide", "approve", "act", "verify", "watch", "scale_in")
 
 
@@ -111,9 +115,7 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
             assert self.judgement is not None
             return await self.finish(ScalingStatus.NOT_SUSTAINED, f"not sustained: {self.judgement.why}")
         self.baseline = await self.read_capacity()
-        self.record(
-            "baseline", f"{self.describe_capacity(self.baseline)}: the run returns here when the pressure passes"
-        )
+        self.record("baseline", f"{self.baseline.describe()}: the run returns here when the pressure passes")
         while True:
             outcome = await self.scale_up(judgement)
             if outcome is not None:
@@ -208,19 +210,18 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
         if ecs_to == current and lambda_to == capacity.provisioned:
             return None
         await self.wait_for_budget()
+        reason = judgement.why if judgement is not None else "the pressure passed"
         plan = ScalePlan(
-            service=self.input.service,
-            region=self.input.region,
             direction="up" if direction == "up" else "down",
             step=len(self.steps) + 1,
             rule=judgement.rule if judgement is not None and direction == "up" else None,
-            request=self.capacity_request,
-            autoscaled=capacity.autoscaled,
-            ecs_from=current,
-            ecs_to=ecs_to,
-            lambda_from=capacity.provisioned if lambda_to is not None else None,
-            lambda_to=lambda_to,
-            reason=judgement.why if judgement is not None else "the pressure passed",
+            ecs=EcsScalePlan.build(capacity.ecs, ecs_to, reason) if ecs_to != current else None,
+            concurrency=(
+                LambdaConcurrencyPlan.build(capacity.concurrency, lambda_to, reason)
+                if capacity.concurrency is not None and lambda_to is not None and lambda_to != capacity.provisioned
+                else None
+            ),
+            reason=reason,
         )
         self.record("decided", f"{plan.plan_id}: {plan.describe()}")
         return plan
@@ -229,7 +230,8 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
         """Within the budget (`auto_steps` above the baseline) no approval; above it the on-call
         approves (the policy's rule for the step's risk). Refused or unanswered: no step."""
         assert self.baseline is not None
-        above = (plan.ecs_to - self.baseline.ecs_level + self.limits.ecs_step - 1) // self.limits.ecs_step
+        reached = plan.ecs.to_count if plan.ecs is not None else self.baseline.ecs_level
+        above = (reached - self.baseline.ecs_level + self.limits.ecs_step - 1) // self.limits.ecs_step
         if plan.direction == "down" or above <= self.scaling.auto_steps:
             self.record("no approval needed", f"{above} step(s) above the baseline, {self.scaling.auto_steps} allowed")
             return True
@@ -247,14 +249,25 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
     async def step_act(self, plan: ScalePlan) -> None:
         """Once and idempotently: the step carries exact targets, so a retry finds it done."""
         self.enter("act", ScalingStatus.SCALING)
-        done: ScaleDone = await workflow.execute_activity(aws_capacity.apply_scale_plan, plan, **ACT)
-        if plan.lambda_to is not None and plan.lambda_to != plan.lambda_from:
-            await workflow.execute_activity(aws_capacity.wait_provisioned_ready, plan, **hold(timedelta(minutes=15)))
+        done: list[ScalingRecord] = []
+        if plan.ecs is not None:
+            done.append(await workflow.execute_activity(aws.scale_ecs_service, plan.ecs, **ACT))
+        if plan.concurrency is not None:
+            done.append(await workflow.execute_activity(aws.set_provisioned_concurrency, plan.concurrency, **ACT))
+            ready = ProvisionedConcurrencyWait.after(plan.concurrency)
+            await workflow.execute_activity(aws.wait_for_provisioned_concurrency, ready, **hold(READY_WITHIN))
+        detail = "; ".join(record.detail for record in done)
         self.steps.append(
-            StepRecord(plan_id=plan.plan_id, direction=plan.direction, at=workflow.now(), describe=plan.describe())
+            StepRecord(
+                plan_id=plan.plan_id,
+                direction=plan.direction,
+                at=workflow.now(),
+                describe=plan.describe(),
+                detail=detail,
+            )
         )
         self.next_step_at = workflow.now() + self.scaling.cooldown
-        self.audit("scaled " + plan.direction, f"{plan.plan_id}: {plan.describe()} ({done.detail})", "runbook")
+        self.audit("scaled " + plan.direction, f"{plan.plan_id}: {plan.describe()} ({detail})", "runbook")
 
     async def step_verify(self, judgement: Judgement) -> bool:
         """The triggering metric back under its threshold within `verify_within`."""
@@ -313,9 +326,7 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
                 )
             plan = await self.step_decide(None, capacity, "down")
             if plan is None:
-                return await self.finish(
-                    ScalingStatus.AT_BASELINE, f"back at the baseline: {self.describe_capacity(capacity)}"
-                )
+                return await self.finish(ScalingStatus.AT_BASELINE, f"back at the baseline: {capacity.describe()}")
             await self.step_act(plan)
             breach = await self.breaching_now()
             if breach is not None:
@@ -348,7 +359,7 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
         self.enter(self.step, ScalingStatus.AT_MAXIMUM)
         summary = (
             f"[P1] {self.input.service} in {self.input.region} at its scaling maximum "
-            f"({self.describe_capacity(capacity)}) and still under pressure: {judgement.rule}"
+            f"({capacity.describe()}) and still under pressure: {judgement.rule}"
         )
         self.record("at the maximum", summary)
         if self.plan_only or self.pager.ref is not None:
@@ -415,7 +426,14 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
 
     async def read_capacity(self) -> Capacity:
         try:
-            self.capacity = await workflow.execute_activity(aws_capacity.read_capacity, self.capacity_request, **READ)
+            request = self.capacity_request
+            ecs = await workflow.execute_activity(aws.read_ecs_capacity, request.ecs, **READ)
+            concurrency = None
+            if request.concurrency is not None:
+                concurrency = await workflow.execute_activity(
+                    aws.read_provisioned_concurrency, request.concurrency, **READ
+                )
+            self.capacity = Capacity(ecs=ecs, concurrency=concurrency)
         except ActivityError as err:
             raise ApplicationError(
                 f"cannot read the capacity of {self.input.service}: {cause(err)}", non_retryable=True
@@ -455,11 +473,6 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
 
     def two_periods(self, rule: ScalingRule) -> timedelta:
         return timedelta(seconds=2 * self.the_policy.metric(rule.metric).period_seconds)
-
-    def describe_capacity(self, capacity: Capacity) -> str:
-        what = f"minimum {capacity.min_capacity} (autoscaled)" if capacity.autoscaled else f"{capacity.desired} tasks"
-        lam = f", provisioned concurrency {capacity.provisioned}" if capacity.provisioned is not None else ""
-        return f"ECS {what}, {capacity.running} running{lam}"
 
     @property
     def scaling(self) -> ScalingPolicy:
