@@ -64,6 +64,24 @@ class ScalingInput(Strict):
     region: str
     opened_by: str
     plan: bool = False  # plan mode: read, judge and decide; change nothing
+    carried: ScalingCarry | None = None  # a continued run: what its predecessor knew (never a start's)
+
+
+class ScalingCarry(Strict):
+    """What a long run hands the run it continues as (its watch goes on there)."""
+
+    baseline: Capacity
+    steps: list[StepRecord]
+    next_step_at: datetime | None
+    stuck: str | None
+    judgement: Judgement | None
+    plan_only: bool
+    triggers: int
+    opened_by: str
+    status: ScalingStatus
+    pagerduty: PagerDutyRef | None
+    timeline: list[TimelineEntry]
+    deliveries: list[str]
 
 
 class ScalingTrigger(Strict):
@@ -200,3 +218,6 @@ class ScalingView(Strict):
 class ScalingResult(Strict):
     outcome: str
     view: ScalingView
+
+
+ScalingInput.model_rebuild()

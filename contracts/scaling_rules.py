@@ -58,6 +58,8 @@ class ScalingPolicy(Strict):
     hold_for: Duration = timedelta(minutes=30)  # how long a hold (a rollout, a remediation) may last
     scale_in: ScaleIn = Field(default_factory=ScaleIn)
     dry_run: bool = False  # every run plans only: the AWS calls it would make, none made
+    # A run watching for this many history events continues as a new run (Temporal warns at 10 240).
+    continue_after_events: int = Field(default=2000, ge=50)
 
     @model_validator(mode="after")
     def _unique_rules(self) -> ScalingPolicy:

@@ -5,7 +5,12 @@ deployed. `runbook demo break` rolls out a task definition revision carrying DEM
 from then on this service answers unhealthy and publishes the metrics and log lines of a
 bad deploy, until something (the runbook's rollback, or `runbook demo heal`) puts a good
 revision back. The only state kept here is the emergency switch, which on the real
-platform also lives in the application, not in AWS.
+platform also lives in the application, not in AWS, and the offered load.
+
+The offered load (`runbook demo load hybrid-router --cpu 90`): the CPU (memory, p95, queue
+depth) the service would show on the task count it runs when the load is set. What it
+publishes is that load spread over the tasks ECS says it runs now, so scaling up really
+brings the CPU down and scaling back in brings it up.
 
     python -m devstack.demo_service --host 127.0.0.1 --port 8090 [--metrics-interval 5]
 """
@@ -22,7 +27,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +70,7 @@ class Deployment:
     fault: str | None
     error: str | None
     observed_at: float
+    tasks: int | None = None  # the desired count: the emulator runs no tasks, it stands for them
 
     @property
     def healthy(self) -> bool:
@@ -99,7 +105,9 @@ class DeploymentProbe:
     def _describe(self) -> Deployment:
         now = time.monotonic()
         try:
-            task_definition = task_definition_of_service(self._ecs, self._cluster, self._service)
+            task_definition, tasks = task_definition_of_service(self._ecs, self._cluster, self._service), None
+            found = self._ecs.describe_services(cluster=self._cluster, services=[self._service])["services"]
+            tasks = next((s.get("desiredCount") for s in found if s.get("status") == "ACTIVE"), None)
         except ServiceNotFound as exc:
             return Deployment(None, None, None, str(exc), now)
         except ClientError as exc:
@@ -114,6 +122,7 @@ class DeploymentProbe:
             fault=fault_of(task_definition),
             error=None,
             observed_at=now,
+            tasks=tasks,
         )
 
 
@@ -131,17 +140,36 @@ class Profile:
     requests_per_second: float
 
 
-HEALTHY = Profile(800, 0.3, 35, 45, 5, 85, 40)
+# A healthy router sits under half of every scaling threshold (CPU 70 %, memory 80 %), so a
+# scaling run scales back in once an offered load is cleared.
+HEALTHY = Profile(800, 0.3, 25, 35, 5, 85, 40)
 BROKEN = Profile(3500, 12.0, 85, 72, 150, 65, 40)
 # Standard routing carries the traffic while hybrid routing is switched off: a little
 # slower than a healthy hybrid router, nowhere near a broken one.
-FALLBACK = Profile(900, 0.5, 40, 48, 8, 80, 40)
+FALLBACK = Profile(900, 0.5, 30, 38, 8, 80, 40)
 
 
-def profile_for(deployment: Deployment, hybrid_routing_enabled: bool) -> Profile:
+LOADS = {"cpu": "cpu_pct", "memory": "memory_pct", "p95": "latency_p95_ms", "queue": "queue_depth"}
+
+
+@dataclass
+class OfferedLoad:
+    """Gauges as they would read on `tasks` tasks (`demo load`); spread over the tasks running."""
+
+    values: dict[str, float]
+    tasks: int
+
+    def on(self, profile: Profile, running: int | None) -> Profile:
+        spread = self.tasks / max(1, running or self.tasks)
+        return replace(profile, **{LOADS[name]: round(value * spread, 3) for name, value in self.values.items()})
+
+
+def profile_for(deployment: Deployment, hybrid_routing_enabled: bool, load: OfferedLoad | None = None) -> Profile:
     if not hybrid_routing_enabled:
-        return FALLBACK
-    return HEALTHY if deployment.healthy else BROKEN
+        profile = FALLBACK
+    else:
+        profile = HEALTHY if deployment.healthy else BROKEN
+    return load.on(profile, deployment.tasks) if load is not None else profile
 
 
 def system_status(deployment: Deployment, hybrid_routing_enabled: bool) -> str:
@@ -220,6 +248,7 @@ class PlatformState:
     """The emergency switch: in the application's memory, as on the real platform."""
 
     hybrid_routing_enabled: bool = True
+    load: OfferedLoad | None = None
 
     def set_hybrid_routing(self, enabled: bool) -> bool:
         changed = self.hybrid_routing_enabled != enabled
@@ -252,7 +281,7 @@ class Publisher:
     async def publish_once(self, interval: float) -> None:
         deployment = await self._probe.observe()
         enabled = self._platform.hybrid_routing_enabled
-        profile = profile_for(deployment, enabled)
+        profile = profile_for(deployment, enabled, self._platform.load)
         now = datetime.now(UTC)
         try:
             await run_in_threadpool(self._put_metrics, metric_data(profile, interval, self._rng, now))
@@ -269,6 +298,10 @@ class Publisher:
             "hybrid_routing": _routing_label(enabled),
             "latency_p95_ms": profile.latency_p95_ms,
             "error_rate_pct": profile.error_rate_pct,
+            "cpu_pct": profile.cpu_pct,
+            "memory_pct": profile.memory_pct,
+            "queue_depth": profile.queue_depth,
+            "tasks": deployment.tasks,
         }
 
     def _put_metrics(self, data: list[dict[str, Any]]) -> None:
@@ -352,20 +385,49 @@ def create_app(
             }
         )
 
+    def unauthorized() -> JSONResponse:
+        return JSONResponse(
+            {"error": "unauthorized", "detail": "send Authorization: Bearer <admin token>"},
+            401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
     def switch(enabled: bool) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def endpoint(request: Request) -> JSONResponse:
             if not _authorized(request, admin_token):
-                return JSONResponse(
-                    {"error": "unauthorized", "detail": "send Authorization: Bearer <admin token>"},
-                    401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                return unauthorized()
             changed = platform.set_hybrid_routing(enabled)
             if changed:
                 log.warning("emergency switch: hybrid routing %s", _routing_label(enabled))
             return JSONResponse({"hybrid_routing": _routing_label(enabled), "changed": changed})
 
         return endpoint
+
+    async def set_load(request: Request) -> JSONResponse:
+        """`{"cpu": 90, ...}`: the gauges on the tasks running now; DELETE ends the load."""
+        if not _authorized(request, admin_token):
+            return unauthorized()
+        if request.method == "DELETE":
+            platform.load = None
+            log.warning("demo load cleared")
+            return JSONResponse({"load": None})
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, 400)
+        if not isinstance(body, dict) or not body:
+            return JSONResponse({"error": f"give one or more of {', '.join(LOADS)}"}, 422)
+        values: dict[str, float] = {}
+        for name, value in body.items():
+            if name not in LOADS:
+                return JSONResponse({"error": f"{name}: not a load (one of {', '.join(LOADS)})", "field": name}, 422)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                return JSONResponse({"error": f"{name}: a number of at least 0", "field": name}, 422)
+            values[name] = float(value)
+        deployment = await probe.observe()
+        platform.load = OfferedLoad(values=values, tasks=deployment.tasks or 1)
+        log.warning("demo load %s on %s task(s)", values, platform.load.tasks)
+        return JSONResponse({"load": values, "on_tasks": platform.load.tasks})
 
     async def demo_state(request: Request) -> JSONResponse:
         deployment = await probe.observe()
@@ -381,6 +443,8 @@ def create_app(
                 "healthy": deployment.healthy,
                 "hybrid_routing": _routing_label(platform.hybrid_routing_enabled),
                 "publishing": publish,
+                "tasks": deployment.tasks,
+                "load": platform.load.values if platform.load else None,
                 "last_publish": publisher.last,
             }
         )
@@ -403,6 +467,7 @@ def create_app(
             Route("/admin/emergency/disable-hybrid-routing", switch(False), methods=["POST"]),
             Route("/admin/emergency/enable-hybrid-routing", switch(True), methods=["POST"]),
             Route("/demo/state", demo_state, methods=["GET"]),
+            Route("/demo/load", set_load, methods=["POST", "DELETE"]),
         ],
         lifespan=lifespan,
     )

@@ -28,7 +28,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,9 +155,14 @@ def parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the run's audit trail, as JSON lines")
     audit.add_argument("id", help=ID_HELP)
 
-    demo = commands.add_parser("demo", help="the local stack's fault injection")
-    demo.add_argument("action", choices=["break", "heal"])
+    demo = commands.add_parser("demo", help="the local stack's fault injection and offered load")
+    demo.add_argument("action", choices=["break", "heal", "load"])
     demo.add_argument("service", help="a service of the policy, e.g. hybrid-router")
+    for gauge, unit in (("cpu", "%"), ("memory", "%"), ("p95", "ms"), ("queue", "messages")):
+        demo.add_argument(
+            f"--{gauge}", type=_load_value(f"--{gauge}"), help=f"load: the {gauge} ({unit}) on the tasks running now"
+        )
+    demo.add_argument("--clear", action="store_true", help="load: end the offered load")
     return top
 
 
@@ -507,11 +512,36 @@ async def cmd_audit(client: Client, args: argparse.Namespace, config: settings.S
         print(json.dumps({**which, "workflow_id": run.workflow_id, **entry}))
 
 
+def _load_value(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: a number of at least 0")
+        return value
+
+    return parse
+
+
+LOAD_FLAGS = ("cpu", "memory", "p95", "queue")
+
+
 def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
-    demo = _devstack_demo()
     target = _policy(config).services.get(args.service)
     if target is None:
         raise CliError(f"demo: unknown service {args.service!r} (not in the policy {config.policy_path})")
+    loads = {name: getattr(args, name) for name in LOAD_FLAGS if getattr(args, name) is not None}
+    if args.action != "load":
+        if loads or args.clear:
+            raise CliError(f"demo {args.action}: --cpu, --memory, --p95, --queue and --clear are for `demo load`")
+    elif bool(loads) == bool(args.clear):
+        raise CliError("demo load: give --cpu, --memory, --p95 or --queue, or --clear (not both)")
+    if args.action == "load":
+        demo_load(args.service, loads, config)
+        return
+    demo = _devstack_demo()
     # The demo acts on the local stack's AWS emulator unless told otherwise.
     os.environ.setdefault("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -525,6 +555,29 @@ def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
             print(f"{args.service}: restored {arn.rsplit('/', 1)[-1]} by hand")
     except Exception as err:  # noqa: BLE001 - any failure here is reported, not traced
         raise CliError(f"demo {args.action}: {err} (is `make run` running?)", code=3) from err
+
+
+def demo_load(service: str, loads: dict[str, float], config: settings.Settings) -> None:
+    """The demo service's offered load (it publishes it spread over the tasks ECS runs)."""
+    url = f"{config.platform_url.rstrip('/')}/demo/load"
+    headers = {"authorization": f"Bearer {config.platform_admin_token}"}
+    try:
+        if loads:
+            answer = httpx.post(url, json=loads, headers=headers, timeout=5)
+        else:
+            answer = httpx.delete(url, headers=headers, timeout=5)
+    except httpx.HTTPError as err:
+        raise CliError(
+            f"demo load: the demo service at {config.platform_url} did not answer: {err} (is `make run` running?)",
+            code=3,
+        ) from err
+    if answer.status_code != 200:
+        raise CliError(f"demo load: the demo service answered {answer.status_code}: {answer.text}")
+    if loads:
+        given = ", ".join(f"{name} {value:g}" for name, value in loads.items())
+        print(f"{service}: offered load {given} on {answer.json()['on_tasks']} task(s); more tasks bring it down")
+    else:
+        print(f"{service}: offered load cleared")
 
 
 def _devstack_demo():  # noqa: ANN202

@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 from devstack import aws_seed
 from devstack.aws_seed import seed
 from devstack.demo import break_service, current_task_definition, fault_of, heal_service
-from devstack.demo_service import METRICS_NAMESPACE, create_app
+from devstack.demo_service import HEALTHY, METRICS_NAMESPACE, create_app
 from devstack.net import free_port, wait_for_http
 
 if TYPE_CHECKING:
@@ -411,3 +411,29 @@ def test_the_module_serves_over_http(deployed: str, aws_env: Any) -> None:
         proc.terminate()
         output, _ = proc.communicate(timeout=10)
     assert f"listening on http://127.0.0.1:{port}" in output
+
+
+def test_an_offered_load_spreads_over_the_tasks_ecs_runs(deployed: str) -> None:
+    ecs = _ecs()
+    tasks = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["desiredCount"]
+    with TestClient(create_app(metrics_interval=0.2, cache_ttl=0)) as client:
+        assert client.post("/demo/load", json={"cpu": 90}).status_code == 401  # the admin token
+        refused = client.post("/demo/load", json={"cpu": 90, "disk": 3}, headers=ADMIN)
+        assert refused.status_code == 422 and refused.json()["field"] == "disk"
+        assert client.post("/demo/load", json={"cpu": -1}, headers=ADMIN).status_code == 422
+
+        answer = client.post("/demo/load", json={"cpu": 90, "queue": 150}, headers=ADMIN).json()
+        assert answer == {"load": {"cpu": 90.0, "queue": 150.0}, "on_tasks": tasks}
+        published = _published_since(client, datetime.now(UTC), cpu_pct=90.0)
+        assert published["queue_depth"] == 150.0 and published["tasks"] == tasks
+
+        # Two more tasks (the scaling runbook's step): the same load over more tasks.
+        ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=tasks + 2)
+        try:
+            spread = round(90.0 * tasks / (tasks + 2), 3)
+            _published_since(client, datetime.now(UTC), cpu_pct=spread, tasks=tasks + 2)
+            assert client.get("/demo/state").json()["load"] == {"cpu": 90.0, "queue": 150.0}
+            assert client.delete("/demo/load", headers=ADMIN).json() == {"load": None}
+            _published_since(client, datetime.now(UTC), cpu_pct=HEALTHY.cpu_pct)
+        finally:
+            ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=tasks)

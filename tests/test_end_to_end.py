@@ -6,6 +6,7 @@ then the commands; each person with a session file of their own).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -22,6 +23,7 @@ import boto3
 import httpx
 import pytest
 import yaml
+from temporalio.client import Client
 
 from devstack.net import free_port
 from devstack.stack import DEMO_OPERATOR_PASSWORD, DEMO_OPERATORS, Stack, StackConfig
@@ -44,6 +46,15 @@ def fast_policy(path: Path) -> Path:
     for metric in policy["metrics"]:
         metric.update(period_seconds=1, lookback="4s")
     policy["timers"].update(verify_window="4s", verify_interval="1s", verify_timeout="90s", log_lookback="1m")
+    for rule in policy["scaling"]["rules"]:
+        rule["sustained_for"] = "6s"
+    policy["scaling"].update(
+        cooldown="2s",
+        check_every="1s",
+        verify_within="30s",
+        hold_for="1m",
+        scale_in={"below": 0.5, "sustained_for": "6s"},
+    )
     path.write_text(yaml.safe_dump(policy))
     return path
 
@@ -400,3 +411,122 @@ def test_alerts_and_pagerduty_acks_through_the_intake(stack: Stack, worker: Call
     view = wait_for(stack, view["id"], closed)
     assert view["status"] == "resolved", view["timeline"]
     assert_one_page_and_one_rollback(stack, good)
+
+
+# --------------------------------------------------------------------------- scaling decisions
+
+SCALING_ID = "scaling/hybrid-router/eu-central-1"
+
+
+def demo_state(stack: Stack) -> dict[str, Any]:
+    return httpx.get(f"{stack.config.url(stack.config.demo_port)}/demo/state", timeout=5).json()
+
+
+def desired_count(stack: Stack) -> int:
+    return int(ecs(stack).describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["desiredCount"])
+
+
+def lambda_calls(stack: Stack) -> list[dict[str, Any]]:
+    """The mutating requests the Lambda emulator received (its recording)."""
+    path = stack.config.data_dir / "lambda-recording.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def scaling_closed(view: dict[str, Any]) -> bool:
+    timeline = view.get("timeline") or [{}]
+    return view.get("outcome") is not None and timeline[-1].get("event") == "closed"
+
+
+def offered_load(stack: Stack) -> int:
+    """`runbook demo load hybrid-router --cpu 90`, then long enough for the rule's window."""
+    baseline = desired_count(stack)
+    done = cli(stack, "demo", "load", "hybrid-router", "--cpu", "90")
+    assert f"on {baseline} task(s)" in done.stdout, done.stdout
+    time.sleep(8)  # the fast policy's cpu rule: 6 s of datapoints in breach
+    return baseline
+
+
+def test_scaling_walkthrough_scales_up_once_and_back_to_the_baseline(stack: Stack, worker: Callable[[], Any]) -> None:
+    baseline = offered_load(stack)
+    moto(stack, "reset-recording")
+    moto(stack, "start-recording")
+    lambda_before = len(lambda_calls(stack))
+    try:
+        done = cli(stack, "trigger", "scaling", "--service", "hybrid-router", user="demo-oncall")
+        assert done.stdout.strip() == SCALING_ID
+        view = wait_for(stack, SCALING_ID, lambda v: v["status"] == "watching" and v["steps"], timeout=90)
+        assert desired_count(stack) == baseline + 2
+        assert view["judgement"]["rule"] == "cpu" and view["judgement"]["sustained"]
+        # the same load over two more tasks: the published CPU falls under the threshold
+        deadline = time.monotonic() + 20
+        while (demo_state(stack)["last_publish"] or {}).get("cpu_pct", 100) >= 70 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert demo_state(stack)["last_publish"]["cpu_pct"] < 70
+        shown = cli(stack, "show", SCALING_ID).stdout
+        assert "rule          cpu (cpu_pct > 70): held" in shown and "step " in shown
+    finally:
+        cli(stack, "demo", "load", "hybrid-router", "--clear")
+    view = wait_for(stack, SCALING_ID, scaling_closed, timeout=120)
+    assert view["status"] == "at-baseline", view["timeline"]
+    assert desired_count(stack) == baseline
+    moto(stack, "stop-recording")
+    assert [u["desiredCount"] for u in recorded_ecs_updates(stack)] == [baseline + 2, baseline]  # once each
+    operations = [call["operation"] for call in lambda_calls(stack)[lambda_before:]]
+    assert operations == ["PutProvisionedConcurrencyConfig", "DeleteProvisionedConcurrencyConfig"], operations
+
+
+def test_scaling_with_the_worker_killed_after_each_activity_repeats_no_step(
+    stack: Stack, worker: Callable[[], Any]
+) -> None:
+    """SIGKILL the worker each time the run's history shows another activity completed, and
+    start it again: every step happens once, and the run still ends at the baseline."""
+    baseline = offered_load(stack)
+    moto(stack, "reset-recording")
+    moto(stack, "start-recording")
+    lambda_before = len(lambda_calls(stack))
+    loop = asyncio.new_event_loop()
+    client = loop.run_until_complete(Client.connect(stack.config.temporal_address))
+    kills, cleared = 0, False
+    try:
+        cli(stack, "trigger", "scaling", "--service", "hybrid-router", user="demo-oncall")
+        handle = client.get_workflow_handle(SCALING_ID)
+        seen, deadline = 0, time.monotonic() + 240
+        while time.monotonic() < deadline:
+            events = loop.run_until_complete(handle.fetch_history()).events
+            completed = [e for e in events if e.HasField("activity_task_completed_event_attributes")]
+            if any(e.HasField("workflow_execution_completed_event_attributes") for e in events):
+                break
+            if len(completed) > seen:
+                seen = len(completed)
+                kill_worker(stack)
+                kills += 1
+                worker()
+            scheduled = {
+                e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+                for e in events
+                if e.HasField("activity_task_scheduled_event_attributes")
+            }
+            scaled = [
+                e
+                for e in completed
+                if scheduled.get(e.activity_task_completed_event_attributes.scheduled_event_id) == "scale_ecs_service"
+            ]
+            if scaled and not cleared:
+                cli(stack, "demo", "load", "hybrid-router", "--clear")
+                cleared = True
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the scaling run did not finish; {kills} kills, {seen} activities")
+    finally:
+        if not cleared:
+            cli(stack, "demo", "load", "hybrid-router", "--clear")
+        loop.run_until_complete(client.service_client.check_health())
+        loop.close()
+    view = wait_for(stack, SCALING_ID, scaling_closed, timeout=60)
+    assert view["status"] == "at-baseline", view["timeline"]
+    assert kills >= 10, kills  # every activity of the run: reads, the steps, the waits
+    moto(stack, "stop-recording")
+    assert [u["desiredCount"] for u in recorded_ecs_updates(stack)] == [baseline + 2, baseline]
+    operations = [call["operation"] for call in lambda_calls(stack)[lambda_before:]]
+    assert operations == ["PutProvisionedConcurrencyConfig", "DeleteProvisionedConcurrencyConfig"], operations
+    assert [s["direction"] for s in view["steps"]] == ["up", "down"]

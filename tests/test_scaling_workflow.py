@@ -306,7 +306,7 @@ async def test_cooldown_and_steps_per_hour_hold_and_the_maximum_is_never_passed(
     limited = {"ecs_max": 12, "lambda_max": 300}  # both at their maximum after four steps
     limits = {"hybrid-router": scaling.policy.scaling.limits["hybrid-router"].model_copy(update=limited)}
     scaling.policy.scaling = scaling.policy.scaling.model_copy(
-        update={"auto_steps": 20, "limits": limits, "check_every": timedelta(minutes=5)}
+        update={"auto_steps": 20, "limits": limits, "check_every": timedelta(minutes=5), "continue_after_events": 60}
     )
     # a load no capacity within the maximum brings under 70 %: 1200 task-percent is 100 % on 12
     scaling.aws.cpu_load = breach(minutes_before=6, until=timedelta(hours=2), high=1200.0)
@@ -323,6 +323,11 @@ async def test_cooldown_and_steps_per_hour_hold_and_the_maximum_is_never_passed(
     pages = scaling.platform.called("trigger_page")
     assert len(pages) == 1 and pages[0].dedup_key.endswith("#maximum") and pages[0].severity == "error"
     assert result.view.status == ScalingStatus.AT_BASELINE
+    # hours of watching: the run continued as new (its history kept short), its steps carried
+    description = await handle.describe()
+    assert description.raw_description.workflow_execution_info.first_run_id != description.run_id
+    assert "continued" in [e.event for e in result.view.timeline]
+    assert len(pages) == 1  # the carried page: not paged again in the continued run
     await scaling.keep_history(handle, "at_the_maximum_paged_p1")
 
 

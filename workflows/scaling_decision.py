@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Check,
         PressureSeen,
         ScalePlan,
+        ScalingCarry,
         ScalingInput,
         ScalingResult,
         ScalingStatus,
@@ -56,6 +57,8 @@ from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
 from workflows.kit.timeline import cause, fmt
 
 # The runbook's step ids, in its order; a test keeps runbooks/scaling-decisions.md in step.
+CARRIED_TIMELINE = 50  # timeline entries a continued run keeps
+CARRIED_DELIVERIES = 1000  # alert delivery ids a continued run still recognises
 READY_WITHIN = timedelta(minutes=15)  # Lambda allocates provisioned concurrency in minutes
 STEPS = ("confirm", "hold", "decide", "approve", "act", "verify", "watch", "scale_in")
 
@@ -87,12 +90,15 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
         # Why no step can be taken now (at the maximum, not approved): the watch then waits for
         # the pressure to pass only, instead of proposing the same step again at once.
         self.stuck: str | None = None
+        self.forged_carry = False
 
     @workflow.run
     async def run(self, input: ScalingInput) -> ScalingResult:
         self.adopt_signed_mode()
         await self.trusted_policy()
         self.start_kit(True, lambda: (True, True))
+        if input.carried is not None:
+            self.resume(input.carried)
         refusal = self.unproven_start()
         if refusal is not None:
             self.enter("confirm", ScalingStatus.REFUSED)
@@ -100,6 +106,8 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
         await workflow.wait_condition(lambda: self.triggers > 0)
         self.plan_only = self.plan_only or self.scaling.dry_run
         try:
+            if input.carried is not None:
+                return await self.keep_watching()
             return await self.respond()
         except RunbookCancelled:
             assert self.cancel_request is not None
@@ -116,21 +124,27 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
             return await self.finish(ScalingStatus.NOT_SUSTAINED, f"not sustained: {self.judgement.why}")
         self.baseline = await self.read_capacity()
         self.record("baseline", f"{self.baseline.describe()}: the run returns here when the pressure passes")
+        outcome = await self.scale_up(judgement)
+        return outcome if outcome is not None else await self.keep_watching()
+
+    async def keep_watching(self) -> ScalingResult:
+        """Scaled up (or stuck): watch the pressure, step up again when a rule holds, scale in
+        when it has passed; until the baseline is reached."""
         while True:
-            outcome = await self.scale_up(judgement)
-            if outcome is not None:
-                return outcome
             seen = await self.step_watch()
             if seen.outcome == "breach":
                 assert seen.judgement is not None
                 judgement = self.judged(seen.judgement)
-                continue
-            done = await self.step_scale_in()
-            if done is not None:
-                return done
-            # pressure again during the scale-in: up again from where it stands
-            assert self.judgement is not None
-            judgement = self.judgement
+            else:
+                done = await self.step_scale_in()
+                if done is not None:
+                    return done
+                # pressure again during the scale-in: up again from where it stands
+                assert self.judgement is not None
+                judgement = self.judgement
+            outcome = await self.scale_up(judgement)
+            if outcome is not None:
+                return outcome
 
     async def scale_up(self, judgement: Judgement) -> ScalingResult | None:
         """Steps up until the triggering metric is back under its threshold, or no step is left.
@@ -387,6 +401,8 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
         longest = max(check.rule.sustained_for for check in checks)
         period = max(check.query.period_seconds for check in checks)
         while True:
+            if until is None:  # a watch that may last hours: a fresh run before the history grows long
+                await self.continue_if_long()
             now = workflow.now()
             request = SeriesRequest(
                 region=self.input.region,
@@ -504,7 +520,51 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
             lambda_qualifier=limits.lambda_qualifier,
         )
 
+    async def continue_if_long(self) -> None:
+        """Continue-as-new, carrying what the run needs to go on watching (its baseline, steps,
+        budget, page, the last of its timeline), once its history is long."""
+        info = workflow.info()
+        if info.get_current_history_length() < self.scaling.continue_after_events and not (
+            info.is_continue_as_new_suggested()
+        ):
+            return
+        await self.pager.drain()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self.baseline is not None
+        self.record("continued", f"a fresh run after {info.get_current_history_length()} history events")
+        carried = ScalingCarry(
+            baseline=self.baseline,
+            steps=self.steps,
+            next_step_at=self.next_step_at,
+            stuck=self.stuck,
+            judgement=self.judgement,
+            plan_only=self.plan_only,
+            triggers=self.triggers,
+            opened_by=self.opened_by,
+            status=self.status,
+            pagerduty=self.pager.ref,
+            timeline=self.timeline.entries[-CARRIED_TIMELINE:],
+            deliveries=sorted(self.deliveries)[-CARRIED_DELIVERIES:],
+        )
+        workflow.continue_as_new(self.input.model_copy(update={"carried": carried}))
+
+    def resume(self, carried: ScalingCarry) -> None:
+        """A continued run picks up its predecessor's state. Only Temporal's continue-as-new
+        makes a run with a predecessor: a start that carries state of its own is refused."""
+        if workflow.info().continued_run_id is None:
+            self.forged_carry = True
+            return
+        self.baseline, self.steps, self.next_step_at = carried.baseline, list(carried.steps), carried.next_step_at
+        self.stuck, self.judgement, self.plan_only = carried.stuck, carried.judgement, carried.plan_only
+        self.triggers, self.opened_by, self.status = carried.triggers, carried.opened_by, carried.status
+        self.pager.ref = carried.pagerduty
+        self.timeline.entries.extend(carried.timeline)
+        self.deliveries.update(carried.deliveries)
+        self.capacity = carried.baseline
+
     def unproven_start(self) -> str | None:
+        if self.forged_carry:
+            return "it carries a previous run's state, but no run continued into it"
         if workflow.info().workflow_id != scaling_workflow_id(self.input.service, self.input.region):
             return f"the start names {self.input.service} in {self.input.region}, not this workflow's target"
         if not self.triggers:
