@@ -89,8 +89,12 @@ DEV_SERVER_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping server per test module. Shared by the whole session, a server stopped
+    skipping for good after some of the incident tests (an update racing a run's end leaves the
+    Java test server holding a time-skipping lock, as far as we could tell): every later test
+    that waits on a timer then hung until pytest-timeout."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(VENV_BIN / "temporal-test-server"),
