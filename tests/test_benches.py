@@ -67,10 +67,20 @@ def incident_budget(output: str) -> None:
     assert re.search(r"budget for a rollback: .* \((within|OVER)\)", output), output
 
 
+def scaling_budget(output: str) -> None:
+    rows = table_rows(output)
+    assert "up and back" in rows, output
+    events, activities, timers, runs, largest = rows["up and back"][:5]
+    assert events >= largest > activities > 0 and timers > 0 and runs >= 1, output
+    assert "up and back: at-baseline" in output, output
+    assert re.search(r"budget: no single run past .* \((within|OVER)\)", output), output
+
+
 PARSERS: dict[str, Callable[[str], None]] = {
     "intake_storm": intake_storm,
     "alert_to_page": alert_to_page,
     "incident_budget": incident_budget,
+    "scaling_budget": scaling_budget,
 }
 
 
