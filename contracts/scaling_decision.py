@@ -214,6 +214,29 @@ class ScalingView(Strict):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     refused_signals: int = 0
 
+    def facts(self) -> list[tuple[str, str]]:
+        """What `runbook show` and the approval page show of the run besides its status, approval
+        and timeline, as (label, text) in order: capacities, the rule with its datapoints, the
+        steps, when the next step is allowed, the calls a plan would make."""
+
+        def capacity(found: Capacity | None) -> str:
+            return found.describe() if found is not None else "-"
+
+        facts = [("baseline", capacity(self.baseline)), ("capacity", capacity(self.capacity))]
+        if self.judgement is not None:
+            judged = self.judgement
+            verdict = "held" if judged.sustained else "not sustained"
+            facts.append(("rule", f"{judged.rule} ({judged.metric} > {judged.threshold:g}): {verdict}"))
+            points = ", ".join(f"{p.at:%H:%M:%S} {p.value:g}" for p in judged.points[-10:])
+            facts.append(("datapoints", points or "-"))
+        for step in self.steps:
+            facts.append(("step", f"{step.at:%H:%M:%S} {step.direction}: {step.describe} ({step.plan_id})"))
+        if self.next_step_at is not None and self.status.value not in ("at-baseline", "planned", "not-sustained"):
+            allowed = f"{self.next_step_at:%H:%M:%S} UTC at the earliest (cooldown, hourly budget)"
+            facts.append(("next step at", allowed))
+        facts.extend(("would call", call) for call in self.planned_calls)
+        return facts
+
 
 class ScalingResult(Strict):
     outcome: str

@@ -20,6 +20,7 @@ import hmac
 import html
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -31,10 +32,11 @@ from starlette.routing import Route
 from temporalio.client import RPCError, WorkflowHandle, WorkflowQueryFailedError
 
 from contracts import IncidentView, RemediationPlan
+from contracts.scaling_decision import ScalingView
 from intake.operations import ApiError, Operations
 from intake.sessions import COOKIE, Auth, AuthError, Identity, hash_password
+from starter import SCALING_TYPE, runbook_status
 from starter import WORKFLOW_TYPE as INCIDENT_TYPE
-from starter import runbook_status
 
 VIEW_TIMEOUT = timedelta(seconds=3)  # a run whose worker is away must not hold the page up
 PENDING_LIMIT = 200
@@ -118,8 +120,35 @@ def timeline_table(entries: list[dict[str, Any]]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What the page shows of a run beyond the fields every view has: its runbook's facts, and
+    the pending plan's id and description (a runbook's plan id may be derived, not a field)."""
+
+    facts: list[tuple[str, str]]
+    plan_id: str | None
+    proposed: str | None
+
+
+def shown(workflow_type: str, view: dict[str, Any]) -> Shown:
+    plan = view.get("pending_approval")
+    if workflow_type == SCALING_TYPE:
+        try:
+            scaling = ScalingView.model_validate(view)
+        except ValidationError:
+            pass  # a view of another shape (an older run): shown by its common fields
+        else:
+            pending = scaling.pending_approval
+            if pending is None:
+                return Shown(scaling.facts(), None, None)
+            return Shown(scaling.facts(), pending.plan_id, f"{pending.direction}: {pending.describe()}")
+    if not isinstance(plan, dict):
+        return Shown([], None, None)
+    return Shown([], str(plan.get("plan_id")), describe_plan(plan))
+
+
 def render_run(workflow_id: str, workflow_type: str, view: dict[str, Any], csrf: str, message: str | None) -> str:
-    """Any runbook's run, by the fields every view has."""
+    """Any runbook's run, by the fields every view has, and what its runbook adds."""
     parts = [f'<p class="msg" id="message">{e(message)}</p>' if message else ""]
     parts.append(
         f'<p id="status">status: <b>{e(view.get("status", "?"))}</b>'
@@ -128,12 +157,20 @@ def render_run(workflow_id: str, workflow_type: str, view: dict[str, Any], csrf:
     parts.append(
         f"<p>runbook {e(workflow_type)} · workflow {e(workflow_id)} · opened {e(view.get('opened_at', '-'))}</p>"
     )
+    run = shown(workflow_type, view)
+    if run.facts:
+        rows = "".join(f"<tr><th>{e(label)}</th><td>{e(text)}</td></tr>" for label, text in run.facts)
+        parts.append(f'<table id="facts">{rows}</table>')
     plan = view.get("pending_approval")
-    if plan:
-        rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in plan_fields(plan).items())
+    if isinstance(plan, dict) and run.plan_id is not None:
+        rows = (
+            f"<tr><th>proposed</th><td>{e(run.proposed)}</td></tr>"
+            if run.facts
+            else "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in plan_fields(plan).items())
+        )
         parts.append(
-            f'<div class="plan" id="plan"><h2>Awaiting approval: {e(plan.get("plan_id"))}</h2>'
-            f"<table>{rows}</table>{decision_forms(workflow_id, str(plan.get('plan_id')), csrf)}</div>"
+            f'<div class="plan" id="plan"><h2>Awaiting approval: {e(run.plan_id)}</h2>'
+            f"<table>{rows}</table>{decision_forms(workflow_id, run.plan_id, csrf)}</div>"
         )
     parts.append(timeline_table(view.get("timeline") or []))
     return "".join(parts)
@@ -264,7 +301,7 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
             rows.append(
                 f'<tr><td><a class="incident run" href="{link}">{e(label)}</a></td><td>{e(workflow_type)}</td>'
                 f"<td>{e(severity or '')}</td><td>{e(service)}</td>"
-                f"<td>{e(describe_plan(view['pending_approval']))}</td></tr>"
+                f"<td>{e(shown(workflow_type, view).proposed)}</td></tr>"
             )
         table = (
             (

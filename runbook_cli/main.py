@@ -58,7 +58,7 @@ from contracts import (
     Severity,
     load_policy_file,
 )
-from contracts.scaling_decision import Capacity, ScalingView
+from contracts.scaling_decision import ScalingView
 from runbook_cli.runbooks import RUNBOOKS, workflow_type
 from starter import SCALING_TYPE, WORKFLOW_TYPE, runbook_status
 
@@ -719,28 +719,12 @@ def render_any(run: Run, view: dict[str, Any]) -> str:
 
 
 def render_scaling(view: ScalingView) -> str:
-    def capacity(found: Capacity | None) -> str:
-        return found.describe() if found is not None else "-"
-
     lines = [
         f"{view.workflow_id}  [scaling]  {view.service} in {view.region}" + ("  (plan only)" if view.plan_only else ""),
         f"  status        {view.status.value}" + (f" ({view.outcome})" if view.outcome else ""),
         f"  opened        {view.opened_at:%Y-%m-%d %H:%M:%S} UTC by {view.opened_by}",
-        f"  baseline      {capacity(view.baseline)}",
-        f"  capacity      {capacity(view.capacity)}",
     ]
-    if view.judgement is not None:
-        judged = view.judgement
-        verdict = "held" if judged.sustained else "not sustained"
-        lines.append(f"  rule          {judged.rule} ({judged.metric} > {judged.threshold:g}): {verdict}")
-        points = ", ".join(f"{p.at:%H:%M:%S} {p.value:g}" for p in judged.points[-10:])
-        lines.append(f"  datapoints    {points or '-'}")
-    for step in view.steps:
-        lines.append(f"  step          {step.at:%H:%M:%S} {step.direction}: {step.describe} ({step.plan_id})")
-    if view.next_step_at is not None and view.status.value not in ("at-baseline", "planned", "not-sustained"):
-        lines.append(f"  next step at  {view.next_step_at:%H:%M:%S} UTC at the earliest (cooldown, hourly budget)")
-    for call in view.planned_calls:
-        lines.append(f"  would call    {call}")
+    lines.extend(f"  {label:<13} {text}" for label, text in view.facts())
     if view.refused_signals:
         lines.append(f"  REFUSED       {view.refused_signals} signal(s) the intake did not sign (see the worker's log)")
     if view.pending_approval is not None:

@@ -3,6 +3,7 @@ against the load model of tests/scaling_fakes.py; and how runs start, on the dev
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import os
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -244,9 +246,9 @@ async def test_a_start_without_a_signed_trigger_is_refused_and_reads_nothing(sca
 @pytest.fixture
 async def on_dev_server(
     dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Scaling, str]]:
-    """A worker with the fake AWS, a fresh region for hybrid-router, and the operator listener;
-    the CLI pointed at both."""
+) -> AsyncIterator[tuple[Scaling, str, str]]:
+    """A worker with the fake AWS, a fresh region for hybrid-router, and the operator listener
+    (its URL); the CLI pointed at both."""
     policy = default_policy()
     region = f"test-{uuid.uuid4().hex[:8]}"
     policy.services["hybrid-router"] = policy.services["hybrid-router"].model_copy(update={"region": region})
@@ -268,13 +270,13 @@ async def on_dev_server(
         with serving(operator_app(target, task_queue, policy)) as url:
             monkeypatch.setenv("RUNBOOK_SIGNIN_URL", url)
             scaling = Scaling(dev_env, dev_env.client, task_queue, policy, aws, platform)
-            yield scaling, region
+            yield scaling, region, url
 
 
 async def test_runbook_trigger_scaling_plan_shows_the_calls(
-    on_dev_server: tuple[Scaling, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    on_dev_server: tuple[Scaling, str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scaling, region = on_dev_server
+    scaling, region, _ = on_dev_server
     scaling.aws.cpu_load = breach(minutes_before=6)
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["alice"] + "\n"))
     await runbook(capsys, "login", "--as", "alice", "--password-stdin")
@@ -292,8 +294,8 @@ async def test_runbook_trigger_scaling_plan_shows_the_calls(
     assert "rule          cpu (cpu_pct > 70): held" in shown
 
 
-async def test_an_alert_routed_to_scaling_opens_the_scaling_run(on_dev_server: tuple[Scaling, str]) -> None:
-    scaling, region = on_dev_server  # the load is quiet: the run reads CloudWatch and ends "not sustained"
+async def test_an_alert_routed_to_scaling_opens_the_scaling_run(on_dev_server: tuple[Scaling, str, str]) -> None:
+    scaling, region, _ = on_dev_server  # the load is quiet: the run reads CloudWatch and ends "not sustained"
     target = scaling.env.client.service_client.config.target_host
     handoff = Handoff(
         lambda: Client.connect(target, data_converter=pydantic_data_converter), scaling.task_queue, INTAKE
@@ -313,3 +315,45 @@ async def test_an_alert_routed_to_scaling_opens_the_scaling_run(on_dev_server: t
     )
     assert result.view.status == ScalingStatus.NOT_SUSTAINED and result.view.opened_by == "intake/alertmanager"
     assert scaling.aws.reads == 1 and scaling.aws.applied == []
+
+
+async def test_the_approval_page_shows_the_scaling_run_and_approves_its_step(
+    on_dev_server: tuple[Scaling, str, str],
+) -> None:
+    scaling, region, url = on_dev_server
+    assert scaling.policy.scaling is not None
+    scaling.policy.scaling = scaling.policy.scaling.model_copy(update={"auto_steps": 0})
+    scaling.aws.cpu_load = breach(minutes_before=6)
+    handle = await scaling.trigger()
+    try:
+        for _ in range(200):
+            view: ScalingView = await handle.query(ScalingDecisionWorkflow.view)
+            if view.pending_approval is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert view.pending_approval is not None
+        link = f"/ui/incident?id={quote(handle.id, safe='')}"
+        async with httpx.AsyncClient(base_url=url, follow_redirects=False, timeout=30) as http:
+            signed_in = await http.post("/ui/login", data={"user": "alice", "password": PASSWORDS["alice"]})
+            assert signed_in.status_code == 303
+            assert link in (await http.get("/ui")).text  # listed as awaiting approval
+            detail = (await http.get(link)).text
+            assert '<table id="facts">' in detail
+            assert "cpu (cpu_pct &gt; 70): held" in detail  # the rule, with its datapoints
+            assert "datapoints" in detail and "90" in detail
+            assert "baseline</th><td>ECS 4 desired" in detail
+            assert f"Awaiting approval: {view.pending_approval.plan_id}" in detail
+            assert "proposed</th><td>up: set the desired count of hybrid-routing-cluster/hybrid-router-service" in detail
+            assert scaling.aws.applied == []
+            csrf = detail.split('name="csrf" value="')[1].split('"')[0]
+            plan_id = view.pending_approval.plan_id
+            answer = await http.post("/ui/approve", data={"id": handle.id, "plan_id": plan_id, "csrf": csrf})
+            shown = (await http.get(answer.headers["location"])).text
+        assert "approved by alice" in shown
+        for _ in range(200):
+            if scaling.aws.applied:
+                break
+            await asyncio.sleep(0.05)
+        assert scaling.steps() == [6]
+    finally:
+        await handle.terminate("test done")
