@@ -343,7 +343,9 @@ async def test_the_approval_page_shows_the_scaling_run_and_approves_its_step(
             assert "datapoints" in detail and "90" in detail
             assert "baseline</th><td>ECS 4 desired" in detail
             assert f"Awaiting approval: {view.pending_approval.plan_id}" in detail
-            assert "proposed</th><td>up: set the desired count of hybrid-routing-cluster/hybrid-router-service" in detail
+            assert (
+                "proposed</th><td>up: set the desired count of hybrid-routing-cluster/hybrid-router-service" in detail
+            )
             assert scaling.aws.applied == []
             csrf = detail.split('name="csrf" value="')[1].split('"')[0]
             plan_id = view.pending_approval.plan_id
