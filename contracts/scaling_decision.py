@@ -222,7 +222,7 @@ class ScalingView(Strict):
         def capacity(found: Capacity | None) -> str:
             return found.describe() if found is not None else "-"
 
-        facts = [("baseline", capacity(self.baseline)), ("capacity", capacity(self.capacity))]
+        facts = [("baseline", capacity(self.baseline)), ("last read", capacity(self.capacity))]
         if self.judgement is not None:
             judged = self.judgement
             verdict = "held" if judged.sustained else "not sustained"
