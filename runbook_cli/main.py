@@ -1,6 +1,6 @@
 """`runbook`: the operators' command line. No runbook logic here.
 
-Reads (show, incidents, runs, audit) go straight to Temporal. Everything that acts (ack, approve,
+Reads (show, incidents, runs, audit, postmortem) go straight to Temporal. Everything that acts (ack, approve,
 reject, comment, cancel, trigger) goes through the sign-in service's API with the token that
 `runbook login` stored (RUNBOOK_SIGNIN_URL, default http://127.0.0.1:8081; the session file
 RUNBOOK_SESSION_FILE, default $XDG_CONFIG_HOME/runbook/session.json, mode 0600): the service
@@ -58,6 +58,7 @@ from contracts import (
     Severity,
     load_policy_file,
 )
+from contracts.postmortem import draft_postmortem
 from contracts.scaling_decision import ScalingView
 from runbook_cli.runbooks import RUNBOOKS, workflow_type
 from starter import SCALING_TYPE, WORKFLOW_TYPE, runbook_status
@@ -154,6 +155,14 @@ def parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="the run's audit trail, as JSON lines")
     audit.add_argument("id", help=ID_HELP)
+
+    postmortem = commands.add_parser(
+        "postmortem", help="an incident's post-mortem draft, from its own record (markdown, or JSON)"
+    )
+    postmortem.add_argument("id", help=ID_HELP)
+    shape = postmortem.add_mutually_exclusive_group()
+    shape.add_argument("--markdown", action="store_true", help="markdown (the default)")
+    shape.add_argument("--json", action="store_true", help="the draft and its figures as JSON")
 
     demo = commands.add_parser("demo", help="the local stack's fault injection and offered load")
     demo.add_argument("action", choices=["break", "heal", "load"])
@@ -512,6 +521,30 @@ async def cmd_audit(client: Client, args: argparse.Namespace, config: settings.S
         print(json.dumps({**which, "workflow_id": run.workflow_id, **entry}))
 
 
+async def cmd_postmortem(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+    """The draft from the incident's final view (or its view now, while it runs): figures,
+    what the runbook saw and did, the whole timeline, the blameless sections to fill."""
+    run = await find_run(client, args.id)
+    if not run.is_incident:
+        raise CliError(f"{args.id} is a {run.workflow_type} run: post-mortems are drafted for incidents")
+    try:
+        view = IncidentView.model_validate(await current_view(run))
+    except ValidationError as err:
+        raise CliError(f"{args.id}: its record is not an incident view this CLI reads ({err})") from None
+    draft = draft_postmortem(view)
+    if not args.json:
+        print(draft.markdown(), end="")
+        return
+    figures = draft.figures
+    durations = {
+        "time_to_acknowledge_s": figures.time_to_acknowledge,
+        "time_to_mitigate_s": figures.time_to_mitigate,
+        "time_to_resolve_s": figures.time_to_resolve,
+    }
+    seconds = {key: value.total_seconds() if value is not None else None for key, value in durations.items()}
+    print(json.dumps({**draft.model_dump(mode="json"), **seconds}, indent=2))
+
+
 def _load_value(flag: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -816,6 +849,7 @@ READS = {
     "runs": cmd_runs,
     "show": cmd_show,
     "audit": cmd_audit,
+    "postmortem": cmd_postmortem,
 }
 ACTIONS = {
     "ack": cmd_ack,

@@ -285,6 +285,14 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
         ("approved", "demo-lead"),
     }
     assert all(e["incident"] == incident and e["at"] for e in trail)
+    # the post-mortem draft: the same record, with the figures
+    draft = cli(stack, "postmortem", incident).stdout
+    rows = [line for line in draft.splitlines() if line.startswith("| 20")]
+    assert [row.split(" | ")[2] for row in rows] == [e["event"] for e in trail], draft
+    assert f"# Post-mortem (draft): {incident}: " in draft and "## Contributing factors" in draft
+    figures = json.loads(cli(stack, "postmortem", incident, "--json").stdout)
+    assert 0 < figures["time_to_acknowledge_s"] < figures["time_to_mitigate_s"] <= figures["time_to_resolve_s"]
+    assert figures["people"] == ["demo-oncall", "demo-lead"] and figures["figures"]["resolved"]
 
     state = pagerduty_state(stack)
     notes = [n["content"] for i in state["incidents"] for n in i.get("notes", [])]
