@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from activities import cloudwatch, diagnosis, ecs, fallback, pagerduty, platform_api, policy, scaling
+from activities import cloudwatch, diagnosis, ecs, failover, fallback, pagerduty, platform_api, policy, scaling
 
 ALL: list[Callable[..., Any]] = [
     policy.load_policy,
@@ -32,4 +32,8 @@ ALL: list[Callable[..., Any]] = [
     scaling.read_provisioned_concurrency,
     scaling.set_provisioned_concurrency,
     scaling.wait_for_provisioned_concurrency,
+    failover.read_failover_records,
+    failover.preflight,
+    failover.change_failover_records,
+    failover.wait_for_ecs_running,
 ]

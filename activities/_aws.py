@@ -17,10 +17,18 @@ if TYPE_CHECKING:  # the stubs are a development dependency (the test extra), no
     from types_boto3_ecs import ECSClient
     from types_boto3_lambda import LambdaClient
     from types_boto3_logs import CloudWatchLogsClient
+    from types_boto3_route53 import Route53Client
 
-    AnyClient = ECSClient | CloudWatchClient | CloudWatchLogsClient | LambdaClient | ApplicationAutoScalingClient
+    AnyClient = (
+        ECSClient
+        | CloudWatchClient
+        | CloudWatchLogsClient
+        | LambdaClient
+        | ApplicationAutoScalingClient
+        | Route53Client
+    )
 
-Service = Literal["ecs", "cloudwatch", "logs", "lambda", "application-autoscaling"]
+Service = Literal["ecs", "cloudwatch", "logs", "lambda", "application-autoscaling", "route53"]
 
 # botocore's own retries stay short: Temporal's retry policy decides what happens next.
 _CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=20)
@@ -44,6 +52,11 @@ _PERMANENT = {
     "ResourceNotFoundException",
     "InvalidParameterValueException",  # Lambda's
     "ObjectNotFoundException",  # Application Auto Scaling's
+    # Route 53's: a change batch that no longer matches the records, a zone or health check gone
+    "InvalidChangeBatch",
+    "InvalidInput",
+    "NoSuchHostedZone",
+    "NoSuchHealthCheck",
 }
 
 
@@ -60,6 +73,8 @@ def client(service: Literal["logs"], region: str) -> CloudWatchLogsClient: ...
 def client(service: Literal["lambda"], region: str) -> LambdaClient: ...
 @overload
 def client(service: Literal["application-autoscaling"], region: str) -> ApplicationAutoScalingClient: ...
+@overload
+def client(service: Literal["route53"], region: str) -> Route53Client: ...
 def client(service: Service, region: str) -> AnyClient:
     """One client per service and region. Clients are safe to share between the activity
     threads; creating them from boto3's default session is not, hence the lock."""

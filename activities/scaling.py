@@ -49,6 +49,10 @@ def read_ecs_capacity(request: EcsCapacityRequest) -> EcsCapacity:
         target = _scalable_target(client("application-autoscaling", request.region), request.cluster, request.service)
     except (ClientError, BotoCoreError) as err:
         raise aws_error(err, f"read the capacity of {name}") from err
+    return _capacity(request, service, target)
+
+
+def _capacity(request: EcsCapacityRequest, service: ServiceTypeDef, target: ScalableTarget | None) -> EcsCapacity:
     rolling_out, rollout_detail = _rollout(service)
     return EcsCapacity(
         cluster=request.cluster,

@@ -29,6 +29,19 @@ from contracts.approvals import (
     RiskLevel,
 )
 from contracts.common import Duration, Severity, Strict, TimelineEntry
+from contracts.failover import (
+    DnsChangePlan,
+    DnsChangeRecord,
+    EcsRunningWait,
+    FailoverRecord,
+    FailoverRecords,
+    FailoverRecordsRequest,
+    FailoverRole,
+    Preflight,
+    PreflightCheck,
+    PreflightName,
+    PreflightRequest,
+)
 from contracts.identity import (
     IdentityError,
     Statement,
@@ -218,6 +231,18 @@ __all__ = [
     "ScalableTarget",
     "ScalingRecord",
     "ecs_resource_id",
+    # failover
+    "DnsChangePlan",
+    "DnsChangeRecord",
+    "EcsRunningWait",
+    "FailoverRecord",
+    "FailoverRecords",
+    "FailoverRecordsRequest",
+    "FailoverRole",
+    "Preflight",
+    "PreflightCheck",
+    "PreflightName",
+    "PreflightRequest",
     # incident
     "SEARCH_ATTRIBUTES",
     "SEARCH_SERVICE",

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Final, Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from contracts.common import Duration, Strict
 
-AwsService = Literal["ecs", "application-autoscaling", "lambda"]
+AwsService = Literal["ecs", "application-autoscaling", "lambda", "route53"]
 # Application Auto Scaling's names for an ECS service's desired count.
 ECS_NAMESPACE: Final = "ecs"
 ECS_DIMENSION: Final = "ecs:service:DesiredCount"
@@ -27,11 +28,12 @@ def ecs_resource_id(cluster: str, service: str) -> str:
 
 
 class AwsCall(Strict):
-    """One AWS API call as AWS names it: `ecs UpdateService {"cluster": ..., "desiredCount": 6}`."""
+    """One AWS API call as AWS names it: `ecs UpdateService {"cluster": ..., "desiredCount": 6}`.
+    Parameters are JSON as boto3 takes them (Route 53's change batch nests)."""
 
     service: AwsService
     operation: str
-    params: dict[str, str | int]
+    params: Mapping[str, JsonValue]
 
     def render(self) -> str:
         return f"{self.service} {self.operation} {json.dumps(self.params, sort_keys=True)}"

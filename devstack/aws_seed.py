@@ -223,10 +223,13 @@ def _existing_set_identifiers(route53: Any, zone_id: str) -> set[str]:
 def _ensure_failover_records(route53: Any, zone_id: str, health_checks: dict[str, str]) -> None:
     roles = {PRIMARY_REGION: "PRIMARY", SECONDARY_REGION: "SECONDARY"}
     existing = _existing_set_identifiers(route53, zone_id)
-    # Only absent records are created: a failover the runbook made must survive a re-seed.
+    # Only absent records are created: a failover the runbook made must survive a re-seed. They
+    # are created by UPSERT: moto 5.2.5 refuses a CREATE equal to one in its change journal while
+    # the name has records, even those the same batch deletes first, so the failback's re-creation
+    # of the seeded records (delete and create in one batch) would fail against it alone.
     changes = [
         {
-            "Action": "CREATE",
+            "Action": "UPSERT",
             "ResourceRecordSet": {
                 "Name": API_RECORD,
                 "Type": "A",
