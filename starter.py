@@ -11,6 +11,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 
 from contracts import Alert, AlertBatch, IncidentInput, IncidentResult, incident_workflow_id, new_incident_id
+from contracts.region_failover import FailoverInput, FailoverResult, FailoverTrigger, failover_workflow_id
 from contracts.scaling_decision import ScalingInput, ScalingResult, ScalingTrigger, scaling_workflow_id
 from signing import Signer
 
@@ -118,3 +119,25 @@ def runbook_status(memo: Mapping[str, Any], execution: WorkflowExecution) -> str
             return pair.value
     status = memo.get("status")
     return str(status) if status else None
+
+
+FAILOVER_TYPE = "RegionFailoverWorkflow"
+
+
+async def trigger_failover(
+    client: Client, service: str, trigger: FailoverTrigger, task_queue: str, signer: Signer
+) -> WorkflowHandle:
+    """Signal-with-start of the service's failover run (`failover/{service}`): the trigger,
+    signed by the intake in the name of the operator who sent it. A run already open takes it."""
+    workflow_id = failover_workflow_id(service)
+    signed = signer.sign(trigger, subject=trigger.by, action="trigger", workflow_id=workflow_id)
+    return await client.start_workflow(
+        FAILOVER_TYPE,
+        FailoverInput(service=service, opened_by=trigger.by, plan=trigger.plan),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal="trigger",
+        start_signal_args=[signed],
+        memo={"service": service},
+        result_type=FailoverResult,
+    )

@@ -36,4 +36,5 @@ ALL: list[Callable[..., Any]] = [
     failover.preflight,
     failover.change_failover_records,
     failover.wait_for_ecs_running,
+    failover.probe_health,
 ]

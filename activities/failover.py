@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -31,6 +32,7 @@ from contracts import (
     PreflightCheck,
     PreflightRequest,
 )
+from contracts.region_failover import ProbeRequest, ProbeResult
 
 if TYPE_CHECKING:
     from types_boto3_ecs import ECSClient
@@ -334,3 +336,24 @@ def wait_for_ecs_running(request: EcsRunningWait) -> EcsCapacity:
         activity.wait_for_cancelled_sync(min(request.poll_interval, left))
         if activity.is_cancelled():
             raise CancelledError(f"stopped waiting for {name}")
+
+
+PROBE_TIMEOUT = 5.0  # seconds: a region that takes longer to say it is healthy is not
+
+
+@activity.defn
+async def probe_health(request: ProbeRequest) -> ProbeResult:
+    """The worker's own probe of a region's health endpoint: 200 is healthy; any other answer,
+    a timeout or no connection is a failed probe (a reading, not an activity failure)."""
+    try:
+        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT) as http:
+            response = await http.get(request.url)
+    except httpx.HTTPError as err:
+        return ProbeResult(region=request.region, url=request.url, ok=False, detail=f"unreachable: {err!r}"[:200])
+    return ProbeResult(
+        region=request.region,
+        url=request.url,
+        ok=response.status_code == 200,
+        status_code=response.status_code,
+        detail=f"HTTP {response.status_code}: {response.text[:120]}",
+    )

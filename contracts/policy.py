@@ -56,6 +56,41 @@ class ServiceTarget(Strict):
     impact: str = "Requests to the hybrid-routing API fail or are slow"
 
 
+class FailoverTarget(Strict):
+    """Where a service fails over to, the DNS that moves its traffic, and where the worker's own
+    probes ask each region for its health."""
+
+    backup_region: str
+    backup_cluster: str
+    backup_service: str
+    target_count: int = Field(default=3, ge=1)  # tasks the backup runs once failed over
+    standby_count: int = Field(default=0, ge=0)  # tasks it runs on standby (failback returns it here)
+    zone_name: str  # the public hosted zone, e.g. "hybrid-routing.example.com."
+    record_name: str  # the failover record set, e.g. "api.hybrid-routing.example.com."
+    record_type: str = "A"
+    health_urls: dict[str, str]  # region -> the service's health endpoint in that region
+
+    @model_validator(mode="after")
+    def _backup_has_a_probe(self) -> FailoverTarget:
+        if self.backup_region not in self.health_urls:
+            raise ValueError(f"health_urls: no URL for the backup region {self.backup_region}")
+        return self
+
+
+class FailoverPolicy(Strict):
+    """The region failover runbook's numbers."""
+
+    services: dict[str, FailoverTarget]
+    confirm_for: Duration = timedelta(minutes=5)  # the primary failing every probe for this long
+    probe_every: Duration = timedelta(seconds=30)
+    rto: Duration = timedelta(minutes=15)  # recovery time objective: trigger to verified
+    min_interval: Duration = timedelta(hours=1)  # after a failover, no other one for this long
+    scale_within: Duration = timedelta(minutes=10)  # the backup running its target count
+    dns_within: Duration = timedelta(minutes=5)
+    verify_within: Duration = timedelta(minutes=5)  # the service healthy where DNS now sends traffic
+    dry_run: bool = False  # every run plans only
+
+
 class IncidentTimers(Strict):
     approval_timeout: Duration = timedelta(minutes=30)
     verify_window: Duration = timedelta(minutes=5)
@@ -124,6 +159,18 @@ class Policy(Strict):
     # Whose signatures the runbooks accept: the sign-in service's (operators) and the intake's.
     trust: Trust = Field(default_factory=Trust)
     scaling: ScalingPolicy | None = None  # the scaling decisions runbook; None: it scales nothing
+    failover: FailoverPolicy | None = None  # the region failover runbook; None: nothing fails over
+
+    @model_validator(mode="after")
+    def _failover_services_known(self) -> Policy:
+        for service, target in (self.failover.services if self.failover else {}).items():
+            if service not in self.services:
+                raise ValueError(f"failover.services.{service}: not a service of services")
+            if self.services[service].region not in target.health_urls:
+                raise ValueError(f"failover.services.{service}.health_urls: no URL for its primary region")
+            if self.services[service].region == target.backup_region:
+                raise ValueError(f"failover.services.{service}: the backup region is the primary region")
+        return self
 
     @model_validator(mode="after")
     def _scaling_names_known(self) -> Policy:

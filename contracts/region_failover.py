@@ -1,0 +1,153 @@
+"""The region failover runbook's run: its input, triggers, plan, what it shows, its result."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import Field
+
+from contracts.approvals import Decision
+from contracts.common import Strict, TimelineEntry
+from contracts.failover import DnsChangePlan, Preflight
+from contracts.paging import PagerDutyRef
+from contracts.scaling import AwsCall, EcsScalePlan
+
+
+class FailoverStatus(StrEnum):
+    CONFIRMING = "confirming"  # probing the primary for the policy's window
+    PREFLIGHT = "preflight"
+    AWAITING_APPROVAL = "awaiting-approval"
+    FAILING_OVER = "failing-over"
+    VERIFYING = "verifying"
+    FAILED_OVER = "failed-over"  # traffic on the backup, verified; further failovers refused for a while
+    NOT_CONFIRMED = "not-confirmed"  # the primary answered within the window: nothing changed
+    BLOCKED = "blocked"  # a readiness check failed: nothing changed
+    PLANNED = "planned"  # plan mode: nothing changed
+    NOT_APPROVED = "not-approved"
+    STOPPED = "stopped"  # a step passed its deadline: what is done stays, people decide
+    CANCELLED = "cancelled"
+    REFUSED = "refused"  # started by nothing the intake signed
+
+
+CLOSED_FAILOVER = frozenset(
+    {
+        FailoverStatus.FAILED_OVER,
+        FailoverStatus.NOT_CONFIRMED,
+        FailoverStatus.BLOCKED,
+        FailoverStatus.PLANNED,
+        FailoverStatus.NOT_APPROVED,
+        FailoverStatus.STOPPED,
+        FailoverStatus.CANCELLED,
+        FailoverStatus.REFUSED,
+    }
+)
+
+
+def failover_workflow_id(service: str) -> str:
+    """One failover per service at a time: a second trigger joins the open run."""
+    return f"failover/{service}"
+
+
+class FailoverTrigger(Strict):
+    """`runbook trigger failover`: an operator asks for the service's failover."""
+
+    by: str
+    plan: bool = False
+    to_region: str | None = None  # None: the policy's backup region
+    reason: str = "operator trigger"
+    assertion: str | None = None  # signed by the intake for the signed-in operator
+
+
+class FailoverInput(Strict):
+    service: str
+    opened_by: str
+    plan: bool = False
+
+
+class ProbeRequest(Strict):
+    region: str
+    url: str
+
+
+class ProbeResult(Strict):
+    region: str
+    url: str
+    ok: bool
+    status_code: int | None = None
+    detail: str = ""
+
+
+class FailoverPlan(Strict):
+    """The failover, computed once from what preflight read: the backup to its target count,
+    then the DNS records swapped. An approval binds to its id, a hash of what it does."""
+
+    service: str
+    from_region: str
+    to_region: str
+    ecs: EcsScalePlan
+    dns: DnsChangePlan
+    reason: str
+
+    @property
+    def plan_id(self) -> str:
+        digest = hashlib.sha256(f"{self.ecs.plan_id}/{self.dns.plan_id}".encode()).hexdigest()[:8]
+        return f"failover-{self.service}-{self.to_region}-{digest}"
+
+    @property
+    def action_name(self) -> str:
+        return "region_failover"
+
+    def describe(self) -> str:
+        where = f"fail {self.service} over from {self.from_region} to {self.to_region}"
+        return f"{where}: {self.ecs.describe()}; then {self.dns.describe()}"
+
+    def calls(self) -> list[AwsCall]:
+        return [*self.ecs.aws_calls(), *self.dns.aws_calls()]
+
+
+class RecoveryTime(Strict):
+    """From the first trigger to verified, against the policy's RTO."""
+
+    triggered_at: datetime
+    verified_at: datetime
+    rto: timedelta
+
+    @property
+    def took(self) -> timedelta:
+        return self.verified_at - self.triggered_at
+
+    @property
+    def met(self) -> bool:
+        return self.took <= self.rto
+
+
+class FailoverView(Strict):
+    workflow_id: str
+    service: str
+    status: FailoverStatus
+    opened_by: str
+    opened_at: datetime
+    plan_only: bool
+    primary_region: str | None = None
+    backup_region: str | None = None
+    probes: list[ProbeResult] = Field(default_factory=list)  # the last few, newest last
+    preflight: Preflight | None = None
+    plan: FailoverPlan | None = None
+    pending_approval: FailoverPlan | None = None
+    approvals: list[Decision] = Field(default_factory=list)
+    decision: Decision | None = None
+    planned_calls: list[str] = Field(default_factory=list)
+    done: list[str] = Field(default_factory=list)  # the steps carried out, in order
+    recovery: RecoveryTime | None = None
+    refused_until: datetime | None = None  # another failover is refused until then
+    pagerduty: PagerDutyRef | None = None
+    outcome: str | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    refused_signals: int = 0
+
+
+class FailoverResult(Strict):
+    outcome: str
+    view: FailoverView

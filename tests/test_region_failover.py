@@ -1,0 +1,327 @@
+"""The region failover runbook's rules, on the time-skipping server with the default policy
+(5 minutes of failed probes, two leads approving, a one-hour hold-off), against fake regions:
+the primary's health is a script of time, Route 53 and the backup's ECS service are state."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from contracts import (
+    Approve,
+    DnsChangePlan,
+    EcsCapacity,
+    EcsCapacityRequest,
+    EcsRunningWait,
+    EcsScalePlan,
+    FailoverRecord,
+    FailoverRecords,
+    FailoverRecordsRequest,
+    Policy,
+    Preflight,
+    PreflightCheck,
+    PreflightRequest,
+    ScalingRecord,
+)
+from contracts.failover import DnsChangeRecord, PreflightName
+from contracts.region_failover import (
+    FailoverInput,
+    FailoverResult,
+    FailoverStatus,
+    FailoverTrigger,
+    FailoverView,
+    ProbeRequest,
+    ProbeResult,
+    failover_workflow_id,
+)
+from signing import Signer
+from starter import trigger_failover
+from tests.fakes import FakePlatform
+from tests.identity import INTAKE, signing_client
+from tests.policies import default_policy
+from workflows.region_failover import RegionFailoverWorkflow
+
+HISTORIES = Path(__file__).parent / "histories" / "failover"
+PRIMARY, BACKUP = "eu-central-1", "us-west-2"
+CHECKS: list[PreflightName] = [
+    "backup service exists",
+    "same task definition family",
+    "same container images",
+    "capacity reaches target",
+    "hosted zone exists",
+    "failover records exist",
+]
+
+
+def seeded_records() -> FailoverRecords:
+    return FailoverRecords(
+        hosted_zone_id="Z0HYBRID",
+        zone_name="hybrid-routing.example.com.",
+        record_name="api.hybrid-routing.example.com.",
+        record_type="A",
+        records=[
+            FailoverRecord(
+                set_identifier=PRIMARY, failover="PRIMARY", values=["192.0.2.10"], ttl=60, health_check_id="hc-eu"
+            ),
+            FailoverRecord(
+                set_identifier=BACKUP, failover="SECONDARY", values=["198.51.100.10"], ttl=60, health_check_id="hc-us"
+            ),
+        ],
+    )
+
+
+class FakeRegions:
+    """The primary's health by time since the trigger; Route 53's records; the backup's tasks."""
+
+    def __init__(self) -> None:
+        self.started: datetime | None = None
+        self.primary_down: Callable[[timedelta], bool] = lambda since: True
+        self.records = seeded_records()
+        self.failed_checks: dict[PreflightName, str] = {}
+        self.backup_desired = 0
+        self.backup_stuck = False  # its tasks never start
+        self.dns_calls: list[DnsChangePlan] = []
+        self.scaled: list[EcsScalePlan] = []
+        self.probed: list[str] = []
+
+    def since(self) -> timedelta:
+        assert self.started is not None
+        return activity.info().current_attempt_scheduled_time - self.started
+
+    @activity.defn(name="probe_health")
+    async def probe_health(self, request: ProbeRequest) -> ProbeResult:
+        self.probed.append(request.region)
+        serving = self.records.serving_region
+        down = request.region == PRIMARY and self.primary_down(self.since())
+        ok = not down and (request.region != BACKUP or self.backup_desired > 0 or serving != BACKUP)
+        return ProbeResult(region=request.region, url=request.url, ok=ok, status_code=200 if ok else 503)
+
+    @activity.defn(name="preflight")
+    async def preflight(self, request: PreflightRequest) -> Preflight:
+        checks = [
+            PreflightCheck(name=name, ok=name not in self.failed_checks, detail=self.failed_checks.get(name, "ok"))
+            for name in CHECKS
+        ]
+        return Preflight(checks=checks, records=self.records)
+
+    @activity.defn(name="read_ecs_capacity")
+    async def read_ecs_capacity(self, request: EcsCapacityRequest) -> EcsCapacity:
+        return EcsCapacity(
+            cluster=request.cluster,
+            service=request.service,
+            region=request.region,
+            desired_count=self.backup_desired,
+            running_count=self.backup_desired,
+            pending_count=0,
+            rolling_out=False,
+            rollout_detail="",
+            scalable_target=None,
+        )
+
+    @activity.defn(name="scale_ecs_service")
+    async def scale_ecs_service(self, plan: EcsScalePlan) -> ScalingRecord:
+        self.scaled.append(plan)
+        before, self.backup_desired = self.backup_desired, plan.to_count
+        return ScalingRecord(changed=before != plan.to_count, before=before, after=plan.to_count, detail="")
+
+    @activity.defn(name="wait_for_ecs_running")
+    async def wait_for_ecs_running(self, wait: EcsRunningWait) -> EcsCapacity:
+        if self.backup_stuck:
+            raise ApplicationError(f"0 of {wait.count} task(s) running at the deadline", non_retryable=True)
+        return await self.read_ecs_capacity(
+            EcsCapacityRequest(cluster=wait.cluster, service=wait.service, region=wait.region)
+        )
+
+    @activity.defn(name="change_failover_records")
+    async def change_failover_records(self, plan: DnsChangePlan) -> DnsChangeRecord:
+        if self.records.records == plan.to_records:
+            return DnsChangeRecord(plan_id=plan.plan_id, changed=False, detail="already so", records=self.records)
+        self.dns_calls.append(plan)
+        self.records = plan.to_state()
+        return DnsChangeRecord(plan_id=plan.plan_id, changed=True, detail="changed", records=self.records)
+
+    @activity.defn(name="read_failover_records")
+    async def read_failover_records(self, request: FailoverRecordsRequest) -> FailoverRecords:
+        return self.records
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [
+            self.probe_health,
+            self.preflight,
+            self.read_ecs_capacity,
+            self.scale_ecs_service,
+            self.wait_for_ecs_running,
+            self.change_failover_records,
+            self.read_failover_records,
+        ]
+
+
+@dataclasses.dataclass
+class Failover:
+    env: WorkflowEnvironment
+    client: Client
+    task_queue: str
+    policy: Policy
+    regions: FakeRegions
+    platform: FakePlatform
+
+    async def trigger(self, by: str = "bob", plan: bool = False, service: str = "hybrid-router") -> WorkflowHandle:
+        now = await self.env.get_current_time()
+        if self.regions.started is None:
+            self.regions.started = now
+        signer: Signer = dataclasses.replace(INTAKE, clock=lambda: now.timestamp())
+        trigger = FailoverTrigger(by=by, plan=plan, reason="region down")
+        return await trigger_failover(self.client, service, trigger, self.task_queue, signer)
+
+    async def until(self, handle: WorkflowHandle, check: Callable[[FailoverView], bool]) -> FailoverView:
+        for _ in range(300):
+            view: FailoverView = await handle.query(RegionFailoverWorkflow.view)
+            if check(view):
+                return view
+            await self.env.sleep(timedelta(seconds=10))
+        raise AssertionError(f"never reached: {view.status} {view.timeline[-3:]}")
+
+    async def keep_history(self, handle: WorkflowHandle, name: str) -> None:
+        path = HISTORIES / f"{name}.json"
+        if os.environ.get("RECORD_HISTORIES") and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text((await handle.fetch_history()).to_json())
+
+
+@pytest.fixture
+async def failover(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Failover]:
+    policy = default_policy()
+    assert policy.approvals is not None
+    groups = {"oncall": ["alice"], "leads": ["bob", "carol"]}
+    policy.approvals = policy.approvals.model_copy(update={"groups": groups})
+    service = f"router-{uuid.uuid4().hex[:8]}"  # a fresh workflow id (failover/{service}) per test
+    policy.services[service] = policy.services["hybrid-router"]
+    assert policy.failover is not None
+    policy.failover.services[service] = policy.failover.services["hybrid-router"]
+    policy.failover.services.pop("hybrid-router")
+    regions, platform = FakeRegions(), FakePlatform(policy)
+    task_queue = f"failover-{uuid.uuid4()}"
+    client = signing_client(time_skipping_env.client, time_skipping_env.get_current_time)
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[RegionFailoverWorkflow],
+        activities=[*platform.activities(), *regions.activities()],
+    ):
+        yield Failover(time_skipping_env, client, task_queue, policy, regions, platform)
+
+
+def service_of(failover: Failover) -> str:
+    assert failover.policy.failover is not None
+    return next(iter(failover.policy.failover.services))
+
+
+async def test_a_four_minute_outage_fails_nothing_over(failover: Failover) -> None:
+    failover.regions.primary_down = lambda since: since < timedelta(minutes=4)
+    handle = await failover.trigger(service=service_of(failover))
+    result: FailoverResult = await handle.result()
+    assert result.view.status == FailoverStatus.NOT_CONFIRMED, result.outcome
+    assert failover.regions.scaled == [] and failover.regions.dns_calls == []
+    assert "primary answered" in [e.event for e in result.view.timeline]
+    await failover.keep_history(handle, "not_confirmed")
+
+
+async def test_two_leads_approve_and_the_traffic_moves_once_within_the_rto(failover: Failover) -> None:
+    handle = await failover.trigger(by="bob", service=service_of(failover))
+    view = await failover.until(handle, lambda v: v.pending_approval is not None)
+    plan = view.pending_approval
+    assert plan is not None and plan.to_region == BACKUP and plan.ecs.to_count == 3
+    assert [e.event for e in view.timeline].count("ready") == len(CHECKS)
+    assert failover.regions.scaled == []  # nothing before the approvals
+
+    refusals = []
+    for person in ("alice", "bob", "bob"):  # alice is no lead; bob opened it: not his alone, and once only
+        try:
+            await handle.execute_update(RegionFailoverWorkflow.approve, Approve(by=person, plan_id=plan.plan_id))
+        except WorkflowUpdateFailedError as err:
+            refusals.append((person, str(err.cause)))
+    assert [person for person, _ in refusals] == ["alice", "bob"], refusals
+    assert failover.regions.scaled == []  # one approval of two: nothing yet
+    await handle.execute_update(RegionFailoverWorkflow.approve, Approve(by="carol", plan_id=plan.plan_id))
+
+    view = await failover.until(handle, lambda v: v.refused_until is not None)
+    again = await failover.trigger(by="carol", service=service_of(failover))  # flap protection: joins, refused
+    assert again.id == handle.id
+    view = await failover.until(handle, lambda v: "refused" in [e.event for e in v.timeline])
+
+    result: FailoverResult = await handle.result()
+    assert result.view.status == FailoverStatus.FAILED_OVER, result.outcome
+    assert [p.to_count for p in failover.regions.scaled] == [3]
+    assert len(failover.regions.dns_calls) == 1 and failover.regions.records.serving_region == BACKUP
+    recovery = result.view.recovery
+    assert recovery is not None and recovery.met and recovery.took >= timedelta(minutes=5)
+    assert "within the RTO of 15 min" in result.outcome or "within the RTO" in result.outcome
+    refused = next(e for e in result.view.timeline if e.event == "refused")
+    assert "no other failover before" in refused.detail and refused.actor == "carol"
+    assert [d.by for d in result.view.approvals] == ["bob", "carol"]
+    await failover.keep_history(handle, "failed_over_two_leads")
+
+
+async def test_a_failed_readiness_check_blocks_the_plan(failover: Failover) -> None:
+    failover.regions.failed_checks = {"same container images": "backup runs hybrid-router:1.0.0, primary :1.1.0"}
+    result: FailoverResult = await (await failover.trigger(service=service_of(failover))).result()
+    assert result.view.status == FailoverStatus.BLOCKED
+    assert "same container images: backup runs hybrid-router:1.0.0" in result.outcome
+    assert failover.regions.scaled == [] and failover.regions.dns_calls == []
+    pages = failover.platform.called("trigger_page")
+    assert len(pages) == 1 and pages[0].dedup_key.endswith("#blocked")
+
+
+async def test_a_step_past_its_deadline_stops_leaving_what_is_done(failover: Failover) -> None:
+    failover.regions.backup_stuck = True
+    handle = await failover.trigger(by="alice", service=service_of(failover))
+    view = await failover.until(handle, lambda v: v.pending_approval is not None)
+    assert view.pending_approval is not None
+    for person in ("bob", "carol"):
+        await handle.execute_update(
+            RegionFailoverWorkflow.approve, Approve(by=person, plan_id=view.pending_approval.plan_id)
+        )
+    result: FailoverResult = await handle.result()
+    assert result.view.status == FailoverStatus.STOPPED
+    assert "did not run 3 task(s)" in result.outcome and "backup scaled" in result.outcome
+    assert failover.regions.dns_calls == [] and failover.regions.records.serving_region == PRIMARY
+    assert failover.platform.called("trigger_page")[0].dedup_key.endswith("#stopped")
+    await failover.keep_history(handle, "stopped_at_a_deadline")
+
+
+async def test_plan_mode_prints_the_calls_and_makes_none(failover: Failover) -> None:
+    handle = await failover.trigger(plan=True, service=service_of(failover))
+    result: FailoverResult = await handle.result()
+    assert result.view.status == FailoverStatus.PLANNED
+    assert failover.regions.scaled == [] and failover.regions.dns_calls == []
+    calls = result.view.planned_calls
+    assert calls[0].startswith('ecs UpdateService {"cluster": "hybrid-routing-cluster-backup", "desiredCount": 3')
+    assert calls[1].startswith("route53 ChangeResourceRecordSets {") and '"Action": "DELETE"' in calls[1]
+    await failover.keep_history(handle, "plan_only")
+
+
+async def test_a_start_without_a_signed_trigger_is_refused_and_probes_nothing(failover: Failover) -> None:
+    service = service_of(failover)
+    handle = await failover.env.client.start_workflow(
+        RegionFailoverWorkflow.run,
+        FailoverInput(service=service, opened_by="mallory"),
+        id=failover_workflow_id(service),
+        task_queue=failover.task_queue,
+        start_signal="trigger",
+        start_signal_args=[FailoverTrigger(by="mallory", reason="forged")],
+    )
+    result: FailoverResult = await handle.result()
+    assert result.view.status == FailoverStatus.REFUSED and result.view.refused_signals == 1
+    assert failover.regions.probed == []
