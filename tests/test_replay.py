@@ -18,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from contracts import incident_workflow_id
+from contracts.region_failover import failover_workflow_id
 from contracts.scaling_decision import scaling_workflow_id
 from workflows import ALL as WORKFLOWS
 
@@ -37,6 +38,8 @@ def workflow_id(path: Path) -> str:
         return incident_workflow_id(start["service"], start["region"])
     if path.parent.name == "scaling":
         return scaling_workflow_id(start["service"], start["region"])
+    if path.parent.name == "failover":
+        return failover_workflow_id(start["service"])
     return path.stem
 
 

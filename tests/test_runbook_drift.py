@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from settings import PROJECT_ROOT
-from workflows import incident_response, scaling_decision
+from workflows import incident_response, region_failover, scaling_decision
 from workflows.incident_response import IncidentResponseWorkflow
+from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
 
 RUNBOOKS = [
     (PROJECT_ROOT / "runbooks" / "p0-incident-response.md", IncidentResponseWorkflow, incident_response.STEPS),
     (PROJECT_ROOT / "runbooks" / "scaling-decisions.md", ScalingDecisionWorkflow, scaling_decision.STEPS),
+    (PROJECT_ROOT / "runbooks" / "region-failover.md", RegionFailoverWorkflow, region_failover.STEPS),
 ]
 IDS = [path.stem for path, _, _ in RUNBOOKS]
 
