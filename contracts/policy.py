@@ -166,8 +166,6 @@ class Policy(Strict):
         for service, target in (self.failover.services if self.failover else {}).items():
             if service not in self.services:
                 raise ValueError(f"failover.services.{service}: not a service of services")
-            if self.services[service].region not in target.health_urls:
-                raise ValueError(f"failover.services.{service}.health_urls: no URL for its primary region")
             if self.services[service].region == target.backup_region:
                 raise ValueError(f"failover.services.{service}: the backup region is the primary region")
         return self

@@ -147,6 +147,36 @@ class FailoverView(Strict):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     refused_signals: int = 0
 
+    def facts(self) -> list[tuple[str, str]]:
+        """What `runbook show` and the approval page show of the run besides its status,
+        approval and timeline, as (label, text) in order."""
+        facts = [("regions", f"{self.primary_region or '?'} -> {self.backup_region or '?'}")]
+        if self.probes:
+            last = self.probes[-1]
+            facts.append(("last probe", f"{last.region} {'ok' if last.ok else 'FAILING'} {last.detail}".rstrip()))
+        if self.preflight is not None:
+            failed = self.preflight.failures
+            passed = f"all {len(self.preflight.checks)} checks passed"
+            facts.append(("preflight", passed if not failed else "; ".join(f"{c.name}: {c.detail}" for c in failed)))
+        if self.plan is not None:
+            facts.append(("plan", f"{self.plan.plan_id}: {self.plan.describe()}"))
+        if self.approvals:
+            facts.append(("approved by", ", ".join(d.by for d in self.approvals)))
+        facts.extend(("done", step) for step in self.done)
+        if self.recovery is not None:
+            verdict = "met" if self.recovery.met else "MISSED"
+            facts.append(("recovery", f"{fmt_span(self.recovery.took)} (RTO {fmt_span(self.recovery.rto)}: {verdict})"))
+        if self.refused_until is not None:
+            facts.append(("hold-off", f"no other failover before {self.refused_until:%H:%M:%S} UTC"))
+        facts.extend(("would call", call) for call in self.planned_calls)
+        return facts
+
+
+def fmt_span(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+
 
 class FailoverResult(Strict):
     outcome: str

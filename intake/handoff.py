@@ -12,12 +12,14 @@ from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
 from contracts import Alert, AlertBatch, PagerDutyEvent, incident_workflow_id
+from contracts.region_failover import FailoverTrigger
 from contracts.scaling_decision import ScalingTrigger, scaling_workflow_id
 from signing import Signer
 from starter import (
     open_or_join_incident,
     open_or_join_scaling_with_batch,
     open_or_join_with_batch,
+    trigger_failover,
     trigger_scaling,
 )
 
@@ -135,6 +137,17 @@ class Handoff:
             )
         except (RPCError, TimeoutError, ConnectionError) as err:
             raise _failed(err, "scaling trigger") from err
+        return handle.id
+
+    async def failover_trigger(self, service: str, trigger: FailoverTrigger) -> str:
+        """Signal-with-start of the service's failover run, signed for the operator; its workflow id."""
+        client = await self.client()
+        try:
+            handle = await asyncio.wait_for(
+                trigger_failover(client, service, trigger, self.task_queue, self.signer), HANDOFF_TIMEOUT
+            )
+        except (RPCError, TimeoutError, ConnectionError) as err:
+            raise _failed(err, "failover trigger") from err
         return handle.id
 
     async def pagerduty_event(self, workflow_id: str, event: PagerDutyEvent) -> bool:

@@ -26,6 +26,7 @@ from temporalio.service import RPCStatusCode
 
 from contracts import Acknowledge, Alert, Approve, Cancel, Comment, OperatorReply, Policy, Reject, Severity
 from contracts.common import Strict
+from contracts.region_failover import FailoverTrigger
 from contracts.scaling_decision import ScalingTrigger
 from intake.handoff import Handoff, Rejected, Unavailable
 from signing import Signer
@@ -78,6 +79,15 @@ class ScalingRequest(Strict):
     """`POST /api/v1/scaling`: what `runbook trigger scaling` asks for."""
 
     service: str = Field(min_length=1)
+    plan: bool = False
+    reason: str = Field(default="operator trigger", min_length=1, max_length=512)
+
+
+class FailoverRequest(Strict):
+    """`POST /api/v1/failover`: what `runbook trigger failover` asks for."""
+
+    service: str = Field(min_length=1)
+    to_region: str | None = Field(default=None, min_length=1)
     plan: bool = False
     reason: str = Field(default="operator trigger", min_length=1, max_length=512)
 
@@ -175,6 +185,34 @@ class Operations:
         trigger = ScalingTrigger(by=user, plan=wanted.plan, reason=wanted.reason)
         try:
             workflow_id = await self.handoff.scaling_trigger(wanted.service, target.region, trigger)
+        except Unavailable as err:
+            raise unreachable(str(err)) from None
+        except Rejected as err:
+            raise ApiError(422, str(err)) from None
+        return {"workflow_id": workflow_id}
+
+    async def trigger_failover(self, user: str, body: Mapping[str, Any]) -> dict[str, str]:
+        """Asks for the service's failover (the open failover run takes it, or a new one starts)."""
+        wanted: FailoverRequest = parse(FailoverRequest, body)
+        if wanted.service not in self.policy.services:
+            known = ", ".join(sorted(self.policy.services)) or "none"
+            raise ApiError(422, f"service {wanted.service!r} is not in the policy (known: {known})", field="service")
+        target = self.policy.failover.services.get(wanted.service) if self.policy.failover else None
+        if target is None:
+            raise ApiError(
+                422,
+                f"service {wanted.service!r} has no failover entry in the policy: it never fails over",
+                field="service",
+            )
+        if wanted.to_region is not None and wanted.to_region != target.backup_region:
+            raise ApiError(
+                422,
+                f"to_region {wanted.to_region!r}: {wanted.service} fails over to {target.backup_region} only",
+                field="to_region",
+            )
+        trigger = FailoverTrigger(by=user, plan=wanted.plan, to_region=wanted.to_region, reason=wanted.reason)
+        try:
+            workflow_id = await self.handoff.failover_trigger(wanted.service, trigger)
         except Unavailable as err:
             raise unreachable(str(err)) from None
         except Rejected as err:

@@ -20,7 +20,6 @@ import hmac
 import html
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -32,11 +31,11 @@ from starlette.routing import Route
 from temporalio.client import RPCError, WorkflowHandle, WorkflowQueryFailedError
 
 from contracts import IncidentView, RemediationPlan
-from contracts.scaling_decision import ScalingView
+from contracts.views import Shown, shown
 from intake.operations import ApiError, Operations
 from intake.sessions import COOKIE, Auth, AuthError, Identity, hash_password
-from starter import SCALING_TYPE, runbook_status
 from starter import WORKFLOW_TYPE as INCIDENT_TYPE
+from starter import runbook_status
 
 VIEW_TIMEOUT = timedelta(seconds=3)  # a run whose worker is away must not hold the page up
 PENDING_LIMIT = 200
@@ -120,28 +119,13 @@ def timeline_table(entries: list[dict[str, Any]]) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Shown:
-    """What the page shows of a run beyond the fields every view has: its runbook's facts, and
-    the pending plan's id and description (a runbook's plan id may be derived, not a field)."""
-
-    facts: list[tuple[str, str]]
-    plan_id: str | None
-    proposed: str | None
-
-
-def shown(workflow_type: str, view: dict[str, Any]) -> Shown:
+def shown_of(workflow_type: str, view: dict[str, Any]) -> Shown:
+    """A typed runbook's facts and pending plan (contracts.views); any other's pending plan by
+    the fields every view has."""
+    typed = shown(workflow_type, view)
+    if typed is not None:
+        return typed
     plan = view.get("pending_approval")
-    if workflow_type == SCALING_TYPE:
-        try:
-            scaling = ScalingView.model_validate(view)
-        except ValidationError:
-            pass  # a view of another shape (an older run): shown by its common fields
-        else:
-            pending = scaling.pending_approval
-            if pending is None:
-                return Shown(scaling.facts(), None, None)
-            return Shown(scaling.facts(), pending.plan_id, f"{pending.direction}: {pending.describe()}")
     if not isinstance(plan, dict):
         return Shown([], None, None)
     return Shown([], str(plan.get("plan_id")), describe_plan(plan))
@@ -157,7 +141,7 @@ def render_run(workflow_id: str, workflow_type: str, view: dict[str, Any], csrf:
     parts.append(
         f"<p>runbook {e(workflow_type)} · workflow {e(workflow_id)} · opened {e(view.get('opened_at', '-'))}</p>"
     )
-    run = shown(workflow_type, view)
+    run = shown_of(workflow_type, view)
     if run.facts:
         rows = "".join(f"<tr><th>{e(label)}</th><td>{e(text)}</td></tr>" for label, text in run.facts)
         parts.append(f'<table id="facts">{rows}</table>')
@@ -301,7 +285,7 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
             rows.append(
                 f'<tr><td><a class="incident run" href="{link}">{e(label)}</a></td><td>{e(workflow_type)}</td>'
                 f"<td>{e(severity or '')}</td><td>{e(service)}</td>"
-                f"<td>{e(shown(workflow_type, view).proposed)}</td></tr>"
+                f"<td>{e(shown_of(workflow_type, view).proposed)}</td></tr>"
             )
         table = (
             (

@@ -60,8 +60,9 @@ from contracts import (
 )
 from contracts.postmortem import draft_postmortem
 from contracts.scaling_decision import ScalingView
+from contracts.views import LABELS, TypedView, shown, typed_view
 from runbook_cli.runbooks import RUNBOOKS, workflow_type
-from starter import SCALING_TYPE, WORKFLOW_TYPE, runbook_status
+from starter import WORKFLOW_TYPE, runbook_status
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 API_TIMEOUT = 45.0  # seconds: the service waits up to 30 s for the runbook's answer
@@ -96,6 +97,12 @@ def parser() -> argparse.ArgumentParser:
     scale.add_argument("--plan", action="store_true", help="plan only: print the AWS calls it would make, make none")
     scale.add_argument("--reason", help="why, one line (the run's timeline shows it)")
     _identity(scale)
+    over = trigger_kinds.add_parser("failover", help="ask for the service's failover to its backup region")
+    over.add_argument("--service", required=True, help="a service with a failover entry in the policy")
+    over.add_argument("--to", dest="to_region", help="the region to fail over to (the policy's backup region)")
+    over.add_argument("--plan", action="store_true", help="plan only: probe, check and print the calls; change none")
+    over.add_argument("--reason", help="why, one line (the run's timeline shows it)")
+    _identity(over)
 
     login = commands.add_parser("login", help="sign in to the sign-in service; the token is kept for the commands")
     login.add_argument("--as", dest="operator", help="your name (default: $RUNBOOK_OPERATOR, else asked)")
@@ -373,10 +380,12 @@ async def act(session: SignedIn, run: Run, action: str, **fields: Any) -> None:
 
 
 async def cmd_trigger(session: SignedIn, args: argparse.Namespace) -> None:
-    if args.kind == "scaling":
+    if args.kind in ("scaling", "failover"):
         asked = {"service": args.service, "plan": args.plan, "reason": args.reason}
+        if args.kind == "failover":
+            asked["to_region"] = args.to_region
         body = {name: value for name, value in asked.items() if value is not None}
-        answer = await call(session.url, "POST", "/api/v1/scaling", body, token=session.token)
+        answer = await call(session.url, "POST", f"/api/v1/{args.kind}", body, token=session.token)
         print(answer["workflow_id"])
         return
     body = {"service": args.service, "severity": args.severity.value, "summary": args.summary, "region": args.region}
@@ -704,6 +713,10 @@ async def _pending_plan(run: Run) -> str:
     if not plan:
         label = view.get("id") or run.workflow_id
         raise CliError(f"{label}: nothing awaits approval (status {view.get('status', '?')})", code=1)
+    typed = shown(run.workflow_type, view)  # a typed runbook's plan id may be derived, not a field
+    if typed is not None and typed.plan_id is not None:
+        print(f"plan {typed.plan_id}: {typed.proposed}", file=sys.stderr)
+        return typed.plan_id
     print(f"plan {plan.get('plan_id')}: {describe_plan(plan)}", file=sys.stderr)
     return str(plan.get("plan_id"))
 
@@ -739,21 +752,23 @@ def describe_plan(plan: dict[str, Any]) -> str:
 
 
 def render_any(run: Run, view: dict[str, Any]) -> str:
-    """An incident as before, a scaling run with its rule and capacity; any other run by the
-    fields every runbook's view has."""
-    try:
-        if run.is_incident:
+    """An incident as before; a typed runbook's run (scaling, failover) with its facts; any
+    other run by the fields every runbook's view has."""
+    if run.is_incident:
+        try:
             return render(IncidentView.model_validate(view))
-        if run.workflow_type == SCALING_TYPE:
-            return render_scaling(ScalingView.model_validate(view))
-    except ValidationError:
-        pass  # a view of another shape (an older run): the common fields still say what matters
+        except ValidationError:
+            pass  # a view of another shape (an older run): the common fields still say what matters
+    typed = typed_view(run.workflow_type, view)
+    if typed is not None:
+        return render_typed(LABELS[run.workflow_type], typed)
     return render_generic(run, view)
 
 
-def render_scaling(view: ScalingView) -> str:
+def render_typed(runbook: str, view: TypedView) -> str:
+    where = f"{view.service} in {view.region}" if isinstance(view, ScalingView) else view.service
     lines = [
-        f"{view.workflow_id}  [scaling]  {view.service} in {view.region}" + ("  (plan only)" if view.plan_only else ""),
+        f"{view.workflow_id}  [{runbook}]  {where}" + ("  (plan only)" if view.plan_only else ""),
         f"  status        {view.status.value}" + (f" ({view.outcome})" if view.outcome else ""),
         f"  opened        {view.opened_at:%Y-%m-%d %H:%M:%S} UTC by {view.opened_by}",
     ]

@@ -4,14 +4,18 @@ the primary's health is a script of time, Route 53 and the backup's ECS service 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -51,6 +55,7 @@ from starter import trigger_failover
 from tests.fakes import FakePlatform
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
+from tests.test_signin import PASSWORDS, operator_app, refused, runbook, serving
 from workflows.region_failover import RegionFailoverWorkflow
 
 HISTORIES = Path(__file__).parent / "histories" / "failover"
@@ -325,3 +330,113 @@ async def test_a_start_without_a_signed_trigger_is_refused_and_probes_nothing(fa
     result: FailoverResult = await handle.result()
     assert result.view.status == FailoverStatus.REFUSED and result.view.refused_signals == 1
     assert failover.regions.probed == []
+
+
+# --------------------------------------------------------------------------- operators (dev server)
+
+
+@pytest.fixture
+async def on_dev_server(
+    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Failover, str]]:
+    """A worker with the fake regions, a policy whose windows are seconds (alice and bob the
+    two leads), the operator listener (its URL), and the CLI pointed at both."""
+    policy = default_policy()
+    assert policy.approvals is not None and policy.failover is not None
+    policy.approvals = policy.approvals.model_copy(update={"groups": {"oncall": [], "leads": ["alice", "bob"]}})
+    service = f"router-{uuid.uuid4().hex[:8]}"
+    policy.services[service] = policy.services["hybrid-router"]
+    policy.failover = policy.failover.model_copy(
+        update={
+            "services": {service: policy.failover.services["hybrid-router"]},
+            "confirm_for": timedelta(seconds=0),
+            "probe_every": timedelta(seconds=1),
+            "min_interval": timedelta(seconds=1),
+        }
+    )
+    regions, platform = FakeRegions(), FakePlatform(policy)
+    regions.started = datetime.now(UTC)
+    task_queue = f"failover-{uuid.uuid4()}"
+    empty = tmp_path / "temporal.toml"
+    empty.write_text("")
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    monkeypatch.setenv("RUNBOOK_SESSION_FILE", str(tmp_path / "session.json"))
+    async with Worker(
+        dev_env.client,
+        task_queue=task_queue,
+        workflows=[RegionFailoverWorkflow],
+        activities=[*platform.activities(), *regions.activities()],
+    ):
+        target = dev_env.client.service_client.config.target_host
+        with serving(operator_app(target, task_queue, policy)) as url:
+            monkeypatch.setenv("RUNBOOK_SIGNIN_URL", url)
+            yield Failover(dev_env, dev_env.client, task_queue, policy, regions, platform), url
+
+
+async def login(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, person: str) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS[person] + "\n"))
+    await runbook(capsys, "login", "--as", person, "--password-stdin")
+
+
+async def test_trigger_show_and_approve_by_two_from_the_cli_and_the_page(
+    on_dev_server: tuple[Failover, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failover, url = on_dev_server
+    service = service_of(failover)
+    await login(capsys, monkeypatch, "alice")
+    wrong = await refused(capsys, "trigger", "failover", "--service", service, "--to", "ap-south-1")
+    assert "to_region 'ap-south-1'" in str(wrong) and BACKUP in str(wrong)
+    never = await refused(capsys, "trigger", "failover", "--service", "hybrid-router")
+    assert "has no failover entry in the policy" in str(never)
+
+    workflow_id = (await runbook(capsys, "trigger", "failover", "--service", service, "--reason", "eu down")).strip()
+    assert workflow_id == failover_workflow_id(service)
+    handle = failover.client.get_workflow_handle(workflow_id, result_type=FailoverResult)
+    for _ in range(200):
+        view: FailoverView = await handle.query(RegionFailoverWorkflow.view)
+        if view.pending_approval is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert view.pending_approval is not None and view.opened_by == "alice"
+    shown = await runbook(capsys, "show", workflow_id)
+    assert f"{workflow_id}  [failover]  {service}" in shown
+    assert "preflight     all 6 checks passed" in shown and f"regions       {PRIMARY} -> {BACKUP}" in shown
+    assert f"AWAITING APPROVAL  {view.pending_approval.plan_id}" in shown
+
+    # alice asked for it: her approval counts, but not alone (four eyes, two leads)
+    assert "approval 1 of 2" in await runbook(capsys, "approve", workflow_id)
+    assert failover.regions.scaled == []
+    async with httpx.AsyncClient(base_url=url, follow_redirects=False, timeout=30) as http:
+        signed_in = await http.post("/ui/login", data={"user": "bob", "password": PASSWORDS["bob"]})
+        assert signed_in.status_code == 303
+        link = f"/ui/incident?id={quote(workflow_id, safe='')}"
+        assert link in (await http.get("/ui")).text
+        detail = (await http.get(link)).text
+        assert f"Awaiting approval: {view.pending_approval.plan_id}" in detail
+        assert "preflight</th><td>all 6 checks passed" in detail
+        csrf = detail.split('name="csrf" value="')[1].split('"')[0]
+        plan_id = view.pending_approval.plan_id
+        answer = await http.post("/ui/approve", data={"id": workflow_id, "plan_id": plan_id, "csrf": csrf})
+        assert "approval 2 of 2" in (await http.get(answer.headers["location"])).text
+    result = await handle.result()
+    assert result.view.status == FailoverStatus.FAILED_OVER, result.outcome
+    assert [p.to_count for p in failover.regions.scaled] == [3] and len(failover.regions.dns_calls) == 1
+    assert "recovery" in await runbook(capsys, "show", workflow_id)
+
+
+def test_the_policy_refuses_a_failover_section_that_cannot_work() -> None:
+    data = default_policy().model_dump(mode="json")
+    entry = data["failover"]["services"]["hybrid-router"]
+    cases = {
+        "failover.services.nope: not a service of services": {"nope": entry},
+        "the backup region is the primary region": {"hybrid-router": {**entry, "backup_region": PRIMARY}},
+        "health_urls: no URL for the backup region": {
+            "hybrid-router": {**entry, "health_urls": {PRIMARY: "https://eu.example/health"}}
+        },
+    }
+    for message, services in cases.items():
+        broken = {**data, "failover": {**data["failover"], "services": services}}
+        with pytest.raises(ValueError, match=message):
+            Policy.model_validate(broken)
+    assert Policy.model_validate(data).failover is not None

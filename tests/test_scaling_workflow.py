@@ -359,3 +359,32 @@ async def test_the_approval_page_shows_the_scaling_run_and_approves_its_step(
         assert scaling.steps() == [6]
     finally:
         await handle.terminate("test done")
+
+
+async def test_runbook_approve_finds_the_pending_steps_plan_id(
+    on_dev_server: tuple[Scaling, str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scaling plan's id is derived from the plan: `runbook approve` without --plan must still
+    name it (read as plain data, the view has no plan_id field)."""
+    scaling, _, _ = on_dev_server
+    assert scaling.policy.scaling is not None
+    scaling.policy.scaling = scaling.policy.scaling.model_copy(update={"auto_steps": 0})
+    scaling.aws.cpu_load = breach(minutes_before=6)
+    handle = await scaling.trigger()
+    try:
+        for _ in range(200):
+            view: ScalingView = await handle.query(ScalingDecisionWorkflow.view)
+            if view.pending_approval is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert view.pending_approval is not None
+        monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["alice"] + "\n"))
+        await runbook(capsys, "login", "--as", "alice", "--password-stdin")
+        assert "approved by alice" in await runbook(capsys, "approve", handle.id)
+        for _ in range(200):
+            if scaling.aws.applied:
+                break
+            await asyncio.sleep(0.05)
+        assert scaling.steps() == [6]
+    finally:
+        await handle.terminate("test done")

@@ -148,7 +148,7 @@ class RegionFailoverWorkflow(RunbookWorkflow):
         only be reported down by an alert. A probe that answers ends the run, nothing changed."""
         self.enter("confirm", FailoverStatus.CONFIRMING)
         policy = self.failover
-        url = self.target.health_urls[self.primary]
+        url = self.health_url(self.primary)
         failing_since: datetime | None = None
         while True:
             probe = await self.probe(self.primary, url)
@@ -265,7 +265,7 @@ class RegionFailoverWorkflow(RunbookWorkflow):
         serving = records.serving_region
         if serving != plan.to_region:
             raise StepDeadline(f"DNS serves {serving}, not {plan.to_region}: {records.describe()}")
-        url = self.target.health_urls[serving]
+        url = self.health_url(serving)
         until = workflow.now() + self.failover.verify_within
         while True:
             probe = await self.probe(serving, url)
@@ -351,6 +351,15 @@ class RegionFailoverWorkflow(RunbookWorkflow):
     @property
     def primary(self) -> str:
         return self.the_policy.services[self.input.service].region
+
+    def health_url(self, region: str) -> str:
+        url = self.target.health_urls.get(region)
+        if url is None:
+            raise ApplicationError(
+                f"failover.services.{self.input.service}.health_urls has no URL for {region}: it cannot be probed",
+                non_retryable=True,
+            )
+        return url
 
     @property
     def backup_region(self) -> str:
