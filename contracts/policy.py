@@ -88,6 +88,9 @@ class FailoverPolicy(Strict):
     scale_within: Duration = timedelta(minutes=10)  # the backup running its target count
     dns_within: Duration = timedelta(minutes=5)
     verify_within: Duration = timedelta(minutes=5)  # the service healthy where DNS now sends traffic
+    soak_for: Duration = timedelta(minutes=30)  # failback: the primary healthy this long, unbroken
+    failback_retry_after: Duration = timedelta(hours=4)  # a failback not approved is proposed again then
+    continue_after_events: int = Field(default=2000, ge=50)  # a failback soaking for days continues as new
     dry_run: bool = False  # every run plans only
 
 

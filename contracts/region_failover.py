@@ -181,3 +181,118 @@ def fmt_span(duration: timedelta) -> str:
 class FailoverResult(Strict):
     outcome: str
     view: FailoverView
+
+
+# --- failback
+
+
+class FailbackStatus(StrEnum):
+    SOAKING = "soaking"  # waiting for the primary to stay healthy for the soak period
+    AWAITING_APPROVAL = "awaiting-approval"
+    FAILING_BACK = "failing-back"
+    VERIFYING = "verifying"
+    FAILED_BACK = "failed-back"  # traffic on the primary again, verified; the backup on standby
+    STOPPED = "stopped"  # a step passed its deadline: what is done stays, people decide
+    CANCELLED = "cancelled"
+    REFUSED = "refused"  # not started by a failover
+
+
+CLOSED_FAILBACK = frozenset(
+    {FailbackStatus.FAILED_BACK, FailbackStatus.STOPPED, FailbackStatus.CANCELLED, FailbackStatus.REFUSED}
+)
+
+
+def failback_workflow_id(service: str) -> str:
+    return f"failback/{service}"
+
+
+class FailbackCarry(Strict):
+    """What a failback soaking for days hands the run it continues as."""
+
+    healthy_since: datetime | None
+    proposals: int
+    timeline: list[TimelineEntry]
+
+
+class FailbackInput(Strict):
+    """Started by the failover that moved the traffic (its child): the plan it carried out is
+    what failback reverses."""
+
+    service: str
+    failover: FailoverPlan
+    failed_over_at: datetime
+    opened_by: str
+    carried: FailbackCarry | None = None
+
+
+class FailbackPlan(Strict):
+    """The failback: the DNS records back as the failover found them, then the backup back to
+    its standby count. An approval binds to its id."""
+
+    service: str
+    from_region: str
+    to_region: str
+    dns: DnsChangePlan
+    ecs: EcsScalePlan
+    reason: str
+
+    @property
+    def plan_id(self) -> str:
+        digest = hashlib.sha256(f"{self.dns.plan_id}/{self.ecs.plan_id}".encode()).hexdigest()[:8]
+        return f"failback-{self.service}-{self.to_region}-{digest}"
+
+    @property
+    def action_name(self) -> str:
+        return "region_failback"
+
+    def describe(self) -> str:
+        where = f"fail {self.service} back from {self.from_region} to {self.to_region}"
+        return f"{where}: {self.dns.describe()}; then {self.ecs.describe()}"
+
+    def calls(self) -> list[AwsCall]:
+        return [*self.dns.aws_calls(), *self.ecs.aws_calls()]
+
+
+class FailbackView(Strict):
+    workflow_id: str
+    service: str
+    status: FailbackStatus
+    opened_by: str
+    opened_at: datetime
+    failed_over_at: datetime
+    primary_region: str
+    backup_region: str
+    healthy_since: datetime | None = None  # the primary healthy, unbroken, since then
+    soak_until: datetime | None = None  # failback may be proposed then
+    probes: list[ProbeResult] = Field(default_factory=list)
+    proposals: int = 0
+    pending_approval: FailbackPlan | None = None
+    approvals: list[Decision] = Field(default_factory=list)
+    decision: Decision | None = None
+    done: list[str] = Field(default_factory=list)
+    pagerduty: PagerDutyRef | None = None
+    outcome: str | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    refused_signals: int = 0
+    plan_only: bool = False
+
+    def facts(self) -> list[tuple[str, str]]:
+        facts = [
+            ("regions", f"{self.backup_region} -> {self.primary_region} (failed over {self.failed_over_at:%H:%M:%S})")
+        ]
+        if self.probes:
+            last = self.probes[-1]
+            facts.append(("last probe", f"{last.region} {'ok' if last.ok else 'FAILING'} {last.detail}".rstrip()))
+        if self.healthy_since is not None:
+            facts.append(("healthy since", f"{self.healthy_since:%H:%M:%S} UTC"))
+        if self.soak_until is not None:
+            facts.append(("soak until", f"{self.soak_until:%H:%M:%S} UTC at the earliest"))
+        if self.approvals:
+            facts.append(("approved by", ", ".join(d.by for d in self.approvals)))
+        facts.extend(("done", step) for step in self.done)
+        return facts
+
+
+class FailbackResult(Strict):
+    outcome: str
+    view: FailbackView

@@ -9,15 +9,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contracts.region_failover import FailoverView
+from contracts.region_failover import FailbackView, FailoverView
 from contracts.scaling_decision import ScalePlan, ScalingView
 
-TypedView = ScalingView | FailoverView
-TYPED_VIEWS: dict[str, type[ScalingView] | type[FailoverView]] = {
+TypedView = ScalingView | FailoverView | FailbackView
+TYPED_VIEWS: dict[str, type[ScalingView] | type[FailoverView] | type[FailbackView]] = {
     "ScalingDecisionWorkflow": ScalingView,
     "RegionFailoverWorkflow": FailoverView,
+    "RegionFailbackWorkflow": FailbackView,
 }
-LABELS = {"ScalingDecisionWorkflow": "scaling", "RegionFailoverWorkflow": "failover"}
+LABELS = {
+    "ScalingDecisionWorkflow": "scaling",
+    "RegionFailoverWorkflow": "failover",
+    "RegionFailbackWorkflow": "failback",
+}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import io
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -48,6 +50,7 @@ from contracts.region_failover import (
     FailoverView,
     ProbeRequest,
     ProbeResult,
+    failback_workflow_id,
     failover_workflow_id,
 )
 from signing import Signer
@@ -56,6 +59,8 @@ from tests.fakes import FakePlatform
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
 from tests.test_signin import PASSWORDS, operator_app, refused, runbook, serving
+from worker import ensure_search_attributes
+from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 
 HISTORIES = Path(__file__).parent / "histories" / "failover"
@@ -206,6 +211,22 @@ class Failover:
 
 
 @pytest.fixture
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server per test here: a run that failed over leaves its failback child
+    soaking, and after terminating it the test server was seen to skip no more (the next test
+    hung on its first timer)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
+    )
+    await ensure_search_attributes(env.client, "default")
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
 async def failover(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Failover]:
     policy = default_policy()
     assert policy.approvals is not None
@@ -222,7 +243,7 @@ async def failover(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Fail
     async with Worker(
         time_skipping_env.client,
         task_queue=task_queue,
-        workflows=[RegionFailoverWorkflow],
+        workflows=[RegionFailoverWorkflow, RegionFailbackWorkflow],
         activities=[*platform.activities(), *regions.activities()],
     ):
         yield Failover(time_skipping_env, client, task_queue, policy, regions, platform)
@@ -277,6 +298,9 @@ async def test_two_leads_approve_and_the_traffic_moves_once_within_the_rto(failo
     assert "no other failover before" in refused.detail and refused.actor == "carol"
     assert [d.by for d in result.view.approvals] == ["bob", "carol"]
     await failover.keep_history(handle, "failed_over_two_leads")
+    failback = failover.client.get_workflow_handle(failback_workflow_id(service_of(failover)))
+    assert (await failback.query(RegionFailbackWorkflow.view)).status == "soaking"  # the way back, soaking
+    await failback.terminate("test done")
 
 
 async def test_a_failed_readiness_check_blocks_the_plan(failover: Failover) -> None:
@@ -365,7 +389,7 @@ async def on_dev_server(
     async with Worker(
         dev_env.client,
         task_queue=task_queue,
-        workflows=[RegionFailoverWorkflow],
+        workflows=[RegionFailoverWorkflow, RegionFailbackWorkflow],
         activities=[*platform.activities(), *regions.activities()],
     ):
         target = dev_env.client.service_client.config.target_host
@@ -423,6 +447,7 @@ async def test_trigger_show_and_approve_by_two_from_the_cli_and_the_page(
     assert result.view.status == FailoverStatus.FAILED_OVER, result.outcome
     assert [p.to_count for p in failover.regions.scaled] == [3] and len(failover.regions.dns_calls) == 1
     assert "recovery" in await runbook(capsys, "show", workflow_id)
+    await failover.client.get_workflow_handle(failback_workflow_id(service)).terminate("test done")
 
 
 def test_the_policy_refuses_a_failover_section_that_cannot_work() -> None:

@@ -18,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from contracts import incident_workflow_id
-from contracts.region_failover import failover_workflow_id
+from contracts.region_failover import failback_workflow_id, failover_workflow_id
 from contracts.scaling_decision import scaling_workflow_id
 from workflows import ALL as WORKFLOWS
 
@@ -40,6 +40,8 @@ def workflow_id(path: Path) -> str:
         return scaling_workflow_id(start["service"], start["region"])
     if path.parent.name == "failover":
         return failover_workflow_id(start["service"])
+    if path.parent.name == "failback":
+        return failback_workflow_id(start["service"])
     return path.stem
 
 

@@ -1,7 +1,8 @@
 """Workflows: one module per runbook. Deterministic; side effects live in activities/."""
 
 from workflows.incident_response import IncidentResponseWorkflow
+from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
 
-ALL = [IncidentResponseWorkflow, ScalingDecisionWorkflow, RegionFailoverWorkflow]
+ALL = [IncidentResponseWorkflow, ScalingDecisionWorkflow, RegionFailoverWorkflow, RegionFailbackWorkflow]

@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import failover as dns
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.policy import FailoverPolicy, FailoverTarget
     from contracts.region_failover import (
         CLOSED_FAILOVER,
+        FailbackInput,
         FailoverInput,
         FailoverPlan,
         FailoverResult,
@@ -45,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         ProbeRequest,
         ProbeResult,
         RecoveryTime,
+        failback_workflow_id,
         failover_workflow_id,
     )
 
@@ -52,6 +55,7 @@ from workflows.kit.approval import ApprovalGate, Plan
 from workflows.kit.options import ACT, READ, hold
 from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
 from workflows.kit.timeline import cause, fmt
+from workflows.region_failback import RegionFailbackWorkflow
 
 # The runbook's step ids, in its order; a test keeps runbooks/region-failover.md in step.
 STEPS = ("confirm", "preflight", "plan", "approve", "scale_backup", "switch_dns", "verify", "hold_off")
@@ -284,6 +288,29 @@ class RegionFailoverWorkflow(RunbookWorkflow):
             "runbook",
         )
         await self.pager.note("failed over", f"{plan.describe()}; recovered in {fmt(self.recovery.took)}")
+        await self.start_failback(plan)
+
+    async def start_failback(self, plan: FailoverPlan) -> None:
+        """The failback run, as a child that outlives this run: it soaks, then proposes the way
+        back. One per service: one already running (an earlier cycle) is left as it is."""
+        assert self.recovery is not None
+        failback = FailbackInput(
+            service=self.input.service,
+            failover=plan,
+            failed_over_at=self.recovery.verified_at,
+            opened_by=self.opened_by,
+        )
+        try:
+            await workflow.start_child_workflow(
+                RegionFailbackWorkflow.run,
+                failback,
+                id=failback_workflow_id(self.input.service),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            self.record("failback", f"{failback_workflow_id(self.input.service)} is already running")
+            return
+        self.record("failback", f"{failback_workflow_id(self.input.service)} soaks, then proposes the way back")
 
     async def step_hold_off(self) -> None:
         """Flap protection: the run stays open for `min_interval`; every trigger meanwhile is
