@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import re
 
+from starter import FAILOVER_TYPE as FAILOVER
 from starter import SCALING_TYPE as SCALING
 from starter import WORKFLOW_TYPE as INCIDENT
 
 RUNBOOKS: dict[str, str] = {
     "incident": INCIDENT,  # P0 incident response, workflows/incident_response.py
     "scaling": SCALING,  # scaling decisions, workflows/scaling_decision.py
+    "failover": FAILOVER,  # multi-region failover, workflows/region_failover.py
+    "failback": "RegionFailbackWorkflow",  # its failback, workflows/region_failback.py
 }
 
 _TYPE_NAME = re.compile(r"[A-Za-z_][\w.-]*")
