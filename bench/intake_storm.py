@@ -80,6 +80,7 @@ def bench_policy(directory: Path, targets: int) -> Path:
     template = policy["services"]["hybrid-router"]
     policy["services"] = {f"bench-{n:03d}": template for n in range(targets)}
     policy.pop("scaling", None)  # its limits name the services this bench replaces
+    policy.pop("failover", None)  # and so does its failover section
     policy["routes"] = [{"name": "by-service-label", "match": {}}]
     path = directory / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))

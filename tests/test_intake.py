@@ -61,7 +61,8 @@ def intake_policy(*services: str) -> Policy:
         Route(name="by-service-label", match=RouteMatch()),
     ]
     # no scaling section: its limits name the default's services, which this policy drops
-    return base.model_copy(update={"services": {s: target for s in services}, "routes": routes, "scaling": None})
+    replaced = {"services": {s: target for s in services}, "routes": routes, "scaling": None, "failover": None}
+    return base.model_copy(update=replaced)
 
 
 @dataclass
