@@ -617,3 +617,57 @@ def test_dns_and_ecs_reads_are_cached_between_probes(deployed: str, backup_tasks
         assert first is not None
         client.get("/public/health")
         assert routing._last is first
+
+
+# --- runbook demo break-region / heal-region ------------------------------------------------------
+
+
+def _runbook(*args: str, platform_url: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PLATFORM_URL=platform_url, RUNBOOK_POLICY=str(PROJECT_ROOT / "policy" / "demo.yaml"))
+    runbook = Path(sys.executable).parent / "runbook"
+    return subprocess.run([str(runbook), *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_runbook_demo_break_region_and_heal_region(deployed: str) -> None:
+    from tests.conftest import serve_app
+
+    app = create_app(publish=False, cache_ttl=0)
+    with serve_app(app) as url, httpx.Client(base_url=url) as http:
+        assert http.get(f"/region/{REGION}/health").status_code == 200
+
+        broken = _runbook("demo", "break-region", REGION, platform_url=url)
+        assert broken.returncode == 0, broken.stderr
+        assert f"{REGION}: down" in broken.stdout
+        assert http.get(f"/region/{REGION}/health").status_code == 503
+        assert http.get("/demo/state").json()["regions_down"] == [REGION]
+        again = _runbook("demo", "break-region", REGION, platform_url=url)
+        assert again.returncode == 0 and "(it already was)" in again.stdout
+
+        healed = _runbook("demo", "heal-region", REGION, platform_url=url)
+        assert healed.returncode == 0, healed.stderr
+        assert f"{REGION}: back up" in healed.stdout
+        assert http.get(f"/region/{REGION}/health").status_code == 200
+
+
+def test_runbook_demo_break_region_names_a_region_the_policy_lacks() -> None:
+    done = _runbook("demo", "break-region", "eu-west-9", platform_url=f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 2
+    assert "REGION 'eu-west-9' is not a region of the policy's services (eu-central-1, us-west-2" in done.stderr
+    # A service where a region belongs is refused the same way, before anything is asked.
+    assert _runbook("demo", "heal-region", "hybrid-router", platform_url="http://127.0.0.1:1").returncode == 2
+
+
+def test_runbook_demo_region_without_the_stack_exits_3() -> None:
+    done = _runbook("demo", "heal-region", "us-west-2", platform_url=f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 3
+    assert "did not answer" in done.stderr and "is `make run` running?" in done.stderr
+
+
+def test_runbook_demo_keeps_its_service_actions_and_its_help() -> None:
+    helped = _runbook("demo", "--help", platform_url="http://127.0.0.1:1")
+    assert helped.returncode == 0, helped.stderr  # '%' in a help text once crashed argparse
+    assert "break-region" in helped.stdout and "load: the cpu (%)" in helped.stdout
+    refused = _runbook("demo", "break-region", REGION, "--cpu", "90", platform_url="http://127.0.0.1:1")
+    assert refused.returncode == 2 and "are for `demo load`" in refused.stderr
+    unknown = _runbook("demo", "load", "no-such-service", "--clear", platform_url="http://127.0.0.1:1")
+    assert unknown.returncode == 2 and "unknown service 'no-such-service'" in unknown.stderr
