@@ -247,7 +247,9 @@ class Stack:
     def start_moto(self) -> None:
         c = self.config
         env = {"MOTO_RECORDER_FILEPATH": str(c.data_dir / "moto-recording.jsonl")}
-        self.spawn("aws-emulator", [str(BIN / "moto_server"), "-H", c.host, "-p", str(c.moto_port)], env=env)
+        # moto's server with its Route 53 change journal fixed, so a second failover passes (aws_emulator.py)
+        argv = [sys.executable, "-m", "devstack.aws_emulator", "-H", c.host, "-p", str(c.moto_port)]
+        self.spawn("aws-emulator", argv, env=env)
         wait_for_http(f"{c.url(c.moto_port)}/moto-api/", timeout=60)
 
     def start_lambda_emulator(self) -> None:
