@@ -222,19 +222,14 @@ def test_the_failover_probes_follow_the_demo_service_to_its_port(tmp_path: Path)
     assert load_policy_file(default.composed_policy).failover == source.failover
 
 
-def test_the_demo_operators_are_the_two_approvers_a_failover_needs() -> None:
+def test_the_demo_operators_are_the_two_approvers_a_failover_and_its_failback_need() -> None:
     """The walk-through: demo-oncall triggers and approves, demo-lead approves (critical risk, two
-    distinct approvers, four eyes: the opener may be one of them, not both)."""
+    distinct approvers, four eyes: the opener may be one of them, not both); the failback alike."""
     from devstack.stack import DEMO_OPERATORS
 
-    approvals = load_policy_file(PROJECT_ROOT / "policy" / "demo.yaml").approvals
-    assert approvals is not None
-    level = approvals.risk["region_failover"]
-    rule = approvals.rules[level]
-    assert level.value == "critical" and rule.required == 2 and rule.four_eyes
-    people = {
-        person
-        for name in rule.approvers
-        for person in (approvals.groups[name[6:]] if name.startswith("group:") else [name])
-    }
-    assert people == set(DEMO_OPERATORS)
+    policy = load_policy_file(PROJECT_ROOT / "policy" / "demo.yaml")
+    for action in ("region_failover", "region_failback"):
+        rule = policy.rule_for(action)
+        assert policy.risk_of(action).value == "critical", action
+        assert rule.required == 2 and rule.four_eyes, action
+        assert policy.members(rule) == set(DEMO_OPERATORS), action
