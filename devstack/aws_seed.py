@@ -226,7 +226,8 @@ def _ensure_failover_records(route53: Any, zone_id: str, health_checks: dict[str
     # Only absent records are created: a failover the runbook made must survive a re-seed. They
     # are created by UPSERT: moto 5.2.5 refuses a CREATE equal to one in its change journal while
     # the name has records, even those the same batch deletes first, so the failback's re-creation
-    # of the seeded records (delete and create in one batch) would fail against it alone.
+    # of the seeded records (delete and create in one batch) would fail against plain moto (the
+    # tests' emulator); the stack's (devstack/aws_emulator.py) also lets later cycles pass.
     changes = [
         {
             "Action": "UPSERT",

@@ -12,6 +12,14 @@ depth) the service would show on the task count it runs when the load is set. Wh
 publishes is that load spread over the tasks ECS says it runs now, so scaling up really
 brings the CPU down and scaling back in brings it up.
 
+Regions (the failover runbook's probes): `GET /region/{region}/health` answers 200 while that
+region is not taken down (`runbook demo break-region eu-central-1`, in this process's memory
+like the emergency switch) and its ECS service (the primary, or the backup in us-west-2) runs
+at least one task of a good revision. `GET /public/health` is the public name
+api.hybrid-routing.example.com as a client meets it: the region its PRIMARY Route 53 failover
+record names answers (the emulator never evaluates health checks, so PRIMARY always wins), so
+the failover's DNS change really moves the traffic.
+
     python -m devstack.demo_service --host 127.0.0.1 --port 8090 [--metrics-interval 5]
 """
 
@@ -27,7 +35,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +49,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from devstack.aws_seed import LOG_GROUP, LOG_STREAM, ensure_log_stream
+from devstack import aws_seed
+from devstack.aws_seed import LOG_GROUP, LOG_STREAM, ensure_log_stream, find_hosted_zone_id
 from devstack.demo import ServiceNotFound, fault_of, task_definition_of_service
 
 log = logging.getLogger("devstack.demo_service")  # not "__main__" under -m
@@ -53,8 +62,8 @@ METRICS_DIMENSIONS = [{"Name": "Service", "Value": COMPONENT}]
 LATENCY_SAMPLES_PER_TICK = 20
 
 # A health probe must answer well inside the runbook's HTTP timeout even when the
-# emulator is down, so ECS gets one short attempt; publishing may take its time.
-_ECS_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1, "mode": "standard"})
+# emulator is down, so ECS and Route 53 get one short attempt; publishing may take its time.
+_PROBE_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1, "mode": "standard"})
 _PUBLISH_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
 
 
@@ -71,6 +80,7 @@ class Deployment:
     error: str | None
     observed_at: float
     tasks: int | None = None  # the desired count: the emulator runs no tasks, it stands for them
+    running: int | None = None  # ECS's runningCount (moto sets it to the desired count on UpdateService)
 
     @property
     def healthy(self) -> bool:
@@ -105,9 +115,10 @@ class DeploymentProbe:
     def _describe(self) -> Deployment:
         now = time.monotonic()
         try:
-            task_definition, tasks = task_definition_of_service(self._ecs, self._cluster, self._service), None
+            task_definition = task_definition_of_service(self._ecs, self._cluster, self._service)
             found = self._ecs.describe_services(cluster=self._cluster, services=[self._service])["services"]
-            tasks = next((s.get("desiredCount") for s in found if s.get("status") == "ACTIVE"), None)
+            active: dict[str, Any] = next((s for s in found if s.get("status") == "ACTIVE"), {})
+            tasks, running = active.get("desiredCount"), active.get("runningCount")
         except ServiceNotFound as exc:
             return Deployment(None, None, None, str(exc), now)
         except ClientError as exc:
@@ -123,7 +134,101 @@ class DeploymentProbe:
             error=None,
             observed_at=now,
             tasks=tasks,
+            running=running,
         )
+
+
+# --- Regions and the public name --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegionService:
+    """The ECS service that serves the platform in one region."""
+
+    region: str
+    cluster: str
+    service: str
+
+
+def region_problem(where: RegionService, deployment: Deployment, down: bool) -> str | None:
+    """Why the region cannot serve, or None: taken down, a bad or unknown deployment, no task."""
+    if down:
+        return f"{where.region} is down (runbook demo break-region {where.region}; heal-region brings it back)"
+    if not deployment.healthy:
+        return deployment.reason
+    if not deployment.running:
+        return (
+            f"ECS {where.cluster}/{where.service} in {where.region} runs no task "
+            f"(running {deployment.running}, desired {deployment.tasks})"
+        )
+    return None
+
+
+def region_health_body(where: RegionService, deployment: Deployment, down: bool) -> tuple[dict[str, Any], int]:
+    problem = region_problem(where, deployment, down)
+    body: dict[str, Any] = {
+        "region": where.region,
+        "status": "healthy" if problem is None else "unhealthy",
+        "cluster": where.cluster,
+        "service": where.service,
+        "running_tasks": deployment.running,
+        "desired_tasks": deployment.tasks,
+        "task_definition": deployment.task_definition,
+    }
+    if problem is not None:
+        body["reason"] = problem
+    return body, 200 if problem is None else 503
+
+
+@dataclass(frozen=True)
+class Routing:
+    """One look at the public name's failover records: the region its PRIMARY record names."""
+
+    serving: str | None
+    roles: dict[str, str]  # set identifier (a region) -> PRIMARY or SECONDARY
+    error: str | None
+    observed_at: float
+
+
+class RoutingProbe:
+    """Reads the failover records at most once per `ttl` seconds, however many ask."""
+
+    def __init__(self, route53: Any, zone_name: str, record_name: str, ttl: float) -> None:
+        self._route53 = route53
+        self._zone_name = zone_name
+        self._record_name = record_name
+        self._ttl = ttl
+        self._lock = asyncio.Lock()
+        self._last: Routing | None = None
+
+    async def observe(self) -> Routing:
+        async with self._lock:
+            if self._last is None or time.monotonic() - self._last.observed_at >= self._ttl:
+                self._last = await run_in_threadpool(self._read)
+            return self._last
+
+    def _read(self) -> Routing:
+        now = time.monotonic()
+        try:
+            zone_id = find_hosted_zone_id(self._route53, self._zone_name)
+            if zone_id is None:
+                return Routing(None, {}, f"no public hosted zone {self._zone_name}", now)
+            listed = self._route53.list_resource_record_sets(
+                HostedZoneId=zone_id, StartRecordName=self._record_name, StartRecordType="A"
+            )["ResourceRecordSets"]
+        except ClientError as exc:
+            return Routing(None, {}, f"Route 53 refused the lookup: {exc}", now)
+        except Exception as exc:  # noqa: BLE001 - any failure to ask Route 53 means "cannot tell"
+            return Routing(None, {}, f"cannot reach Route 53: {type(exc).__name__}: {exc}", now)
+        roles = {
+            record["SetIdentifier"]: record["Failover"]
+            for record in listed
+            if record["Name"] == self._record_name and record["Type"] == "A" and "Failover" in record
+        }
+        primary = [region for region, role in roles.items() if role == "PRIMARY"]
+        if len(primary) != 1:
+            return Routing(None, roles, f"{self._record_name} has {len(primary)} PRIMARY failover records", now)
+        return Routing(primary[0], roles, None, now)
 
 
 # --- What the platform would report -----------------------------------------------------
@@ -245,14 +350,24 @@ def log_messages(deployment: Deployment, profile: Profile, hybrid_routing_enable
 
 @dataclass
 class PlatformState:
-    """The emergency switch: in the application's memory, as on the real platform."""
+    """The emergency switch: in the application's memory, as on the real platform. The regions
+    taken down are here too: a demo stand-in for a regional outage."""
 
     hybrid_routing_enabled: bool = True
     load: OfferedLoad | None = None
+    regions_down: set[str] = field(default_factory=set)  # `runbook demo break-region`
 
     def set_hybrid_routing(self, enabled: bool) -> bool:
         changed = self.hybrid_routing_enabled != enabled
         self.hybrid_routing_enabled = enabled
+        return changed
+
+    def set_region_down(self, region: str, down: bool) -> bool:
+        changed = (region in self.regions_down) != down
+        if down:
+            self.regions_down.add(region)
+        else:
+            self.regions_down.discard(region)
         return changed
 
 
@@ -340,11 +455,32 @@ def create_app(
     metrics_interval: float = 5.0,
     publish: bool = True,
     cache_ttl: float = 1.0,
+    backup_region: str = aws_seed.SECONDARY_REGION,
+    backup_cluster: str = aws_seed.BACKUP_CLUSTER,
+    zone_name: str = aws_seed.HOSTED_ZONE,
+    record_name: str = aws_seed.API_RECORD,
 ) -> Starlette:
-    """The demo service for one ECS service; `admin_token=None` leaves the admin API open."""
+    """The demo service for one ECS service and its backup in another region; `admin_token=None`
+    leaves the admin API open."""
     # One session per app: boto3's default session is not safe to share across threads.
     session = boto3.session.Session()
-    probe = DeploymentProbe(session.client("ecs", region_name=region, config=_ECS_CONFIG), cluster, service, cache_ttl)
+
+    def deployment_probe(where: RegionService) -> DeploymentProbe:
+        ecs = session.client("ecs", region_name=where.region, config=_PROBE_CONFIG)
+        return DeploymentProbe(ecs, where.cluster, where.service, cache_ttl)
+
+    regions = {
+        where.region: where
+        for where in (RegionService(region, cluster, service), RegionService(backup_region, backup_cluster, service))
+    }
+    region_probes = {name: deployment_probe(where) for name, where in regions.items()}
+    probe = region_probes[region]
+    routing = RoutingProbe(
+        session.client("route53", region_name=aws_seed.ROUTE53_REGION, config=_PROBE_CONFIG),
+        zone_name,
+        record_name,
+        cache_ttl,
+    )
     platform = PlatformState()
     publisher = Publisher(
         session.client("cloudwatch", region_name=METRICS_REGION, config=_PUBLISH_CONFIG),
@@ -429,8 +565,50 @@ def create_app(
         log.warning("demo load %s on %s task(s)", values, platform.load.tasks)
         return JSONResponse({"load": values, "on_tasks": platform.load.tasks})
 
+    async def region_health(name: str) -> tuple[dict[str, Any], int]:
+        deployment = await region_probes[name].observe()
+        return region_health_body(regions[name], deployment, name in platform.regions_down)
+
+    def unknown_region(name: str) -> JSONResponse:
+        return JSONResponse({"error": "unknown region", "region": name, "known": sorted(regions)}, 404)
+
+    async def region_health_endpoint(request: Request) -> JSONResponse:
+        name = request.path_params["region"]
+        if name not in regions:
+            return unknown_region(name)
+        body, status = await region_health(name)
+        return JSONResponse(body, status)
+
+    async def public_health(request: Request) -> JSONResponse:
+        """The public name as a client meets it: whatever region DNS sends it to answers."""
+        seen = await routing.observe()
+        if seen.serving is None or seen.serving not in regions:
+            reason = seen.error or f"DNS sends {record_name} to {seen.serving}, where the demo runs no service"
+            body = {"name": record_name, "served_by": seen.serving, "failover_records": seen.roles}
+            return JSONResponse({**body, "status": "unhealthy", "reason": reason}, 503)
+        answer, status = await region_health(seen.serving)
+        return JSONResponse(
+            {"name": record_name, "served_by": seen.serving, "failover_records": seen.roles, **answer}, status
+        )
+
+    def region_switch(down: bool) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def endpoint(request: Request) -> JSONResponse:
+            if not _authorized(request, admin_token):
+                return unauthorized()
+            name = request.path_params["region"]
+            if name not in regions:
+                return unknown_region(name)
+            changed = platform.set_region_down(name, down)
+            if changed:
+                log.warning("demo: region %s %s", name, "down" if down else "back up")
+            return JSONResponse({"region": name, "down": down, "changed": changed})
+
+        return endpoint
+
     async def demo_state(request: Request) -> JSONResponse:
         deployment = await probe.observe()
+        seen = await routing.observe()
+        region_states = {name: (await region_health(name))[0] for name in sorted(regions)}
         return JSONResponse(
             {
                 "cluster": cluster,
@@ -446,6 +624,9 @@ def create_app(
                 "tasks": deployment.tasks,
                 "load": platform.load.values if platform.load else None,
                 "last_publish": publisher.last,
+                "regions_down": sorted(platform.regions_down),
+                "regions": region_states,
+                "public": {"name": record_name, "served_by": seen.serving, "dns_error": seen.error},
             }
         )
 
@@ -468,11 +649,16 @@ def create_app(
             Route("/admin/emergency/enable-hybrid-routing", switch(True), methods=["POST"]),
             Route("/demo/state", demo_state, methods=["GET"]),
             Route("/demo/load", set_load, methods=["POST", "DELETE"]),
+            Route("/region/{region}/health", region_health_endpoint, methods=["GET"]),
+            Route("/public/health", public_health, methods=["GET"]),
+            Route("/demo/region/{region}/break", region_switch(True), methods=["POST"]),
+            Route("/demo/region/{region}/heal", region_switch(False), methods=["POST"]),
         ],
         lifespan=lifespan,
     )
     app.state.platform = platform
     app.state.probe = probe
+    app.state.routing = routing
     app.state.publisher = publisher
     return app
 
@@ -485,6 +671,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cluster", default="hybrid-routing-cluster")
     parser.add_argument("--service", default="hybrid-router-service")
     parser.add_argument("--region", default="eu-central-1")
+    parser.add_argument("--backup-cluster", default=aws_seed.BACKUP_CLUSTER)
+    parser.add_argument("--backup-region", default=aws_seed.SECONDARY_REGION)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -496,6 +684,8 @@ def main(argv: list[str] | None = None) -> None:
         region=args.region,
         admin_token=os.environ.get("PLATFORM_ADMIN_TOKEN") or "demo-admin-token",
         metrics_interval=args.metrics_interval,
+        backup_region=args.backup_region,
+        backup_cluster=args.backup_cluster,
     )
     log.info(
         "demo hybrid-router listening on http://%s:%d (follows ECS %s/%s in %s)",

@@ -14,7 +14,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import yaml
 
@@ -200,11 +200,12 @@ class Stack:
         for role, signer in (("intake", intake), ("operators", signin)):
             listed = list(trust.get(role) or [])
             trust[role] = listed if signer.public_key in listed else [*listed, signer.public_key]
+        composed = {**source, "trust": trust, **_failover_probing(source, c.url(c.demo_port))}
         c.composed_policy.parent.mkdir(parents=True, exist_ok=True)
         c.composed_policy.write_text(
             f"# Written by the local stack at every start: {c.policy} with the stack's own keys\n"
-            f"# ({c.intake_key.parent}) under trust. Edit that file, not this one.\n"
-            + yaml.safe_dump({**source, "trust": trust}, sort_keys=False)
+            f"# ({c.intake_key.parent}) under trust and its failover probes on the demo service's\n"
+            f"# port. Edit that file, not this one.\n" + yaml.safe_dump(composed, sort_keys=False)
         )
         try:
             load_policy_file(c.composed_policy)
@@ -246,7 +247,9 @@ class Stack:
     def start_moto(self) -> None:
         c = self.config
         env = {"MOTO_RECORDER_FILEPATH": str(c.data_dir / "moto-recording.jsonl")}
-        self.spawn("aws-emulator", [str(BIN / "moto_server"), "-H", c.host, "-p", str(c.moto_port)], env=env)
+        # moto's server with its Route 53 change journal fixed, so a second failover passes (aws_emulator.py)
+        argv = [sys.executable, "-m", "devstack.aws_emulator", "-H", c.host, "-p", str(c.moto_port)]
+        self.spawn("aws-emulator", argv, env=env)
         wait_for_http(f"{c.url(c.moto_port)}/moto-api/", timeout=60)
 
     def start_lambda_emulator(self) -> None:
@@ -439,6 +442,32 @@ class Stack:
         ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"  {name:<{width}}  {where}" for name, where in rows)
+
+
+# Where policy/demo.yaml expects the demo service (DEMO_SERVICE_PORT's default).
+DEMO_SERVICE_DEFAULT_URL = "http://127.0.0.1:8090"
+
+
+def _failover_probing(source: dict[str, Any], demo_url: str) -> dict[str, Any]:
+    """The policy's failover section with its health URLs on the demo service where the stack runs
+    it: the worker probes them, so on another port (the end-to-end tests' free ports) they must
+    move along. Links only people follow (the status page) stay as written. Nothing to change: {}."""
+    failover = source.get("failover")
+    if not isinstance(failover, dict) or demo_url == DEMO_SERVICE_DEFAULT_URL:
+        return {}
+    services = {}
+    for name, target in (failover.get("services") or {}).items():
+        urls = target.get("health_urls") if isinstance(target, dict) else None
+        if isinstance(urls, dict):
+            target = {**target, "health_urls": {region: _moved(url, demo_url) for region, url in urls.items()}}
+        services[name] = target
+    return {"failover": {**failover, "services": services}}
+
+
+def _moved(url: object, demo_url: str) -> object:
+    if isinstance(url, str) and (url == DEMO_SERVICE_DEFAULT_URL or url.startswith(DEMO_SERVICE_DEFAULT_URL + "/")):
+        return demo_url + url[len(DEMO_SERVICE_DEFAULT_URL) :]
+    return url
 
 
 def _signer(path: Path, issuer: Issuer) -> Signer:

@@ -53,6 +53,7 @@ from contracts import (
     SEARCH_SEVERITY,
     SEARCH_STATUS,
     IncidentView,
+    Policy,
     PolicyError,
     RemediationPlan,
     Severity,
@@ -171,10 +172,15 @@ def parser() -> argparse.ArgumentParser:
     shape.add_argument("--markdown", action="store_true", help="markdown (the default)")
     shape.add_argument("--json", action="store_true", help="the draft and its figures as JSON")
 
-    demo = commands.add_parser("demo", help="the local stack's fault injection and offered load")
-    demo.add_argument("action", choices=["break", "heal", "load"])
-    demo.add_argument("service", help="a service of the policy, e.g. hybrid-router")
-    for gauge, unit in (("cpu", "%"), ("memory", "%"), ("p95", "ms"), ("queue", "messages")):
+    demo = commands.add_parser("demo", help="the local stack's fault injection, offered load and regional outages")
+    demo.add_argument("action", choices=["break", "heal", "load", *REGION_ACTIONS])
+    demo.add_argument(
+        "target",
+        metavar="SERVICE|REGION",
+        help="break, heal, load: a service of the policy, e.g. hybrid-router; "
+        "break-region, heal-region: a region of its services, e.g. eu-central-1",
+    )
+    for gauge, unit in (("cpu", "%%"), ("memory", "%%"), ("p95", "ms"), ("queue", "messages")):  # %% for argparse
         demo.add_argument(
             f"--{gauge}", type=_load_value(f"--{gauge}"), help=f"load: the {gauge} ({unit}) on the tasks running now"
         )
@@ -568,20 +574,25 @@ def _load_value(flag: str) -> Callable[[str], float]:
 
 
 LOAD_FLAGS = ("cpu", "memory", "p95", "queue")
+REGION_ACTIONS = ("break-region", "heal-region")
 
 
 def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
-    target = _policy(config).services.get(args.service)
-    if target is None:
-        raise CliError(f"demo: unknown service {args.service!r} (not in the policy {config.policy_path})")
+    policy = _policy(config)
     loads = {name: getattr(args, name) for name in LOAD_FLAGS if getattr(args, name) is not None}
     if args.action != "load":
         if loads or args.clear:
             raise CliError(f"demo {args.action}: --cpu, --memory, --p95, --queue and --clear are for `demo load`")
     elif bool(loads) == bool(args.clear):
         raise CliError("demo load: give --cpu, --memory, --p95 or --queue, or --clear (not both)")
+    if args.action in REGION_ACTIONS:
+        demo_region(args.action, args.target, _policy_regions(policy), config)
+        return
+    target = policy.services.get(args.target)
+    if target is None:
+        raise CliError(f"demo: unknown service {args.target!r} (not in the policy {config.policy_path})")
     if args.action == "load":
-        demo_load(args.service, loads, config)
+        demo_load(args.target, loads, config)
         return
     demo = _devstack_demo()
     # The demo acts on the local stack's AWS emulator unless told otherwise.
@@ -591,10 +602,10 @@ def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
     try:
         if args.action == "break":
             arn = demo.break_service(target.ecs_cluster, target.ecs_service, target.region)
-            print(f"{args.service}: deployed faulty {arn.rsplit('/', 1)[-1]}; it turns unhealthy")
+            print(f"{args.target}: deployed faulty {arn.rsplit('/', 1)[-1]}; it turns unhealthy")
         else:
             arn = demo.heal_service(target.ecs_cluster, target.ecs_service, target.region)
-            print(f"{args.service}: restored {arn.rsplit('/', 1)[-1]} by hand")
+            print(f"{args.target}: restored {arn.rsplit('/', 1)[-1]} by hand")
     except Exception as err:  # noqa: BLE001 - any failure here is reported, not traced
         raise CliError(f"demo {args.action}: {err} (is `make run` running?)", code=3) from err
 
@@ -620,6 +631,40 @@ def demo_load(service: str, loads: dict[str, float], config: settings.Settings) 
         print(f"{service}: offered load {given} on {answer.json()['on_tasks']} task(s); more tasks bring it down")
     else:
         print(f"{service}: offered load cleared")
+
+
+def _policy_regions(policy: Policy) -> list[str]:
+    """The regions the policy's services run in: each service's own and its failover's backup."""
+    regions = {service.region for service in policy.services.values()}
+    if policy.failover is not None:
+        regions |= {target.backup_region for target in policy.failover.services.values()}
+    return sorted(regions)
+
+
+def demo_region(action: str, region: str, known: list[str], config: settings.Settings) -> None:
+    """A regional outage in the demo service (`break-region`) and its end (`heal-region`): the region's
+    health endpoint, which the failover runbook probes, and the public name when DNS sends it there."""
+    if region not in known:
+        raise CliError(
+            f"demo {action}: REGION {region!r} is not a region of the policy's services "
+            f"({', '.join(known) or 'none'}; policy {config.policy_path})"
+        )
+    verb = action.removesuffix("-region")
+    url = f"{config.platform_url.rstrip('/')}/demo/region/{region}/{verb}"
+    try:
+        answer = httpx.post(url, headers={"authorization": f"Bearer {config.platform_admin_token}"}, timeout=5)
+    except httpx.HTTPError as err:
+        raise CliError(
+            f"demo {action}: the demo service at {config.platform_url} did not answer: {err} (is `make run` running?)",
+            code=3,
+        ) from err
+    if answer.status_code != 200:
+        raise CliError(f"demo {action}: the demo service answered {answer.status_code}: {answer.text}")
+    already = "" if answer.json().get("changed") else " (it already was)"
+    if verb == "break":
+        print(f"{region}: down{already}; its health answers 503 until `runbook demo heal-region {region}`")
+    else:
+        print(f"{region}: back up{already}; its health follows its ECS service again")
 
 
 def _devstack_demo():  # noqa: ANN202

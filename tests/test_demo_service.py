@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from contracts import DnsChangePlan, FailoverRecordsRequest
 from devstack import aws_seed
 from devstack.aws_seed import seed
 from devstack.demo import break_service, current_task_definition, fault_of, heal_service
@@ -437,3 +439,235 @@ def test_an_offered_load_spreads_over_the_tasks_ecs_runs(deployed: str) -> None:
             _published_since(client, datetime.now(UTC), cpu_pct=HEALTHY.cpu_pct)
         finally:
             ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=tasks)
+
+
+# --- regions and the public name (the failover runbook's probes) ---------------------------------
+
+BACKUP = aws_seed.SECONDARY_REGION
+BACKUP_CLUSTER = aws_seed.BACKUP_CLUSTER
+
+
+def _region_health(client: TestClient, region: str) -> tuple[int, dict[str, Any]]:
+    response = client.get(f"/region/{region}/health")
+    return response.status_code, response.json()
+
+
+@pytest.fixture
+def backup_tasks(deployed: str) -> Iterator[Callable[[int], None]]:
+    """Sizes the seeded backup service (as the failover's scale step does); puts its count back."""
+    ecs = _ecs(BACKUP)
+    before = ecs.describe_services(cluster=BACKUP_CLUSTER, services=[SERVICE])["services"][0]["desiredCount"]
+
+    def scale(count: int) -> None:
+        ecs.update_service(cluster=BACKUP_CLUSTER, service=SERVICE, desiredCount=count)
+
+    yield scale
+    scale(before)
+
+
+def test_a_region_is_down_from_break_region_until_heal_region(client: TestClient) -> None:
+    assert _region_health(client, REGION)[0] == 200
+
+    assert client.post(f"/demo/region/{REGION}/break").status_code == 401  # the admin token
+    assert _region_health(client, REGION)[0] == 200
+    broken = client.post(f"/demo/region/{REGION}/break", headers=ADMIN)
+    assert broken.json() == {"region": REGION, "down": True, "changed": True}
+    assert client.post(f"/demo/region/{REGION}/break", headers=ADMIN).json()["changed"] is False
+
+    status, body = _region_health(client, REGION)
+    assert status == 503
+    assert body["status"] == "unhealthy" and body["region"] == REGION
+    assert f"{REGION} is down" in body["reason"]
+    state = client.get("/demo/state").json()
+    assert state["regions_down"] == [REGION]
+    assert state["regions"][REGION]["status"] == "unhealthy"
+    # The component's own health is the deployment's: the incident runbook's, not the region's.
+    assert client.get(HEALTH).status_code == 200
+
+    assert client.post(f"/demo/region/{REGION}/heal", headers=ADMIN).json() == {
+        "region": REGION,
+        "down": False,
+        "changed": True,
+    }
+    status, body = _region_health(client, REGION)
+    assert status == 200 and body["status"] == "healthy" and "reason" not in body
+    assert body["running_tasks"] >= 1
+    assert client.get("/demo/state").json()["regions_down"] == []
+
+
+def test_a_bad_deploy_takes_the_primary_region_down_too(client: TestClient) -> None:
+    bad = break_service(CLUSTER, SERVICE, REGION)
+    status, body = _region_health(client, REGION)
+    assert status == 503
+    assert body["task_definition"] == bad
+    assert "DEMO_FAULT=bad-deploy" in body["reason"]
+
+
+def test_the_backup_region_answers_once_its_ecs_service_runs_a_task(
+    client: TestClient, backup_tasks: Callable[[int], None]
+) -> None:
+    backup_tasks(0)  # standby
+    status, body = _region_health(client, BACKUP)
+    assert status == 503
+    assert body["cluster"] == BACKUP_CLUSTER and body["running_tasks"] == 0
+    assert "runs no task" in body["reason"]
+
+    backup_tasks(3)  # the failover's target count
+    status, body = _region_health(client, BACKUP)
+    assert status == 200, body
+    assert body["running_tasks"] == 3 and body["desired_tasks"] == 3
+
+    client.post(f"/demo/region/{BACKUP}/break", headers=ADMIN)
+    assert _region_health(client, BACKUP)[0] == 503
+    client.post(f"/demo/region/{BACKUP}/heal", headers=ADMIN)
+    assert _region_health(client, BACKUP)[0] == 200
+
+    backup_tasks(0)  # back to standby
+    assert _region_health(client, BACKUP)[0] == 503
+
+
+def test_an_unknown_region_is_404(client: TestClient) -> None:
+    assert client.get("/region/ap-south-1/health").status_code == 404
+    refused = client.post("/demo/region/ap-south-1/break", headers=ADMIN)
+    assert refused.status_code == 404
+    assert refused.json()["known"] == sorted([REGION, BACKUP])
+
+
+def _zone_of_its_own() -> tuple[str, str, str]:
+    """The seeded failover records copied into a zone of the test's own (zone, record, id), so the
+    session's emulator keeps its seeded zone as seeded; UPSERTed as the seed does (moto's journal)."""
+    route53 = boto3.client("route53", region_name=aws_seed.ROUTE53_REGION)
+    zone = f"r{uuid.uuid4().hex[:8]}.example.com."
+    record = f"api.{zone}"
+    zone_id = route53.create_hosted_zone(Name=zone, CallerReference=zone)["HostedZone"]["Id"].rpartition("/")[2]
+    changes: list[Any] = [
+        {
+            "Action": "UPSERT",
+            "ResourceRecordSet": {
+                "Name": record,
+                "Type": "A",
+                "SetIdentifier": region,
+                "Failover": role,
+                "TTL": 60,
+                "ResourceRecords": [{"Value": aws_seed.REGION_ADDRESSES[region]}],
+            },
+        }
+        for region, role in ((REGION, "PRIMARY"), (BACKUP, "SECONDARY"))
+    ]
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+    return zone, record, zone_id
+
+
+def _fail_over(zone: str, record: str, to_region: str) -> None:
+    """The failover's DNS change, as its activity sends it: the plan's one change batch."""
+    from activities.failover import read_failover_records
+
+    records = read_failover_records(FailoverRecordsRequest(zone_name=zone, record_name=record))
+    plan = DnsChangePlan.build(records, to_region)
+    route53 = boto3.client("route53", region_name=aws_seed.ROUTE53_REGION)
+    route53.change_resource_record_sets(HostedZoneId=plan.hosted_zone_id, ChangeBatch=plan.change_batch())  # type: ignore[arg-type]
+
+
+def test_the_public_name_answers_from_the_region_its_primary_record_names(
+    deployed: str, backup_tasks: Callable[[int], None]
+) -> None:
+    zone, record, _ = _zone_of_its_own()
+    backup_tasks(0)
+    with TestClient(create_app(publish=False, cache_ttl=0, zone_name=zone, record_name=record)) as client:
+        answer = client.get("/public/health")
+        assert answer.status_code == 200
+        assert answer.json()["served_by"] == REGION and answer.json()["region"] == REGION
+        assert answer.json()["failover_records"] == {REGION: "PRIMARY", BACKUP: "SECONDARY"}
+
+        client.post(f"/demo/region/{REGION}/break", headers=ADMIN)
+        down = client.get("/public/health")
+        assert down.status_code == 503 and down.json()["served_by"] == REGION  # DNS still sends it there
+
+        backup_tasks(3)
+        _fail_over(zone, record, BACKUP)
+        moved = client.get("/public/health")
+        assert moved.status_code == 200, moved.json()
+        assert moved.json()["served_by"] == BACKUP and moved.json()["running_tasks"] == 3
+        assert moved.json()["failover_records"] == {REGION: "SECONDARY", BACKUP: "PRIMARY"}
+        assert client.get("/demo/state").json()["public"]["served_by"] == BACKUP
+
+        client.post(f"/demo/region/{REGION}/heal", headers=ADMIN)
+        _fail_over(zone, record, REGION)  # the failback
+        back = client.get("/public/health")
+        assert back.status_code == 200 and back.json()["served_by"] == REGION
+
+
+def test_the_public_name_without_its_records_is_unhealthy(deployed: str) -> None:
+    with TestClient(create_app(publish=False, cache_ttl=0, zone_name="nowhere.example.com.")) as client:
+        answer = client.get("/public/health")
+        assert answer.status_code == 503
+        assert answer.json()["served_by"] is None
+        assert "no public hosted zone nowhere.example.com." in answer.json()["reason"]
+
+
+def test_dns_and_ecs_reads_are_cached_between_probes(deployed: str, backup_tasks: Callable[[int], None]) -> None:
+    backup_tasks(0)
+    with TestClient(create_app(publish=False, cache_ttl=60)) as client:
+        assert _region_health(client, BACKUP)[0] == 503
+        backup_tasks(3)
+        assert _region_health(client, BACKUP)[0] == 503  # still the read of a moment ago
+        routing = client.app.state.routing  # type: ignore[attr-defined]
+        client.get("/public/health")
+        first = routing._last
+        assert first is not None
+        client.get("/public/health")
+        assert routing._last is first
+
+
+# --- runbook demo break-region / heal-region ------------------------------------------------------
+
+
+def _runbook(*args: str, platform_url: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PLATFORM_URL=platform_url, RUNBOOK_POLICY=str(PROJECT_ROOT / "policy" / "demo.yaml"))
+    runbook = Path(sys.executable).parent / "runbook"
+    return subprocess.run([str(runbook), *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_runbook_demo_break_region_and_heal_region(deployed: str) -> None:
+    from tests.conftest import serve_app
+
+    app = create_app(publish=False, cache_ttl=0)
+    with serve_app(app) as url, httpx.Client(base_url=url) as http:
+        assert http.get(f"/region/{REGION}/health").status_code == 200
+
+        broken = _runbook("demo", "break-region", REGION, platform_url=url)
+        assert broken.returncode == 0, broken.stderr
+        assert f"{REGION}: down" in broken.stdout
+        assert http.get(f"/region/{REGION}/health").status_code == 503
+        assert http.get("/demo/state").json()["regions_down"] == [REGION]
+        again = _runbook("demo", "break-region", REGION, platform_url=url)
+        assert again.returncode == 0 and "(it already was)" in again.stdout
+
+        healed = _runbook("demo", "heal-region", REGION, platform_url=url)
+        assert healed.returncode == 0, healed.stderr
+        assert f"{REGION}: back up" in healed.stdout
+        assert http.get(f"/region/{REGION}/health").status_code == 200
+
+
+def test_runbook_demo_break_region_names_a_region_the_policy_lacks() -> None:
+    done = _runbook("demo", "break-region", "eu-west-9", platform_url=f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 2
+    assert "REGION 'eu-west-9' is not a region of the policy's services (eu-central-1, us-west-2" in done.stderr
+    # A service where a region belongs is refused the same way, before anything is asked.
+    assert _runbook("demo", "heal-region", "hybrid-router", platform_url="http://127.0.0.1:1").returncode == 2
+
+
+def test_runbook_demo_region_without_the_stack_exits_3() -> None:
+    done = _runbook("demo", "heal-region", "us-west-2", platform_url=f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 3
+    assert "did not answer" in done.stderr and "is `make run` running?" in done.stderr
+
+
+def test_runbook_demo_keeps_its_service_actions_and_its_help() -> None:
+    helped = _runbook("demo", "--help", platform_url="http://127.0.0.1:1")
+    assert helped.returncode == 0, helped.stderr  # '%' in a help text once crashed argparse
+    assert "break-region" in helped.stdout and "load: the cpu (%)" in helped.stdout
+    refused = _runbook("demo", "break-region", REGION, "--cpu", "90", platform_url="http://127.0.0.1:1")
+    assert refused.returncode == 2 and "are for `demo load`" in refused.stderr
+    unknown = _runbook("demo", "load", "no-such-service", "--clear", platform_url="http://127.0.0.1:1")
+    assert unknown.returncode == 2 and "unknown service 'no-such-service'" in unknown.stderr

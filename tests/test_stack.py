@@ -193,3 +193,43 @@ def test_the_lambda_emulator_serves_the_demo_function_where_the_stack_points_bot
     recorded = [json.loads(line) for line in (tmp_path / "lambda-recording.jsonl").read_text().splitlines()]
     assert [entry["operation"] for entry in recorded] == ["PutProvisionedConcurrencyConfig"]
     assert not port_in_use("127.0.0.1", config.lambda_port)
+
+
+def test_the_failover_probes_follow_the_demo_service_to_its_port(tmp_path: Path) -> None:
+    """The worker probes the policy's failover health URLs: on another DEMO_SERVICE_PORT (the
+    end-to-end tests' free ports) the composed policy points them there; links stay as written."""
+    source = load_policy_file(PROJECT_ROOT / "policy" / "demo.yaml")
+    assert source.failover is not None
+    assert source.failover.services["hybrid-router"].health_urls == {
+        "eu-central-1": "http://127.0.0.1:8090/region/eu-central-1/health",
+        "us-west-2": "http://127.0.0.1:8090/region/us-west-2/health",
+    }
+
+    moved = StackConfig(data_dir=tmp_path / "moved", demo_port=free_port())
+    Stack(moved).prepare_identity()
+    composed = load_policy_file(moved.composed_policy)
+    assert composed.failover is not None
+    demo = moved.url(moved.demo_port)
+    assert composed.failover.services["hybrid-router"].health_urls == {
+        "eu-central-1": f"{demo}/region/eu-central-1/health",
+        "us-west-2": f"{demo}/region/us-west-2/health",
+    }
+    assert composed.failover.confirm_for == source.failover.confirm_for
+    assert composed.communication.status_page == source.communication.status_page
+
+    default = StackConfig(data_dir=tmp_path / "default")
+    Stack(default).prepare_identity()
+    assert load_policy_file(default.composed_policy).failover == source.failover
+
+
+def test_the_demo_operators_are_the_two_approvers_a_failover_and_its_failback_need() -> None:
+    """The walk-through: demo-oncall triggers and approves, demo-lead approves (critical risk, two
+    distinct approvers, four eyes: the opener may be one of them, not both); the failback alike."""
+    from devstack.stack import DEMO_OPERATORS
+
+    policy = load_policy_file(PROJECT_ROOT / "policy" / "demo.yaml")
+    for action in ("region_failover", "region_failback"):
+        rule = policy.rule_for(action)
+        assert policy.risk_of(action).value == "critical", action
+        assert rule.required == 2 and rule.four_eyes, action
+        assert policy.members(rule) == set(DEMO_OPERATORS), action
