@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import httpx
@@ -50,6 +50,13 @@ def fast_policy(path: Path) -> Path:
     policy["timers"].update(verify_window="4s", verify_interval="1s", verify_timeout="90s", log_lookback="1m")
     for rule in policy["scaling"]["rules"]:
         rule["sustained_for"] = "6s"
+    policy["failover"].update(
+        confirm_for="3s",
+        probe_every="1s",
+        min_interval="5s",
+        soak_for="4s",
+        failback_retry_after="1m",
+    )
     policy["scaling"].update(
         cooldown="2s",
         check_every="1s",
@@ -569,3 +576,71 @@ def test_scaling_with_the_worker_killed_after_each_activity_repeats_no_step(
     operations = [call["operation"] for call in lambda_calls(stack)[lambda_before:]]
     assert operations == ["PutProvisionedConcurrencyConfig", "DeleteProvisionedConcurrencyConfig"], operations
     assert [s["direction"] for s in view["steps"]] == ["up", "down"]
+
+
+# --------------------------------------------------------------------------- region failover
+
+
+def aws(stack: Stack, service: Literal["ecs", "route53"], region: str) -> Any:
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=stack.config.url(stack.config.moto_port),
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def serving_region(stack: Stack) -> str:
+    """The region of the PRIMARY failover record of the demo's public name, as Route 53 lists it."""
+    route53 = aws(stack, "route53", "us-east-1")
+    zone = route53.list_hosted_zones_by_name(DNSName="hybrid-routing.example.com.")["HostedZones"][0]["Id"]
+    records = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    return next(r["SetIdentifier"] for r in records if r.get("Failover") == "PRIMARY")
+
+
+def backup_desired(stack: Stack) -> int:
+    described = aws(stack, "ecs", "us-west-2").describe_services(
+        cluster="hybrid-routing-cluster-backup", services=["hybrid-router-service"]
+    )
+    return int(described["services"][0]["desiredCount"])
+
+
+def public_health(stack: Stack) -> httpx.Response:
+    return httpx.get(f"{stack.config.url(stack.config.demo_port)}/public/health", timeout=5)
+
+
+def test_region_failover_and_failback_walkthrough(stack: Stack, worker: Callable[[], Any]) -> None:
+    """The README's walk-through: the primary region breaks, two people approve the failover,
+    the backup runs 3 tasks and serves the public name; the region heals, the failback is
+    proposed after the soak, approved by two, and everything is back as it was."""
+    assert serving_region(stack) == "eu-central-1" and backup_desired(stack) == 0
+    cli(stack, "demo", "break-region", "eu-central-1")
+    try:
+        assert public_health(stack).status_code == 503
+        done = cli(stack, "trigger", "failover", "--service", "hybrid-router", user="demo-oncall")
+        assert done.stdout.strip() == "failover/hybrid-router"
+        view = wait_for(stack, "failover/hybrid-router", lambda v: v["pending_approval"] is not None, timeout=60)
+        assert all(check["ok"] for check in view["preflight"]["checks"]), view["preflight"]
+        assert backup_desired(stack) == 0  # nothing before two approvals
+        first = cli(stack, "approve", "failover/hybrid-router", user="demo-oncall")
+        assert "approval 1 of 2" in first.stdout, first.stdout
+        login(stack, "demo-lead")
+        cli(stack, "approve", "failover/hybrid-router", user="demo-lead")
+        view = wait_for(stack, "failover/hybrid-router", lambda v: v["recovery"] is not None, timeout=90)
+        assert serving_region(stack) == "us-west-2" and backup_desired(stack) == 3
+        answer = public_health(stack)
+        assert answer.status_code == 200 and answer.json()["served_by"] == "us-west-2", answer.text
+        shown = cli(stack, "show", "failover/hybrid-router").stdout
+        assert "recovery" in shown and "RTO 2 min: met" in shown, shown
+    finally:
+        cli(stack, "demo", "heal-region", "eu-central-1")
+    view = wait_for(stack, "failback/hybrid-router", lambda v: v["pending_approval"] is not None, timeout=90)
+    assert view["healthy_since"] is not None and serving_region(stack) == "us-west-2"  # never unattended
+    cli(stack, "approve", "failback/hybrid-router", user="demo-oncall")
+    cli(stack, "approve", "failback/hybrid-router", user="demo-lead")
+    view = wait_for(stack, "failback/hybrid-router", lambda v: v["status"] == "failed-back", timeout=90)
+    assert serving_region(stack) == "eu-central-1" and backup_desired(stack) == 0
+    assert public_health(stack).json()["served_by"] == "eu-central-1"
+    ended = wait_for(stack, "failover/hybrid-router", lambda v: v["outcome"] is not None, timeout=60)
+    assert ended["status"] == "failed-over", ended["timeline"]
