@@ -644,3 +644,73 @@ def test_region_failover_and_failback_walkthrough(stack: Stack, worker: Callable
     assert public_health(stack).json()["served_by"] == "eu-central-1"
     ended = wait_for(stack, "failover/hybrid-router", lambda v: v["outcome"] is not None, timeout=60)
     assert ended["status"] == "failed-over", ended["timeline"]
+
+
+def test_failover_with_the_worker_killed_at_each_step_repeats_nothing(stack: Stack, worker: Callable[[], Any]) -> None:
+    """SIGKILL the worker while the failover confirms, while it awaits each approval, right after
+    the backup was scaled (its wait then in flight), and in the hold-off; start it again each
+    time. The backup is scaled once, DNS changed once, each approval counted once, the recovery
+    time still measured. (Then the failback puts everything back, unkilled.)"""
+    moto(stack, "reset-recording")
+    moto(stack, "start-recording")
+    cli(stack, "demo", "break-region", "eu-central-1")
+    loop = asyncio.new_event_loop()
+    client = loop.run_until_complete(Client.connect(stack.config.temporal_address))
+    kills: list[str] = []
+
+    def kill(why: str) -> None:
+        kill_worker(stack)
+        kills.append(why)
+        execution = WorkflowExecution(workflow_id="failover/hybrid-router")
+        loop.run_until_complete(  # what the dead worker held on its sticky queue goes to the shared queue now
+            client.workflow_service.reset_sticky_task_queue(
+                ResetStickyTaskQueueRequest(namespace=client.namespace, execution=execution)
+            )
+        )
+        worker()
+
+    try:
+        cli(stack, "trigger", "failover", "--service", "hybrid-router", user="demo-oncall")
+        deadline = time.monotonic() + 30
+        while True:  # a probe done, the next one's timer running
+            completed, idle, _ = history_of(loop, client, "failover/hybrid-router")
+            if "probe_health" in completed and idle:
+                break
+            assert time.monotonic() < deadline, "the failover never probed"
+            time.sleep(0.1)
+        kill("confirming")
+        view = wait_for(stack, "failover/hybrid-router", lambda v: v["pending_approval"] is not None, timeout=60)
+        kill("awaiting the first approval")
+        cli(stack, "approve", "failover/hybrid-router", user="demo-oncall")
+        kill("awaiting the second approval")
+        cli(stack, "approve", "failover/hybrid-router", user="demo-lead")
+        wait_for(stack, "failover/hybrid-router", lambda v: any("backup scaled" in d for d in v["done"]), timeout=60)
+        kill("backup scaled, its tasks awaited")
+        view = wait_for(stack, "failover/hybrid-router", lambda v: v["recovery"] is not None, timeout=120)
+        kill("holding off")
+    finally:
+        cli(stack, "demo", "heal-region", "eu-central-1")
+        loop.run_until_complete(client.service_client.check_health())
+        loop.close()
+    assert len(kills) == 5
+    approvals = [e for e in view["timeline"] if e["event"] == "approved"]
+    assert [e["actor"] for e in approvals] == ["demo-oncall", "demo-lead"], approvals
+    moto(stack, "stop-recording")
+    updates = [u for u in recorded_ecs_updates(stack) if u.get("cluster") == "hybrid-routing-cluster-backup"]
+    assert [u["desiredCount"] for u in updates] == [3], updates  # the backup scaled once
+    recording = httpx.get(f"{stack.config.url(stack.config.moto_port)}/moto-api/recorder/download-recording").text
+    changes = [
+        e
+        for e in map(json.loads, filter(None, recording.splitlines()))
+        if e["method"] == "POST" and "/rrset" in e["url"]
+    ]
+    assert len(changes) == 1, changes  # DNS changed once
+    assert serving_region(stack) == "us-west-2" and view["recovery"]["verified_at"]
+    # the failback (not killed) puts it all back, so the module's other tests find the stack as seeded
+    back = wait_for(stack, "failback/hybrid-router", lambda v: v["pending_approval"] is not None, timeout=90)
+    assert back["pending_approval"] is not None
+    cli(stack, "approve", "failback/hybrid-router", user="demo-oncall")
+    cli(stack, "approve", "failback/hybrid-router", user="demo-lead")
+    wait_for(stack, "failback/hybrid-router", lambda v: v["status"] == "failed-back", timeout=90)
+    assert serving_region(stack) == "eu-central-1" and backup_desired(stack) == 0
+    wait_for(stack, "failover/hybrid-router", lambda v: v["outcome"] is not None, timeout=60)
