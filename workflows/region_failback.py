@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import failover as dns
@@ -24,12 +24,10 @@ with workflow.unsafe.imports_passed_through():
         EcsCapacityRequest,
         EcsScalePlan,
         FailoverRecords,
-        FailoverRecordsRequest,
         PageRequest,
         ScalingRecord,
     )
     from contracts.failover import DnsChangeRecord
-    from contracts.policy import FailoverPolicy, FailoverTarget
     from contracts.region_failover import (
         CLOSED_FAILBACK,
         FailbackCarry,
@@ -38,28 +36,23 @@ with workflow.unsafe.imports_passed_through():
         FailbackResult,
         FailbackStatus,
         FailbackView,
-        ProbeRequest,
         ProbeResult,
         failback_workflow_id,
         failover_workflow_id,
     )
 
-from workflows.kit.approval import ApprovalGate, Plan
+from workflows.kit.approval import ApprovalGate
 from workflows.kit.options import ACT, READ
-from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
+from workflows.kit.regions import RegionRunbook, StepDeadline
+from workflows.kit.runbook import RunbookCancelled
 from workflows.kit.timeline import cause, fmt
 
 STEPS = ("soak", "plan", "approve", "switch_dns", "verify", "standby")
-PROBES_SHOWN = 10
 CARRIED_TIMELINE = 50
 
 
-class StepDeadline(Exception):
-    """A step did not finish within its deadline: the run stops, what is done stays."""
-
-
 @workflow.defn
-class RegionFailbackWorkflow(RunbookWorkflow):
+class RegionFailbackWorkflow(RegionRunbook):
     noun = "failback"
     closed = CLOSED_FAILBACK
     gate: ApprovalGate[FailbackPlan]
@@ -67,6 +60,7 @@ class RegionFailbackWorkflow(RunbookWorkflow):
     @workflow.init
     def __init__(self, input: FailbackInput) -> None:
         self.input = input
+        self.service = input.service
         self.init_kit(
             note_prefix=failback_workflow_id(input.service),
             opened_by=input.opened_by,
@@ -218,13 +212,6 @@ class RegionFailbackWorkflow(RunbookWorkflow):
 
     # ------------------------------------------------------------------ pieces of the steps
 
-    async def probe(self, region: str, url: str) -> ProbeResult:
-        result: ProbeResult = await workflow.execute_activity(
-            dns.probe_health, ProbeRequest(region=region, url=url), **READ
-        )
-        self.probes = [*self.probes, result][-PROBES_SHOWN:]
-        return result
-
     async def tell(self, summary: str, plan: FailbackPlan) -> None:
         """The on-call hears of each proposal: a page the first time (a warning: nothing is down),
         a note on it after; nothing fails back without a person."""
@@ -259,9 +246,6 @@ class RegionFailbackWorkflow(RunbookWorkflow):
             await self.pager.page(request, summary)
         return await self.finish(FailbackStatus.STOPPED, f"stopped: {why}; done: {left}")
 
-    async def climb(self, action: str, plan: Plan) -> None:
-        self.record("reminder" if action == "remind" else "re-page", f"{plan.plan_id} still awaits approval")
-
     async def continue_if_long(self) -> None:
         info = workflow.info()
         if info.get_current_history_length() < self.failover.continue_after_events and not (
@@ -279,37 +263,8 @@ class RegionFailbackWorkflow(RunbookWorkflow):
         workflow.continue_as_new(self.input.model_copy(update={"carried": carried}))
 
     @property
-    def failover(self) -> FailoverPolicy:
-        policy = self.the_policy.failover
-        if policy is None:
-            raise ApplicationError("the policy has no failover section: nothing fails back", non_retryable=True)
-        return policy
-
-    @property
-    def target(self) -> FailoverTarget:
-        target = self.failover.services.get(self.input.service)
-        if target is None:
-            raise ApplicationError(f"failover.services has no entry for {self.input.service}", non_retryable=True)
-        return target
-
-    @property
     def primary(self) -> str:
         return self.input.failover.from_region
-
-    def health_url(self, region: str) -> str:
-        url = self.target.health_urls.get(region)
-        if url is None:
-            raise ApplicationError(
-                f"failover.services.{self.input.service}.health_urls has no URL for {region}", non_retryable=True
-            )
-        return url
-
-    @property
-    def records_request(self) -> FailoverRecordsRequest:
-        target = self.target
-        return FailoverRecordsRequest(
-            zone_name=target.zone_name, record_name=target.record_name, record_type=target.record_type
-        )
 
     def unproven_start(self) -> str | None:
         """Only the service's failover starts its failback (as its child), or a failback

@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
         EcsRunningWait,
         EcsScalePlan,
         FailoverRecords,
-        FailoverRecordsRequest,
         PageRequest,
         Preflight,
         PreflightRequest,
@@ -34,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
         Statement,
     )
     from contracts.failover import DnsChangeRecord
-    from contracts.policy import FailoverPolicy, FailoverTarget
     from contracts.region_failover import (
         CLOSED_FAILOVER,
         FailbackInput,
@@ -44,30 +42,25 @@ with workflow.unsafe.imports_passed_through():
         FailoverStatus,
         FailoverTrigger,
         FailoverView,
-        ProbeRequest,
         ProbeResult,
         RecoveryTime,
         failback_workflow_id,
         failover_workflow_id,
     )
 
-from workflows.kit.approval import ApprovalGate, Plan
+from workflows.kit.approval import ApprovalGate
 from workflows.kit.options import ACT, READ, hold
-from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
+from workflows.kit.regions import RegionRunbook, StepDeadline
+from workflows.kit.runbook import RunbookCancelled
 from workflows.kit.timeline import cause, fmt
 from workflows.region_failback import RegionFailbackWorkflow
 
 # The runbook's step ids, in its order; a test keeps runbooks/region-failover.md in step.
 STEPS = ("confirm", "preflight", "plan", "approve", "scale_backup", "switch_dns", "verify", "hold_off")
-PROBES_SHOWN = 10  # the view keeps the last few probes
-
-
-class StepDeadline(Exception):
-    """A step did not finish within its deadline: the run stops, what is done stays."""
 
 
 @workflow.defn
-class RegionFailoverWorkflow(RunbookWorkflow):
+class RegionFailoverWorkflow(RegionRunbook):
     noun = "failover"
     closed = CLOSED_FAILOVER
     gate: ApprovalGate[FailoverPlan]
@@ -75,6 +68,7 @@ class RegionFailoverWorkflow(RunbookWorkflow):
     @workflow.init
     def __init__(self, input: FailoverInput) -> None:
         self.input = input
+        self.service = input.service
         self.init_kit(
             note_prefix=failover_workflow_id(input.service),
             opened_by=input.opened_by,
@@ -322,13 +316,6 @@ class RegionFailoverWorkflow(RunbookWorkflow):
 
     # ------------------------------------------------------------------ pieces of the steps
 
-    async def probe(self, region: str, url: str) -> ProbeResult:
-        result: ProbeResult = await workflow.execute_activity(
-            dns.probe_health, ProbeRequest(region=region, url=url), **READ
-        )
-        self.probes = [*self.probes, result][-PROBES_SHOWN:]
-        return result
-
     async def blocked(self, preflight: Preflight) -> FailoverResult:
         reasons = "; ".join(f"{check.name}: {check.detail}" for check in preflight.failures)
         await self.page(f"[P1] failover of {self.input.service} blocked: {reasons}", "blocked")
@@ -356,37 +343,9 @@ class RegionFailoverWorkflow(RunbookWorkflow):
         )
         await self.pager.page(request, summary)
 
-    async def climb(self, action: str, plan: Plan) -> None:
-        self.record("reminder" if action == "remind" else "re-page", f"{plan.plan_id} still awaits approval")
-
-    @property
-    def failover(self) -> FailoverPolicy:
-        policy = self.the_policy.failover
-        if policy is None:
-            raise ApplicationError("the policy has no failover section: nothing fails over", non_retryable=True)
-        return policy
-
-    @property
-    def target(self) -> FailoverTarget:
-        target = self.failover.services.get(self.input.service)
-        if target is None or self.input.service not in self.the_policy.services:
-            raise ApplicationError(
-                f"failover.services has no entry for {self.input.service}: it never fails over", non_retryable=True
-            )
-        return target
-
     @property
     def primary(self) -> str:
         return self.the_policy.services[self.input.service].region
-
-    def health_url(self, region: str) -> str:
-        url = self.target.health_urls.get(region)
-        if url is None:
-            raise ApplicationError(
-                f"failover.services.{self.input.service}.health_urls has no URL for {region}: it cannot be probed",
-                non_retryable=True,
-            )
-        return url
 
     @property
     def backup_region(self) -> str:
@@ -397,13 +356,6 @@ class RegionFailoverWorkflow(RunbookWorkflow):
         target = self.target
         return EcsCapacityRequest(
             cluster=target.backup_cluster, service=target.backup_service, region=self.backup_region
-        )
-
-    @property
-    def records_request(self) -> FailoverRecordsRequest:
-        target = self.target
-        return FailoverRecordsRequest(
-            zone_name=target.zone_name, record_name=target.record_name, record_type=target.record_type
         )
 
     def unproven_start(self) -> str | None:

@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.scaling_rules import Judgement, Series, judge
 
-from workflows.kit.approval import ApprovalGate, Plan
+from workflows.kit.approval import ApprovalGate
 from workflows.kit.options import ACT, READ, hold
 from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
 from workflows.kit.timeline import cause, fmt
@@ -467,9 +467,6 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
     def maintenance_hold(self) -> str | None:
         """A maintenance window holding the target (the scheduled-runs issue fills this in)."""
         return None
-
-    async def climb(self, action: str, plan: Plan) -> None:
-        self.record("reminder" if action == "remind" else "re-page", f"{plan.plan_id} still awaits approval")
 
     def lambda_up(self, capacity: Capacity, limits: CapacityLimits) -> int | None:
         if limits.lambda_max is None or capacity.provisioned is None:

@@ -252,6 +252,11 @@ class RunbookWorkflow:
             await self.pager.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
 
+    async def climb(self, action: str, plan: Any) -> None:
+        """One rung of the approval ladder: the timeline says the plan still waits (a runbook
+        with a PagerDuty incident of its own re-pages too)."""
+        self.record("reminder" if action == "remind" else "re-page", f"{plan.plan_id} still awaits approval")
+
     def requesters(self) -> set[str]:
         """Who asked for this run: four eyes keeps them from being its only approver."""
         return {self.opened_by}

@@ -1,0 +1,68 @@
+"""What the region failover and failback runbooks share: the policy's failover entry for their
+service, its hosted zone and records, and the worker's own health probes of a region."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import failover as dns
+    from contracts import FailoverRecordsRequest
+    from contracts.policy import FailoverPolicy, FailoverTarget
+    from contracts.region_failover import ProbeRequest, ProbeResult
+
+from workflows.kit.options import READ
+from workflows.kit.runbook import RunbookWorkflow
+
+PROBES_SHOWN = 10  # the view keeps the last few probes
+
+
+class StepDeadline(Exception):
+    """A step did not finish within its deadline: the run stops, what is done stays."""
+
+
+class RegionRunbook(RunbookWorkflow):
+    """A runbook acting on one service's regions (`self.service`, set by the runbook)."""
+
+    service: str
+    probes: list[ProbeResult]
+
+    async def probe(self, region: str, url: str) -> ProbeResult:
+        result: ProbeResult = await workflow.execute_activity(
+            dns.probe_health, ProbeRequest(region=region, url=url), **READ
+        )
+        self.probes = [*self.probes, result][-PROBES_SHOWN:]
+        return result
+
+    @property
+    def failover(self) -> FailoverPolicy:
+        policy = self.the_policy.failover
+        if policy is None:
+            raise ApplicationError("the policy has no failover section: no region is failed over", non_retryable=True)
+        return policy
+
+    @property
+    def target(self) -> FailoverTarget:
+        target = self.failover.services.get(self.service)
+        if target is None or self.service not in self.the_policy.services:
+            raise ApplicationError(
+                f"failover.services has no entry for {self.service}: it never fails over", non_retryable=True
+            )
+        return target
+
+    def health_url(self, region: str) -> str:
+        url = self.target.health_urls.get(region)
+        if url is None:
+            raise ApplicationError(
+                f"failover.services.{self.service}.health_urls has no URL for {region}: it cannot be probed",
+                non_retryable=True,
+            )
+        return url
+
+    @property
+    def records_request(self) -> FailoverRecordsRequest:
+        target = self.target
+        return FailoverRecordsRequest(
+            zone_name=target.zone_name, record_name=target.record_name, record_type=target.record_type
+        )
