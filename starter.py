@@ -141,3 +141,23 @@ async def trigger_failover(
         memo={"service": service},
         result_type=FailoverResult,
     )
+
+
+async def open_or_join_failover_with_batch(
+    client: Client, alerts: list[Alert], opened_by: str, task_queue: str, signer: Signer
+) -> WorkflowHandle:
+    """Alerts a failover route took (a region-health alarm, an AWS Health event): signal-with-start
+    of the service's failover run, which confirms with its own probes before anything moves."""
+    service = alerts[0].service
+    workflow_id = failover_workflow_id(service)
+    signed = signer.sign(AlertBatch(alerts=alerts), subject=opened_by, action="alert_batch", workflow_id=workflow_id)
+    return await client.start_workflow(
+        FAILOVER_TYPE,
+        FailoverInput(service=service, opened_by=opened_by),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal="alert_batch",
+        start_signal_args=[signed],
+        memo={"service": service},
+        result_type=FailoverResult,
+    )

@@ -135,7 +135,7 @@ class Route(Strict):
 
     name: str
     match: RouteMatch
-    runbook: Literal["incident", "scaling"] = "incident"
+    runbook: Literal["incident", "scaling", "failover"] = "incident"
     service: str | None = None  # None: the alert's own `service` label
     region: str | None = None  # None: the service's region in `services`
     severity: Severity | None = None  # None: the alert's severity label, else classification
@@ -163,6 +163,17 @@ class Policy(Strict):
     trust: Trust = Field(default_factory=Trust)
     scaling: ScalingPolicy | None = None  # the scaling decisions runbook; None: it scales nothing
     failover: FailoverPolicy | None = None  # the region failover runbook; None: nothing fails over
+
+    @model_validator(mode="after")
+    def _failover_routes_fail_something_over(self) -> Policy:
+        for route in self.routes:
+            if route.runbook != "failover":
+                continue
+            if self.failover is None:
+                raise ValueError(f"routes.{route.name}: runbook failover, but the policy has no failover section")
+            if route.service is not None and route.service not in self.failover.services:
+                raise ValueError(f"routes.{route.name}: {route.service} has no failover.services entry")
+        return self
 
     @model_validator(mode="after")
     def _failover_services_known(self) -> Policy:

@@ -12,10 +12,11 @@ from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
 from contracts import Alert, AlertBatch, PagerDutyEvent, incident_workflow_id
-from contracts.region_failover import FailoverTrigger
+from contracts.region_failover import FailoverTrigger, failover_workflow_id
 from contracts.scaling_decision import ScalingTrigger, scaling_workflow_id
 from signing import Signer
 from starter import (
+    open_or_join_failover_with_batch,
     open_or_join_incident,
     open_or_join_scaling_with_batch,
     open_or_join_with_batch,
@@ -26,16 +27,23 @@ from starter import (
 HANDOFF_TIMEOUT = 4.0  # PagerDuty wants an answer within 5 s; the others are more patient
 
 
-Runbook = Literal["incident", "scaling"]
+Runbook = Literal["incident", "scaling", "failover"]
 
 
 def workflow_id_for(runbook: Runbook, service: str, region: str) -> str:
-    """The run an alert for this target joins, per the runbook its route names."""
-    return scaling_workflow_id(service, region) if runbook == "scaling" else incident_workflow_id(service, region)
+    """The run an alert for this target joins, per the runbook its route names (a failover is
+    one per service: the alert is about the region it fails over from)."""
+    if runbook == "scaling":
+        return scaling_workflow_id(service, region)
+    if runbook == "failover":
+        return failover_workflow_id(service)
+    return incident_workflow_id(service, region)
 
 
 def runbook_of(workflow_id: str) -> Runbook:
-    return "scaling" if workflow_id.startswith("scaling/") else "incident"
+    if workflow_id.startswith("scaling/"):
+        return "scaling"
+    return "failover" if workflow_id.startswith("failover/") else "incident"
 
 
 class Unavailable(Exception):
@@ -120,7 +128,11 @@ class Handoff:
             return await self._signal(workflow_id, "alert_batch", signed), None
         client = await self.client()
         try:
-            opening = open_or_join_with_batch if runbook == "incident" else open_or_join_scaling_with_batch
+            opening = {
+                "incident": open_or_join_with_batch,
+                "scaling": open_or_join_scaling_with_batch,
+                "failover": open_or_join_failover_with_batch,
+            }[runbook]
             handle = await asyncio.wait_for(
                 opening(client, alerts, opened_by, self.task_queue, self.signer), HANDOFF_TIMEOUT
             )

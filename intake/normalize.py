@@ -252,6 +252,8 @@ def route(policy: Policy, alert: Incoming, received_at: datetime) -> tuple[Alert
             continue
         if candidate.runbook == "scaling" and (policy.scaling is None or service not in policy.scaling.limits):
             continue  # a service that is never scaled: a later route may still take the alert
+        if candidate.runbook == "failover" and (policy.failover is None or service not in policy.failover.services):
+            continue  # a service that never fails over: likewise
         region = candidate.region or policy.services[service].region
         routed = Alert(
             source=alert.source,

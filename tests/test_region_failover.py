@@ -53,11 +53,15 @@ from contracts.region_failover import (
     failback_workflow_id,
     failover_workflow_id,
 )
+from intake.app import IntakeConfig, create_app
+from intake.handoff import Handoff
 from signing import Signer
 from starter import trigger_failover
+from tests.conftest import serve_app
 from tests.fakes import FakePlatform
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
+from tests.test_intake import alertmanager
 from tests.test_signin import PASSWORDS, operator_app, refused, runbook, serving
 from worker import ensure_search_attributes
 from workflows.region_failback import RegionFailbackWorkflow
@@ -465,3 +469,33 @@ def test_the_policy_refuses_a_failover_section_that_cannot_work() -> None:
         with pytest.raises(ValueError, match=message):
             Policy.model_validate(broken)
     assert Policy.model_validate(data).failover is not None
+
+
+async def test_an_alert_routed_to_the_failover_opens_its_run(on_dev_server: tuple[Failover, str]) -> None:
+    """Alertmanager's region-health rule, labelled runbook=failover: the intake hands it to the
+    service's failover run, which probes before anything moves."""
+    failover, _ = on_dev_server
+    service = service_of(failover)
+    target = failover.env.client.service_client.config.target_host
+    handoff = Handoff(
+        lambda: Client.connect(target, data_converter=pydantic_data_converter), failover.task_queue, INTAKE
+    )
+    app = create_app(IntakeConfig(policy=failover.policy, alertmanager_token="t"), handoff)
+    payload = alertmanager(service)
+    for alert in payload["alerts"]:
+        alert["labels"] = {"alertname": "RegionUnavailable", "service": service, "runbook": "failover"}
+    with serve_app(app) as url:
+        async with httpx.AsyncClient() as http:
+            answer = await http.post(
+                f"{url}/v1/alerts/alertmanager", json=payload, headers={"authorization": "Bearer t"}
+            )
+    assert answer.status_code == 202 and answer.json()["incidents"] == [failover_workflow_id(service)]
+    handle = failover.client.get_workflow_handle(failover_workflow_id(service))
+    for _ in range(200):
+        view: FailoverView = await handle.query(RegionFailoverWorkflow.view)
+        if view.pending_approval is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert view.opened_by == "intake/alertmanager" and view.pending_approval is not None
+    assert failover.regions.probed and failover.regions.scaled == []  # probed, checked; nothing moved
+    await handle.terminate("test done")
