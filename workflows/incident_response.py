@@ -522,10 +522,8 @@ class IncidentResponseWorkflow(RunbookWorkflow):
 
     def count_alert(self, alert: Alert) -> bool:
         """Counts an alert and tracks what still fires; False for a delivery taken before."""
-        if alert.delivery_id is not None:
-            if alert.delivery_id in self.deliveries:
-                return False
-            self.deliveries.add(alert.delivery_id)
+        if not self.first_delivery(alert):
+            return False
         self.alerts.append(alert)
         # The condition clears when every alert that fired has resolved, not at the first OK.
         key = alert.fingerprint or "(unnamed)"

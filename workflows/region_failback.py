@@ -11,23 +11,19 @@ and returns the backup to its standby count. A failback not approved is proposed
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import failover as dns
     from activities import scaling as aws
     from contracts import (
         EcsCapacity,
         EcsCapacityRequest,
         EcsScalePlan,
-        FailoverRecords,
         PageRequest,
         ScalingRecord,
     )
-    from contracts.failover import DnsChangeRecord
     from contracts.region_failover import (
         CLOSED_FAILBACK,
         FailbackCarry,
@@ -45,7 +41,7 @@ from workflows.kit.approval import ApprovalGate
 from workflows.kit.options import ACT, READ
 from workflows.kit.regions import RegionRunbook, StepDeadline
 from workflows.kit.runbook import RunbookCancelled
-from workflows.kit.timeline import cause, fmt
+from workflows.kit.timeline import fmt
 
 STEPS = ("soak", "plan", "approve", "switch_dns", "verify", "standby")
 CARRIED_TIMELINE = 50
@@ -174,33 +170,14 @@ class RegionFailbackWorkflow(RegionRunbook):
 
     async def step_switch_dns(self, plan: FailbackPlan) -> None:
         self.enter("switch_dns", FailbackStatus.FAILING_BACK)
-        try:
-            changed: DnsChangeRecord = await workflow.execute_activity(
-                dns.change_failover_records,
-                plan.dns,
-                start_to_close_timeout=timedelta(minutes=1),
-                schedule_to_close_timeout=self.failover.dns_within,
-                retry_policy=ACT["retry_policy"],
-            )
-        except ActivityError as err:
-            raise StepDeadline(f"the DNS change did not complete: {cause(err)}") from err
+        changed = await self.change_records(plan.dns)
         self.done.append(f"DNS switched back: {changed.records.describe()}")
         self.audit("DNS switched back", f"{plan.dns.plan_id}: {changed.detail}", "runbook")
 
     async def step_verify(self, plan: FailbackPlan) -> None:
         """The primary serving again (DNS says so) and healthy, before the backup stands down."""
         self.enter("verify", FailbackStatus.VERIFYING)
-        records: FailoverRecords = await workflow.execute_activity(
-            dns.read_failover_records, self.records_request, **READ
-        )
-        if records.serving_region != plan.to_region:
-            raise StepDeadline(f"DNS serves {records.serving_region}, not {plan.to_region}: {records.describe()}")
-        until = workflow.now() + self.failover.verify_within
-        url = self.health_url(plan.to_region)
-        while not (await self.probe(plan.to_region, url)).ok:
-            if workflow.now() >= until:
-                raise StepDeadline(f"{plan.to_region} not healthy within {fmt(self.failover.verify_within)}")
-            await self.wait(lambda: False, self.failover.probe_every)
+        await self.verify_serving(plan.to_region)
         self.audit("verified", f"{plan.to_region} serves and is healthy", "runbook")
 
     async def step_standby(self, plan: FailbackPlan) -> None:

@@ -9,7 +9,7 @@ further trigger: flap protection. The numbers are the policy's `failover` sectio
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
@@ -32,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         ScalingRecord,
         Statement,
     )
-    from contracts.failover import DnsChangeRecord
     from contracts.region_failover import (
         CLOSED_FAILOVER,
         FailbackInput,
@@ -240,16 +239,7 @@ class RegionFailoverWorkflow(RegionRunbook):
     async def step_switch_dns(self, plan: FailoverPlan) -> None:
         """The Route 53 change, once (a retry finds it done), then read back."""
         self.enter("switch_dns", FailoverStatus.FAILING_OVER)
-        try:
-            changed: DnsChangeRecord = await workflow.execute_activity(
-                dns.change_failover_records,
-                plan.dns,
-                start_to_close_timeout=timedelta(minutes=1),
-                schedule_to_close_timeout=self.failover.dns_within,
-                retry_policy=ACT["retry_policy"],
-            )
-        except ActivityError as err:
-            raise StepDeadline(f"the DNS change did not complete: {cause(err)}") from err
+        changed = await self.change_records(plan.dns)
         self.done.append(f"DNS switched: {changed.records.describe()}")
         self.audit("DNS switched", f"{plan.dns.plan_id}: {changed.detail}", "runbook")
 
@@ -257,27 +247,13 @@ class RegionFailoverWorkflow(RegionRunbook):
         """End to end: the service healthy where DNS now sends the traffic, within
         `verify_within`; the recovery time measured against the RTO."""
         self.enter("verify", FailoverStatus.VERIFYING)
-        records: FailoverRecords = await workflow.execute_activity(
-            dns.read_failover_records, self.records_request, **READ
-        )
-        serving = records.serving_region
-        if serving != plan.to_region:
-            raise StepDeadline(f"DNS serves {serving}, not {plan.to_region}: {records.describe()}")
-        url = self.health_url(serving)
-        until = workflow.now() + self.failover.verify_within
-        while True:
-            probe = await self.probe(serving, url)
-            if probe.ok:
-                break
-            if workflow.now() >= until:
-                raise StepDeadline(f"{serving} not healthy within {fmt(self.failover.verify_within)}: {probe.detail}")
-            await self.wait(lambda: False, self.failover.probe_every)
+        await self.verify_serving(plan.to_region)
         assert self.triggered_at is not None
         self.recovery = RecoveryTime(triggered_at=self.triggered_at, verified_at=workflow.now(), rto=self.failover.rto)
         verdict = "within" if self.recovery.met else "OVER"
         self.audit(
             "verified",
-            f"{serving} serves and is healthy; recovered in {fmt(self.recovery.took)}, {verdict} the RTO "
+            f"{plan.to_region} serves and is healthy; recovered in {fmt(self.recovery.took)}, {verdict} the RTO "
             f"of {fmt(self.recovery.rto)}",
             "runbook",
         )
@@ -413,11 +389,7 @@ class RegionFailoverWorkflow(RegionRunbook):
         if statement is not None and not self.triggers:
             self.opened_by = statement.sub
         for alert in batch.alerts:
-            if alert.delivery_id is not None:
-                if alert.delivery_id in self.deliveries:
-                    continue
-                self.deliveries.add(alert.delivery_id)
-            if alert.status == "firing":
+            if self.first_delivery(alert) and alert.status == "firing":
                 self.take_trigger(alert.raised_by or alert.source, f"alert from {alert.source}: {alert.summary}")
 
     @workflow.query

@@ -586,11 +586,7 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
             self.take_alert(alert)
 
     def take_alert(self, alert: Alert) -> None:
-        if alert.delivery_id is not None:
-            if alert.delivery_id in self.deliveries:
-                return
-            self.deliveries.add(alert.delivery_id)
-        if alert.status != "firing":
+        if not self.first_delivery(alert) or alert.status != "firing":
             return
         self.triggers += 1
         self.nudged = True

@@ -3,17 +3,21 @@ service, its hosted zone and records, and the worker's own health probes of a re
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import failover as dns
-    from contracts import FailoverRecordsRequest
+    from contracts import DnsChangePlan, FailoverRecords, FailoverRecordsRequest
+    from contracts.failover import DnsChangeRecord
     from contracts.policy import FailoverPolicy, FailoverTarget
     from contracts.region_failover import ProbeRequest, ProbeResult
 
-from workflows.kit.options import READ
+from workflows.kit.options import ACT, READ
 from workflows.kit.runbook import RunbookWorkflow
+from workflows.kit.timeline import cause, fmt
 
 PROBES_SHOWN = 10  # the view keeps the last few probes
 
@@ -34,6 +38,34 @@ class RegionRunbook(RunbookWorkflow):
         )
         self.probes = [*self.probes, result][-PROBES_SHOWN:]
         return result
+
+    async def change_records(self, plan: DnsChangePlan) -> DnsChangeRecord:
+        """The Route 53 change, once (a retry finds it done), read back, within `dns_within`."""
+        try:
+            changed: DnsChangeRecord = await workflow.execute_activity(
+                dns.change_failover_records,
+                plan,
+                start_to_close_timeout=timedelta(minutes=1),
+                schedule_to_close_timeout=self.failover.dns_within,
+                retry_policy=ACT["retry_policy"],
+            )
+        except ActivityError as err:
+            raise StepDeadline(f"the DNS change did not complete: {cause(err)}") from err
+        return changed
+
+    async def verify_serving(self, region: str) -> None:
+        """DNS names `region` PRIMARY, and its health URL answers within `verify_within`."""
+        records: FailoverRecords = await workflow.execute_activity(
+            dns.read_failover_records, self.records_request, **READ
+        )
+        if records.serving_region != region:
+            raise StepDeadline(f"DNS serves {records.serving_region}, not {region}: {records.describe()}")
+        url = self.health_url(region)
+        until = workflow.now() + self.failover.verify_within
+        while not (probe := await self.probe(region, url)).ok:
+            if workflow.now() >= until:
+                raise StepDeadline(f"{region} not healthy within {fmt(self.failover.verify_within)}: {probe.detail}")
+            await self.wait(lambda: False, self.failover.probe_every)
 
     @property
     def failover(self) -> FailoverPolicy:

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities import policy as policy_activity
     from contracts import (
         Acknowledge,
+        Alert,
         Approve,
         Cancel,
         Comment,
@@ -251,6 +252,15 @@ class RunbookWorkflow:
                 workflow.upsert_search_attributes([self.status_key.value_set(status.value)])
             await self.pager.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+    def first_delivery(self, alert: Alert) -> bool:
+        """False for an alert delivery the run took before (a sender's retry, a replayed batch)."""
+        if alert.delivery_id is None:
+            return True
+        if alert.delivery_id in self.deliveries:
+            return False
+        self.deliveries.add(alert.delivery_id)
+        return True
 
     async def climb(self, action: str, plan: Any) -> None:
         """One rung of the approval ladder: the timeline says the plan still waits (a runbook
