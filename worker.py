@@ -60,7 +60,7 @@ def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) 
         task_queue=task_queue,
         workflows=workflows.ALL,
         workflow_runner=SANDBOX,
-        activities=[*activities.ALL, Runs(client).remediation_in_progress],
+        activities=[*activities.ALL, *Runs(client).all()],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(POLLERS),

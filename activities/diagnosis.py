@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
-from activities import cloudwatch, ecs, platform_api
+from activities import cloudwatch, ecs, failover, platform_api
 from contracts import (
     DeploymentState,
     DiagnoseRequest,
@@ -22,6 +22,7 @@ from contracts import (
     LogScan,
     MetricReading,
     MetricsRequest,
+    ProbeResult,
     Verification,
     VerifyRequest,
 )
@@ -58,10 +59,13 @@ async def diagnose(request: DiagnoseRequest) -> Diagnosis:
         except Exception as err:
             return None, innermost_message(err)
 
-    health, metrics, scan, (state, error) = await asyncio.gather(
-        platform_api.check_component_health(request.health), _metrics(request.metrics), logs(), deployment()
+    async def region() -> ProbeResult | None:
+        return None if request.region is None else await failover.probe_health(request.region)
+
+    health, metrics, scan, (state, error), probe = await asyncio.gather(
+        platform_api.check_component_health(request.health), _metrics(request.metrics), logs(), deployment(), region()
     )
-    return Diagnosis(health=health, metrics=metrics, logs=scan, deployment=state, deployment_error=error)
+    return Diagnosis(health=health, metrics=metrics, logs=scan, deployment=state, deployment_error=error, region=probe)
 
 
 async def _within_slo(request: VerifyRequest) -> tuple[bool, str]:

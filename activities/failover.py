@@ -32,7 +32,7 @@ from contracts import (
     PreflightCheck,
     PreflightRequest,
 )
-from contracts.region_failover import ProbeRequest, ProbeResult
+from contracts.systems import ProbeRequest, ProbeResult
 
 if TYPE_CHECKING:
     from types_boto3_ecs import ECSClient

@@ -15,7 +15,7 @@ from contracts.approvals import Decision
 from contracts.common import Severity, Strict, TimelineEntry
 from contracts.paging import PagerDutyRef
 from contracts.policy import Policy
-from contracts.systems import DeploymentState, HealthReading, LogScan, MetricReading
+from contracts.systems import DeploymentState, HealthReading, LogScan, MetricReading, ProbeResult
 
 # Search attributes of incident workflows (Keyword), for `runbook incidents` filters. The
 # local stack's dev server registers them; the worker registers them elsewhere at start.
@@ -59,6 +59,12 @@ class Diagnosis(Strict):
     logs: LogScan
     deployment: DeploymentState | None
     deployment_error: str | None = None
+    # the service's whole region, probed when the service can fail over out of it
+    region: ProbeResult | None = None
+
+    @property
+    def region_down(self) -> bool:
+        return self.region is not None and not self.region.ok
 
     @property
     def critical_metrics(self) -> list[MetricReading]:
@@ -72,6 +78,9 @@ class Diagnosis(Strict):
         parts.append(f"{self.logs.error_count} ERROR log line(s)")
         if self.deployment:
             parts.append(f"running {self.deployment.task_definition.rsplit('/', 1)[-1]}")
+        if self.region is not None:
+            state = "answers" if self.region.ok else f"DOWN ({self.region.detail or '-'})"
+            parts.append(f"region {self.region.region} {state}")
         return "; ".join(parts)
 
 
@@ -156,6 +165,7 @@ class IncidentView(Strict):
     outcome: str | None
     timeline: list[TimelineEntry]
     refused_signals: int = 0  # signals not signed by the intake (forged, or replayed), dropped
+    failover: str | None = None  # the failover run this incident handed its region to
 
 
 class IncidentResult(Strict):

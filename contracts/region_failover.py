@@ -13,6 +13,7 @@ from contracts.common import Strict, TimelineEntry
 from contracts.failover import DnsChangePlan, Preflight
 from contracts.paging import PagerDutyRef
 from contracts.scaling import AwsCall, EcsScalePlan
+from contracts.systems import ProbeResult
 
 
 class FailoverStatus(StrEnum):
@@ -64,19 +65,22 @@ class FailoverInput(Strict):
     service: str
     opened_by: str
     plan: bool = False
+    # the P0 incident (its id) that found the whole primary region down and started this run
+    incident_id: str | None = None
 
 
-class ProbeRequest(Strict):
-    region: str
-    url: str
+class FailoverProgress(Strict):
+    """How a failover run stands, as the P0 incident that handed its region to it reads it."""
 
+    workflow_id: str
+    status: FailoverStatus | None  # None: no such run
+    outcome: str | None = None
+    to_region: str | None = None
 
-class ProbeResult(Strict):
-    region: str
-    url: str
-    ok: bool
-    status_code: int | None = None
-    detail: str = ""
+    @property
+    def decided(self) -> bool:
+        """Traffic moved and verified, or the run ended without moving it."""
+        return self.status is not None and (self.status in CLOSED_FAILOVER)
 
 
 class FailoverPlan(Strict):

@@ -83,6 +83,21 @@ class DeploymentState(Strict):
     primary_deployment_id: str | None
 
 
+class ProbeRequest(Strict):
+    """The worker's own probe of a region's health endpoint."""
+
+    region: str
+    url: str
+
+
+class ProbeResult(Strict):
+    region: str
+    url: str
+    ok: bool
+    status_code: int | None = None
+    detail: str = ""
+
+
 class EmergencySwitchRequest(Strict):
     hybrid_routing_enabled: bool
     reason: str
@@ -96,6 +111,8 @@ class DiagnoseRequest(Strict):
     metrics: MetricsRequest
     logs: LogScanRequest
     deployment: DeploymentRequest
+    # the region's own health endpoint, for a service that can fail over out of that region
+    region: ProbeRequest | None = None
 
 
 class VerifyRequest(Strict):

@@ -172,6 +172,12 @@ def render_incident(view: IncidentView, csrf: str, message: str | None) -> str:
     )
     if view.diagnosis:
         parts.append(f"<h2>Diagnosis</h2><p>{e(view.diagnosis.summary())}</p>")
+    if view.failover:
+        link = f"/ui/incident?id={quote(view.failover, safe='')}"
+        parts.append(
+            f'<p id="failover">The region is down: handed to <a href="{e(link)}">{e(view.failover)}</a>, '
+            "which confirms, checks readiness and asks its own approvers.</p>"
+        )
     plan = view.pending_approval
     if plan:
         parts.append(

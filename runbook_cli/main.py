@@ -887,6 +887,8 @@ def render(view: IncidentView) -> str:
         )
     if view.diagnosis:
         lines.append(f"  diagnosis     {view.diagnosis.summary()}")
+    if view.failover:
+        lines.append(f"  failover      {view.failover}: the region is down; approve it there")
     if view.pending_approval:
         plan = view.pending_approval
         lines += [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +40,8 @@ from contracts import (
     PagerDutySynced,
     PageRequest,
     Policy,
+    ProbeRequest,
+    ProbeResult,
     RemediationAction,
     RemediationPlan,
     RemediationRecord,
@@ -69,6 +71,8 @@ class FakePlatform:
         self.note_delay = 0.0  # seconds a proposal note takes to reach PagerDuty
         self.page_fails = 0  # pages PagerDuty refuses for good (400) before it takes one
         self.verify_for = 3.0  # real seconds a failing verification keeps checking
+        # the region's own health, when a diagnosis asks it (a service that can fail over)
+        self.probe_region: Callable[[ProbeRequest], Awaitable[ProbeResult]] | None = None
         self.calls: list[tuple[str, Any]] = []
 
     def called(self, name: str) -> list[Any]:
@@ -195,11 +199,20 @@ class FakePlatform:
 
     @activity.defn(name="diagnose")
     async def diagnose(self, request: DiagnoseRequest) -> Diagnosis:
+        region = None
+        if request.region is not None:
+            self.calls.append(("probe_region", request.region.region))
+            region = (
+                await self.probe_region(request.region)
+                if self.probe_region is not None
+                else ProbeResult(region=request.region.region, url=request.region.url, ok=True, status_code=200)
+            )
         return Diagnosis(
             health=await self.check_component_health(request.health),
             metrics=await self.read_metrics(request.metrics),
             logs=await self.scan_error_logs(request.logs),
             deployment=await self.describe_deployment(request.deployment),
+            region=region,
         )
 
     @activity.defn(name="verify_slo")

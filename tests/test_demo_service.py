@@ -481,8 +481,10 @@ def test_a_region_is_down_from_break_region_until_heal_region(client: TestClient
     state = client.get("/demo/state").json()
     assert state["regions_down"] == [REGION]
     assert state["regions"][REGION]["status"] == "unhealthy"
-    # The component's own health is the deployment's: the incident runbook's, not the region's.
-    assert client.get(HEALTH).status_code == 200
+    # A region that is down takes its components with it: the P0 incident sees it too (and its
+    # diagnosis, probing the region, hands the region to the failover).
+    down = client.get(HEALTH)
+    assert down.status_code == 503 and down.json()["reason"] == f"{REGION} is down"
 
     assert client.post(f"/demo/region/{REGION}/heal", headers=ADMIN).json() == {
         "region": REGION,
@@ -493,6 +495,7 @@ def test_a_region_is_down_from_break_region_until_heal_region(client: TestClient
     assert status == 200 and body["status"] == "healthy" and "reason" not in body
     assert body["running_tasks"] >= 1
     assert client.get("/demo/state").json()["regions_down"] == []
+    assert client.get(HEALTH).status_code == 200
 
 
 def test_a_bad_deploy_takes_the_primary_region_down_too(client: TestClient) -> None:

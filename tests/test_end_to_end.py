@@ -618,9 +618,19 @@ def test_region_failover_and_failback_walkthrough(stack: Stack, worker: Callable
     cli(stack, "demo", "break-region", "eu-central-1")
     try:
         assert public_health(stack).status_code == 503
+        # the P0 incident's diagnosis probes the region, finds it down, and starts the failover
+        flags = ("--service", "hybrid-router", "--severity", "P0", "--summary", "hybrid router down")
+        incident = cli(stack, "trigger", "incident", *flags, user="demo-oncall").stdout.strip()
+        wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack", timeout=60)
+        cli(stack, "ack", incident, user="demo-oncall")
+        handed = wait_for(stack, incident, lambda v: v["failover"] is not None, timeout=60)
+        assert handed["failover"] == "failover/hybrid-router" and handed["pending_approval"] is None
+        assert "region eu-central-1 DOWN" in cli(stack, "show", incident).stdout
         done = cli(stack, "trigger", "failover", "--service", "hybrid-router", user="demo-oncall")
-        assert done.stdout.strip() == "failover/hybrid-router"
+        assert done.stdout.strip() == "failover/hybrid-router"  # joins the run the incident started
         view = wait_for(stack, "failover/hybrid-router", lambda v: v["pending_approval"] is not None, timeout=60)
+        triggers = [e for e in view["timeline"] if e["event"] in ("triggered", "joined")]
+        assert [e["actor"] for e in triggers] == [f"incident {handed['id']}", "demo-oncall"], triggers
         assert all(check["ok"] for check in view["preflight"]["checks"]), view["preflight"]
         assert backup_desired(stack) == 0  # nothing before two approvals
         first = cli(stack, "approve", "failover/hybrid-router", user="demo-oncall")
@@ -633,6 +643,8 @@ def test_region_failover_and_failback_walkthrough(stack: Stack, worker: Callable
         assert answer.status_code == 200 and answer.json()["served_by"] == "us-west-2", answer.text
         shown = cli(stack, "show", "failover/hybrid-router").stdout
         assert "recovery" in shown and "RTO 2 min: met" in shown, shown
+        resolved = wait_for(stack, incident, lambda v: v["status"] == "resolved", timeout=60)
+        assert resolved["outcome"] == "failed over to us-west-2 by failover/hybrid-router", resolved["outcome"]
     finally:
         cli(stack, "demo", "heal-region", "eu-central-1")
     view = wait_for(stack, "failback/hybrid-router", lambda v: v["pending_approval"] is not None, timeout=90)

@@ -25,7 +25,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.runs import Runs
 from contracts import (
+    Acknowledge,
+    Alert,
     Approve,
     DnsChangePlan,
     EcsCapacity,
@@ -35,11 +38,15 @@ from contracts import (
     FailoverRecord,
     FailoverRecords,
     FailoverRecordsRequest,
+    IncidentResult,
+    IncidentStatus,
+    IncidentView,
     Policy,
     Preflight,
     PreflightCheck,
     PreflightRequest,
     ScalingRecord,
+    Severity,
 )
 from contracts.failover import DnsChangeRecord, PreflightName
 from contracts.region_failover import (
@@ -48,15 +55,14 @@ from contracts.region_failover import (
     FailoverStatus,
     FailoverTrigger,
     FailoverView,
-    ProbeRequest,
-    ProbeResult,
     failback_workflow_id,
     failover_workflow_id,
 )
+from contracts.systems import ProbeRequest, ProbeResult
 from intake.app import IntakeConfig, create_app
 from intake.handoff import Handoff
 from signing import Signer
-from starter import trigger_failover
+from starter import open_or_join_incident, trigger_failover
 from tests.conftest import serve_app
 from tests.fakes import FakePlatform
 from tests.identity import INTAKE, signing_client
@@ -64,6 +70,7 @@ from tests.policies import default_policy
 from tests.test_intake import alertmanager
 from tests.test_signin import PASSWORDS, operator_app, refused, runbook, serving
 from worker import ensure_search_attributes
+from workflows.incident_response import IncidentResponseWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 
@@ -207,8 +214,8 @@ class Failover:
             await self.env.sleep(timedelta(seconds=10))
         raise AssertionError(f"never reached: {view.status} {view.timeline[-3:]}")
 
-    async def keep_history(self, handle: WorkflowHandle, name: str) -> None:
-        path = HISTORIES / f"{name}.json"
+    async def keep_history(self, handle: WorkflowHandle, name: str, runbook: str = "failover") -> None:
+        path = HISTORIES.parent / runbook / f"{name}.json"
         if os.environ.get("RECORD_HISTORIES") and not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text((await handle.fetch_history()).to_json())
@@ -247,8 +254,8 @@ async def failover(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Fail
     async with Worker(
         time_skipping_env.client,
         task_queue=task_queue,
-        workflows=[RegionFailoverWorkflow, RegionFailbackWorkflow],
-        activities=[*platform.activities(), *regions.activities()],
+        workflows=[RegionFailoverWorkflow, RegionFailbackWorkflow, IncidentResponseWorkflow],
+        activities=[*platform.activities(), *regions.activities(), *Runs(time_skipping_env.client).all()],
     ):
         yield Failover(time_skipping_env, client, task_queue, policy, regions, platform)
 
@@ -307,6 +314,62 @@ async def test_two_leads_approve_and_the_traffic_moves_once_within_the_rto(failo
     await failback.terminate("test done")
 
 
+async def test_a_p0_incident_that_finds_the_region_down_hands_it_to_the_failover(failover: Failover) -> None:
+    """The incident's diagnosis probes the region itself: down, so no rollback or switch is
+    proposed; the failover run is its child, confirms, is approved by two leads, and its word
+    wakes the incident, which resolves once the traffic is served from the backup."""
+    service = service_of(failover)
+    failover.platform.probe_region = failover.regions.probe_health
+    now = await failover.env.get_current_time()
+    failover.regions.started = now
+    alert = Alert(
+        source="test", service=service, region=PRIMARY, summary="router down", severity=Severity.P0, received_at=now
+    )
+    signer: Signer = dataclasses.replace(INTAKE, clock=lambda: now.timestamp())
+    incident = await open_or_join_incident(failover.client, alert, "tester", failover.task_queue, signer)
+    for _ in range(400):
+        seen: IncidentView = await incident.query(IncidentResponseWorkflow.view)
+        if seen.status == IncidentStatus.AWAITING_ACK:
+            break
+        await asyncio.sleep(0.05)
+    await incident.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
+
+    handle = failover.client.get_workflow_handle(failover_workflow_id(service), result_type=FailoverResult)
+    for _ in range(400):
+        seen = await incident.query(IncidentResponseWorkflow.view)
+        if seen.status == IncidentStatus.REMEDIATING:
+            break
+        await asyncio.sleep(0.05)
+    assert seen.failover == handle.id and seen.status == IncidentStatus.REMEDIATING
+    assert seen.diagnosis is not None and seen.diagnosis.region_down
+    assert seen.pending_approval is None  # no rollback, no switch: they cannot help a region that is down
+    view = await failover.until(handle, lambda v: v.pending_approval is not None)
+    trigger = view.timeline[0] if view.timeline[0].event == "triggered" else None
+    assert trigger is not None and trigger.actor == f"incident {seen.id}" and PRIMARY in trigger.detail
+    assert view.opened_by == "tester"
+    plan = view.pending_approval
+    assert plan is not None
+    for person in ("bob", "carol"):
+        await handle.execute_update(RegionFailoverWorkflow.approve, Approve(by=person, plan_id=plan.plan_id))
+
+    result: IncidentResult = await incident.result()
+    assert result.view.status == IncidentStatus.RESOLVED, result.outcome
+    assert result.outcome == f"failed over to {BACKUP} by {handle.id}"
+    assert [p.to_count for p in failover.regions.scaled] == [3] and len(failover.regions.dns_calls) == 1
+    assert failover.platform.called("set_service_task_definition") == []  # nothing done inside the region
+    # the failover's word woke the incident: not its fallback read FOLLOW_FAILOVER_EVERY later
+    moved = await handle.query(RegionFailoverWorkflow.view)
+    held = next(e.at for e in moved.timeline if e.event == "holding off")
+    verified = next(e.at for e in result.view.timeline if e.event == "verified")
+    assert timedelta(0) <= verified - held < timedelta(seconds=30), (held, verified)
+    told = [str(arg) for name, arg in failover.platform.calls if name in ("add_pagerduty_note", "sync_pagerduty")]
+    assert any(f"runbook approve {handle.id}" in text for text in told), told  # the on-call is told where to approve
+    await failover.keep_history(incident, "incident_hands_the_region_down_to_the_failover", "incident")
+    await failover.keep_history(handle, "started_by_an_incident")
+    await handle.terminate("test done")
+    await failover.client.get_workflow_handle(failback_workflow_id(service)).terminate("test done")
+
+
 async def test_a_failed_readiness_check_blocks_the_plan(failover: Failover) -> None:
     failover.regions.failed_checks = {"same container images": "backup runs hybrid-router:1.0.0, primary :1.1.0"}
     result: FailoverResult = await (await failover.trigger(service=service_of(failover))).result()
@@ -349,7 +412,8 @@ async def test_a_start_without_a_signed_trigger_is_refused_and_probes_nothing(fa
     service = service_of(failover)
     handle = await failover.env.client.start_workflow(
         RegionFailoverWorkflow.run,
-        FailoverInput(service=service, opened_by="mallory"),
+        # it claims an incident, but no incident started it: no trigger either
+        FailoverInput(service=service, opened_by="mallory", incident_id="INC-forged"),
         id=failover_workflow_id(service),
         task_queue=failover.task_queue,
         start_signal="trigger",

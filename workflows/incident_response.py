@@ -11,15 +11,18 @@ Updates, pager, approval gate, verification) lives in `workflows.kit`.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import cloudwatch, diagnosis, ecs, platform_api
     from activities import policy as policy_activity
+    from activities.runs import Runs
     from contracts import (
         SEARCH_SERVICE,
         SEARCH_SEVERITY,
@@ -42,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         MetricReading,
         MetricsRequest,
         PageRequest,
+        ProbeRequest,
         RemediationAction,
         RemediationPlan,
         RemediationRecord,
@@ -51,12 +55,14 @@ with workflow.unsafe.imports_passed_through():
         VerifyRequest,
         incident_workflow_id,
     )
+    from contracts.region_failover import FailoverInput, FailoverProgress, FailoverStatus, failover_workflow_id
 
 from workflows.kit import verification
 from workflows.kit.approval import Plan
 from workflows.kit.options import ACT, READ
 from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
 from workflows.kit.timeline import cause, fmt
+from workflows.region_failover import RegionFailoverWorkflow
 
 if TYPE_CHECKING:
     from contracts import PagerDutySeverity
@@ -87,6 +93,12 @@ PAGERDUTY_SEVERITY: dict[Severity, PagerDutySeverity] = {
 ALERTS_NAMED_PER_BATCH = 5
 # Every alert resolved before anyone acknowledged: what the policy does unless it says.
 KEEP_PAGING_ON_CLEAR = {Severity.P0, Severity.P1}
+# A region handed to the failover run: its state is read when it says it moved on, and at least
+# this often (in case its word is lost).
+FOLLOW_FAILOVER_EVERY = timedelta(minutes=5)
+# The patch of the hand-over to the failover run (2026-12): retire once no incident from before
+# it is open (its DiagnoseRequest carried no region, so old runs never take the branch).
+REGION_FAILOVER = "region-failover-link"
 
 
 @workflow.defn
@@ -111,6 +123,8 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         self.diagnosis: Diagnosis | None = None
         self.applied: tuple[RemediationPlan, RemediationRecord] | None = None
         self.remediation: RemediationRecord | None = None
+        self.failover_id: str | None = None  # the failover run this incident handed its region to
+        self.failover_moved = False
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentResult:
@@ -154,6 +168,8 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         if self.acknowledged_by is None and self.condition_cleared:
             return await self.step_resolve("every alert cleared before anyone acknowledged (policy on_clear: resolve)")
         diagnosis = await self.step_diagnose()
+        if diagnosis.region_down and workflow.patched(REGION_FAILOVER):
+            return await self.hand_to_failover(diagnosis)
         plans = self.step_propose(diagnosis)
         if not plans:
             return await self.close_without_remediation("no remediation proposed")
@@ -274,6 +290,7 @@ class IncidentResponseWorkflow(RunbookWorkflow):
                 metrics=self.metrics_request(),
                 logs=self.log_request(),
                 deployment=self.deployment_request(),
+                region=self.region_probe(),
             )
             self.diagnosis = await workflow.execute_activity(diagnosis.diagnose, request, **READ)
         else:
@@ -427,6 +444,52 @@ class IncidentResponseWorkflow(RunbookWorkflow):
             return
         self.record("undone", done.detail)
 
+    async def hand_to_failover(self, diagnosis: Diagnosis) -> IncidentResult:
+        """The whole region is down: a rollback or a routing switch inside it cannot help. The
+        failover run moves the traffic (it confirms with its own probes, checks readiness and
+        asks its own approvers); this incident follows it and resolves once the traffic is
+        served and verified in the backup region."""
+        self.enter("propose", IncidentStatus.DIAGNOSING)
+        assert diagnosis.region is not None
+        failover_id = self.failover_id = failover_workflow_id(self.input.service)
+        down = f"the whole region {self.input.region} is down ({diagnosis.region.detail or 'no answer'})"
+        start = FailoverInput(service=self.input.service, opened_by=self.opened_by, incident_id=self.input.incident_id)
+        try:
+            await workflow.start_child_workflow(
+                RegionFailoverWorkflow.run, start, id=failover_id, parent_close_policy=ParentClosePolicy.ABANDON
+            )
+            self.record("proposed", f"failover {failover_id}: {down}")
+        except WorkflowAlreadyStartedError:
+            self.record("proposed", f"failover {failover_id}, running already: {down}; following it")
+        await self.pager.note(
+            "failover",
+            f"{down}: handed to the region failover {failover_id}. It confirms with its own probes and "
+            f"needs its approvers: runbook show {failover_id}; runbook approve {failover_id}",
+        )
+        self.enter("remediate", IncidentStatus.REMEDIATING)
+        progress = await self.follow_failover(failover_id)
+        if progress.status == FailoverStatus.FAILED_OVER:
+            self.enter("verify", IncidentStatus.VERIFYING)
+            self.record("verified", f"{failover_id}: {progress.to_region} serves and is healthy")
+            return await self.step_resolve(f"failed over to {progress.to_region} by {failover_id}")
+        status = progress.status.value if progress.status is not None else "unknown"
+        self.record("not failed over", f"{failover_id} {status}: {progress.outcome or '-'}")
+        if progress.status == FailoverStatus.NOT_CONFIRMED:
+            return await self.close_without_remediation(f"{self.input.region} answered again ({failover_id})")
+        return await self.step_escalate(f"{failover_id} did not fail over ({status}): {progress.outcome or '-'}")
+
+    async def follow_failover(self, workflow_id: str) -> FailoverProgress:
+        """Until the failover run has moved the traffic or ended: its own word (a signal) wakes
+        this run to read it; a read every FOLLOW_FAILOVER_EVERY in case the word is lost."""
+        while True:
+            self.failover_moved = False
+            progress: FailoverProgress = await workflow.execute_activity_method(
+                Runs.failover_progress, workflow_id, **READ
+            )
+            if progress.decided:
+                return progress
+            await self.wait(lambda: self.failover_moved, FOLLOW_FAILOVER_EVERY)
+
     async def step_escalate(self, reason: str) -> IncidentResult:
         """Hand the incident to people: climb the ladder, say why, leave the page open."""
         self.enter("escalate", IncidentStatus.ESCALATED)
@@ -465,7 +528,23 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         await self.close(status, outcome)
         return IncidentResult(outcome=outcome, view=self.view())
 
+    def region_probe(self) -> ProbeRequest | None:
+        """The region's own health endpoint, when the service can fail over out of this region."""
+        policy = self.the_policy
+        entry = policy.failover.services.get(self.input.service) if policy.failover is not None else None
+        service = policy.services.get(self.input.service)
+        if entry is None or service is None or service.region != self.input.region:
+            return None
+        url = entry.health_urls.get(self.input.region)
+        return ProbeRequest(region=self.input.region, url=url) if url is not None else None
+
     # ------------------------------------------------------------------ signals and queries
+
+    @workflow.signal
+    def failover_progressed(self) -> None:
+        """The failover run this incident follows moved on. A wake-up only: what it did is read
+        from the run itself, so a forged one changes nothing."""
+        self.failover_moved = True
 
     @workflow.signal
     def alert(self, alert: Alert) -> None:
@@ -568,6 +647,7 @@ class IncidentResponseWorkflow(RunbookWorkflow):
             outcome=self.outcome,
             timeline=list(self.timeline.entries),
             refused_signals=self.refused_signals,
+            failover=self.failover_id,
         )
 
     def requesters(self) -> set[str]:

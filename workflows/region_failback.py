@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         EcsCapacityRequest,
         EcsScalePlan,
         PageRequest,
+        ProbeResult,
         ScalingRecord,
     )
     from contracts.region_failover import (
@@ -32,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
         FailbackResult,
         FailbackStatus,
         FailbackView,
-        ProbeResult,
         failback_workflow_id,
         failover_workflow_id,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -29,8 +29,10 @@ with workflow.unsafe.imports_passed_through():
         PageRequest,
         Preflight,
         PreflightRequest,
+        ProbeResult,
         ScalingRecord,
         Statement,
+        incident_workflow_id,
     )
     from contracts.region_failover import (
         CLOSED_FAILOVER,
@@ -41,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         FailoverStatus,
         FailoverTrigger,
         FailoverView,
-        ProbeResult,
         RecoveryTime,
         failback_workflow_id,
         failover_workflow_id,
@@ -84,12 +85,14 @@ class RegionFailoverWorkflow(RegionRunbook):
         self.done: list[str] = []
         self.recovery: RecoveryTime | None = None
         self.refused_until: datetime | None = None
+        self.incident: workflow.ParentInfo | None = None  # the P0 incident that handed its region over
 
     @workflow.run
     async def run(self, input: FailoverInput) -> FailoverResult:
         self.adopt_signed_mode()
         await self.trusted_policy()
         self.start_kit(True, lambda: (True, True))
+        self.take_incident()
         refusal = self.unproven_start()
         if refusal is not None:
             self.enter("confirm", FailoverStatus.REFUSED)
@@ -286,6 +289,7 @@ class RegionFailoverWorkflow(RegionRunbook):
         """Flap protection: the run stays open for `min_interval`; every trigger meanwhile is
         refused, with the reason in the timeline."""
         self.enter("hold_off", FailoverStatus.FAILED_OVER)
+        await self.tell_incident()
         self.refused_until = workflow.now() + self.failover.min_interval
         self.record("holding off", f"no other failover of {self.input.service} before {self.refused_until:%H:%M:%S}")
         await self.wait(lambda: False, self.failover.min_interval)
@@ -346,7 +350,35 @@ class RegionFailoverWorkflow(RegionRunbook):
 
     async def finish(self, status: FailoverStatus, outcome: str) -> FailoverResult:
         await self.close(status, outcome)
+        await self.tell_incident()
         return FailoverResult(outcome=outcome, view=self.view())
+
+    def take_incident(self) -> None:
+        """A P0 incident that found the primary region down started this run: its trigger. Only
+        the incident run of this service's primary region counts (the parent is the server's
+        word); an input naming an incident without being its child triggers nothing."""
+        parent = workflow.info().parent
+        service = self.the_policy.services.get(self.input.service)
+        if self.input.incident_id is None or parent is None or service is None:
+            return
+        if parent.workflow_id != incident_workflow_id(self.input.service, service.region):
+            return
+        self.incident = parent
+        self.take_trigger(
+            f"incident {self.input.incident_id}",
+            f"P0 incident {self.input.incident_id} found the whole region {service.region} down",
+        )
+
+    async def tell_incident(self) -> None:
+        """Wake the incident that started this run: the traffic moved, or the run ended. It reads
+        what happened from this run; a closed incident needs no word."""
+        if self.incident is None:
+            return
+        handle = workflow.get_external_workflow_handle(self.incident.workflow_id, run_id=self.incident.run_id)
+        try:
+            await handle.signal("failover_progressed")
+        except FailureError as err:
+            self.record("incident not told", f"{self.incident.workflow_id}: {cause(err)}")
 
     # ------------------------------------------------------------------ signals and queries
 

@@ -13,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts import DnsChangePlan, FailoverRecords, FailoverRecordsRequest
     from contracts.failover import DnsChangeRecord
     from contracts.policy import FailoverPolicy, FailoverTarget
-    from contracts.region_failover import ProbeRequest, ProbeResult
+    from contracts.systems import ProbeRequest, ProbeResult
 
 from workflows.kit.options import ACT, READ
 from workflows.kit.runbook import RunbookWorkflow
