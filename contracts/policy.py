@@ -118,6 +118,8 @@ class RouteMatch(Strict):
     alarm_name: str | None = None
     namespace: str | None = None
     metric: str | None = None
+    # the region the sender says the alert is about (an alarm's, an AWS Health event's eventRegion)
+    region: str | None = None
 
     @field_validator("alarm_name")
     @classmethod

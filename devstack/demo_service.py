@@ -495,8 +495,7 @@ def create_app(
             return JSONResponse({"error": "unknown component", "component": name, "known": [COMPONENT]}, 404)
         deployment = await probe.observe()
         if region in platform.regions_down:  # the whole region is out: its components with it
-            body = {"component": COMPONENT, "status": "unhealthy", "reason": f"{region} is down"}
-            return JSONResponse(body, 503)
+            return JSONResponse({"component": COMPONENT, "status": "unhealthy", "reason": f"{region} is down"}, 503)
         if deployment.healthy:
             body = {
                 "component": COMPONENT,

@@ -35,7 +35,7 @@ from intake.limits import BodyTimeout
 from intake.normalize import Incoming
 from intake.openapi import openapi_document
 from intake.pagerduty_webhook import SIGNALLED, incident_event, signature_valid
-from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook
+from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, EventBridgeEvent, GenericAlert, PagerDutyWebhook
 
 log = logging.getLogger("intake")
 _DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
@@ -225,16 +225,19 @@ def eventbridge_ignored(data: Any) -> str | None:
     if not isinstance(data, dict):
         return None  # not an event at all: validation says what is wrong
     kind, source = data.get("detail-type"), data.get("source")
-    if (
-        isinstance(kind, str)
-        and isinstance(source, str)
-        and (kind != "CloudWatch Alarm State Change" or source != "aws.cloudwatch")
-    ):
-        return f"{source} {kind!r} is not an alarm state change"
+    if isinstance(kind, str) and isinstance(source, str) and (source, kind) not in EVENTBRIDGE_TAKEN:
+        return f"{source} {kind!r} is neither an alarm state change nor an AWS Health event"
     return None
 
 
-def eventbridge_remarks(event: EventBridgeAlarmEvent) -> dict[str, Any]:
+# The EventBridge events the runbooks use: (source, detail-type).
+EVENTBRIDGE_TAKEN = frozenset({("aws.cloudwatch", "CloudWatch Alarm State Change"), ("aws.health", "AWS Health Event")})
+
+
+def eventbridge_remarks(payload: EventBridgeEvent) -> dict[str, Any]:
+    event = payload.root
+    if not isinstance(event, EventBridgeAlarmEvent):
+        return {}
     reason = normalize.not_paged(event) if event.detail.state.value == "ALARM" else None
     return {"not_paged": f"{event.detail.alarmName}: {reason}"} if reason else {}
 
@@ -509,8 +512,8 @@ def create_app(
                     "eventbridge",
                     lambda: config.eventbridge_token,
                     "INTAKE_EVENTBRIDGE_TOKEN",
-                    EventBridgeAlarmEvent,
-                    normalize.from_eventbridge,
+                    EventBridgeEvent,
+                    normalize.from_eventbridge_event,
                     ignored=eventbridge_ignored,
                     remarks=eventbridge_remarks,
                 ),

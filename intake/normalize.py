@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from contracts import Alert, Policy, Route, Severity
-from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert
+from intake.payloads import AlertmanagerWebhook, AwsHealthEvent, EventBridgeAlarmEvent, EventBridgeEvent, GenericAlert
 
 _REGION_IN_ARN = re.compile(r"^arn:aws[a-z-]*:cloudwatch:([a-z0-9-]+):")
 
@@ -93,6 +93,42 @@ def from_eventbridge(event: EventBridgeAlarmEvent) -> list[Incoming]:
             fingerprint=f"alarm:{event.region}:{event.detail.alarmName}",
         )
     ]
+
+
+def from_aws_health(event: AwsHealthEvent) -> list[Incoming]:
+    """An AWS Health event: an open issue fires, a closed one resolves it; a scheduled change
+    that has not begun (`upcoming`) is no alert yet. The affected region is `eventRegion`
+    (the event's own `region` is where it was delivered)."""
+    detail = event.detail
+    if detail.statusCode == "upcoming":
+        return []
+    region = detail.eventRegion or event.region
+    described = next((d.latestDescription for d in detail.eventDescription if d.latestDescription), "")
+    headline = described.strip().splitlines()[0] if described.strip() else detail.statusCode
+    return [
+        Incoming(
+            source="eventbridge",
+            name=detail.eventTypeCode,
+            status="firing" if detail.statusCode == "open" else "resolved",
+            summary=f"AWS Health {detail.service} {detail.eventTypeCode} in {region}: {headline}"[:1024],
+            labels={
+                "aws_health_service": detail.service,
+                "event_type_code": detail.eventTypeCode,
+                "event_type_category": detail.eventTypeCategory,
+                **({"event_scope": detail.eventScopeCode} if detail.eventScopeCode else {}),
+            },
+            region=region,
+            kind=detail.eventTypeCategory,
+            delivery_id=f"eventbridge:{event.id}",
+            fingerprint=f"health:{detail.eventArn}",
+        )
+    ]
+
+
+def from_eventbridge_event(event: EventBridgeEvent) -> list[Incoming]:
+    """What the EventBridge endpoint takes: a CloudWatch alarm's state change or an AWS Health event."""
+    inner = event.root
+    return from_aws_health(inner) if isinstance(inner, AwsHealthEvent) else from_eventbridge(inner)
 
 
 def from_cloudwatch_alarm(alarm: dict[str, Any], message_id: str) -> list[Incoming]:
@@ -205,6 +241,8 @@ def _matches(route: Route, alert: Incoming) -> bool:
     if match.alarm_name is not None and not re.search(match.alarm_name, alert.name):
         return False
     if match.namespace is not None and match.namespace != alert.namespace:
+        return False
+    if match.region is not None and match.region != alert.region:
         return False
     return match.metric is None or match.metric == alert.metric
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from intake.payloads import AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook
+from intake.payloads import AlertmanagerWebhook, EventBridgeEvent, GenericAlert, PagerDutyWebhook
 
 _REF = "#/components/schemas/{model}"
 
@@ -36,7 +36,7 @@ def _operation(
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    models: list[type[BaseModel]] = [AlertmanagerWebhook, EventBridgeAlarmEvent, GenericAlert, PagerDutyWebhook]
+    models: list[type[BaseModel]] = [AlertmanagerWebhook, EventBridgeEvent, GenericAlert, PagerDutyWebhook]
     refs, top = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     schema = {m.__name__: refs[(m, "validation")] for m in models}
     return {
@@ -62,8 +62,8 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/alerts/eventbridge": {
                 "post": _operation(
-                    "EventBridge 'CloudWatch Alarm State Change' event (API destination)",
-                    schema["EventBridgeAlarmEvent"],
+                    "EventBridge 'CloudWatch Alarm State Change' or 'AWS Health Event' event (API destination)",
+                    schema["EventBridgeEvent"],
                     "bearer",
                 )
             },

@@ -7,9 +7,9 @@ required ones are refused with the field named.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class Lenient(BaseModel):
@@ -72,6 +72,42 @@ class EventBridgeAlarmEvent(Lenient):
     region: str = Field(min_length=1)
     resources: list[str] = Field(default_factory=list)
     detail: AlarmDetail
+
+
+class HealthDescription(Lenient):
+    language: str = "en_US"
+    latestDescription: str = ""
+
+
+class AwsHealthDetail(Lenient):
+    eventArn: str = Field(min_length=1, max_length=1600)
+    service: str = Field(min_length=1, max_length=128)
+    eventTypeCode: str = Field(min_length=1, max_length=256)
+    eventTypeCategory: str = Field(min_length=1, max_length=64)  # issue, accountNotification, scheduledChange, ...
+    eventScopeCode: str | None = None  # PUBLIC, ACCOUNT_SPECIFIC, NONE
+    statusCode: Literal["open", "closed", "upcoming"]
+    eventRegion: str | None = None  # the affected region (the event's `region` is where it was delivered)
+    eventDescription: list[HealthDescription] = Field(default_factory=list, max_length=20)
+
+
+class AwsHealthEvent(Lenient):
+    """An EventBridge "AWS Health Event", as an API destination sends it."""
+
+    version: str = "0"
+    id: str = Field(min_length=1, max_length=128)
+    detail_type: Literal["AWS Health Event"] = Field(alias="detail-type")
+    source: Literal["aws.health"]
+    account: str
+    time: datetime
+    region: str = Field(min_length=1)
+    resources: list[str] = Field(default_factory=list)
+    detail: AwsHealthDetail
+
+
+class EventBridgeEvent(
+    RootModel[Annotated[EventBridgeAlarmEvent | AwsHealthEvent, Field(discriminator="detail_type")]]
+):
+    """What the EventBridge endpoint takes, told apart by `detail-type`."""
 
 
 # --------------------------------------------------------------------------- generic

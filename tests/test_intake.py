@@ -232,6 +232,44 @@ def eventbridge(alarm: str, state: str = "ALARM", event_id: str | None = None) -
     }
 
 
+def aws_health(region: str = REGION, status: str = "open", service: str = "ECS", event_id: str | None = None) -> dict:
+    """An EventBridge "AWS Health Event", as AWS documents it (delivered in us-east-1; the
+    affected region is `detail.eventRegion`)."""
+    code = f"AWS_{service}_OPERATIONAL_ISSUE"
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "AWS Health Event",
+        "source": "aws.health",
+        "account": "123456789012",
+        "time": "2026-12-04T09:01:22Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventArn": f"arn:aws:health:{region}::event/{service}/{code}/{code}_7f35c8ae",
+            "service": service,
+            "eventTypeCode": code,
+            "eventTypeCategory": "issue",
+            "eventScopeCode": "PUBLIC",
+            "communicationId": "01b0993207d81a09dcd552ebd1e633e36cf1f09a-1",
+            "startTime": "Fri, 04 Dec 2026 08:02:51 GMT",
+            "lastUpdatedTime": "Fri, 04 Dec 2026 09:01:22 GMT",
+            "statusCode": status,
+            "eventRegion": region,
+            "eventDescription": [
+                {
+                    "language": "en_US",
+                    "latestDescription": f"Current severity level: Degraded\n\n[Increased Error Rates] We are "
+                    f"investigating increased error rates for {service} in the {region} Region.",
+                }
+            ],
+            "affectedAccount": "123456789012",
+            "page": "1",
+            "totalPages": "1",
+        },
+    }
+
+
 def pagerduty_webhook(
     incident_key: str, event_type: str = "incident.acknowledged", event_id: str = "ev-1", incident_id: str = "PFAKE01"
 ) -> dict:

@@ -45,6 +45,7 @@ from contracts import (
     Preflight,
     PreflightCheck,
     PreflightRequest,
+    Route,
     ScalingRecord,
     Severity,
 )
@@ -67,7 +68,7 @@ from tests.conftest import serve_app
 from tests.fakes import FakePlatform
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
-from tests.test_intake import alertmanager
+from tests.test_intake import alertmanager, aws_health
 from tests.test_signin import PASSWORDS, operator_app, refused, runbook, serving
 from worker import ensure_search_attributes
 from workflows.incident_response import IncidentResponseWorkflow
@@ -248,6 +249,7 @@ async def failover(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Fail
     assert policy.failover is not None
     policy.failover.services[service] = policy.failover.services["hybrid-router"]
     policy.failover.services.pop("hybrid-router")
+    policy.routes = routes_without_hybrid_router(policy)
     regions, platform = FakeRegions(), FakePlatform(policy)
     task_queue = f"failover-{uuid.uuid4()}"
     client = signing_client(time_skipping_env.client, time_skipping_env.get_current_time)
@@ -258,6 +260,11 @@ async def failover(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Fail
         activities=[*platform.activities(), *regions.activities(), *Runs(time_skipping_env.client).all()],
     ):
         yield Failover(time_skipping_env, client, task_queue, policy, regions, platform)
+
+
+def routes_without_hybrid_router(policy: Policy) -> list[Route]:
+    """The shipped routes that fail hybrid-router over name it: gone with its failover entry."""
+    return [r for r in policy.routes if r.runbook != "failover" or r.service is None]
 
 
 def service_of(failover: Failover) -> str:
@@ -446,6 +453,7 @@ async def on_dev_server(
             "min_interval": timedelta(seconds=1),
         }
     )
+    policy.routes = routes_without_hybrid_router(policy)
     regions, platform = FakeRegions(), FakePlatform(policy)
     regions.started = datetime.now(UTC)
     task_queue = f"failover-{uuid.uuid4()}"
@@ -521,6 +529,7 @@ async def test_trigger_show_and_approve_by_two_from_the_cli_and_the_page(
 def test_the_policy_refuses_a_failover_section_that_cannot_work() -> None:
     data = default_policy().model_dump(mode="json")
     entry = data["failover"]["services"]["hybrid-router"]
+    data["routes"] = [r for r in data["routes"] if r["runbook"] != "failover" or r["service"] is None]
     cases = {
         "failover.services.nope: not a service of services": {"nope": entry},
         "the backup region is the primary region": {"hybrid-router": {**entry, "backup_region": PRIMARY}},
@@ -562,4 +571,45 @@ async def test_an_alert_routed_to_the_failover_opens_its_run(on_dev_server: tupl
         await asyncio.sleep(0.05)
     assert view.opened_by == "intake/alertmanager" and view.pending_approval is not None
     assert failover.regions.probed and failover.regions.scaled == []  # probed, checked; nothing moved
+    await handle.terminate("test done")
+
+
+async def test_an_aws_health_issue_in_the_primary_region_opens_the_failover(
+    on_dev_server: tuple[Failover, str],
+) -> None:
+    """EventBridge's "AWS Health Event" for an issue in the primary's region, through the
+    shipped route: the run opens and probes; the issue's closing later is no trigger."""
+    failover, _ = on_dev_server
+    service = service_of(failover)
+    shipped = next(r for r in default_policy().routes if r.name == "aws-health-issue-in-primary")
+    policy = failover.policy.model_copy(update={"routes": [shipped.model_copy(update={"service": service})]})
+    target = failover.env.client.service_client.config.target_host
+    handoff = Handoff(
+        lambda: Client.connect(target, data_converter=pydantic_data_converter), failover.task_queue, INTAKE
+    )
+    app = create_app(IntakeConfig(policy=policy, eventbridge_token="t"), handoff)
+    headers = {"authorization": "Bearer t"}
+    with serve_app(app) as url:
+        async with httpx.AsyncClient() as http:
+            elsewhere = await http.post(f"{url}/v1/alerts/eventbridge", json=aws_health("ap-south-1"), headers=headers)
+            assert elsewhere.status_code == 422 and "no route" in elsewhere.text  # not the primary's region
+            answer = await http.post(f"{url}/v1/alerts/eventbridge", json=aws_health(PRIMARY), headers=headers)
+            assert answer.status_code == 202, answer.text
+            assert answer.json()["incidents"] == [failover_workflow_id(service)]
+            handle = failover.client.get_workflow_handle(failover_workflow_id(service))
+            for _ in range(200):
+                view: FailoverView = await handle.query(RegionFailoverWorkflow.view)
+                if view.pending_approval is not None:
+                    break
+                await asyncio.sleep(0.05)
+            closed = await http.post(
+                f"{url}/v1/alerts/eventbridge", json=aws_health(PRIMARY, status="closed"), headers=headers
+            )
+            assert closed.status_code == 202, closed.text
+    assert view.opened_by == "intake/eventbridge" and view.pending_approval is not None
+    triggered = next(e for e in view.timeline if e.event == "triggered")
+    assert "AWS Health ECS AWS_ECS_OPERATIONAL_ISSUE in eu-central-1" in triggered.detail
+    assert failover.regions.probed and failover.regions.scaled == []
+    view = await handle.query(RegionFailoverWorkflow.view)
+    assert [e.event for e in view.timeline].count("joined") == 0  # a closed issue triggers nothing
     await handle.terminate("test done")

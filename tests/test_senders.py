@@ -5,18 +5,22 @@ or give up on the endpoint for, and never a page where CloudWatch holds the alar
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from contracts import Policy
 from intake import normalize
+from intake.payloads import EventBridgeEvent
 from tests import sns_signing
+from tests.policies import default_policy, demo_policy
 from tests.test_intake import (
     PD_SECRET,
     Intake,
     alertmanager,
+    aws_health,
     eventbridge,
     intake_policy,
     pagerduty_webhook,
@@ -79,8 +83,13 @@ async def test_eventbridge_events_other_than_alarm_state_changes_are_2xx_ignored
         "resources": [],
         "detail": {"alarmName": f"{intake.service}-p95", "operation": "update"},
     }
+    abuse = {**aws_health(), "detail-type": "AWS Health Abuse Event"}
+    assert (await intake.post("/v1/alerts/eventbridge", abuse)).status_code == 202
     response = await intake.post("/v1/alerts/eventbridge", change)
-    assert response.status_code == 202 and "not an alarm state change" in response.json()["ignored"]
+    assert (
+        response.status_code == 202
+        and "neither an alarm state change nor an AWS Health event" in response.json()["ignored"]
+    )
     assert not await intake.exists()
     unauthenticated = await intake.post("/v1/alerts/eventbridge", change, token="wrong")
     assert unauthenticated.status_code == 403  # ignoring comes after the sender is known
@@ -142,3 +151,35 @@ def test_a_metric_math_alarm_through_sns_routes_by_namespace_like_eventbridge() 
     policy = intake_policy("svc-a")
     routed = normalize.route(policy, incoming, datetime.now(UTC))
     assert routed is not None and routed[1].name == "metrics" and routed[0].service == "svc-a"
+
+
+@pytest.mark.parametrize("policy", [default_policy, demo_policy], ids=["default", "demo"])
+def test_the_shipped_policies_send_an_aws_health_issue_in_the_primary_region_to_the_failover(
+    policy: Callable[[], Policy],
+) -> None:
+    """An open issue in the primary's region triggers the failover (which still confirms with
+    its own probes); one elsewhere matches no failover route; a closed one resolves, a
+    scheduled change not yet begun is no alert."""
+    shipped = policy()
+    [incoming] = normalize.from_eventbridge_event(EventBridgeEvent.model_validate(aws_health("eu-central-1")))
+    assert incoming.region == "eu-central-1" and incoming.fingerprint is not None
+    assert incoming.summary.startswith("AWS Health ECS AWS_ECS_OPERATIONAL_ISSUE in eu-central-1: Current severity")
+    routed = normalize.route(shipped, incoming, datetime.now(UTC))
+    assert routed is not None and routed[1].runbook == "failover" and routed[0].service == "hybrid-router"
+    assert routed[0].status == "firing"
+
+    elsewhere = normalize.from_eventbridge_event(EventBridgeEvent.model_validate(aws_health("ap-south-1")))
+    assert normalize.route(shipped, elsewhere[0], datetime.now(UTC)) is None
+    [closed] = normalize.from_eventbridge_event(EventBridgeEvent.model_validate(aws_health(status="closed")))
+    assert closed.status == "resolved" and closed.fingerprint == incoming.fingerprint
+    assert normalize.from_eventbridge_event(EventBridgeEvent.model_validate(aws_health(status="upcoming"))) == []
+
+    # the Route 53 health check of the primary's record, alarmed in CloudWatch
+    alarm = eventbridge("hybrid-router-primary-health")
+    metric = alarm["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]
+    metric.update(namespace="AWS/Route53", name="HealthCheckStatus", dimensions={"HealthCheckId": "hc-eu"})
+    alarm["region"] = "us-east-1"
+    [check] = normalize.from_eventbridge_event(EventBridgeEvent.model_validate(alarm))
+    routed = normalize.route(shipped, check, datetime.now(UTC))
+    assert routed is not None and routed[1].name == "primary-record-health-check"
+    assert routed[1].runbook == "failover" and routed[0].service == "hybrid-router"
