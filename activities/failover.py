@@ -8,11 +8,19 @@ the backup up is the scaling runbook's own `scale_ecs_service`.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
@@ -42,6 +50,10 @@ if TYPE_CHECKING:
 
 # Route 53 is global; its API lives in us-east-1.
 ROUTE53_REGION = "us-east-1"
+# A change's propagation: GetChange every INSYNC_POLL until INSYNC, at most INSYNC_WITHIN (within
+# the activity's one-minute start-to-close).
+INSYNC_POLL = timedelta(seconds=2)
+INSYNC_WITHIN = timedelta(seconds=40)
 
 
 def fqdn(name: str) -> str:
@@ -92,6 +104,8 @@ def change_failover_records(plan: DnsChangePlan) -> DnsChangeRecord:
             params: dict[str, Any] = dict(call.params)
             answer = dict(route53.change_resource_record_sets(**params)["ChangeInfo"])
         after = _records(route53, plan.hosted_zone_id, plan.zone_name, plan.record_name, plan.record_type)
+        if after.records == plan.to_records and answer.get("Id"):
+            answer["Status"] = _until_insync(route53, str(answer["Id"]), str(answer.get("Status", "PENDING")))
     except (ClientError, BotoCoreError) as err:
         raise aws_error(err, f"change the failover records of {name}") from err
     if after.records != plan.to_records:
@@ -101,16 +115,29 @@ def change_failover_records(plan: DnsChangePlan) -> DnsChangeRecord:
             type="ReadBackMismatch",
             non_retryable=True,
         )
-    activity.logger.info("%s: %s (%s, change %s)", name, plan.describe(), plan.plan_id, answer.get("Id"))
+    status = answer.get("Status")
+    activity.logger.info("%s: %s (%s, change %s %s)", name, plan.describe(), plan.plan_id, answer.get("Id"), status)
+    propagated = "INSYNC" if status == "INSYNC" else f"still {status} after {INSYNC_WITHIN.total_seconds():g} s"
     return DnsChangeRecord(
         plan_id=plan.plan_id,
         changed=True,
-        detail=plan.describe(),
+        detail=f"{plan.describe()}; change {answer.get('Id', '?')} {propagated}",
         calls=calls,
         change_id=answer.get("Id"),
         change_status=answer.get("Status"),
         records=after,
     )
+
+
+def _until_insync(route53: Route53Client, change_id: str, status: str) -> str:
+    """Route 53 answers a change PENDING, then INSYNC once every authoritative server has it
+    (usually within 60 s): GetChange until then, at most INSYNC_WITHIN. Still pending then is
+    said in the record (the verification that follows reads what DNS serves anyway)."""
+    deadline = time.monotonic() + INSYNC_WITHIN.total_seconds()
+    while status != "INSYNC" and time.monotonic() < deadline:
+        time.sleep(INSYNC_POLL.total_seconds())
+        status = route53.get_change(Id=change_id)["ChangeInfo"]["Status"]
+    return status
 
 
 def _zone_id(route53: Route53Client, zone_name: str) -> str | None:
@@ -175,9 +202,14 @@ def preflight(request: PreflightRequest) -> Preflight:
     primary, backup = request.primary, request.backup
     try:
         backup_service = _find_service(client("ecs", backup.region), backup)
-        primary_service = _find_service(client("ecs", primary.region), primary)
         checks = [_exists(backup, backup_service)]
-        checks += _same_task_definition(primary, primary_service, backup, backup_service)
+        try:
+            primary_service = _find_service(client("ecs", primary.region), primary)
+            checks += _same_task_definition(primary, primary_service, backup, backup_service)
+        except (ClientError, BotoCoreError) as err:
+            if not _region_unreachable(err):
+                raise
+            checks += _unverified_comparison(primary, err, backup, backup_service)
         checks.append(_capacity_check(request, backup_service))
         dns_checks, records = _dns_checks(request)
         checks += dns_checks
@@ -247,6 +279,43 @@ def _same_task_definition(
         )
     images = PreflightCheck(name="same container images", ok=our_images == their_images, detail=images_detail)
     return [family, images]
+
+
+def _region_unreachable(err: Exception) -> bool:
+    """The region's API does not answer (no connection, a timeout, a 5xx): what a regional
+    outage looks like from outside, as opposed to an answer (missing, denied, throttled)."""
+    if isinstance(err, ClientError):
+        return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+    return isinstance(err, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError)
+
+
+def _unverified_comparison(
+    primary: EcsCapacityRequest, err: Exception, backup: EcsCapacityRequest, backup_service: ServiceTypeDef | None
+) -> list[PreflightCheck]:
+    """The primary's region cannot be read, which is what a regional outage looks like: the
+    backup's family and images cannot be compared with it. Blocking on that would block every
+    real failover, so both checks pass UNVERIFIED, saying what the backup runs, for the
+    approvers to judge. (A backup without a service still fails.)"""
+    if backup_service is None:
+        reason = f"no ACTIVE ECS service {_name(backup)}"
+        return [
+            PreflightCheck(name="same task definition family", ok=False, detail=reason),
+            PreflightCheck(name="same container images", ok=False, detail=reason),
+        ]
+    theirs = _task_definition(client("ecs", backup.region), backup_service["taskDefinition"])
+    unread = f"the primary {_name(primary)} cannot be read ({type(err).__name__}: {str(err)[:160]})"
+    images = ", ".join(f"{c}={i}" for c, i in sorted(_images(theirs).items()))
+    return [
+        PreflightCheck(
+            name="same task definition family",
+            ok=True,
+            verified=False,
+            detail=f"{unread}; the backup runs {theirs['family']}:{theirs['revision']}",
+        ),
+        PreflightCheck(
+            name="same container images", ok=True, verified=False, detail=f"{unread}; the backup runs {images}"
+        ),
+    ]
 
 
 def _task_definition(ecs: ECSClient, arn: str) -> dict[str, Any]:

@@ -121,6 +121,9 @@ class PreflightCheck(Strict):
     name: PreflightName
     ok: bool
     detail: str
+    # False: what the check compares against could not be read (the primary's region is the one
+    # that is down), so it passes on the approvers' judgement, said to them, not on a reading
+    verified: bool = True
 
 
 class Preflight(Strict):
@@ -136,6 +139,10 @@ class Preflight(Strict):
     @property
     def failures(self) -> list[PreflightCheck]:
         return [check for check in self.checks if not check.ok]
+
+    @property
+    def unverified(self) -> list[PreflightCheck]:
+        return [check for check in self.checks if check.ok and not check.verified]
 
     def check(self, name: PreflightName) -> PreflightCheck:
         return next(check for check in self.checks if check.name == name)

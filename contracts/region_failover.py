@@ -159,8 +159,12 @@ class FailoverView(Strict):
             last = self.probes[-1]
             facts.append(("last probe", f"{last.region} {'ok' if last.ok else 'FAILING'} {last.detail}".rstrip()))
         if self.preflight is not None:
-            failed = self.preflight.failures
+            failed, unverified = self.preflight.failures, self.preflight.unverified
             passed = f"all {len(self.preflight.checks)} checks passed"
+            if unverified:
+                passed += f", {len(unverified)} of them UNVERIFIED: " + "; ".join(
+                    f"{c.name}: {c.detail}" for c in unverified
+                )
             facts.append(("preflight", passed if not failed else "; ".join(f"{c.name}: {c.detail}" for c in failed)))
         if self.plan is not None:
             facts.append(("plan", f"{self.plan.plan_id}: {self.plan.describe()}"))

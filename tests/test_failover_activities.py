@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import Stubber
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -245,6 +246,40 @@ def test_each_preflight_check_fails_for_its_own_reason(aws_env: MotoServer) -> N
         "hosted zone exists": "no public hosted zone absent.example.com.",
         "failover records exist": "no public hosted zone absent.example.com.",
     }
+
+
+def test_a_primary_region_that_cannot_be_read_leaves_the_comparison_unverified_not_blocking(
+    aws_env: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a regional outage the primary's ECS API does not answer either: the backup's family
+    and images pass UNVERIFIED, naming what the backup runs, instead of blocking every real
+    failover (or failing the run after its retries). An answer (a missing service) still fails."""
+    family = f"router-{uuid.uuid4().hex[:6]}"
+    primary = new_service(PRIMARY, family, "router:2.0.0", desired=2)
+    backup = new_service(BACKUP, family, "router:2.0.0")
+    zone = two_region_zone()
+    unreachable = boto3.client(
+        "ecs",
+        region_name=PRIMARY,
+        endpoint_url="http://127.0.0.1:9",  # the discard port: nothing listens
+        config=Config(connect_timeout=1, retries={"max_attempts": 1}),
+    )
+    monkeypatch.setattr(
+        failover, "client", lambda service, region: unreachable if region == PRIMARY else client(service, region)
+    )
+    result = run(failover.preflight, PreflightRequest(primary=primary, backup=backup, target_count=3, dns=zone.request))
+    assert result.ok and result.failures == []
+    assert [c.name for c in result.unverified] == ["same task definition family", "same container images"]
+    family_check = result.check("same task definition family")
+    assert "cannot be read (EndpointConnectionError" in family_check.detail
+    assert family_check.detail.endswith(f"the backup runs {family}:1")
+    assert result.check("same container images").detail.endswith("the backup runs web=router:2.0.0")
+
+    absent = EcsCapacityRequest(cluster=backup.cluster, service="nobody", region=BACKUP)
+    missing = run(
+        failover.preflight, PreflightRequest(primary=primary, backup=absent, target_count=3, dns=zone.request)
+    )
+    assert {c.name for c in missing.failures} >= {"backup service exists", "same task definition family"}
 
 
 # --------------------------------------------------------------------------- the DNS plan
@@ -476,7 +511,8 @@ CHANGE_INFO = {
 }
 
 
-def test_reading_and_changing_against_route53s_documented_answers() -> None:
+def test_reading_and_changing_against_route53s_documented_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(failover, "INSYNC_POLL", timedelta(0))
     route53 = client("route53", failover.ROUTE53_REGION)
     records = seeded_like()
     plan = DnsChangePlan.build(records, to_region=BACKUP)
@@ -487,12 +523,25 @@ def test_reading_and_changing_against_route53s_documented_answers() -> None:
         stub.add_response("list_resource_record_sets", listed(records), LIST)
         stub.add_response("change_resource_record_sets", CHANGE_INFO, plan.aws_calls()[0].params)
         stub.add_response("list_resource_record_sets", listed(plan.to_state()), LIST)
+        change = {"Id": "/change/C2682N5HXP0BZ4"}
+        stub.add_response("get_change", CHANGE_INFO, change)  # still PENDING once
+        stub.add_response("get_change", {"ChangeInfo": {**CHANGE_INFO["ChangeInfo"], "Status": "INSYNC"}}, change)
         found = run(failover.read_failover_records, request)
         done = run(failover.change_failover_records, plan)
         stub.assert_no_pending_responses()
     assert found == records  # a truncated page whose records went past ours is not followed
-    assert (done.changed, done.change_id, done.change_status) == (True, "/change/C2682N5HXP0BZ4", "PENDING")
+    assert (done.changed, done.change_id, done.change_status) == (True, "/change/C2682N5HXP0BZ4", "INSYNC")
+    assert done.detail.endswith("change /change/C2682N5HXP0BZ4 INSYNC")
     assert done.records.serving_region == BACKUP
+
+    monkeypatch.setattr(failover, "INSYNC_WITHIN", timedelta(0))  # Route 53 slow to propagate: said, not failed
+    with Stubber(route53) as stub:
+        stub.add_response("list_resource_record_sets", listed(records), LIST)
+        stub.add_response("change_resource_record_sets", CHANGE_INFO, plan.aws_calls()[0].params)
+        stub.add_response("list_resource_record_sets", listed(plan.to_state()), LIST)
+        slow = run(failover.change_failover_records, plan)
+        stub.assert_no_pending_responses()
+    assert slow.change_status == "PENDING" and slow.detail.endswith("still PENDING after 0 s")
 
 
 def test_a_read_back_that_differs_and_route53s_errors_fail_for_good() -> None:

@@ -177,7 +177,8 @@ class RegionFailoverWorkflow(RegionRunbook):
         )
         self.preflight = await workflow.execute_activity(dns.preflight, request, **READ)
         for check in self.preflight.checks:
-            self.record("ready" if check.ok else "NOT READY", f"{check.name}: {check.detail}")
+            event = "NOT READY" if not check.ok else "ready" if check.verified else "UNVERIFIED"
+            self.record(event, f"{check.name}: {check.detail}")
         return self.preflight
 
     async def step_plan(self, preflight: Preflight) -> FailoverPlan:
