@@ -110,3 +110,32 @@ async def test_a_failback_not_started_by_a_failover_is_refused(failover: Failove
     )
     result: FailbackResult = await forged.result()
     assert result.view.status == FailbackStatus.REFUSED and "not started by the service's failover" in result.outcome
+
+
+async def test_a_failback_soaking_for_hours_continues_as_new_and_keeps_its_state(failover: Failover) -> None:  # noqa: F811
+    """A primary down for hours: the soaking run continues as new (here every 50 history
+    events) carrying its state, and the last run still proposes, is approved and fails back."""
+    assert failover.policy.failover is not None
+    failover.policy.failover.continue_after_events = 50
+    failover.regions.primary_down = lambda since: since < timedelta(hours=2)
+    failback = await failed_over(failover)
+    first = (await failback.describe()).run_id
+
+    view = await pending(failover, failback)
+    assert view.healthy_since is not None and failover.regions.started is not None
+    assert view.healthy_since - failover.regions.started >= timedelta(hours=2)
+    latest = await failback.describe()
+    assert latest.run_id != first  # continued as new, under the same workflow id
+    history = await failover.client.get_workflow_handle(failback.id, run_id=latest.run_id).fetch_history()
+    assert len(history.events) < 120  # each run stays short however long the soak
+    events = [e.event for e in view.timeline]
+    assert "continued" in events  # the carried timeline says so
+    assert view.pending_approval is not None and view.proposals == 1
+    for person in ("bob", "carol"):
+        await failback.execute_update(
+            RegionFailbackWorkflow.approve, Approve(by=person, plan_id=view.pending_approval.plan_id)
+        )
+    result: FailbackResult = await failback.result()
+    assert result.view.status == FailbackStatus.FAILED_BACK, result.outcome
+    assert failover.regions.records == seeded_records()
+    assert [p.to_count for p in failover.regions.scaled] == [3, 0]
