@@ -18,6 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 import activities
 import settings
 import workflows
+from activities.postmortem import Postmortems
 from activities.runs import Runs
 from client import TemporalConfigError, connect, load_config
 from contracts import SEARCH_ATTRIBUTES, load_policy_file
@@ -60,7 +61,7 @@ def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) 
         task_queue=task_queue,
         workflows=workflows.ALL,
         workflow_runner=SANDBOX,
-        activities=[*activities.ALL, *Runs(client).all()],
+        activities=[*activities.ALL, *Runs(client).all(), Postmortems(client).store_postmortem],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(POLLERS),

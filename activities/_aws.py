@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the stubs are a development dependency (the test extra), no
     from types_boto3_lambda import LambdaClient
     from types_boto3_logs import CloudWatchLogsClient
     from types_boto3_route53 import Route53Client
+    from types_boto3_s3 import S3Client
 
     AnyClient = (
         ECSClient
@@ -26,9 +27,10 @@ if TYPE_CHECKING:  # the stubs are a development dependency (the test extra), no
         | LambdaClient
         | ApplicationAutoScalingClient
         | Route53Client
+        | S3Client
     )
 
-Service = Literal["ecs", "cloudwatch", "logs", "lambda", "application-autoscaling", "route53"]
+Service = Literal["ecs", "cloudwatch", "logs", "lambda", "application-autoscaling", "route53", "s3"]
 
 # botocore's own retries stay short: Temporal's retry policy decides what happens next.
 _CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=20)
@@ -57,6 +59,7 @@ _PERMANENT = {
     "InvalidInput",
     "NoSuchHostedZone",
     "NoSuchHealthCheck",
+    "NoSuchBucket",  # S3's
 }
 
 
@@ -75,6 +78,8 @@ def client(service: Literal["lambda"], region: str) -> LambdaClient: ...
 def client(service: Literal["application-autoscaling"], region: str) -> ApplicationAutoScalingClient: ...
 @overload
 def client(service: Literal["route53"], region: str) -> Route53Client: ...
+@overload
+def client(service: Literal["s3"], region: str) -> S3Client: ...
 def client(service: Service, region: str) -> AnyClient:
     """One client per service and region. Clients are safe to share between the activity
     threads; creating them from boto3's default session is not, hence the lock."""

@@ -94,6 +94,35 @@ class FailoverPolicy(Strict):
     dry_run: bool = False  # every run plans only
 
 
+def _per_severity(**days_or_hours: timedelta) -> dict[Severity, timedelta]:
+    return {Severity(name): value for name, value in days_or_hours.items()}
+
+
+class PostIncidentPolicy(Strict):
+    """The post-incident follow-up runbook's numbers (runbooks/post-incident.md)."""
+
+    severities: list[Severity] = Field(default_factory=lambda: [Severity.P0, Severity.P1, Severity.P2])
+    review_within: Duration = timedelta(hours=2)  # the immediate review, from the incident's close
+    remind_every: Duration = timedelta(minutes=30)  # the review's reminders until it is recorded or escalated
+    postmortem_due: dict[Severity, Duration] = Field(
+        default_factory=lambda: _per_severity(P0=timedelta(hours=24), P1=timedelta(hours=48), P2=timedelta(days=5))
+    )
+    postmortem_remind_before: Duration = timedelta(hours=4)
+    action_due: dict[Severity, Duration] = Field(
+        default_factory=lambda: _per_severity(P0=timedelta(days=15), P1=timedelta(days=30), P2=timedelta(days=30))
+    )
+    action_remind_before: Duration = timedelta(days=2)  # the owner is reminded this long before the due date
+    bucket: str = Field(default="runbook-postmortems", min_length=3, max_length=63)
+    bucket_region: str = "eu-central-1"
+    continue_after_events: int = Field(default=2000, ge=50)  # a follow-up lasting weeks continues as new
+
+    def postmortem_due_for(self, severity: Severity) -> timedelta:
+        return self.postmortem_due.get(severity, timedelta(days=5))
+
+    def action_due_for(self, severity: Severity) -> timedelta:
+        return self.action_due.get(severity, timedelta(days=30))
+
+
 class IncidentTimers(Strict):
     approval_timeout: Duration = timedelta(minutes=30)
     verify_window: Duration = timedelta(minutes=5)
@@ -165,6 +194,8 @@ class Policy(Strict):
     trust: Trust = Field(default_factory=Trust)
     scaling: ScalingPolicy | None = None  # the scaling decisions runbook; None: it scales nothing
     failover: FailoverPolicy | None = None  # the region failover runbook; None: nothing fails over
+    # the post-incident follow-up runbook; None: no incident is followed up
+    postincident: PostIncidentPolicy | None = None
 
     @model_validator(mode="after")
     def _failover_routes_fail_something_over(self) -> Policy:

@@ -9,19 +9,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contracts.post_incident import FollowupView
 from contracts.region_failover import FailbackView, FailoverView
 from contracts.scaling_decision import ScalePlan, ScalingView
 
-TypedView = ScalingView | FailoverView | FailbackView
-TYPED_VIEWS: dict[str, type[ScalingView] | type[FailoverView] | type[FailbackView]] = {
+TypedView = ScalingView | FailoverView | FailbackView | FollowupView
+TYPED_VIEWS: dict[str, type[ScalingView] | type[FailoverView] | type[FailbackView] | type[FollowupView]] = {
     "ScalingDecisionWorkflow": ScalingView,
     "RegionFailoverWorkflow": FailoverView,
     "RegionFailbackWorkflow": FailbackView,
+    "PostIncidentWorkflow": FollowupView,
 }
 LABELS = {
     "ScalingDecisionWorkflow": "scaling",
     "RegionFailoverWorkflow": "failover",
     "RegionFailbackWorkflow": "failback",
+    "PostIncidentWorkflow": "followup",
 }
 
 

@@ -44,6 +44,8 @@ LOG_STREAM = "hybrid-router/demo"
 LAMBDA_FUNCTION = "hybrid-router"
 LAMBDA_QUALIFIER = "live"
 
+POSTMORTEM_BUCKET = "runbook-postmortems"  # the policies' postincident.bucket
+
 HOSTED_ZONE = "hybrid-routing.example.com."
 API_RECORD = "api.hybrid-routing.example.com."
 # Documentation address ranges (RFC 5737): never routable by accident.
@@ -57,6 +59,7 @@ def seed() -> None:
     _seed_region(SECONDARY_REGION, BACKUP_CLUSTER, BACKUP_DESIRED_COUNT)
     _seed_log_group(PRIMARY_REGION)
     _seed_dns()
+    _seed_bucket(PRIMARY_REGION, POSTMORTEM_BUCKET)
 
 
 # --- ECS -------------------------------------------------------------------------------
@@ -140,6 +143,17 @@ def lambda_functions() -> dict[str, Any]:
 
 def _seed_log_group(region: str) -> None:
     ensure_log_stream(boto3.client("logs", region_name=region), LOG_GROUP, LOG_STREAM)
+
+
+def _seed_bucket(region: str, bucket: str) -> None:
+    """The post-mortems' bucket (versioned, as a production one should be)."""
+    s3 = boto3.client("s3", region_name=region)
+    try:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
+        log.info("created bucket %s", bucket)
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        return
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
 
 def ensure_log_stream(logs: Any, group: str, stream: str) -> None:

@@ -26,6 +26,7 @@ from temporalio.service import RPCStatusCode
 
 from contracts import Acknowledge, Alert, Approve, Cancel, Comment, OperatorReply, Policy, Reject, Severity
 from contracts.common import Strict
+from contracts.post_incident import AddActionItem, CloseActionItem, CompletePostmortem, Review
 from contracts.region_failover import FailoverTrigger
 from contracts.scaling_decision import ScalingTrigger
 from intake.handoff import Handoff, Rejected, Unavailable
@@ -38,6 +39,11 @@ ACTIONS: dict[str, type[BaseModel]] = {
     "reject": Reject,
     "comment": Comment,
     "cancel": Cancel,
+    # the post-incident follow-up's
+    "review": Review,
+    "complete_postmortem": CompletePostmortem,
+    "add_action_item": AddActionItem,
+    "close_action_item": CloseActionItem,
 }
 SET_BY_US = ("by", "assertion")  # the sign-in service fills these in, never the caller
 DESCRIBE_TIMEOUT = timedelta(seconds=5)

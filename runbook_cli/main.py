@@ -1,8 +1,9 @@
 """`runbook`: the operators' command line. No runbook logic here.
 
-Reads (show, incidents, runs, audit, postmortem) go straight to Temporal. Everything that acts (ack, approve,
-reject, comment, cancel, trigger) goes through the sign-in service's API with the token that
-`runbook login` stored (RUNBOOK_SIGNIN_URL, default http://127.0.0.1:8081; the session file
+Reads (show, incidents, runs, audit, postmortem, actions) go straight to Temporal. Everything
+that acts (ack, approve, reject, comment, cancel, trigger, review, followup, action) goes through
+the sign-in service's API with the token that `runbook login` stored
+(RUNBOOK_SIGNIN_URL, default http://127.0.0.1:8081; the session file
 RUNBOOK_SESSION_FILE, default $XDG_CONFIG_HOME/runbook/session.json, mode 0600): the service
 signs each action in the signed-in person's name, and the runbook verifies it. The CLI itself
 writes nothing to Temporal.
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
     Client,
@@ -59,6 +60,8 @@ from contracts import (
     Severity,
     load_policy_file,
 )
+from contracts.common import Duration
+from contracts.post_incident import ActionItem, FollowupView, ItemStatus
 from contracts.postmortem import draft_postmortem
 from contracts.scaling_decision import ScalingView
 from contracts.views import LABELS, TypedView, shown, typed_view
@@ -68,6 +71,9 @@ from starter import WORKFLOW_TYPE, runbook_status
 QUERY_TIMEOUT = timedelta(seconds=10)
 API_TIMEOUT = 45.0  # seconds: the service waits up to 30 s for the runbook's answer
 ID_HELP = "INC-..., or the workflow id of any runbook run (e.g. incident/SERVICE/REGION)"
+FOLLOWUP_HELP = "the incident's id INC-... (its follow-up is postincident/INC-...)"
+FOLLOWUP_TYPE = "PostIncidentWorkflow"
+DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 SIGNIN_URL = "http://127.0.0.1:8081"
 FLAGS = {"plan_id": "--plan", "workflow_id": "ID", "user": "--as"}  # the API's field names, as the CLI spells them
 
@@ -172,6 +178,33 @@ def parser() -> argparse.ArgumentParser:
     shape.add_argument("--markdown", action="store_true", help="markdown (the default)")
     shape.add_argument("--json", action="store_true", help="the draft and its figures as JSON")
 
+    review = commands.add_parser("review", help="record an incident's immediate review (its follow-up run)")
+    review.add_argument("id", help=FOLLOWUP_HELP)
+    _identity(review)
+    review.add_argument("--notes", required=True, type=_non_empty("--notes"))
+
+    followup = commands.add_parser("followup", help="an incident's follow-up run: complete its post-mortem")
+    followup.add_argument("step", choices=["complete"], help="complete: the post-mortem is written and agreed")
+    followup.add_argument("id", help=FOLLOWUP_HELP)
+    _identity(followup)
+    followup.add_argument("--note", help="optional: where the final post-mortem is, or what was agreed")
+
+    action = commands.add_parser("action", help="an incident's action items: add, done (with evidence), drop")
+    action.add_argument("verb", choices=["add", "done", "drop"])
+    action.add_argument("id", help=FOLLOWUP_HELP)
+    action.add_argument("item", nargs="?", help="done, drop: the item id, e.g. A1")
+    _identity(action)
+    action.add_argument("--owner", help="add: who does it")
+    action.add_argument("--text", help="add: what is to be done")
+    action.add_argument("--due", type=_duration("--due"), help="add: due in, e.g. 14d or 36h (default: the policy's)")
+    action.add_argument("--evidence", help="done: what shows it was really done (a link, a change, a ticket)")
+    action.add_argument("--reason", help="drop: why it is no longer worth doing (an approver confirms)")
+
+    actions = commands.add_parser("actions", help="action items of every incident, overdue first")
+    actions.add_argument("--open", action="store_true", help="only the open ones")
+    actions.add_argument("--owner", help="only this owner's")
+    actions.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
     demo = commands.add_parser("demo", help="the local stack's fault injection, offered load and regional outages")
     demo.add_argument("action", choices=["break", "heal", "load", *REGION_ACTIONS])
     demo.add_argument(
@@ -206,6 +239,17 @@ def _runbook(value: str) -> str:
         return workflow_type(value)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _duration(flag: str):  # noqa: ANN202
+    def parse(text: str) -> str:
+        try:
+            DURATION.validate_python(text)
+        except ValidationError:
+            raise argparse.ArgumentTypeError(f"{flag}: {text!r} is not a duration such as 14d, 36h or 90m") from None
+        return text
+
+    return parse
 
 
 def _positive(value: str) -> int:
@@ -525,6 +569,74 @@ async def cmd_comment(client: Client, args: argparse.Namespace, session: SignedI
 
 async def cmd_cancel(client: Client, args: argparse.Namespace, session: SignedIn) -> None:
     await act(session, await find_run(client, args.id), "cancel", reason=args.reason)
+
+
+def followup_id(ident: str) -> str:
+    """An incident's follow-up run: `postincident/INC-...` from the incident id, or as given."""
+    ident = ident.strip()
+    return f"postincident/{ident}" if ident.startswith("INC-") else ident
+
+
+async def followup_run(client: Client, ident: str) -> Run:
+    run = await find_run(client, followup_id(ident))
+    if run.workflow_type != FOLLOWUP_TYPE:
+        raise CliError(f"{ident} is a {run.workflow_type} run, not an incident's follow-up (postincident/INC-...)")
+    return run
+
+
+async def cmd_review(client: Client, args: argparse.Namespace, session: SignedIn) -> None:
+    await act(session, await followup_run(client, args.id), "review", notes=args.notes)
+
+
+async def cmd_followup(client: Client, args: argparse.Namespace, session: SignedIn) -> None:
+    await act(session, await followup_run(client, args.id), "complete_postmortem", note=args.note)
+
+
+async def cmd_action(client: Client, args: argparse.Namespace, session: SignedIn) -> None:
+    run = await followup_run(client, args.id)
+    if args.verb == "add":
+        for flag, value in (("--owner", args.owner), ("--text", args.text)):
+            if not (value or "").strip():
+                raise CliError(f"action add: {flag} is required")
+        await act(session, run, "add_action_item", owner=args.owner, text=args.text, due_in=args.due)
+        return
+    if not args.item:
+        raise CliError(f"action {args.verb}: give the item id (e.g. A1) after the incident id")
+    flag, why = ("--evidence", args.evidence) if args.verb == "done" else ("--reason", args.reason)
+    if not (why or "").strip():
+        raise CliError(f"action {args.verb}: {flag} is required")
+    await act(session, run, "close_action_item", item_id=args.item, how=args.verb, why=why)
+
+
+async def cmd_actions(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+    """Every follow-up's action items (open runs and finished ones), overdue first, then by due date."""
+    rows: list[tuple[FollowupView, ActionItem]] = []
+    async for execution in client.list_workflows(f"WorkflowType = '{FOLLOWUP_TYPE}'", limit=5000):
+        run = Run(client.get_workflow_handle(execution.id, run_id=execution.run_id), FOLLOWUP_TYPE, execution.status)
+        try:
+            view = FollowupView.model_validate(await current_view(run))
+        except (CliError, ValidationError):
+            continue  # a run that cannot say (no worker, an older shape): `runbook show` tells more
+        for item in view.items:
+            if args.open and item.status != ItemStatus.OPEN:
+                continue
+            if args.owner and item.owner != args.owner:
+                continue
+            rows.append((view, item))
+    rows.sort(key=lambda row: (not row[1].overdue(row[0].now), row[1].status != ItemStatus.OPEN, row[1].due))
+    if args.json:
+        for view, item in rows:
+            overdue = item.overdue(view.now)
+            print(json.dumps({"incident": view.incident_id, **item.model_dump(mode="json"), "overdue": overdue}))
+        return
+    if not rows:
+        print("no action items" + (" open" if args.open else ""))
+        return
+    print(f"{'INCIDENT':<26} {'ITEM':<5} {'STATE':<8} {'OWNER':<14} {'DUE (UTC)':<17} TEXT")
+    for view, item in rows:
+        state = "OVERDUE" if item.overdue(view.now) else item.status.value
+        due = f"{item.due:%Y-%m-%d %H:%M}"
+        print(f"{view.incident_id:<26} {item.item_id:<5} {state:<8} {item.owner:<14} {due:<17} {item.text}")
 
 
 async def cmd_audit(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
@@ -912,6 +1024,7 @@ READS = {
     "show": cmd_show,
     "audit": cmd_audit,
     "postmortem": cmd_postmortem,
+    "actions": cmd_actions,
 }
 ACTIONS = {
     "ack": cmd_ack,
@@ -919,6 +1032,9 @@ ACTIONS = {
     "reject": cmd_reject,
     "comment": cmd_comment,
     "cancel": cmd_cancel,
+    "review": cmd_review,
+    "followup": cmd_followup,
+    "action": cmd_action,
 }
 SESSIONS = {"login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami}
 

@@ -659,10 +659,12 @@ def test_region_failover_and_failback_walkthrough(stack: Stack, worker: Callable
 
 
 def test_failover_with_the_worker_killed_at_each_step_repeats_nothing(stack: Stack, worker: Callable[[], Any]) -> None:
-    """SIGKILL the worker while the failover confirms, while it awaits each approval, right after
-    the backup was scaled (its wait then in flight), and in the hold-off; start it again each
-    time. The backup is scaled once, DNS changed once, each approval counted once, the recovery
-    time still measured. (Then the failback puts everything back, unkilled.)"""
+    """A P0 incident finds the region down and starts the failover; SIGKILL the worker while
+    the failover confirms (the incident following it), while it awaits each approval, right
+    after the backup was scaled (its wait then in flight), and in the hold-off; start it again
+    each time. The failover is started once, the backup scaled once, DNS changed once, each
+    approval counted once, the recovery time still measured, and the incident resolves once.
+    (Then the failback puts everything back, unkilled.)"""
     moto(stack, "reset-recording")
     moto(stack, "start-recording")
     cli(stack, "demo", "break-region", "eu-central-1")
@@ -673,16 +675,25 @@ def test_failover_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
     def kill(why: str) -> None:
         kill_worker(stack)
         kills.append(why)
-        execution = WorkflowExecution(workflow_id="failover/hybrid-router")
-        loop.run_until_complete(  # what the dead worker held on its sticky queue goes to the shared queue now
-            client.workflow_service.reset_sticky_task_queue(
-                ResetStickyTaskQueueRequest(namespace=client.namespace, execution=execution)
+        for workflow_id in ("failover/hybrid-router", WORKFLOW_ID):
+            execution = WorkflowExecution(workflow_id=workflow_id)
+            loop.run_until_complete(  # what the dead worker held on its sticky queue goes to the shared queue now
+                client.workflow_service.reset_sticky_task_queue(
+                    ResetStickyTaskQueueRequest(namespace=client.namespace, execution=execution)
+                )
             )
-        )
         worker()
 
     try:
-        cli(stack, "trigger", "failover", "--service", "hybrid-router", user="demo-oncall")
+        flags = ("--service", "hybrid-router", "--severity", "P0", "--summary", "hybrid router down")
+        incident = cli(stack, "trigger", "incident", *flags, user="demo-oncall").stdout.strip()
+        wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack", timeout=60)
+        cli(stack, "ack", incident, user="demo-oncall")
+        wait_for(stack, incident, lambda v: v["status"] == "remediating", timeout=60)
+        deadline = time.monotonic() + 30
+        while not history_of(loop, client, WORKFLOW_ID)[1]:  # following the failover: on its timer
+            assert time.monotonic() < deadline, "the incident never waited on the failover"
+            time.sleep(0.1)
         deadline = time.monotonic() + 30
         while True:  # a probe done, the next one's timer running
             completed, idle, _ = history_of(loop, client, "failover/hybrid-router")
@@ -690,7 +701,7 @@ def test_failover_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
                 break
             assert time.monotonic() < deadline, "the failover never probed"
             time.sleep(0.1)
-        kill("confirming")
+        kill("confirming, the incident following")
         view = wait_for(stack, "failover/hybrid-router", lambda v: v["pending_approval"] is not None, timeout=60)
         kill("awaiting the first approval")
         cli(stack, "approve", "failover/hybrid-router", user="demo-oncall")
@@ -707,6 +718,10 @@ def test_failover_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
     assert len(kills) == 5
     approvals = [e for e in view["timeline"] if e["event"] == "approved"]
     assert [e["actor"] for e in approvals] == ["demo-oncall", "demo-lead"], approvals
+    assert [e["event"] for e in view["timeline"]].count("triggered") == 1, view["timeline"]  # started once
+    resolved = wait_for(stack, incident, lambda v: v["status"] == "resolved", timeout=60)
+    assert resolved["outcome"] == "failed over to us-west-2 by failover/hybrid-router"
+    assert [e["event"] for e in resolved["timeline"]].count("proposed") == 1
     moto(stack, "stop-recording")
     updates = [u for u in recorded_ecs_updates(stack) if u.get("cluster") == "hybrid-routing-cluster-backup"]
     assert [u["desiredCount"] for u in updates] == [3], updates  # the backup scaled once

@@ -18,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from contracts import incident_workflow_id
+from contracts.post_incident import postincident_workflow_id
 from contracts.region_failover import failback_workflow_id, failover_workflow_id
 from contracts.scaling_decision import scaling_workflow_id
 from workflows import ALL as WORKFLOWS
@@ -42,6 +43,8 @@ def workflow_id(path: Path) -> str:
         return failover_workflow_id(start["service"])
     if path.parent.name == "failback":
         return failback_workflow_id(start["service"])
+    if path.parent.name == "postincident":
+        return postincident_workflow_id(start["incident_id"])
     return path.stem
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from settings import PROJECT_ROOT
-from workflows import incident_response, region_failback, region_failover, scaling_decision
+from workflows import incident_response, post_incident, region_failback, region_failover, scaling_decision
 from workflows.incident_response import IncidentResponseWorkflow
+from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
@@ -20,6 +21,7 @@ RUNBOOKS = [
     (PROJECT_ROOT / "runbooks" / "scaling-decisions.md", ScalingDecisionWorkflow, scaling_decision.STEPS),
     (PROJECT_ROOT / "runbooks" / "region-failover.md", RegionFailoverWorkflow, region_failover.STEPS),
     (PROJECT_ROOT / "runbooks" / "region-failback.md", RegionFailbackWorkflow, region_failback.STEPS),
+    (PROJECT_ROOT / "runbooks" / "post-incident.md", PostIncidentWorkflow, post_incident.STEPS),
 ]
 IDS = [path.stem for path, _, _ in RUNBOOKS]
 

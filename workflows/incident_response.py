@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyRequest,
         incident_workflow_id,
     )
+    from contracts.post_incident import FollowupInput, postincident_workflow_id
     from contracts.region_failover import FailoverInput, FailoverProgress, FailoverStatus, failover_workflow_id
 
 from workflows.kit import verification
@@ -62,6 +63,7 @@ from workflows.kit.approval import Plan
 from workflows.kit.options import ACT, READ
 from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
 from workflows.kit.timeline import cause, fmt
+from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 
 if TYPE_CHECKING:
@@ -99,6 +101,10 @@ FOLLOW_FAILOVER_EVERY = timedelta(minutes=5)
 # The patch of the hand-over to the failover run (2026-12): retire once no incident from before
 # it is open (its DiagnoseRequest carried no region, so old runs never take the branch).
 REGION_FAILOVER = "region-failover-link"
+# The patch that starts the follow-up as an incident closes (2026-12); retire once no incident
+# from before it is open.
+POST_INCIDENT = "post-incident-followup"
+FOLLOWED_UP = frozenset({IncidentStatus.RESOLVED, IncidentStatus.ESCALATED, IncidentStatus.CANCELLED})
 
 
 @workflow.defn
@@ -526,7 +532,37 @@ class IncidentResponseWorkflow(RunbookWorkflow):
 
     async def finish(self, status: IncidentStatus, outcome: str) -> IncidentResult:
         await self.close(status, outcome)
+        if status in FOLLOWED_UP and workflow.patched(POST_INCIDENT):
+            await self.start_followup(status)
         return IncidentResult(outcome=outcome, view=self.view())
+
+    async def start_followup(self, status: IncidentStatus) -> None:
+        """The follow-up run (review, post-mortem, action items), a child that outlives this
+        run, for the severities the policy names; only for an incident someone was paged for."""
+        policy = self.the_policy.postincident if self.policy is not None else None
+        if policy is None or self.severity is None or self.severity not in policy.severities or self.pager.ref is None:
+            return
+        followup = FollowupInput(
+            incident_id=self.input.incident_id,
+            incident_workflow_id=workflow.info().workflow_id,
+            service=self.input.service,
+            region=self.input.region,
+            severity=self.severity,
+            closed_status=status.value,
+            closed_at=workflow.now(),
+            commander=self.acknowledged_by or self.opened_by,
+            opened_by=self.opened_by,
+            pagerduty=self.pager.ref,
+        )
+        try:
+            await workflow.start_child_workflow(
+                PostIncidentWorkflow.run,
+                followup,
+                id=postincident_workflow_id(self.input.incident_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            return
 
     def region_probe(self) -> ProbeRequest | None:
         """The region's own health endpoint, when the service can fail over out of this region."""

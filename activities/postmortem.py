@@ -1,0 +1,55 @@
+"""The post-mortem draft, written from the incident's own record and stored in S3.
+
+The incident run's view is read through the worker's own Temporal client (a closed run still
+answers its query), drafted by `contracts.postmortem` (the same draft `runbook postmortem`
+prints) and put in the policy's bucket. Putting the same key again is what a retry does: the
+object is the same draft, so nothing is stored twice under different names.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError
+from temporalio import activity
+from temporalio.client import Client, RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.exceptions import ApplicationError
+
+from activities._aws import aws_error, client
+from contracts import IncidentView
+from contracts.post_incident import StoredPostmortem, StorePostmortem
+from contracts.postmortem import draft_postmortem
+
+
+class Postmortems:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @activity.defn(name="store_postmortem")
+    async def store_postmortem(self, request: StorePostmortem) -> StoredPostmortem:
+        """Draft from the incident's view and put it at `s3://bucket/key` (Markdown)."""
+        handle = self.client.get_workflow_handle(request.incident_workflow_id)
+        try:
+            view = await handle.query("view", result_type=IncidentView)
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            raise ApplicationError(f"the incident {request.incident_workflow_id} cannot be read: {err}") from err
+        draft = draft_postmortem(view)
+        body = draft.markdown().encode()
+        s3 = client("s3", request.region)
+        try:
+            answer = s3.put_object(
+                Bucket=request.bucket,
+                Key=request.key,
+                Body=body,
+                ContentType="text/markdown; charset=utf-8",
+                Metadata={"incident-id": view.id, "workflow-id": view.workflow_id},
+            )
+        except (ClientError, BotoCoreError) as err:
+            raise aws_error(err, f"store the post-mortem draft at s3://{request.bucket}/{request.key}") from err
+        figures = draft.figures
+        return StoredPostmortem(
+            uri=f"s3://{request.bucket}/{request.key}",
+            etag=answer.get("ETag"),
+            bytes=len(body),
+            time_to_acknowledge=figures.time_to_acknowledge,
+            time_to_mitigate=figures.time_to_mitigate,
+            time_to_resolve=figures.time_to_resolve,
+        )
