@@ -221,6 +221,7 @@ async def main() -> None:
                 data_dir=directory,
                 policy=bench_policy(directory, args.targets),
                 intake_port=free_port(),
+                operator_port=free_port(),  # not 8081: a stack of `make run` may be up beside it
             )
         )
         stack.prepare_identity()  # the stack's keys, and the policy that trusts them

@@ -69,6 +69,10 @@ class FailoverTarget(Strict):
     record_name: str  # the failover record set, e.g. "api.hybrid-routing.example.com."
     record_type: str = "A"
     health_urls: dict[str, str]  # region -> the service's health endpoint in that region
+    # region -> a check of the region itself that answers whatever the service does (a canary
+    # behind the region's load balancer): a P0 incident hands its region to the failover only
+    # when this fails too, so a bad deploy is rolled back, not failed over
+    region_checks: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _backup_has_a_probe(self) -> FailoverTarget:

@@ -15,7 +15,9 @@ brings the CPU down and scaling back in brings it up.
 Regions (the failover runbook's probes): `GET /region/{region}/health` answers 200 while that
 region is not taken down (`runbook demo break-region eu-central-1`, in this process's memory
 like the emergency switch) and its ECS service (the primary, or the backup in us-west-2) runs
-at least one task of a good revision. `GET /public/health` is the public name
+at least one task of a good revision. `GET /region/{region}/canary` is the region itself
+(the P0 incident's check of it): 503 only while the region is taken down, whatever the service
+does. `GET /public/health` is the public name
 api.hybrid-routing.example.com as a client meets it: the region its PRIMARY Route 53 failover
 record names answers (the emulator never evaluates health checks, so PRIMARY always wins), so
 the failover's DNS change really moves the traffic.
@@ -593,6 +595,16 @@ def create_app(
             {"name": record_name, "served_by": seen.serving, "failover_records": seen.roles, **answer}, status
         )
 
+    async def region_canary(request: Request) -> JSONResponse:
+        """The region itself, whatever the service does: down only when the region is (a bad
+        deploy fails the service's health, not this)."""
+        name = request.path_params["region"]
+        if name not in regions:
+            return unknown_region(name)
+        if name in platform.regions_down:
+            return JSONResponse({"region": name, "status": "down"}, 503)
+        return JSONResponse({"region": name, "status": "up"})
+
     def region_switch(down: bool) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def endpoint(request: Request) -> JSONResponse:
             if not _authorized(request, admin_token):
@@ -652,6 +664,7 @@ def create_app(
             Route("/demo/state", demo_state, methods=["GET"]),
             Route("/demo/load", set_load, methods=["POST", "DELETE"]),
             Route("/region/{region}/health", region_health_endpoint, methods=["GET"]),
+            Route("/region/{region}/canary", region_canary, methods=["GET"]),
             Route("/public/health", public_health, methods=["GET"]),
             Route("/demo/region/{region}/break", region_switch(True), methods=["POST"]),
             Route("/demo/region/{region}/heal", region_switch(False), methods=["POST"]),

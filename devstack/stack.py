@@ -457,9 +457,10 @@ def _failover_probing(source: dict[str, Any], demo_url: str) -> dict[str, Any]:
         return {}
     services = {}
     for name, target in (failover.get("services") or {}).items():
-        urls = target.get("health_urls") if isinstance(target, dict) else None
-        if isinstance(urls, dict):
-            target = {**target, "health_urls": {region: _moved(url, demo_url) for region, url in urls.items()}}
+        for key in ("health_urls", "region_checks"):
+            urls = target.get(key) if isinstance(target, dict) else None
+            if isinstance(urls, dict):
+                target = {**target, key: {region: _moved(url, demo_url) for region, url in urls.items()}}
         services[name] = target
     return {"failover": {**failover, "services": services}}
 

@@ -190,6 +190,8 @@ def test_break_makes_the_component_unhealthy_and_the_platform_degraded(client: T
     assert body["status"] == "unhealthy"
     assert body["task_definition"] == bad
     assert "DEMO_FAULT=bad-deploy" in body["reason"]
+    # but not the region itself: a P0 incident rolls it back instead of failing over
+    assert client.get(f"/region/{REGION}/canary").json() == {"region": REGION, "status": "up"}
     assert client.get(STATUS).json() == {
         "status": "degraded",
         "hybrid_routing": "enabled",
@@ -485,6 +487,7 @@ def test_a_region_is_down_from_break_region_until_heal_region(client: TestClient
     # diagnosis, probing the region, hands the region to the failover).
     down = client.get(HEALTH)
     assert down.status_code == 503 and down.json()["reason"] == f"{REGION} is down"
+    assert client.get(f"/region/{REGION}/canary").status_code == 503  # the region itself
 
     assert client.post(f"/demo/region/{REGION}/heal", headers=ADMIN).json() == {
         "region": REGION,
@@ -496,6 +499,7 @@ def test_a_region_is_down_from_break_region_until_heal_region(client: TestClient
     assert body["running_tasks"] >= 1
     assert client.get("/demo/state").json()["regions_down"] == []
     assert client.get(HEALTH).status_code == 200
+    assert client.get(f"/region/{REGION}/canary").json() == {"region": REGION, "status": "up"}
 
 
 def test_a_bad_deploy_takes_the_primary_region_down_too(client: TestClient) -> None:
@@ -504,6 +508,8 @@ def test_a_bad_deploy_takes_the_primary_region_down_too(client: TestClient) -> N
     assert status == 503
     assert body["task_definition"] == bad
     assert "DEMO_FAULT=bad-deploy" in body["reason"]
+    # but not the region itself: a P0 incident rolls it back instead of failing over
+    assert client.get(f"/region/{REGION}/canary").json() == {"region": REGION, "status": "up"}
 
 
 def test_the_backup_region_answers_once_its_ecs_service_runs_a_task(

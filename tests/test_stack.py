@@ -214,6 +214,10 @@ def test_the_failover_probes_follow_the_demo_service_to_its_port(tmp_path: Path)
         "eu-central-1": f"{demo}/region/eu-central-1/health",
         "us-west-2": f"{demo}/region/us-west-2/health",
     }
+    assert composed.failover.services["hybrid-router"].region_checks == {
+        "eu-central-1": f"{demo}/region/eu-central-1/canary",
+        "us-west-2": f"{demo}/region/us-west-2/canary",
+    }
     assert composed.failover.confirm_for == source.failover.confirm_for
     assert composed.communication.status_page == source.communication.status_page
 

@@ -565,13 +565,14 @@ class IncidentResponseWorkflow(RunbookWorkflow):
             return
 
     def region_probe(self) -> ProbeRequest | None:
-        """The region's own health endpoint, when the service can fail over out of this region."""
+        """The region's own check (not the service's health: a bad deploy fails that too), when
+        the service can fail over out of this region and the policy names one."""
         policy = self.the_policy
         entry = policy.failover.services.get(self.input.service) if policy.failover is not None else None
         service = policy.services.get(self.input.service)
         if entry is None or service is None or service.region != self.input.region:
             return None
-        url = entry.health_urls.get(self.input.region)
+        url = entry.region_checks.get(self.input.region)
         return ProbeRequest(region=self.input.region, url=url) if url is not None else None
 
     # ------------------------------------------------------------------ signals and queries
