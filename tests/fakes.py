@@ -7,18 +7,24 @@ activity names the worker registers; it records every call that changes somethin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.cloudwatch import grade
 from contracts import (
+    Acknowledge,
+    Alert,
     DeploymentRequest,
     DeploymentState,
     DiagnoseRequest,
@@ -29,11 +35,14 @@ from contracts import (
     FallbackSent,
     HealthReading,
     HealthRequest,
+    IncidentStatus,
+    IncidentView,
     LogScan,
     LogScanRequest,
     MetricReading,
     MetricsRequest,
     NoteRequest,
+    OperatorReply,
     PageAndNote,
     PagerDutyRef,
     PagerDutySync,
@@ -45,10 +54,14 @@ from contracts import (
     RemediationAction,
     RemediationPlan,
     RemediationRecord,
+    Severity,
     SystemStatus,
     Verification,
     VerifyRequest,
 )
+from signing import Signer
+from starter import open_or_join_incident
+from tests.identity import INTAKE
 
 CURRENT = "arn:aws:ecs:eu-central-1:123456789012:task-definition/hybrid-router:3"
 PREVIOUS = "arn:aws:ecs:eu-central-1:123456789012:task-definition/hybrid-router:2"
@@ -277,3 +290,34 @@ async def skip_time(env: WorkflowEnvironment, duration: timedelta) -> None:
             if not any(flake in str(err) for flake in ("Timeout expired", "h2 protocol error")):
                 raise
     raise AssertionError(f"the time-skipping server never skipped {duration}")
+
+
+async def keep_history(handle: WorkflowHandle, path: Path) -> None:
+    """With RECORD_HISTORIES=1, the run's history becomes a replay fixture. An existing one is
+    kept: it stands for runs of an older version still in flight."""
+    if os.environ.get("RECORD_HISTORIES") and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def incident_when(handle: WorkflowHandle, check: Callable[[IncidentView], bool]) -> IncidentView:
+    """The incident's view once `check` holds (polled in real time: nothing skips meanwhile)."""
+    for _ in range(400):
+        view: IncidentView = await handle.query("view", result_type=IncidentView)
+        if check(view):
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the incident never got there; last: {view.status} {view.timeline[-3:]}")
+
+
+async def open_acknowledged(
+    client: Client, env: WorkflowEnvironment, task_queue: str, service: str, region: str, by: str = "alice"
+) -> WorkflowHandle:
+    """A P0 incident opened by a signed alert (on the server's clock) and acknowledged by `by`."""
+    now = await env.get_current_time()
+    signer: Signer = dataclasses.replace(INTAKE, clock=lambda: now.timestamp())
+    alert = Alert(source="test", service=service, region=region, summary="down", severity=Severity.P0, received_at=now)
+    handle = await open_or_join_incident(client, alert, "tester", task_queue, signer)
+    await incident_when(handle, lambda v: v.status == IncidentStatus.AWAITING_ACK)
+    await handle.execute_update("acknowledge", Acknowledge(by=by), result_type=OperatorReply)
+    return handle

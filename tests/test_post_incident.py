@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.workflow import ParentClosePolicy
 
-from contracts import Acknowledge, Alert, Approve, IncidentStatus, IncidentView, PagerDutyRef, Policy, Severity
+from contracts import Approve, IncidentStatus, PagerDutyRef, Policy, Severity
 from contracts.post_incident import (
     AddActionItem,
     CloseActionItem,
@@ -39,10 +38,8 @@ from contracts.post_incident import (
     StorePostmortem,
     postincident_workflow_id,
 )
-from signing import Signer
-from starter import open_or_join_incident
-from tests.fakes import FakePlatform
-from tests.identity import INTAKE, signing_client
+from tests.fakes import FakePlatform, incident_when, keep_history, open_acknowledged
+from tests.identity import signing_client
 from tests.policies import default_policy
 from worker import ensure_search_attributes
 from workflows.incident_response import IncidentResponseWorkflow
@@ -132,10 +129,7 @@ class Followups:
         return [page.dedup_key.rpartition("#")[2] for page in self.platform.called("trigger_page")]
 
     async def keep_history(self, handle: WorkflowHandle, name: str) -> None:
-        path = HISTORIES / f"{name}.json"
-        if os.environ.get("RECORD_HISTORIES") and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text((await handle.fetch_history()).to_json())
+        await keep_history(handle, HISTORIES / f"{name}.json")
 
 
 @pytest.fixture
@@ -323,23 +317,8 @@ async def test_an_incident_that_closes_starts_its_follow_up(followups: Followups
     followups.policy.services["hybrid-router"] = followups.policy.services["hybrid-router"].model_copy(
         update={"region": region}
     )
-    now: datetime = await followups.env.get_current_time()
-    signer: Signer = dataclasses.replace(INTAKE, clock=lambda: now.timestamp())
-    alert = Alert(
-        source="test", service="hybrid-router", region=region, summary="down", severity=Severity.P0, received_at=now
-    )
-    incident = await open_or_join_incident(followups.client, alert, "tester", followups.task_queue, signer)
-    for _ in range(400):
-        seen: IncidentView = await incident.query(IncidentResponseWorkflow.view)
-        if seen.status == IncidentStatus.AWAITING_ACK:
-            break
-        await asyncio.sleep(0.05)
-    await incident.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
-    for _ in range(400):
-        seen = await incident.query(IncidentResponseWorkflow.view)
-        if seen.pending_approval is not None:
-            break
-        await asyncio.sleep(0.05)
+    incident = await open_acknowledged(followups.client, followups.env, followups.task_queue, "hybrid-router", region)
+    seen = await incident_when(incident, lambda v: v.pending_approval is not None)
     assert seen.pending_approval is not None
     await incident.execute_update(
         IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=seen.pending_approval.plan_id)

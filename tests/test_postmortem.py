@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from contracts import IncidentView, TimelineEntry
+from contracts import IncidentView, Severity, TimelineEntry
 from contracts.incident import IncidentStatus
 from contracts.postmortem import SECTIONS, IncidentFigures, cell, draft_postmortem, span
+from contracts.stats import incident_stats
 
 HISTORIES = Path(__file__).parent / "histories" / "incident"
 
@@ -117,3 +118,30 @@ def test_durations_read_as_people_write_them() -> None:
     assert span(timedelta(hours=26, minutes=1)) == "26 h 1 min"
     figures = IncidentFigures(detected_at=datetime(2026, 1, 1, tzinfo=UTC))
     assert figures.time_to_mitigate is None and figures.time_to_resolve is None
+
+
+def test_stats_per_severity_from_the_runs_own_records() -> None:
+    """MTTA over the acknowledged, MTTR over the resolved, from real runs' final views; a P1
+    copy resolved twice as slowly shows in its own row; refused runs are left out."""
+    resolved = final_view("signed_resolved_by_rollback")
+    escalated = final_view("signed_rejected")
+    slow = resolved.model_copy(
+        update={
+            "severity": Severity.P1,
+            "timeline": [
+                e.model_copy(update={"at": resolved.opened_at + (e.at - resolved.opened_at) * 2})
+                for e in resolved.timeline
+            ],
+        }
+    )
+    refused = resolved.model_copy(update={"status": IncidentStatus.REFUSED})
+    rows = {row.severity: row for row in incident_stats([resolved, escalated, slow, refused])}
+    assert set(rows) == {"P0", "P1"}
+    p0, p1 = rows["P0"], rows["P1"]
+    assert (p0.incidents, p0.resolved, p0.escalated, p0.open) == (2, 1, 1, 0)
+    ttr = entry(resolved, "closed").at - resolved.opened_at
+    assert p0.mttr == ttr and p0.p90_ttr == ttr  # only the resolved one counts
+    tta = [entry(v, "acknowledged").at - v.opened_at for v in (resolved, escalated)]
+    assert p0.acknowledged == 2 and p0.mtta == (tta[0] + tta[1]) / 2
+    assert p1.mttr == ttr * 2 and p1.incidents == 1
+    assert p0.row().startswith("P0           2     0         1          1          0 ")

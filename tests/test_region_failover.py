@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -27,8 +26,6 @@ from temporalio.worker import Worker
 
 from activities.runs import Runs
 from contracts import (
-    Acknowledge,
-    Alert,
     Approve,
     DnsChangePlan,
     EcsCapacity,
@@ -40,14 +37,12 @@ from contracts import (
     FailoverRecordsRequest,
     IncidentResult,
     IncidentStatus,
-    IncidentView,
     Policy,
     Preflight,
     PreflightCheck,
     PreflightRequest,
     Route,
     ScalingRecord,
-    Severity,
 )
 from contracts.failover import DnsChangeRecord, PreflightName
 from contracts.region_failover import (
@@ -63,9 +58,9 @@ from contracts.systems import ProbeRequest, ProbeResult
 from intake.app import IntakeConfig, create_app
 from intake.handoff import Handoff
 from signing import Signer
-from starter import open_or_join_incident, trigger_failover
+from starter import trigger_failover
 from tests.conftest import serve_app
-from tests.fakes import FakePlatform
+from tests.fakes import FakePlatform, incident_when, keep_history, open_acknowledged
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
 from tests.test_intake import alertmanager, aws_health
@@ -216,10 +211,7 @@ class Failover:
         raise AssertionError(f"never reached: {view.status} {view.timeline[-3:]}")
 
     async def keep_history(self, handle: WorkflowHandle, name: str, runbook: str = "failover") -> None:
-        path = HISTORIES.parent / runbook / f"{name}.json"
-        if os.environ.get("RECORD_HISTORIES") and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text((await handle.fetch_history()).to_json())
+        await keep_history(handle, HISTORIES.parent / runbook / f"{name}.json")
 
 
 @pytest.fixture
@@ -327,26 +319,11 @@ async def test_a_p0_incident_that_finds_the_region_down_hands_it_to_the_failover
     wakes the incident, which resolves once the traffic is served from the backup."""
     service = service_of(failover)
     failover.platform.probe_region = failover.regions.probe_health
-    now = await failover.env.get_current_time()
-    failover.regions.started = now
-    alert = Alert(
-        source="test", service=service, region=PRIMARY, summary="router down", severity=Severity.P0, received_at=now
-    )
-    signer: Signer = dataclasses.replace(INTAKE, clock=lambda: now.timestamp())
-    incident = await open_or_join_incident(failover.client, alert, "tester", failover.task_queue, signer)
-    for _ in range(400):
-        seen: IncidentView = await incident.query(IncidentResponseWorkflow.view)
-        if seen.status == IncidentStatus.AWAITING_ACK:
-            break
-        await asyncio.sleep(0.05)
-    await incident.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
+    failover.regions.started = await failover.env.get_current_time()
+    incident = await open_acknowledged(failover.client, failover.env, failover.task_queue, service, PRIMARY)
 
     handle = failover.client.get_workflow_handle(failover_workflow_id(service), result_type=FailoverResult)
-    for _ in range(400):
-        seen = await incident.query(IncidentResponseWorkflow.view)
-        if seen.status == IncidentStatus.REMEDIATING:
-            break
-        await asyncio.sleep(0.05)
+    seen = await incident_when(incident, lambda v: v.status == IncidentStatus.REMEDIATING)
     assert seen.failover == handle.id and seen.status == IncidentStatus.REMEDIATING
     assert seen.diagnosis is not None and seen.diagnosis.region_down
     assert seen.pending_approval is None  # no rollback, no switch: they cannot help a region that is down

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -33,7 +32,7 @@ from intake.handoff import Handoff
 from signing import Signer
 from starter import trigger_scaling
 from tests.conftest import serve_app
-from tests.fakes import FakePlatform
+from tests.fakes import FakePlatform, keep_history
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
 from tests.scaling_fakes import FakeAws, breach
@@ -72,10 +71,7 @@ class Scaling:
         return [plan.to_count for plan in self.aws.applied]
 
     async def keep_history(self, handle: WorkflowHandle, name: str) -> None:
-        path = HISTORIES / f"{name}.json"
-        if os.environ.get("RECORD_HISTORIES") and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text((await handle.fetch_history()).to_json())
+        await keep_history(handle, HISTORIES / f"{name}.json")
 
 
 @pytest.fixture

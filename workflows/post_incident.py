@@ -88,7 +88,7 @@ class PostIncidentWorkflow(RunbookWorkflow):
         try:
             await self.step_draft()
             while not self.finished:
-                await self.continue_if_long()
+                await self.continue_if_long(self.followup.continue_after_events, self.carried_on)
                 now = workflow.now()
                 await self.step_review(now)
                 await self.step_postmortem(now)
@@ -271,15 +271,8 @@ class PostIncidentWorkflow(RunbookWorkflow):
         later = [t for t in times if t > now]
         return min(later) if later else (now + timedelta(seconds=1) if times else None)
 
-    async def continue_if_long(self) -> None:
-        info = workflow.info()
-        if info.get_current_history_length() < self.followup.continue_after_events and not (
-            info.is_continue_as_new_suggested()
-        ):
-            return
-        await self.pager.drain()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        self.record("continued", f"a fresh run after {info.get_current_history_length()} history events")
+    def carried_on(self) -> FollowupInput:
+        """The input of the run this one continues as: everything recorded so far."""
         carried = FollowupCarry(
             reviewed_by=self.reviewed_by,
             reviewed_at=self.reviewed_at,
@@ -290,7 +283,7 @@ class PostIncidentWorkflow(RunbookWorkflow):
             sent=sorted(self.sent),
             timeline=self.timeline.entries[-CARRIED_TIMELINE:],
         )
-        workflow.continue_as_new(self.input.model_copy(update={"carried": carried}))
+        return self.input.model_copy(update={"carried": carried})
 
     @property
     def followup(self) -> PostIncidentPolicy:

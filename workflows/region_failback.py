@@ -114,7 +114,7 @@ class RegionFailbackWorkflow(RegionRunbook):
         self.enter("soak", FailbackStatus.SOAKING)
         url = self.health_url(self.primary)
         while True:
-            await self.continue_if_long()
+            await self.continue_if_long(self.failover.continue_after_events, self.carried_on)
             probe = await self.probe(self.primary, url)
             now = workflow.now()
             if not probe.ok:
@@ -223,21 +223,14 @@ class RegionFailbackWorkflow(RegionRunbook):
             await self.pager.page(request, summary)
         return await self.finish(FailbackStatus.STOPPED, f"stopped: {why}; done: {left}")
 
-    async def continue_if_long(self) -> None:
-        info = workflow.info()
-        if info.get_current_history_length() < self.failover.continue_after_events and not (
-            info.is_continue_as_new_suggested()
-        ):
-            return
-        await self.pager.drain()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        self.record("continued", f"a fresh run after {info.get_current_history_length()} history events")
+    def carried_on(self) -> FailbackInput:
+        """The input of the run this one continues as: the soak so far, the proposals made."""
         carried = FailbackCarry(
             healthy_since=self.healthy_since,
             proposals=self.proposals,
             timeline=self.timeline.entries[-CARRIED_TIMELINE:],
         )
-        workflow.continue_as_new(self.input.model_copy(update={"carried": carried}))
+        return self.input.model_copy(update={"carried": carried})
 
     @property
     def primary(self) -> str:

@@ -402,7 +402,7 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
         period = max(check.query.period_seconds for check in checks)
         while True:
             if until is None:  # a watch that may last hours: a fresh run before the history grows long
-                await self.continue_if_long()
+                await self.continue_if_long(self.scaling.continue_after_events, self.carried_on)
             now = workflow.now()
             request = SeriesRequest(
                 region=self.input.region,
@@ -517,18 +517,10 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
             lambda_qualifier=limits.lambda_qualifier,
         )
 
-    async def continue_if_long(self) -> None:
-        """Continue-as-new, carrying what the run needs to go on watching (its baseline, steps,
-        budget, page, the last of its timeline), once its history is long."""
-        info = workflow.info()
-        if info.get_current_history_length() < self.scaling.continue_after_events and not (
-            info.is_continue_as_new_suggested()
-        ):
-            return
-        await self.pager.drain()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+    def carried_on(self) -> ScalingInput:
+        """What the run needs to go on watching (its baseline, steps, budget, page, the last of
+        its timeline), carried into the run it continues as."""
         assert self.baseline is not None
-        self.record("continued", f"a fresh run after {info.get_current_history_length()} history events")
         carried = ScalingCarry(
             baseline=self.baseline,
             steps=self.steps,
@@ -543,7 +535,7 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
             timeline=self.timeline.entries[-CARRIED_TIMELINE:],
             deliveries=sorted(self.deliveries)[-CARRIED_DELIVERIES:],
         )
-        workflow.continue_as_new(self.input.model_copy(update={"carried": carried}))
+        return self.input.model_copy(update={"carried": carried})
 
     def resume(self, carried: ScalingCarry) -> None:
         """A continued run picks up its predecessor's state. Only Temporal's continue-as-new

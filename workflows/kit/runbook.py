@@ -225,6 +225,18 @@ class RunbookWorkflow:
     def reply(self, message: str) -> OperatorReply:
         return OperatorReply(message=message, status=self.status.value)
 
+    async def continue_if_long(self, after_events: int, next_input: Callable[[], Any]) -> None:
+        """A run that lives for days continues as new before its history grows long (or when the
+        server suggests it): PagerDuty caught up, the handlers done, then `next_input()`, the
+        input that carries the state on (built only then, after the "continued" entry)."""
+        info = workflow.info()
+        if info.get_current_history_length() < after_events and not info.is_continue_as_new_suggested():
+            return
+        await self.pager.drain()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self.record("continued", f"a fresh run after {info.get_current_history_length()} history events")
+        workflow.continue_as_new(next_input())
+
     async def wait(self, condition: Callable[[], bool], timeout: timedelta | None = None) -> bool:
         """Every wait of the runbook: a cancellation by an operator ends it at once."""
         try:
