@@ -22,6 +22,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
@@ -76,7 +77,14 @@ def load_config(env: Mapping[str, str] | None = None) -> TemporalConfig:
     return TemporalConfig(address=args["target_host"], namespace=args["namespace"], profile=profile, connect_args=args)
 
 
-async def connect(config: TemporalConfig | None = None) -> Client:
-    """A client for `config` (default: the environment's), with the pydantic data converter."""
+async def connect(config: TemporalConfig | None = None, runtime: Runtime | None = None) -> Client:
+    """A client for `config` (default: the environment's), with the pydantic data converter;
+    `runtime`: one with telemetry (the worker's Prometheus metrics), else the SDK's default."""
     config = config or load_config()
-    return await Client.connect(**config.connect_args, data_converter=pydantic_data_converter)
+    return await Client.connect(**config.connect_args, data_converter=pydantic_data_converter, runtime=runtime)
+
+
+def metrics_runtime(address: str) -> Runtime:
+    """A runtime that serves the SDK's metrics, and the runbooks' own (`workflow.metric_meter`),
+    to Prometheus at http://ADDRESS/metrics; durations in seconds."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address, durations_as_seconds=True)))

@@ -22,6 +22,8 @@ def _env(name: str, default: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     task_queue: str = field(default_factory=lambda: _env("RUNBOOK_TASK_QUEUE", "runbooks"))
+    # host:port of the worker's Prometheus endpoint (/metrics); empty: none
+    worker_metrics_address: str = field(default_factory=lambda: _env("WORKER_METRICS_ADDRESS", "127.0.0.1:9464"))
     policy_path: Path = field(
         default_factory=lambda: Path(_env("RUNBOOK_POLICY", str(PROJECT_ROOT / "policy" / "default.yaml")))
     )

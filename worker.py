@@ -20,7 +20,7 @@ import settings
 import workflows
 from activities.postmortem import Postmortems
 from activities.runs import Runs
-from client import TemporalConfigError, connect, load_config
+from client import TemporalConfigError, connect, load_config, metrics_runtime
 from contracts import SEARCH_ATTRIBUTES, load_policy_file
 
 MAX_CACHED_RUNS = 20
@@ -103,7 +103,8 @@ async def main() -> None:
         temporal = load_config()
     except TemporalConfigError as err:
         raise SystemExit(f"worker: {err}") from None
-    client = await connect(temporal)
+    runtime = metrics_runtime(config.worker_metrics_address) if config.worker_metrics_address else None
+    client = await connect(temporal, runtime)
     try:
         await ensure_search_attributes(client, temporal.namespace)
     except RPCError as err:

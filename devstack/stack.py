@@ -49,6 +49,7 @@ class StackConfig:
     demo_port: int = 8090
     intake_port: int = 8080
     operator_port: int = 8081
+    worker_metrics_port: int = 9464  # the worker's Prometheus metrics (the SDK's and the runbooks')
     data_dir: Path = PROJECT_ROOT / ".data"
     policy: Path = PROJECT_ROOT / "policy" / "demo.yaml"
     metrics_interval: float = 5.0
@@ -76,6 +77,7 @@ class StackConfig:
             demo_port=port("DEMO_SERVICE_PORT", defaults.demo_port),
             intake_port=port("INTAKE_PORT", defaults.intake_port),
             operator_port=port("OPERATOR_PORT", defaults.operator_port),
+            worker_metrics_port=port("WORKER_METRICS_PORT", defaults.worker_metrics_port),
             data_dir=Path(env.get("RUNBOOK_DATA_DIR") or defaults.data_dir),
             policy=Path(env.get("RUNBOOK_POLICY") or defaults.policy),
         )
@@ -141,6 +143,7 @@ class StackConfig:
             "SIGNIN_SIGNING_KEY": str(self.signin_key),
             "OPERATOR_HOST": self.host,
             "OPERATOR_PORT": str(self.operator_port),
+            "WORKER_METRICS_ADDRESS": f"{self.host}:{self.worker_metrics_port}",
             "RUNBOOK_SIGNIN_URL": self.url(self.operator_port),
         }
 
@@ -179,6 +182,7 @@ class Stack:
             "DEMO_SERVICE_PORT (demo hybrid-router service)": c.demo_port,
             "INTAKE_PORT (alert intake)": c.intake_port,
             "OPERATOR_PORT (sign-in service and approval page)": c.operator_port,
+            "WORKER_METRICS_PORT (worker's Prometheus metrics)": c.worker_metrics_port,
         }
         taken = [f"{port} ({name})" for name, port in ports.items() if port_in_use(c.host, port)]
         if taken:
@@ -436,6 +440,7 @@ class Stack:
             ("sign-in service (`runbook login`; demo-oncall / demo-lead, password demo)", c.url(c.operator_port)),
             ("approval page", f"{c.url(c.operator_port)}/ui"),
             ("worker", f"task queue {os.environ.get('RUNBOOK_TASK_QUEUE', 'runbooks')}, policy {c.policy}"),
+            ("worker metrics (Prometheus)", f"{c.url(c.worker_metrics_port)}/metrics"),
             ("policy with the stack's keys (RUNBOOK_POLICY)", str(c.composed_policy)),
             ("data (SQLite, emulator state)", str(c.data_dir)),
             ("logs", str(c.data_dir / "logs")),

@@ -81,6 +81,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         demo_port=free_port(),
         intake_port=free_port(),
         operator_port=free_port(),
+        worker_metrics_port=free_port(),
         data_dir=data,
         policy=fast_policy(data / "fast-policy.yaml"),
         metrics_interval=1.0,
@@ -348,6 +349,13 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     assert done["outcome"].endswith("1 action item(s) done, 0 dropped")
     p0 = next(json.loads(line) for line in cli(stack, "stats", "--json").stdout.splitlines() if '"P0"' in line)
     assert p0["resolved"] >= 1 and 0 < p0["mtta"] <= p0["mttr"]
+
+    # the worker's Prometheus endpoint: the SDK's metrics and the runbooks' own
+    exported = httpx.get(f"{stack.config.url(stack.config.worker_metrics_port)}/metrics", timeout=10).text
+    closed_lines = [line for line in exported.splitlines() if line.startswith("runbook_incidents_closed")]
+    assert any('severity="P0"' in line and 'status="resolved"' in line for line in closed_lines), closed_lines
+    assert "runbook_incident_time_to_resolve" in exported and "runbook_action_items_added" in exported
+    assert "temporal_workflow_completed" in exported or "temporal_request" in exported, exported[:2000]
     assert incident not in cli(stack, "incidents", "--json", "--status", "awaiting_ack").stdout
     readable = cli(stack, "show", incident).stdout
     assert incident in readable and "resolved" in readable

@@ -58,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.post_incident import FollowupInput, postincident_workflow_id
     from contracts.region_failover import FailoverInput, FailoverProgress, FailoverStatus, failover_workflow_id
 
-from workflows.kit import verification
+from workflows.kit import metrics, verification
 from workflows.kit.approval import Plan
 from workflows.kit.options import ACT, READ
 from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
@@ -534,9 +534,33 @@ class IncidentResponseWorkflow(RunbookWorkflow):
 
     async def finish(self, status: IncidentStatus, outcome: str) -> IncidentResult:
         await self.close(status, outcome)
+        self.measure(status)
         if status in FOLLOWED_UP and workflow.patched(POST_INCIDENT):
             await self.start_followup(status)
         return IncidentResult(outcome=outcome, view=self.view())
+
+    def measure(self, status: IncidentStatus) -> None:
+        """Incidents by severity and how they ended; the time to acknowledge and to resolve."""
+        severity = self.severity.value if self.severity is not None else "none"
+        metrics.count(
+            "runbook_incidents_closed",
+            "incidents closed, by severity and status",
+            severity=severity,
+            status=status.value,
+        )
+        started = workflow.info().start_time
+        acknowledged = next((e.at for e in self.timeline.entries if e.event == "acknowledged"), None)
+        if acknowledged is not None:
+            metrics.observe(
+                "runbook_incident_time_to_acknowledge",
+                "opened to acknowledged",
+                acknowledged - started,
+                severity=severity,
+            )
+        if status == IncidentStatus.RESOLVED:
+            metrics.observe(
+                "runbook_incident_time_to_resolve", "opened to resolved", workflow.now() - started, severity=severity
+            )
 
     async def start_followup(self, status: IncidentStatus) -> None:
         """The follow-up run (review, post-mortem, action items), a child that outlives this

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         postincident_workflow_id,
     )
 
+from workflows.kit import metrics
 from workflows.kit.approval import Refused
 from workflows.kit.options import ACT, NOTIFY
 from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
@@ -227,6 +228,9 @@ class PostIncidentWorkflow(RunbookWorkflow):
             return
         self.sent.add(key)
         self.record("escalated", summary)
+        metrics.count(
+            "runbook_followup_escalations", "follow-up items overdue: the leads paged", what=key.split("-")[0]
+        )
         request = PageRequest(
             dedup_key=f"{workflow.info().workflow_id}#{key}",
             summary=f"[follow-up] {summary}",
@@ -384,6 +388,7 @@ class PostIncidentWorkflow(RunbookWorkflow):
             added_at=now,
         )
         self.items.append(item)
+        metrics.count("runbook_action_items_added", "action items added to incidents' follow-ups")
         self.audit("action item added", item.describe(now), request.by, self.proven(request))
         self.changed = True
         return self.reply(f"{item.item_id} added: owner {item.owner}, due {item.due:%Y-%m-%d %H:%M} UTC")
@@ -412,6 +417,8 @@ class PostIncidentWorkflow(RunbookWorkflow):
             item.drop_reason = f"{item.drop_reason}; confirmed: {request.why}"
             self.audit("action item dropped", f"{item.item_id}: {item.drop_reason}", request.by, key)
             message = f"{item.item_id} dropped (asked by {item.drop_requested_by}, confirmed by {request.by})"
+        if item.status != ItemStatus.OPEN:
+            metrics.count("runbook_action_items_closed", "action items done or dropped", how=item.status.value)
         self.changed = True
         return self.reply(message)
 

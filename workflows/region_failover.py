@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         failover_workflow_id,
     )
 
+from workflows.kit import metrics
 from workflows.kit.approval import ApprovalGate
 from workflows.kit.options import ACT, READ, hold
 from workflows.kit.regions import RegionRunbook, StepDeadline
@@ -254,6 +255,9 @@ class RegionFailoverWorkflow(RegionRunbook):
         await self.verify_serving(plan.to_region)
         assert self.triggered_at is not None
         self.recovery = RecoveryTime(triggered_at=self.triggered_at, verified_at=workflow.now(), rto=self.failover.rto)
+        metrics.observe(
+            "runbook_failover_recovery_time", "failover trigger to verified", self.recovery.took, service=self.service
+        )
         verdict = "within" if self.recovery.met else "OVER"
         self.audit(
             "verified",

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.identity import read as read_assertion
 
+from workflows.kit import metrics
 from workflows.kit.approval import ApprovalGate, Refused
 from workflows.kit.pager import Pager
 from workflows.kit.timeline import Timeline
@@ -253,6 +254,12 @@ class RunbookWorkflow:
         Lean runs let PagerDuty catch up first, so "closed" is the timeline's last entry.
         """
         self.status, self.outcome = status, outcome
+        metrics.count(
+            "runbook_runs_closed",
+            "runs of a runbook that closed, by runbook and status",
+            runbook=self.noun,
+            status=str(status.value),
+        )
         if self.lean:  # the status is indexed already; the outcome is in the result
             await self.pager.drain()
             self.record("closed", outcome)
