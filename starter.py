@@ -11,6 +11,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 
 from contracts import Alert, AlertBatch, IncidentInput, IncidentResult, incident_workflow_id, new_incident_id
+from contracts.post_incident import FollowupAsk, FollowupInput, FollowupResult, postincident_workflow_id
 from contracts.region_failover import FailoverInput, FailoverResult, FailoverTrigger, failover_workflow_id
 from contracts.scaling_decision import ScalingInput, ScalingResult, ScalingTrigger, scaling_workflow_id
 from signing import Signer
@@ -160,4 +161,26 @@ async def open_or_join_failover_with_batch(
         start_signal_args=[signed],
         memo={"service": service},
         result_type=FailoverResult,
+    )
+
+
+FOLLOWUP_TYPE = "PostIncidentWorkflow"
+
+
+async def start_followup(
+    client: Client, start: FollowupInput, ask: FollowupAsk, task_queue: str, signer: Signer
+) -> WorkflowHandle:
+    """Signal-with-start of an incident's follow-up (`postincident/{incident id}`), asked by an
+    operator: the ask signed by the intake in their name. A follow-up already running takes it."""
+    workflow_id = postincident_workflow_id(start.incident_id)
+    signed = signer.sign(ask, subject=ask.by, action="asked", workflow_id=workflow_id)
+    return await client.start_workflow(
+        FOLLOWUP_TYPE,
+        start,
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal="asked",
+        start_signal_args=[signed],
+        memo={"incident_id": start.incident_id, "service": start.service},
+        result_type=FollowupResult,
     )

@@ -12,6 +12,7 @@ from temporalio import activity
 from temporalio.client import Client, RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError
 
 from contracts import IncidentStatus, IncidentView
+from contracts.post_incident import IncidentRef
 from contracts.region_failover import FailoverProgress, FailoverView
 
 # The incident runbook's statuses in which it changes (or may change) the target's tasks.
@@ -23,7 +24,7 @@ class Runs:
         self.client = client
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.remediation_in_progress, self.failover_progress]
+        return [self.remediation_in_progress, self.failover_progress, self.incident_record]
 
     @activity.defn(name="remediation_in_progress")
     async def remediation_in_progress(self, workflow_id: str) -> str | None:
@@ -51,3 +52,13 @@ class Runs:
             outcome=view.outcome,
             to_region=view.plan.to_region if view.plan is not None else view.backup_region,
         )
+
+    @activity.defn(name="incident_record")
+    async def incident_record(self, ref: IncidentRef) -> IncidentView | None:
+        """The incident run's own record (its view; a closed run still answers); None: no such run."""
+        handle = self.client.get_workflow_handle(ref.workflow_id, run_id=ref.run_id)
+        try:
+            view: IncidentView = await handle.query("view", result_type=IncidentView)
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+            return None
+        return view

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from contracts.common import Duration, Severity, Strict, TimelineEntry
+from contracts.incident import IncidentView
 from contracts.paging import PagerDutyRef
 
 
@@ -91,7 +92,49 @@ class FollowupInput(Strict):
     commander: str  # who acknowledged (else who opened it): reminded of the review
     opened_by: str
     pagerduty: PagerDutyRef | None = None  # the incident's page: reminders are notes on it
+    incident_run_id: str | None = None  # asked by hand: the incident run whose record it follows
     carried: FollowupCarry | None = None
+
+
+class IncidentRef(Strict):
+    workflow_id: str
+    run_id: str | None = None
+
+
+class FollowupAsk(Strict):
+    """`runbook followup start ID`: an operator asks for the follow-up of an incident that closed
+    without one (before this runbook existed), signed by the intake in their name."""
+
+    by: str = Field(min_length=1)
+    assertion: str | None = None
+
+
+def followup_input_of(view: IncidentView, opened_by: str, run_id: str | None = None) -> FollowupInput:
+    """The follow-up's start, from the incident's own final record; ValueError if it cannot
+    have one (still open, or never classified)."""
+    if view.outcome is None:
+        raise ValueError(f"{view.id} is still {view.status.value}: its follow-up starts when it closes")
+    if view.severity is None:
+        raise ValueError(f"{view.id} was never classified ({view.status.value}): nothing to follow up")
+    closed = next((entry.at for entry in reversed(view.timeline) if entry.event == "closed"), None)
+    return FollowupInput(
+        incident_id=view.id,
+        incident_workflow_id=view.workflow_id,
+        service=view.service,
+        region=view.region,
+        severity=view.severity,
+        closed_status=view.status.value,
+        closed_at=closed or (view.timeline[-1].at if view.timeline else view.opened_at),
+        commander=view.acknowledged_by or view.opened_by,
+        opened_by=opened_by,
+        pagerduty=view.pagerduty,
+        incident_run_id=run_id,
+    )
+
+
+def same_incident(asked: FollowupInput, record: FollowupInput) -> bool:
+    """Whether a start says of the incident what its own record says (who asked aside)."""
+    return asked.model_copy(update={"opened_by": record.opened_by, "carried": None}) == record
 
 
 class StorePostmortem(Strict):

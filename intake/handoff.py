@@ -12,6 +12,7 @@ from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
 from contracts import Alert, AlertBatch, PagerDutyEvent, incident_workflow_id
+from contracts.post_incident import FollowupAsk, FollowupInput
 from contracts.region_failover import FailoverTrigger, failover_workflow_id
 from contracts.scaling_decision import ScalingTrigger, scaling_workflow_id
 from signing import Signer
@@ -20,6 +21,7 @@ from starter import (
     open_or_join_incident,
     open_or_join_scaling_with_batch,
     open_or_join_with_batch,
+    start_followup,
     trigger_failover,
     trigger_scaling,
 )
@@ -160,6 +162,17 @@ class Handoff:
             )
         except (RPCError, TimeoutError, ConnectionError) as err:
             raise _failed(err, "failover trigger") from err
+        return handle.id
+
+    async def followup_ask(self, start: FollowupInput, ask: FollowupAsk) -> str:
+        """Signal-with-start of an incident's follow-up, signed for the operator; its workflow id."""
+        client = await self.client()
+        try:
+            handle = await asyncio.wait_for(
+                start_followup(client, start, ask, self.task_queue, self.signer), HANDOFF_TIMEOUT
+            )
+        except (RPCError, TimeoutError, ConnectionError) as err:
+            raise _failed(err, "follow-up") from err
         return handle.id
 
     async def pagerduty_event(self, workflow_id: str, event: PagerDutyEvent) -> bool:

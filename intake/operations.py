@@ -19,14 +19,33 @@ from starlette.responses import JSONResponse
 from temporalio.client import (
     Client,
     RPCError,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.service import RPCStatusCode
 
-from contracts import Acknowledge, Alert, Approve, Cancel, Comment, OperatorReply, Policy, Reject, Severity
+from contracts import (
+    Acknowledge,
+    Alert,
+    Approve,
+    Cancel,
+    Comment,
+    IncidentView,
+    OperatorReply,
+    Policy,
+    Reject,
+    Severity,
+)
 from contracts.common import Strict
-from contracts.post_incident import AddActionItem, CloseActionItem, CompletePostmortem, Review
+from contracts.post_incident import (
+    AddActionItem,
+    CloseActionItem,
+    CompletePostmortem,
+    FollowupAsk,
+    Review,
+    followup_input_of,
+)
 from contracts.region_failover import FailoverTrigger
 from contracts.scaling_decision import ScalingTrigger
 from intake.handoff import Handoff, Rejected, Unavailable
@@ -96,6 +115,13 @@ class FailoverRequest(Strict):
     to_region: str | None = Field(default=None, min_length=1)
     plan: bool = False
     reason: str = Field(default="operator trigger", min_length=1, max_length=512)
+
+
+class FollowupRequest(Strict):
+    """`POST /api/v1/followup`: `runbook followup start ID`, for an incident that closed without one."""
+
+    workflow_id: str = Field(min_length=1)  # the incident's run, as the CLI found it by its id
+    run_id: str | None = Field(default=None, min_length=1)
 
 
 class IncidentRequest(Strict):
@@ -224,6 +250,35 @@ class Operations:
         except Rejected as err:
             raise ApiError(422, str(err)) from None
         return {"workflow_id": workflow_id}
+
+    async def start_followup(self, user: str, body: Mapping[str, Any]) -> dict[str, str]:
+        """Starts the follow-up of a closed incident (a running follow-up takes the ask and goes on)."""
+        wanted: FollowupRequest = parse(FollowupRequest, body)
+        if not wanted.workflow_id.startswith("incident/"):
+            raise ApiError(422, f"workflow_id {wanted.workflow_id!r}: not an incident's run", field="workflow_id")
+        client = await self.client()
+        handle = client.get_workflow_handle(wanted.workflow_id, run_id=wanted.run_id)
+        try:
+            view = await handle.query("view", result_type=IncidentView, rpc_timeout=DESCRIBE_TIMEOUT)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise ApiError(404, f"no incident run {wanted.workflow_id}", field="workflow_id") from None
+            raise unreachable(f"the incident did not answer: {err}") from None
+        except WorkflowQueryFailedError as err:
+            raise ApiError(
+                422, f"{wanted.workflow_id}: its record cannot be read: {err}", field="workflow_id"
+            ) from None
+        try:
+            start = followup_input_of(view, user, wanted.run_id)
+        except ValueError as err:
+            raise ApiError(409, str(err)) from None
+        try:
+            workflow_id = await self.handoff.followup_ask(start, FollowupAsk(by=user))
+        except Unavailable as err:
+            raise unreachable(str(err)) from None
+        except Rejected as err:
+            raise ApiError(422, str(err)) from None
+        return {"workflow_id": workflow_id, "incident_id": view.id}
 
     async def open_incident(self, user: str, body: Mapping[str, Any]) -> dict[str, str]:
         """Opens an incident for a service of the policy, or joins the open one of its target."""

@@ -185,8 +185,12 @@ def parser() -> argparse.ArgumentParser:
     _identity(review)
     review.add_argument("--notes", required=True, type=_non_empty("--notes"))
 
-    followup = commands.add_parser("followup", help="an incident's follow-up run: complete its post-mortem")
-    followup.add_argument("step", choices=["complete"], help="complete: the post-mortem is written and agreed")
+    followup = commands.add_parser("followup", help="an incident's follow-up run: start it, complete its post-mortem")
+    followup.add_argument(
+        "step",
+        choices=["start", "complete"],
+        help="start: the follow-up of an incident that closed without one; complete: the post-mortem is agreed",
+    )
     followup.add_argument("id", help=FOLLOWUP_HELP)
     _identity(followup)
     followup.add_argument("--note", help="optional: where the final post-mortem is, or what was agreed")
@@ -597,6 +601,14 @@ async def cmd_review(client: Client, args: argparse.Namespace, session: SignedIn
 
 
 async def cmd_followup(client: Client, args: argparse.Namespace, session: SignedIn) -> None:
+    if args.step == "start":
+        run = await find_run(client, args.id)
+        if not run.is_incident:
+            raise CliError(f"{args.id} is a {run.workflow_type} run: follow-ups are of incidents")
+        body = {"workflow_id": run.workflow_id, "run_id": run.handle.run_id}
+        answer = await call(session.url, "POST", "/api/v1/followup", body, token=session.token)
+        print(answer["workflow_id"])
+        return
     await act(session, await followup_run(client, args.id), "complete_postmortem", note=args.note)
 
 

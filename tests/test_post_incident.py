@@ -23,11 +23,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.workflow import ParentClosePolicy
 
-from contracts import Approve, IncidentStatus, PagerDutyRef, Policy, Severity
+from activities.runs import Runs
+from contracts import Approve, IncidentStatus, IncidentView, PagerDutyRef, Policy, Severity
 from contracts.post_incident import (
     AddActionItem,
     CloseActionItem,
     CompletePostmortem,
+    FollowupAsk,
     FollowupInput,
     FollowupResult,
     FollowupStatus,
@@ -36,10 +38,13 @@ from contracts.post_incident import (
     Review,
     StoredPostmortem,
     StorePostmortem,
+    followup_input_of,
     postincident_workflow_id,
 )
+from signing import Signer
+from starter import start_followup
 from tests.fakes import FakePlatform, incident_when, keep_history, open_acknowledged
-from tests.identity import signing_client
+from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
 from worker import ensure_search_attributes
 from workflows.incident_response import IncidentResponseWorkflow
@@ -152,7 +157,7 @@ async def followups() -> AsyncIterator[Followups]:
             env.client,
             task_queue=task_queue,
             workflows=[PostIncidentWorkflow, StandInIncident, IncidentResponseWorkflow],
-            activities=[*platform.activities(), bucket.store_postmortem],
+            activities=[*platform.activities(), bucket.store_postmortem, *Runs(env.client).all()],
         ):
             yield Followups(env, client, task_queue, policy, platform, bucket)
     finally:
@@ -330,4 +335,44 @@ async def test_an_incident_that_closes_starts_its_follow_up(followups: Followups
     assert view.commander == "alice" and view.severity == Severity.P0
     assert followups.bucket.stored[0].incident_workflow_id == incident.id
     await followups.keep_history(incident, "../incident/signed_resolved_starts_its_followup")
+    await handle.terminate("test done")
+
+
+async def test_an_operator_starts_the_follow_up_of_an_incident_closed_without_one(followups: Followups) -> None:
+    """`runbook followup start`: the ask signed in the operator's name; the run checks what its
+    start says of the incident against the incident's own record: a start that says otherwise
+    is refused, and so is one nobody signed."""
+    assert followups.policy.postincident is not None
+    severities = followups.policy.postincident.severities
+    followups.policy.postincident.severities = []  # as before this runbook: the incident starts none
+    region = f"test-{uuid.uuid4().hex[:8]}"
+    followups.policy.services["hybrid-router"] = followups.policy.services["hybrid-router"].model_copy(
+        update={"region": region}
+    )
+    incident = await open_acknowledged(followups.client, followups.env, followups.task_queue, "hybrid-router", region)
+    seen = await incident_when(incident, lambda v: v.pending_approval is not None)
+    assert seen.pending_approval is not None
+    await incident.execute_update(
+        IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=seen.pending_approval.plan_id)
+    )
+    closed: IncidentView = (await incident.result()).view
+    followups.policy.postincident.severities = severities
+    run_id = (await incident.describe()).run_id
+    start = followup_input_of(closed, "alice", run_id)
+    now = await followups.env.get_current_time()
+    intake: Signer = dataclasses.replace(INTAKE, clock=lambda: now.timestamp())
+
+    lying = start.model_copy(update={"severity": Severity.P3, "incident_id": closed.id})
+    forged = await start_followup(followups.env.client, lying, FollowupAsk(by="alice"), followups.task_queue, intake)
+    refused_start: FollowupResult = await forged.result()
+    assert refused_start.view.status == FollowupStatus.REFUSED
+    assert "does not say of" in refused_start.outcome and followups.bucket.stored == []
+
+    now = await followups.env.get_current_time()  # an ask signed before this run began would be refused
+    intake = dataclasses.replace(INTAKE, clock=lambda: now.timestamp())
+    handle = await start_followup(followups.env.client, start, FollowupAsk(by="alice"), followups.task_queue, intake)
+    view = await followups.until(handle, lambda v: v.status == FollowupStatus.REVIEW_PENDING)
+    assert view.opened_by == "alice" and view.commander == "alice" and view.severity == Severity.P0
+    assert [e.actor for e in view.timeline if e.event == "asked"] == ["alice"]
+    assert followups.bucket.stored[0].incident_workflow_id == incident.id
     await handle.terminate("test done")

@@ -19,7 +19,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities import pagerduty
     from activities.postmortem import Postmortems
-    from contracts import OperatorReply, PageRequest
+    from activities.runs import Runs
+    from contracts import IncidentView, OperatorReply, PageRequest, Statement
     from contracts.policy import PostIncidentPolicy
     from contracts.post_incident import (
         CLOSED_FOLLOWUP,
@@ -27,21 +28,25 @@ with workflow.unsafe.imports_passed_through():
         AddActionItem,
         CloseActionItem,
         CompletePostmortem,
+        FollowupAsk,
         FollowupCarry,
         FollowupInput,
         FollowupResult,
         FollowupStatus,
         FollowupView,
+        IncidentRef,
         ItemStatus,
         Review,
         StoredPostmortem,
         StorePostmortem,
+        followup_input_of,
         postincident_workflow_id,
+        same_incident,
     )
 
 from workflows.kit import metrics
 from workflows.kit.approval import Refused
-from workflows.kit.options import ACT, NOTIFY
+from workflows.kit.options import ACT, NOTIFY, READ
 from workflows.kit.runbook import RunbookCancelled, RunbookWorkflow
 from workflows.kit.timeline import cause, fmt
 
@@ -74,13 +79,14 @@ class PostIncidentWorkflow(RunbookWorkflow):
         if carried:
             self.timeline.entries.extend(carried.timeline)
         self.changed = False
+        self.asked_by: str | None = None  # an operator who asked for it by hand (signed)
 
     @workflow.run
     async def run(self, input: FollowupInput) -> FollowupResult:
         self.adopt_signed_mode()
         await self.trusted_policy()
         self.start_kit(True, lambda: (True, True))
-        refusal = self.unproven_start()
+        refusal = self.unproven_start() or await self.unmatched_ask()
         if refusal is not None:
             self.enter("draft", FollowupStatus.REFUSED)
             return await self.finish(FollowupStatus.REFUSED, f"refused: {refusal}; nothing done")
@@ -331,8 +337,28 @@ class PostIncidentWorkflow(RunbookWorkflow):
             return f"the start names {self.input.incident_id}, not this workflow's incident"
         if self.input.carried is not None:
             return None if info.continued_run_id is not None else "it carries state, but no run continued into it"
+        if self.asked_by is not None:
+            return None  # an operator's ask, signed: what it says of the incident is checked next
         if info.parent is None or info.parent.workflow_id != self.input.incident_workflow_id:
             return f"not started by the incident run {self.input.incident_workflow_id}"
+        return None
+
+    async def unmatched_ask(self) -> str | None:
+        """Asked by hand (not the incident's child): the start must say of the incident what the
+        incident's own record says, and the incident must have closed."""
+        if self.asked_by is None or self.input.carried is not None or workflow.info().parent is not None:
+            return None
+        ref = IncidentRef(workflow_id=self.input.incident_workflow_id, run_id=self.input.incident_run_id)
+        record: IncidentView | None = await workflow.execute_activity_method(Runs.incident_record, ref, **READ)
+        if record is None or record.id != self.input.incident_id:
+            return f"no incident {self.input.incident_id} at {self.input.incident_workflow_id}"
+        try:
+            expected = followup_input_of(record, self.opened_by, self.input.incident_run_id)
+        except ValueError as err:
+            return str(err)
+        if not same_incident(self.input, expected):
+            return f"the start does not say of {self.input.incident_id} what its own record says"
+        self.record("asked", f"by {self.asked_by}: the follow-up of {self.input.incident_id}", actor=self.asked_by)
         return None
 
     async def finish(self, status: FollowupStatus, outcome: str) -> FollowupResult:
@@ -448,6 +474,18 @@ class PostIncidentWorkflow(RunbookWorkflow):
             known = ", ".join(item.item_id for item in self.items) or "none yet"
             raise Refused(f"no action item {item_id} (known: {known})")
         return found
+
+    @workflow.signal
+    def asked(self, ask: FollowupAsk) -> None:
+        """`runbook followup start ID`: signed by the intake in the operator's name."""
+        self.take_signal("asked", ask, self.apply_ask)
+
+    def apply_ask(self, ask: FollowupAsk, statement: Statement | None) -> None:
+        if self.asked_by is None:
+            self.asked_by = statement.sub if statement is not None else ask.by
+            self.opened_by = self.asked_by
+        elif self.status not in self.closed:
+            self.record("asked again", f"by {ask.by}: the follow-up runs already", actor=ask.by)
 
     @workflow.query
     def view(self) -> FollowupView:
