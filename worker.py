@@ -55,12 +55,13 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
 
 
 def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) -> Worker:
+    runs = Runs(client)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=workflows.ALL,
         workflow_runner=SANDBOX,
-        activities=[*activities.ALL, Runs(client).remediation_in_progress],
+        activities=[*activities.ALL, runs.remediation_in_progress, runs.switch_owner, runs.set_hybrid_routing],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(POLLERS),

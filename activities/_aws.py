@@ -13,8 +13,10 @@ from temporalio.exceptions import ApplicationError
 
 if TYPE_CHECKING:  # the stubs are a development dependency (the test extra), not a runtime one
     from types_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from types_boto3_bedrock import BedrockClient
     from types_boto3_cloudwatch import CloudWatchClient
     from types_boto3_ecs import ECSClient
+    from types_boto3_iam import IAMClient
     from types_boto3_lambda import LambdaClient
     from types_boto3_logs import CloudWatchLogsClient
     from types_boto3_route53 import Route53Client
@@ -26,9 +28,11 @@ if TYPE_CHECKING:  # the stubs are a development dependency (the test extra), no
         | LambdaClient
         | ApplicationAutoScalingClient
         | Route53Client
+        | BedrockClient
+        | IAMClient
     )
 
-Service = Literal["ecs", "cloudwatch", "logs", "lambda", "application-autoscaling", "route53"]
+Service = Literal["ecs", "cloudwatch", "logs", "lambda", "application-autoscaling", "route53", "bedrock", "iam"]
 
 # botocore's own retries stay short: Temporal's retry policy decides what happens next.
 _CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=20)
@@ -57,6 +61,7 @@ _PERMANENT = {
     "InvalidInput",
     "NoSuchHostedZone",
     "NoSuchHealthCheck",
+    "NoSuchEntity",  # IAM's: the role to simulate is gone
 }
 
 
@@ -75,6 +80,10 @@ def client(service: Literal["lambda"], region: str) -> LambdaClient: ...
 def client(service: Literal["application-autoscaling"], region: str) -> ApplicationAutoScalingClient: ...
 @overload
 def client(service: Literal["route53"], region: str) -> Route53Client: ...
+@overload
+def client(service: Literal["bedrock"], region: str) -> BedrockClient: ...
+@overload
+def client(service: Literal["iam"], region: str) -> IAMClient: ...
 def client(service: Service, region: str) -> AnyClient:
     """One client per service and region. Clients are safe to share between the activity
     threads; creating them from boto3's default session is not, hence the lock."""
