@@ -1,8 +1,15 @@
 """Workflows: one module per runbook. Deterministic; side effects live in activities/."""
 
+from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
 
-ALL = [IncidentResponseWorkflow, ScalingDecisionWorkflow, RegionFailoverWorkflow, RegionFailbackWorkflow]
+ALL = [
+    IncidentResponseWorkflow,
+    ScalingDecisionWorkflow,
+    RegionFailoverWorkflow,
+    RegionFailbackWorkflow,
+    BedrockConnectivityWorkflow,
+]
