@@ -173,12 +173,13 @@ def parser() -> argparse.ArgumentParser:
     shape.add_argument("--json", action="store_true", help="the draft and its figures as JSON")
 
     demo = commands.add_parser("demo", help="the local stack's fault injection, offered load and regional outages")
-    demo.add_argument("action", choices=["break", "heal", "load", *REGION_ACTIONS])
+    demo.add_argument("action", choices=["break", "heal", "deny", "load", *REGION_ACTIONS])
     demo.add_argument(
         "target",
-        metavar="SERVICE|REGION",
+        metavar="SERVICE|REGION|bedrock",
         help="break, heal, load: a service of the policy, e.g. hybrid-router; "
-        "break-region, heal-region: a region of its services, e.g. eu-central-1",
+        "break-region, heal-region: a region of its services, e.g. eu-central-1; "
+        "break, deny, heal bedrock: Bedrock fails, the client role loses bedrock:InvokeModel, both end",
     )
     for gauge, unit in (("cpu", "%%"), ("memory", "%%"), ("p95", "ms"), ("queue", "messages")):  # %% for argparse
         demo.add_argument(
@@ -588,6 +589,9 @@ def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
     if args.action in REGION_ACTIONS:
         demo_region(args.action, args.target, _policy_regions(policy), config)
         return
+    if args.target == "bedrock" or args.action == "deny":
+        demo_bedrock(args.action, args.target)
+        return
     target = policy.services.get(args.target)
     if target is None:
         raise CliError(f"demo: unknown service {args.target!r} (not in the policy {config.policy_path})")
@@ -608,6 +612,32 @@ def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
             print(f"{args.target}: restored {arn.rsplit('/', 1)[-1]} by hand")
     except Exception as err:  # noqa: BLE001 - any failure here is reported, not traced
         raise CliError(f"demo {args.action}: {err} (is `make run` running?)", code=3) from err
+
+
+def demo_bedrock(action: str, target: str) -> None:
+    """Faults of the stack's Bedrock and IAM emulator (AWS_ENDPOINT_URL_BEDROCK, the stack's by default)."""
+    if target != "bedrock" or action not in ("break", "deny", "heal"):
+        raise CliError(f"demo {action} {target}: Bedrock's faults are `demo break|deny|heal bedrock`")
+    url = os.environ.get("AWS_ENDPOINT_URL_BEDROCK") or "http://127.0.0.1:5002"
+    faults: dict[str, dict[str, Any]] = {
+        "break": {"bedrock": "down"},
+        "deny": {"deny": True},
+        "heal": {"bedrock": "ok", "deny": False},
+    }
+    wanted = faults[action]
+    try:
+        state = _devstack_demo().set_bedrock_faults(url, **wanted)
+    except OSError as err:
+        raise CliError(
+            f"demo {action} bedrock: the Bedrock emulator at {url} did not answer: {err} (is `make run` running?)",
+            code=3,
+        ) from err
+    said = {
+        "break": "Bedrock answers every call with 500 InternalServerException; the platform's breaker opens after 5",
+        "deny": "the client role lost its bedrock:InvokeModel policy; calls and the IAM simulation are denied",
+        "heal": "Bedrock answers again and the client role has its permission back",
+    }[action]
+    print(f"bedrock: {said} (emulator: bedrock {state['bedrock']}, denied {state['denied']})")
 
 
 def demo_load(service: str, loads: dict[str, float], config: settings.Settings) -> None:

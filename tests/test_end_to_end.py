@@ -76,6 +76,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         temporal_ui_port=free_port(),
         moto_port=free_port(),
         lambda_port=free_port(),
+        bedrock_port=free_port(),
         pagerduty_port=free_port(),
         demo_port=free_port(),
         intake_port=free_port(),
