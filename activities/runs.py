@@ -12,6 +12,8 @@ they were: the incident runbook's recorded histories replay unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from temporalio import activity
 from temporalio.client import Client, RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.exceptions import ApplicationError
@@ -40,9 +42,14 @@ def incident_owns_switch(view: IncidentView) -> bool:
     return view.remediation is None or view.remediation.action == RemediationAction.EMERGENCY_SWITCH
 
 
+Switch = Callable[[EmergencySwitchRequest], Awaitable[RemediationRecord]]
+
+
 class Runs:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, switch: Switch = platform_api.set_hybrid_routing) -> None:
+        """`switch`: the platform's emergency switch itself (tests give a fake platform's)."""
         self.client = client
+        self.switch = switch
 
     @activity.defn(name="remediation_in_progress")
     async def remediation_in_progress(self, workflow_id: str) -> str | None:
@@ -87,4 +94,4 @@ class Runs:
                 type="SwitchOwned",
                 non_retryable=True,
             )
-        return await platform_api.set_hybrid_routing(request)
+        return await self.switch(request)

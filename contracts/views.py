@@ -9,19 +9,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contracts.bedrock_connectivity import BedrockView
 from contracts.region_failover import FailbackView, FailoverView
 from contracts.scaling_decision import ScalePlan, ScalingView
 
-TypedView = ScalingView | FailoverView | FailbackView
-TYPED_VIEWS: dict[str, type[ScalingView] | type[FailoverView] | type[FailbackView]] = {
+TypedView = ScalingView | FailoverView | FailbackView | BedrockView
+TYPED_VIEWS: dict[str, type[ScalingView] | type[FailoverView] | type[FailbackView] | type[BedrockView]] = {
     "ScalingDecisionWorkflow": ScalingView,
     "RegionFailoverWorkflow": FailoverView,
     "RegionFailbackWorkflow": FailbackView,
+    "BedrockConnectivityWorkflow": BedrockView,
 }
 LABELS = {
     "ScalingDecisionWorkflow": "scaling",
     "RegionFailoverWorkflow": "failover",
     "RegionFailbackWorkflow": "failback",
+    "BedrockConnectivityWorkflow": "bedrock",
 }
 
 

@@ -59,6 +59,7 @@ from contracts import (
     Severity,
     load_policy_file,
 )
+from contracts.bedrock_connectivity import BedrockView
 from contracts.postmortem import draft_postmortem
 from contracts.scaling_decision import ScalingView
 from contracts.views import LABELS, TypedView, shown, typed_view
@@ -98,6 +99,13 @@ def parser() -> argparse.ArgumentParser:
     scale.add_argument("--plan", action="store_true", help="plan only: print the AWS calls it would make, make none")
     scale.add_argument("--reason", help="why, one line (the run's timeline shows it)")
     _identity(scale)
+    bedrock = trigger_kinds.add_parser("bedrock", help="ask the region's Bedrock connectivity run to diagnose now")
+    bedrock.add_argument("--region", required=True, help="a region of the policy's bedrock section, e.g. eu-central-1")
+    bedrock.add_argument(
+        "--plan", action="store_true", help="plan only: diagnose and say what it would do; change none"
+    )
+    bedrock.add_argument("--reason", help="why, one line (the run's timeline shows it)")
+    _identity(bedrock)
     over = trigger_kinds.add_parser("failover", help="ask for the service's failover to its backup region")
     over.add_argument("--service", required=True, help="a service with a failover entry in the policy")
     over.add_argument("--to", dest="to_region", help="the region to fail over to (the policy's backup region)")
@@ -387,8 +395,9 @@ async def act(session: SignedIn, run: Run, action: str, **fields: Any) -> None:
 
 
 async def cmd_trigger(session: SignedIn, args: argparse.Namespace) -> None:
-    if args.kind in ("scaling", "failover"):
-        asked = {"service": args.service, "plan": args.plan, "reason": args.reason}
+    if args.kind in ("scaling", "failover", "bedrock"):
+        where = {"region": args.region} if args.kind == "bedrock" else {"service": args.service}
+        asked = {**where, "plan": args.plan, "reason": args.reason}
         if args.kind == "failover":
             asked["to_region"] = args.to_region
         body = {name: value for name, value in asked.items() if value is not None}
@@ -841,7 +850,12 @@ def render_any(run: Run, view: dict[str, Any]) -> str:
 
 
 def render_typed(runbook: str, view: TypedView) -> str:
-    where = f"{view.service} in {view.region}" if isinstance(view, ScalingView) else view.service
+    if isinstance(view, ScalingView):
+        where = f"{view.service} in {view.region}"
+    elif isinstance(view, BedrockView):
+        where = f"Bedrock in {view.region}"
+    else:
+        where = view.service
     lines = [
         f"{view.workflow_id}  [{runbook}]  {where}" + ("  (plan only)" if view.plan_only else ""),
         f"  status        {view.status.value}" + (f" ({view.outcome})" if view.outcome else ""),

@@ -17,6 +17,7 @@ RUNBOOKS: dict[str, str] = {
     "scaling": SCALING,  # scaling decisions, workflows/scaling_decision.py
     "failover": FAILOVER,  # multi-region failover, workflows/region_failover.py
     "failback": "RegionFailbackWorkflow",  # its failback, workflows/region_failback.py
+    "bedrock": "BedrockConnectivityWorkflow",  # Bedrock connectivity, workflows/bedrock_connectivity.py
 }
 
 _TYPE_NAME = re.compile(r"[A-Za-z_][\w.-]*")

@@ -3,19 +3,26 @@ against the outage schedules of tests/bedrock_fakes.py."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import io
 import os
 import uuid
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from contracts import Approve, PageRequest, Policy, Reject
+from activities.runs import Runs
+from contracts import Approve, Cancel, EmergencySwitchRequest, PageRequest, Policy, Reject
 from contracts.bedrock_connectivity import (
     BedrockInput,
     BedrockResult,
@@ -24,12 +31,17 @@ from contracts.bedrock_connectivity import (
     BedrockView,
     SwitchPlan,
 )
+from intake.app import IntakeConfig, create_app
+from intake.handoff import Handoff
 from signing import Signer
 from starter import trigger_bedrock
 from tests.bedrock_fakes import FakeBedrock, down_until
+from tests.conftest import serve_app
 from tests.fakes import FakePlatform
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
+from tests.test_intake import alertmanager
+from tests.test_signin import PASSWORDS, operator_app, refused, runbook, serving
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 
 HISTORIES = Path(__file__).parent / "histories" / "bedrock"
@@ -56,15 +68,25 @@ class Bedrock:
         trigger = BedrockTrigger(by=by, plan=plan, reason="test")
         return await trigger_bedrock(self.client, region, trigger, self.task_queue, signer)
 
-    async def proposal(self, handle: WorkflowHandle, enable: bool, within: timedelta) -> SwitchPlan:
+    async def trigger_in(self, region: str, by: str = "alice") -> WorkflowHandle:
+        """On the dev server: real time, the intake's own clock."""
+        trigger = BedrockTrigger(by=by, reason="test")
+        return await trigger_bedrock(self.client, region, trigger, self.task_queue, INTAKE)
+
+    async def proposal(
+        self, handle: WorkflowHandle, enable: bool, within: timedelta, real_time: bool = False
+    ) -> SwitchPlan:
         """The plan awaiting approval once the run proposes it (the clock moves meanwhile)."""
-        for _ in range(int(within / POLL) + 1):
+        for _ in range(int(within / POLL) + 1 if not real_time else 200):
             view: BedrockView = await handle.query(BedrockConnectivityWorkflow.view)
             pending = view.pending_approval
             if pending is not None and pending.enable == enable:
                 return pending
             assert view.status not in (BedrockStatus.RECOVERED, BedrockStatus.HANDED_OVER), view.outcome
-            await self.env.sleep(POLL)
+            if real_time:
+                await asyncio.sleep(0.1)
+            else:
+                await self.env.sleep(POLL)
         raise AssertionError(f"no {'re-enable' if enable else 'switch'} proposed within {within}")
 
     async def approve(self, handle: WorkflowHandle, plan: SwitchPlan, by: str) -> None:
@@ -264,3 +286,134 @@ async def test_a_start_without_a_signed_trigger_is_refused_and_reads_nothing(bed
     result = await bedrock.result(handle)
     assert result.view.status == BedrockStatus.REFUSED and result.view.refused_signals == 1
     assert bedrock.fake.probes == [] and bedrock.fake.switches == []
+
+
+# --------------------------------------------------------------------------- on the dev server
+
+
+@dataclasses.dataclass
+class OnDevServer:
+    bedrock: Bedrock
+    region: str
+    other: str  # a second region of the policy's bedrock section
+    url: str  # the operator listener
+    runs: Runs
+
+
+@pytest.fixture
+async def on_dev_server(
+    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[OnDevServer]:
+    """A worker with the fake Bedrock and the real switch ownership (`Runs`, which lists the open
+    runs through Temporal's visibility), two fresh regions, the operator listener; the CLI
+    pointed at both."""
+    policy = default_policy()
+    assert policy.bedrock is not None
+    region, other = (f"test-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for name in (region, other):
+        policy.bedrock.regions[name] = policy.bedrock.regions["eu-central-1"]
+    fake, platform = FakeBedrock(), FakePlatform(policy)
+    fake.started = datetime.now(UTC)
+    runs = Runs(dev_env.client, switch=fake.set_hybrid_routing)
+    task_queue = f"bedrock-{uuid.uuid4()}"
+    empty = tmp_path / "temporal.toml"
+    empty.write_text("")
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    monkeypatch.setenv("RUNBOOK_SESSION_FILE", str(tmp_path / "session.json"))
+    platform_side = [a for a in platform.activities() if getattr(a, "__name__", "") != "set_hybrid_routing"]
+    bedrock_side: list[Callable[..., Any]] = [
+        fake.probe_bedrock,
+        fake.simulate_invoke_permission,
+        fake.read_bedrock_breaker,
+    ]
+    async with Worker(
+        dev_env.client,
+        task_queue=task_queue,
+        workflows=[BedrockConnectivityWorkflow],
+        activities=[*platform_side, *bedrock_side, runs.switch_owner, runs.set_hybrid_routing],
+    ):
+        target = dev_env.client.service_client.config.target_host
+        with serving(operator_app(target, task_queue, policy)) as url:
+            monkeypatch.setenv("RUNBOOK_SIGNIN_URL", url)
+            client = signing_client(dev_env.client)
+            bedrock = Bedrock(dev_env, client, task_queue, policy, fake, platform, started=fake.started)
+            yield OnDevServer(bedrock, region, other, url, runs)
+
+
+async def test_runbook_trigger_bedrock_plan_and_show(
+    on_dev_server: OnDevServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev = on_dev_server
+    dev.bedrock.fake.down = down_until(60)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["alice"] + "\n"))
+    await runbook(capsys, "login", "--as", "alice", "--password-stdin")
+    refusal = await refused(capsys, "trigger", "bedrock", "--region", "mars-north-1")
+    assert "region 'mars-north-1' is not in the policy's bedrock section" in str(refusal)
+    out = await runbook(capsys, "trigger", "bedrock", "--region", dev.region, "--plan", "--reason", "a test")
+    workflow_id = out.strip()
+    assert workflow_id == f"bedrock/{dev.region}"
+    handle = dev.bedrock.client.get_workflow_handle(workflow_id, result_type=BedrockResult)
+    result: BedrockResult = await handle.result()
+    assert result.view.status == BedrockStatus.PLANNED and result.view.opened_by == "alice"
+    assert dev.bedrock.fake.switches == []
+    shown = await runbook(capsys, "show", workflow_id)
+    assert f"[bedrock]  Bedrock in {dev.region}  (plan only)" in shown
+    assert "verdict       failing" in shown and "would call    POST /admin/emergency/disable-hybrid-routing" in shown
+    assert "ServiceUnavailableException" in shown
+
+
+async def test_a_breaker_open_alert_opens_the_regions_bedrock_run(on_dev_server: OnDevServer) -> None:
+    dev = on_dev_server
+    policy = dev.bedrock.policy
+    policy.services["hybrid-router"] = policy.services["hybrid-router"].model_copy(update={"region": dev.region})
+    target = dev.bedrock.env.client.service_client.config.target_host
+    handoff = Handoff(
+        lambda: Client.connect(target, data_converter=pydantic_data_converter), dev.bedrock.task_queue, INTAKE
+    )
+    app = create_app(IntakeConfig(policy=policy, alertmanager_token="t"), handoff)
+    payload = alertmanager("hybrid-router")
+    for alert in payload["alerts"]:
+        alert["labels"] = {"alertname": "BedrockCircuitBreakerOpen", "severity": "critical"}
+    with serve_app(app) as url:
+        async with httpx.AsyncClient() as http:
+            answer = await http.post(
+                f"{url}/v1/alerts/alertmanager", json=payload, headers={"authorization": "Bearer t"}
+            )
+    assert answer.status_code == 202 and answer.json()["incidents"] == [f"bedrock/{dev.region}"]
+    handle = dev.bedrock.client.get_workflow_handle(f"bedrock/{dev.region}", result_type=BedrockResult)
+    result: BedrockResult = await handle.result()  # Bedrock is fine: the diagnosis says so, nothing moves
+    assert result.view.status == BedrockStatus.HEALTHY and result.view.opened_by == "intake/alertmanager"
+
+
+async def test_one_owner_of_the_switch_at_a_time(on_dev_server: OnDevServer) -> None:
+    """A run holding hybrid routing off owns the switch: another run (here another region's, as an
+    incident run would be) is deferred before proposing, and its switch activity is refused."""
+    dev = on_dev_server
+    dev.bedrock.fake.down = down_until(60)
+    first = await dev.bedrock.trigger_in(dev.region)
+    switch = await dev.bedrock.proposal(first, enable=False, within=timedelta(minutes=2), real_time=True)
+    await dev.bedrock.approve(first, switch, "bob")
+    for _ in range(100):
+        view: BedrockView = await first.query(BedrockConnectivityWorkflow.view)
+        if view.status == BedrockStatus.HALF_OPEN:
+            break
+        await asyncio.sleep(0.1)
+    assert view.status == BedrockStatus.HALF_OPEN and dev.bedrock.fake.switches == [False]
+    second = await dev.bedrock.trigger_in(dev.other)
+    result: BedrockResult = await second.result()
+    assert result.view.status == BedrockStatus.DEFERRED, result.outcome
+    assert f"Bedrock run bedrock/{dev.region} (half-open)" in result.outcome
+    # the P0 incident runbook's switch goes through the same activity, which refuses it
+    incident = ActivityEnvironment()
+    incident.info = dataclasses.replace(incident.info, workflow_id="incident/hybrid-router/eu-central-1")
+    with pytest.raises(ApplicationError) as refused_switch:
+        await incident.run(
+            dev.runs.set_hybrid_routing, EmergencySwitchRequest(hybrid_routing_enabled=True, reason="undo")
+        )
+    assert refused_switch.value.type == "SwitchOwned" and refused_switch.value.non_retryable
+    assert f"owned by Bedrock run bedrock/{dev.region}" in str(refused_switch.value)
+    assert dev.bedrock.fake.switches == [False]  # nothing switched twice, nothing switched back
+    await first.execute_update(BedrockConnectivityWorkflow.cancel, Cancel(by="bob", reason="test over"))
+    cancelled: BedrockResult = await first.result()
+    assert cancelled.view.status == BedrockStatus.CANCELLED and "hybrid routing left off" in cancelled.outcome
