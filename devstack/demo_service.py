@@ -366,10 +366,13 @@ class PlatformState:
     hybrid_routing_enabled: bool = True
     load: OfferedLoad | None = None
     regions_down: set[str] = field(default_factory=set)  # `runbook demo break-region`
+    # every call of the switch, as the demo shows it (`/demo/state`): a runbook that switched twice shows here
+    switch_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def set_hybrid_routing(self, enabled: bool) -> bool:
         changed = self.hybrid_routing_enabled != enabled
         self.hybrid_routing_enabled = enabled
+        self.switch_calls.append({"at": datetime.now(UTC).isoformat(), "enabled": enabled, "changed": changed})
         return changed
 
     def set_region_down(self, region: str, down: bool) -> bool:
@@ -772,6 +775,7 @@ def create_app(
                 "healthy": deployment.healthy,
                 "hybrid_routing": _routing_label(platform.hybrid_routing_enabled),
                 "bedrock": {"circuit_breaker": bedrock.breaker.view(), "last_answer": bedrock.last_answer},
+                "switch_calls": platform.switch_calls[-50:],
                 "publishing": publish,
                 "tasks": deployment.tasks,
                 "load": platform.load.values if platform.load else None,
