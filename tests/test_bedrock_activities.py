@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import _aws, bedrock, platform_api
 from activities._aws import client
+from activities.runs import incident_owns_switch
+from contracts import IncidentStatus, IncidentView, RemediationAction, RemediationPlan, RemediationRecord, Severity
 from contracts.bedrock import PermissionRequest, ReachabilityRequest
 from devstack.bedrock_emulator import CLIENT_ROLE, FAULTS_PATH, STATUS_PATH
 from devstack.net import free_port, wait_for_http
@@ -249,3 +252,54 @@ async def test_an_unreachable_platform_is_an_unknown_breaker(monkeypatch: pytest
     monkeypatch.setenv("PLATFORM_URL", f"http://127.0.0.1:{free_port()}")
     reading = await ActivityEnvironment().run(platform_api.read_bedrock_breaker)
     assert reading.state == "unknown" and "unreadable" in reading.detail
+
+
+# --------------------------------------------------------------------------- who owns the switch
+
+
+def incident_view(
+    status: IncidentStatus, pending: RemediationAction | None, done: RemediationAction | None
+) -> IncidentView:
+    def plan(action: RemediationAction) -> RemediationPlan:
+        return RemediationPlan.build(
+            action=action, reason="t", cluster="hybrid-routing-cluster", service="hybrid-router-service", region=REGION
+        )
+
+    return IncidentView(
+        id="INC-1",
+        workflow_id="incident/hybrid-router/eu-central-1",
+        service="hybrid-router",
+        region=REGION,
+        severity=Severity.P0,
+        status=status,
+        summary="down",
+        opened_at=datetime(2026, 12, 4, tzinfo=UTC),
+        opened_by="intake/alertmanager",
+        alert_count=1,
+        acknowledged_by="demo-oncall",
+        pending_approval=plan(pending) if pending is not None else None,
+        diagnosis=None,
+        decision=None,
+        remediation=RemediationRecord(action=done, changed=True, detail="d") if done is not None else None,
+        pagerduty=None,
+        outcome=None,
+        timeline=[],
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "pending", "done", "owns"),
+    [
+        (IncidentStatus.AWAITING_APPROVAL, RemediationAction.EMERGENCY_SWITCH, None, True),  # proposed it
+        (IncidentStatus.AWAITING_APPROVAL, RemediationAction.ROLLBACK, None, False),
+        (IncidentStatus.REMEDIATING, None, None, True),  # approved, the record not yet written: maybe the switch
+        (IncidentStatus.VERIFYING, None, RemediationAction.EMERGENCY_SWITCH, True),
+        (IncidentStatus.UNDOING, None, RemediationAction.EMERGENCY_SWITCH, True),
+        (IncidentStatus.VERIFYING, None, RemediationAction.ROLLBACK, False),
+        (IncidentStatus.RESOLVED, None, RemediationAction.EMERGENCY_SWITCH, False),  # done with it
+    ],
+)
+def test_which_incident_runs_own_the_emergency_switch(
+    status: IncidentStatus, pending: RemediationAction | None, done: RemediationAction | None, owns: bool
+) -> None:
+    assert incident_owns_switch(incident_view(status, pending, done)) is owns
