@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -417,3 +418,38 @@ async def test_one_owner_of_the_switch_at_a_time(on_dev_server: OnDevServer) -> 
     await first.execute_update(BedrockConnectivityWorkflow.cancel, Cancel(by="bob", reason="test over"))
     cancelled: BedrockResult = await first.result()
     assert cancelled.view.status == BedrockStatus.CANCELLED and "hybrid routing left off" in cancelled.outcome
+
+
+async def test_the_approval_page_shows_the_bedrock_run_and_keeps_four_eyes(on_dev_server: OnDevServer) -> None:
+    """The page lists the run awaiting approval with its diagnosis; the opener's approval of the
+    high-risk switch is refused and changes nothing; another approver's is taken."""
+    dev = on_dev_server
+    dev.bedrock.fake.down = down_until(60)
+    handle = await dev.bedrock.trigger_in(dev.region, by="alice")
+    try:
+        switch = await dev.bedrock.proposal(handle, enable=False, within=timedelta(minutes=1), real_time=True)
+        link = f"/ui/incident?id={quote(handle.id, safe='')}"
+        for user in ("alice", "bob"):
+            async with httpx.AsyncClient(base_url=dev.url, follow_redirects=False, timeout=30) as http:
+                signed_in = await http.post("/ui/login", data={"user": user, "password": PASSWORDS[user]})
+                assert signed_in.status_code == 303
+                assert link in (await http.get("/ui")).text  # listed as awaiting approval
+                detail = (await http.get(link)).text
+                assert "verdict</th><td>failing" in detail and "ServiceUnavailableException" in detail
+                assert f"Awaiting approval: {switch.plan_id}" in detail
+                assert "emergency switch: disable hybrid routing" in detail
+                csrf = detail.split('name="csrf" value="')[1].split('"')[0]
+                form = {"id": handle.id, "plan_id": switch.plan_id, "csrf": csrf}
+                answer = await http.post("/ui/approve", data=form)
+                shown = (await http.get(answer.headers["location"])).text
+            if user == "alice":
+                assert "four eyes" in shown and dev.bedrock.fake.switches == []
+            else:
+                assert "approved by bob" in shown
+        for _ in range(200):
+            if dev.bedrock.fake.switches:
+                break
+            await asyncio.sleep(0.05)
+        assert dev.bedrock.fake.switches == [False]
+    finally:
+        await handle.terminate("test done")
