@@ -33,6 +33,8 @@ class BedrockPolicy(Strict):
     max_reenables: int = Field(default=3, ge=1)  # failed re-enables before people take over
     give_up_after: Duration = timedelta(hours=24)  # switched off this long without recovering: people take over
     dry_run: bool = False  # true: every run only diagnoses and plans
+    # A run probing half-open for this many history events continues as a new run (Temporal warns at 10 240).
+    continue_after_events: int = Field(default=2000, ge=50)
 
     @model_validator(mode="after")
     def _windows_fit(self) -> BedrockPolicy:

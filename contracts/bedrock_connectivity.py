@@ -57,6 +57,7 @@ class BedrockInput(Strict):
     region: str
     opened_by: str
     plan: bool = False  # plan mode: diagnose and decide; change nothing, page nobody
+    carried: BedrockCarry | None = None  # a continued run: what its predecessor knew (never a start's)
 
 
 class BedrockTrigger(Strict):
@@ -143,6 +144,21 @@ class SwitchOwnerRequest(Strict):
     asking: str  # the asking run's workflow id (it never counts as another owner)
 
 
+class BedrockCarry(Strict):
+    """What a run that has probed half-open for long hands the run it continues as."""
+
+    switched_off_at: datetime
+    healthy_since: datetime | None  # the healthy window goes on in the new run
+    switches: list[SwitchRecord]
+    failed_reenables: int
+    diagnosis: BedrockDiagnosis | None
+    triggers: int
+    opened_by: str
+    pagerduty: PagerDutyRef | None
+    timeline: list[TimelineEntry]
+    deliveries: list[str]
+
+
 class BedrockView(Strict):
     workflow_id: str
     region: str
@@ -189,3 +205,6 @@ class BedrockView(Strict):
 class BedrockResult(Strict):
     outcome: str
     view: BedrockView
+
+
+BedrockInput.model_rebuild()

@@ -453,3 +453,23 @@ async def test_the_approval_page_shows_the_bedrock_run_and_keeps_four_eyes(on_de
         assert dev.bedrock.fake.switches == [False]
     finally:
         await handle.terminate("test done")
+
+
+async def test_a_long_half_open_wait_continues_as_new_and_recovers(bedrock: Bedrock) -> None:
+    assert bedrock.policy.bedrock is not None
+    bedrock.policy.bedrock = bedrock.policy.bedrock.model_copy(update={"continue_after_events": 60})
+    bedrock.fake.down = down_until(30)  # 30 probes at one a minute: several continued runs
+    handle = await bedrock.trigger()
+    await bedrock.approve(handle, await bedrock.proposal(handle, False, timedelta(minutes=2)), "bob")
+    enable = await bedrock.proposal(handle, enable=True, within=timedelta(minutes=60))
+    assert await bedrock.elapsed() >= timedelta(minutes=40)
+    await bedrock.approve(handle, enable, "alice")
+    result = await bedrock.result(handle)
+    assert result.view.status == BedrockStatus.RECOVERED, result.outcome
+    assert bedrock.fake.switches == [False, True]  # the continued runs switched nothing again
+    assert "continued" in [entry.event for entry in result.view.timeline]
+    assert len(pages(bedrock.platform)) == 1  # the carried page: not paged again
+    assert result.view.switches[0].verified  # the switch's record came along
+    first = bedrock.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+    await bedrock.keep_history(first, "half_open_continued_first_run")
+    await bedrock.keep_history(bedrock.client.get_workflow_handle(handle.id), "half_open_continued_last_run")

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.bedrock_connectivity import (
         CLOSED_BEDROCK,
+        BedrockCarry,
         BedrockDiagnosis,
         BedrockInput,
         BedrockResult,
@@ -70,6 +71,8 @@ STEPS = (
     "hand_over",
 )
 VERIFY_EVERY = timedelta(seconds=10)  # how often a verification reads the platform's status
+CARRIED_TIMELINE = 50  # timeline entries a continued run keeps
+CARRIED_DELIVERIES = 1000  # alert delivery ids a continued run still recognises
 
 
 @workflow.defn
@@ -94,12 +97,16 @@ class BedrockConnectivityWorkflow(RunbookWorkflow):
         self.failed_reenables = 0
         self.next_probe_at: datetime | None = None
         self.planned_calls: list[str] = []
+        self.forged_carry = False
+        self.carried_healthy_since: datetime | None = None
 
     @workflow.run
     async def run(self, input: BedrockInput) -> BedrockResult:
         self.adopt_signed_mode()
         await self.trusted_policy()
         self.start_kit(True, lambda: (True, True))
+        if input.carried is not None:
+            self.resume(input.carried)
         refusal = self.unproven_start()
         if refusal is not None:
             self.enter("diagnose", BedrockStatus.REFUSED)
@@ -107,6 +114,9 @@ class BedrockConnectivityWorkflow(RunbookWorkflow):
         await workflow.wait_condition(lambda: self.triggers > 0)
         self.plan_only = self.plan_only or self.bedrock.dry_run
         try:
+            if input.carried is not None and not self.forged_carry:
+                self.record("continued", "probing half-open goes on in this run")
+                return await self.recover()
             return await self.respond()
         except RunbookCancelled:
             assert self.cancel_request is not None
@@ -314,8 +324,9 @@ class BedrockConnectivityWorkflow(RunbookWorkflow):
         policy = self.bedrock
         assert self.switched_off_at is not None
         give_up_at = self.switched_off_at + policy.give_up_after
-        self.healthy_since = None
+        self.healthy_since, self.carried_healthy_since = self.carried_healthy_since, None
         while workflow.now() < give_up_at:
+            await self.continue_if_long()
             reach = await self.probe()
             now = workflow.now()
             if self.probe_healthy(reach):
@@ -491,7 +502,49 @@ class BedrockConnectivityWorkflow(RunbookWorkflow):
             )
         return target
 
+    async def continue_if_long(self) -> None:
+        """Continue-as-new once the history is long (a half-open wait may last hours), carrying
+        what the recovery needs; the healthy window goes on there."""
+        info = workflow.info()
+        if info.get_current_history_length() < self.bedrock.continue_after_events and not (
+            info.is_continue_as_new_suggested()
+        ):
+            return
+        await self.pager.drain()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self.switched_off_at is not None
+        carried = BedrockCarry(
+            switched_off_at=self.switched_off_at,
+            healthy_since=self.healthy_since,
+            switches=self.switches,
+            failed_reenables=self.failed_reenables,
+            diagnosis=self.diagnosis,
+            triggers=self.triggers,
+            opened_by=self.opened_by,
+            pagerduty=self.pager.ref,
+            timeline=self.timeline.entries[-CARRIED_TIMELINE:],
+            deliveries=sorted(self.deliveries)[-CARRIED_DELIVERIES:],
+        )
+        workflow.continue_as_new(self.input.model_copy(update={"carried": carried}))
+
+    def resume(self, carried: BedrockCarry) -> None:
+        """A continued run takes its predecessor's state. Only Temporal's continue-as-new makes a
+        run with a predecessor: a start that carries state of its own is refused."""
+        if workflow.info().continued_run_id is None:
+            self.forged_carry = True
+            return
+        self.switched_off_at, self.switches = carried.switched_off_at, list(carried.switches)
+        self.carried_healthy_since = carried.healthy_since
+        self.failed_reenables, self.diagnosis = carried.failed_reenables, carried.diagnosis
+        self.triggers, self.opened_by = carried.triggers, carried.opened_by
+        self.pager.ref = carried.pagerduty
+        self.timeline.entries.extend(carried.timeline)
+        self.deliveries.update(carried.deliveries)
+        self.status = BedrockStatus.HALF_OPEN
+
     def unproven_start(self) -> str | None:
+        if self.forged_carry:
+            return "it carries a previous run's state, but no run continued into it"
         if workflow.info().workflow_id != bedrock_workflow_id(self.input.region):
             return f"the start names {self.input.region}, not this workflow's region"
         if not self.triggers:
