@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 from activities.runs import Runs
 from contracts import Approve, Cancel, EmergencySwitchRequest, PageRequest, Policy, Reject
 from contracts.bedrock_connectivity import (
+    BedrockCarry,
     BedrockInput,
     BedrockResult,
     BedrockStatus,
@@ -473,3 +474,40 @@ async def test_a_long_half_open_wait_continues_as_new_and_recovers(bedrock: Bedr
     first = bedrock.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
     await bedrock.keep_history(first, "half_open_continued_first_run")
     await bedrock.keep_history(bedrock.client.get_workflow_handle(handle.id), "half_open_continued_last_run")
+
+
+async def test_a_start_carrying_state_of_its_own_is_refused(bedrock: Bedrock) -> None:
+    """Only continue-as-new makes a run with a predecessor's state: a start that carries some
+    (anyone who can start a workflow could write it) switches nothing and reads nothing."""
+    region = f"test-{uuid.uuid4().hex[:8]}"
+    assert bedrock.policy.bedrock is not None
+    bedrock.policy.bedrock.regions[region] = bedrock.policy.bedrock.regions["eu-central-1"]
+    now = await bedrock.env.get_current_time()
+    bedrock.fake.started = now
+    forged = BedrockCarry(
+        switched_off_at=now,
+        healthy_since=now - timedelta(hours=1),
+        switches=[],
+        failed_reenables=0,
+        diagnosis=None,
+        triggers=1,
+        opened_by="mallory",
+        pagerduty=None,
+        timeline=[],
+        deliveries=[],
+    )
+    signer: Signer = dataclasses.replace(INTAKE, clock=lambda: now.timestamp())
+    signed = signer.sign(
+        BedrockTrigger(by="mallory"), subject="mallory", action="trigger", workflow_id=f"bedrock/{region}"
+    )
+    handle = await bedrock.client.start_workflow(
+        BedrockConnectivityWorkflow.run,
+        BedrockInput(region=region, opened_by="mallory", carried=forged),
+        id=f"bedrock/{region}",
+        task_queue=bedrock.task_queue,
+        start_signal="trigger",
+        start_signal_args=[signed],
+    )
+    result = await bedrock.result(handle)
+    assert result.view.status == BedrockStatus.REFUSED and "no run continued into it" in result.outcome
+    assert bedrock.fake.probes == [] and bedrock.fake.switches == []
