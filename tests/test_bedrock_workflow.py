@@ -114,6 +114,7 @@ async def bedrock(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Bedro
     policy = default_policy()
     fake = FakeBedrock()
     platform = FakePlatform(policy)
+    platform.healthy = True  # the service levels CloudWatch shows (bad in a test that says so)
     task_queue = f"bedrock-{uuid.uuid4()}"
     client = signing_client(time_skipping_env.client, time_skipping_env.get_current_time)
     platform_side = [a for a in platform.activities() if getattr(a, "__name__", "") != "set_hybrid_routing"]
@@ -511,3 +512,19 @@ async def test_a_start_carrying_state_of_its_own_is_refused(bedrock: Bedrock) ->
     result = await bedrock.result(handle)
     assert result.view.status == BedrockStatus.REFUSED and "no run continued into it" in result.outcome
     assert bedrock.fake.probes == [] and bedrock.fake.switches == []
+
+
+async def test_a_re_enable_missing_the_service_levels_is_not_verified(bedrock: Bedrock) -> None:
+    assert bedrock.policy.bedrock is not None
+    bedrock.policy.bedrock = bedrock.policy.bedrock.model_copy(update={"max_reenables": 1})
+    bedrock.fake.down = down_until(20)
+    handle = await bedrock.trigger()
+    await bedrock.approve(handle, await bedrock.proposal(handle, False, timedelta(minutes=2)), "bob")
+    enable = await bedrock.proposal(handle, enable=True, within=timedelta(minutes=40))
+    bedrock.platform.healthy = False  # Bedrock answers, the breaker stays closed, but p95 and errors are bad
+    await bedrock.approve(handle, enable, "alice")
+    result = await bedrock.result(handle)
+    assert result.view.status == BedrockStatus.HANDED_OVER, result.outcome
+    assert bedrock.fake.switches == [False, True, False]  # switched off again, then people
+    failed = [e for e in result.view.timeline if e.event == "not verified"]
+    assert failed and "p95_latency_ms" in failed[-1].detail

@@ -25,9 +25,17 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import bedrock as aws
-    from activities import platform_api
+    from activities import cloudwatch, platform_api
     from activities.runs import Runs
-    from contracts import Alert, AlertBatch, EmergencySwitchRequest, PageRequest, Statement
+    from contracts import (
+        Alert,
+        AlertBatch,
+        EmergencySwitchRequest,
+        MetricReading,
+        MetricsRequest,
+        PageRequest,
+        Statement,
+    )
     from contracts.bedrock import (
         BedrockPolicy,
         BedrockTarget,
@@ -350,7 +358,8 @@ class BedrockConnectivityWorkflow(RunbookWorkflow):
 
     async def step_verify_on(self) -> bool:
         """Hybrid routing on, the platform and its Bedrock client healthy, the breaker closed,
-        for `verify_for` before `verify_within`; the breaker opening again fails it at once."""
+        and the service levels (the policy's metrics) within target, for `verify_for` before
+        `verify_within`; the breaker opening again fails it at once."""
         self.enter("verify_on", BedrockStatus.VERIFYING)
         policy = self.bedrock
         record = self.switches[-1]
@@ -362,7 +371,8 @@ class BedrockConnectivityWorkflow(RunbookWorkflow):
             if reading.state == "open":
                 self.record("not verified", f"the breaker opened again: {reading.describe()}")
                 return False
-            if reading.serving_hybrid:
+            missed = [m for m in await self.read_metrics() if not m.within_target]
+            if reading.serving_hybrid and not missed:
                 good_since = good_since or now
                 if now - good_since >= policy.verify_for:
                     took = (now - record.at).total_seconds()
@@ -372,7 +382,8 @@ class BedrockConnectivityWorkflow(RunbookWorkflow):
             else:
                 good_since = None
             if now + VERIFY_EVERY > deadline:
-                self.record("not verified", f"not serving through hybrid routing, healthy: {reading.describe()}")
+                levels = "; ".join(f"{m.key}: {m.detail}" for m in missed) or "service levels within target"
+                self.record("not verified", f"{reading.describe()}; {levels}")
                 return False
             await self.wait(lambda: False, VERIFY_EVERY)
 
@@ -451,6 +462,13 @@ class BedrockConnectivityWorkflow(RunbookWorkflow):
     def probe_healthy(self, reach: Reachability) -> bool:
         slow_ms = self.bedrock.slow_after.total_seconds() * 1000
         return reach.reachable and reach.model_active and (reach.latency_ms or 0) <= slow_ms
+
+    async def read_metrics(self) -> list[MetricReading]:
+        request = MetricsRequest(region=self.input.region, queries=self.the_policy.metrics)
+        try:
+            return await workflow.execute_activity(cloudwatch.read_metrics, request, **READ)
+        except ActivityError as err:
+            return [MetricReading(key="metrics", value=None, level="no-data", within_target=False, detail=cause(err))]
 
     async def read_breaker(self) -> BreakerReading:
         try:
