@@ -377,7 +377,10 @@ class BedrockConnectivityWorkflow(RunbookWorkflow):
                 if now - good_since >= policy.verify_for:
                     took = (now - record.at).total_seconds()
                     self.switches[-1] = record.model_copy(update={"verified": True, "seconds_to_verified": took})
-                    self.record("verified", f"hybrid routing serving and healthy for {fmt(policy.verify_for)}")
+                    self.record(
+                        "verified",
+                        f"hybrid routing serving, healthy and within the service levels for {fmt(policy.verify_for)}",
+                    )
                     return True
             else:
                 good_since = None
