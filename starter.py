@@ -11,6 +11,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 
 from contracts import Alert, AlertBatch, IncidentInput, IncidentResult, incident_workflow_id, new_incident_id
+from contracts.bedrock_connectivity import BedrockInput, BedrockResult, BedrockTrigger, bedrock_workflow_id
 from contracts.post_incident import FollowupAsk, FollowupInput, FollowupResult, postincident_workflow_id
 from contracts.region_failover import FailoverInput, FailoverResult, FailoverTrigger, failover_workflow_id
 from contracts.scaling_decision import ScalingInput, ScalingResult, ScalingTrigger, scaling_workflow_id
@@ -183,4 +184,46 @@ async def start_followup(
         start_signal_args=[signed],
         memo={"incident_id": start.incident_id, "service": start.service},
         result_type=FollowupResult,
+    )
+
+
+BEDROCK_TYPE = "BedrockConnectivityWorkflow"
+
+
+async def trigger_bedrock(
+    client: Client, region: str, trigger: BedrockTrigger, task_queue: str, signer: Signer
+) -> WorkflowHandle:
+    """Signal-with-start of the region's Bedrock connectivity run (`bedrock/{region}`): the
+    trigger, signed by the intake in the name of the operator who sent it."""
+    workflow_id = bedrock_workflow_id(region)
+    signed = signer.sign(trigger, subject=trigger.by, action="trigger", workflow_id=workflow_id)
+    return await client.start_workflow(
+        BEDROCK_TYPE,
+        BedrockInput(region=region, opened_by=trigger.by, plan=trigger.plan),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal="trigger",
+        start_signal_args=[signed],
+        memo={"region": region},
+        result_type=BedrockResult,
+    )
+
+
+async def open_or_join_bedrock_with_batch(
+    client: Client, alerts: list[Alert], opened_by: str, task_queue: str, signer: Signer
+) -> WorkflowHandle:
+    """Alerts a bedrock route took (error rate, breaker open, bedrock-client health): signal-with-start
+    of the region's Bedrock connectivity run."""
+    region = alerts[0].region
+    workflow_id = bedrock_workflow_id(region)
+    signed = signer.sign(AlertBatch(alerts=alerts), subject=opened_by, action="alert_batch", workflow_id=workflow_id)
+    return await client.start_workflow(
+        BEDROCK_TYPE,
+        BedrockInput(region=region, opened_by=opened_by),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal="alert_batch",
+        start_signal_args=[signed],
+        memo={"region": region},
+        result_type=BedrockResult,
     )

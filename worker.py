@@ -56,12 +56,18 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
 
 
 def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) -> Worker:
+    runs = Runs(client)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=workflows.ALL,
         workflow_runner=SANDBOX,
-        activities=[*activities.ALL, *Runs(client).all(), Postmortems(client).store_postmortem],
+        activities=[
+            *activities.ALL,
+            *runs.all(),
+            runs.set_hybrid_routing,  # the emergency switch, guarded: one owner at a time
+            Postmortems(client).store_postmortem,
+        ],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(POLLERS),

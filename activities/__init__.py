@@ -3,7 +3,18 @@
 from collections.abc import Callable
 from typing import Any
 
-from activities import cloudwatch, diagnosis, ecs, failover, fallback, pagerduty, platform_api, policy, scaling
+from activities import (
+    bedrock,
+    cloudwatch,
+    diagnosis,
+    ecs,
+    failover,
+    fallback,
+    pagerduty,
+    platform_api,
+    policy,
+    scaling,
+)
 
 ALL: list[Callable[..., Any]] = [
     policy.load_policy,
@@ -20,7 +31,9 @@ ALL: list[Callable[..., Any]] = [
     diagnosis.verify_slo,
     platform_api.check_component_health,
     platform_api.check_system_status,
-    platform_api.set_hybrid_routing,
+    # set_hybrid_routing: registered by the worker from activities.runs.Runs, which first asks
+    # whether another run owns the emergency switch (platform_api has the plain call)
+    platform_api.read_bedrock_breaker,
     cloudwatch.read_metrics,
     cloudwatch.read_series,
     cloudwatch.scan_error_logs,
@@ -37,4 +50,6 @@ ALL: list[Callable[..., Any]] = [
     failover.change_failover_records,
     failover.wait_for_ecs_running,
     failover.probe_health,
+    bedrock.probe_bedrock,
+    bedrock.simulate_invoke_permission,
 ]

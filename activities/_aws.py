@@ -13,8 +13,10 @@ from temporalio.exceptions import ApplicationError
 
 if TYPE_CHECKING:  # the stubs are a development dependency (the test extra), not a runtime one
     from types_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from types_boto3_bedrock import BedrockClient
     from types_boto3_cloudwatch import CloudWatchClient
     from types_boto3_ecs import ECSClient
+    from types_boto3_iam import IAMClient
     from types_boto3_lambda import LambdaClient
     from types_boto3_logs import CloudWatchLogsClient
     from types_boto3_route53 import Route53Client
@@ -28,9 +30,11 @@ if TYPE_CHECKING:  # the stubs are a development dependency (the test extra), no
         | ApplicationAutoScalingClient
         | Route53Client
         | S3Client
+        | BedrockClient
+        | IAMClient
     )
 
-Service = Literal["ecs", "cloudwatch", "logs", "lambda", "application-autoscaling", "route53", "s3"]
+Service = Literal["ecs", "cloudwatch", "logs", "lambda", "application-autoscaling", "route53", "s3", "bedrock", "iam"]
 
 # botocore's own retries stay short: Temporal's retry policy decides what happens next.
 _CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=20)
@@ -60,6 +64,7 @@ _PERMANENT = {
     "NoSuchHostedZone",
     "NoSuchHealthCheck",
     "NoSuchBucket",  # S3's
+    "NoSuchEntity",  # IAM's: the role to simulate is gone
 }
 
 
@@ -80,6 +85,10 @@ def client(service: Literal["application-autoscaling"], region: str) -> Applicat
 def client(service: Literal["route53"], region: str) -> Route53Client: ...
 @overload
 def client(service: Literal["s3"], region: str) -> S3Client: ...
+@overload
+def client(service: Literal["bedrock"], region: str) -> BedrockClient: ...
+@overload
+def client(service: Literal["iam"], region: str) -> IAMClient: ...
 def client(service: Service, region: str) -> AnyClient:
     """One client per service and region. Clients are safe to share between the activity
     threads; creating them from boto3's default session is not, hence the lock."""

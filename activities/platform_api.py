@@ -15,6 +15,7 @@ from contracts import (
     RemediationRecord,
     SystemStatus,
 )
+from contracts.bedrock import BreakerReading
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -93,4 +94,36 @@ async def set_hybrid_routing(request: EmergencySwitchRequest) -> RemediationReco
         action=RemediationAction.EMERGENCY_SWITCH,
         changed=changed,
         detail=f"hybrid routing {verb}d" + ("" if changed else " (it already was)"),
+    )
+
+
+BEDROCK_COMPONENT = "bedrock-client"
+
+
+@activity.defn
+async def read_bedrock_breaker() -> BreakerReading:
+    """The platform's circuit breaker in front of Bedrock (`circuit_breakers.bedrock` of its
+    system status), hybrid routing, and the `bedrock-client` health component. A platform that
+    does not answer is a reading ("unknown"), not an activity failure."""
+    base = settings.load().platform_url
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            status = await http.get(f"{base}/admin/health/system-status")
+            component = await http.get(f"{base}/health/component/{BEDROCK_COMPONENT}")
+        body = status.json()
+    except (httpx.HTTPError, ValueError) as err:
+        return BreakerReading(state="unknown", detail=f"system status unreadable: {err!r}")
+    if not isinstance(body, dict):
+        return BreakerReading(state="unknown", detail=f"system status is not an object: {str(body)[:200]}")
+    breaker = (body.get("circuit_breakers") or {}).get("bedrock") or {}
+    rate = breaker.get("fallback_rate_pct")
+    return BreakerReading(
+        state=str(breaker.get("state", "unknown")),
+        consecutive_failures=int(breaker.get("consecutive_failures", 0)),
+        fallback_rate_pct=float(rate) if isinstance(rate, int | float) else None,
+        hybrid_routing=str(body.get("hybrid_routing", "unknown")),
+        platform_healthy=status.status_code == 200 and body.get("status") == "healthy",
+        component_healthy=component.status_code == 200 and _detail(component) == "healthy",
+        detail=f"HTTP {status.status_code}: status {body.get('status', 'unknown')}; "
+        f"{BEDROCK_COMPONENT}: HTTP {component.status_code} {_detail(component)}",
     )

@@ -1,30 +1,65 @@
-"""Other runbooks' runs, as a runbook needs to know them: the incident runbook acting on the same
-target holds scaling; a P0 incident that handed its region to the failover run follows it. A
-query through the worker's own Temporal client: what the run itself says, not what a signal
-claims."""
+"""Other runbooks' runs, as a runbook needs to know them, through the worker's own Temporal
+client: what the run itself says, not what a signal claims. The incident runbook acting on a
+target holds scaling; a P0 incident that handed its region to the failover run follows it; a
+follow-up asked by hand checks its start against the incident's record; and the platform's
+emergency switch has one owner at a time (the P0 incident runbook or the Bedrock connectivity
+runbook).
+
+The switch's owner is whichever open run is using it: an incident run proposing, applying,
+verifying or undoing the emergency switch, or a Bedrock run switching, verifying or probing
+while hybrid routing is off. `set_hybrid_routing` is registered here, under the name the
+workflows call, so that every switch, from either runbook, first asks whether another run owns
+it, and is refused (for good, naming the owner) if one does. The workflows' commands stay what
+they were: the incident runbook's recorded histories replay unchanged.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.exceptions import ApplicationError
 
-from contracts import IncidentStatus, IncidentView
+from activities import platform_api
+from contracts import EmergencySwitchRequest, IncidentStatus, IncidentView, RemediationAction, RemediationRecord
+from contracts.bedrock_connectivity import OWNS_SWITCH, BedrockView, SwitchOwnerRequest
 from contracts.post_incident import IncidentRef
 from contracts.region_failover import FailoverProgress, FailoverView
 
 # The incident runbook's statuses in which it changes (or may change) the target's tasks.
 ACTING = frozenset({IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING, IncidentStatus.UNDOING})
+INCIDENT_TYPE = "IncidentResponseWorkflow"
+BEDROCK_TYPE = "BedrockConnectivityWorkflow"
+OPEN_SWITCH_USERS = (
+    f"(WorkflowType = '{INCIDENT_TYPE}' OR WorkflowType = '{BEDROCK_TYPE}') AND ExecutionStatus = 'Running'"
+)
+
+
+def incident_owns_switch(view: IncidentView) -> bool:
+    if view.status == IncidentStatus.AWAITING_APPROVAL:
+        pending = view.pending_approval
+        return pending is not None and pending.action == RemediationAction.EMERGENCY_SWITCH
+    if view.status not in ACTING:
+        return False
+    # between the approval and the remediation's record the view does not yet say which
+    # remediation it is: count it as the switch (refusing is safe, switching twice is not)
+    return view.remediation is None or view.remediation.action == RemediationAction.EMERGENCY_SWITCH
+
+
+Switch = Callable[[EmergencySwitchRequest], Awaitable[RemediationRecord]]
 
 
 class Runs:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, switch: Switch = platform_api.set_hybrid_routing) -> None:
+        """`switch`: the platform's emergency switch itself (tests give a fake platform's)."""
         self.client = client
+        self.switch = switch
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.remediation_in_progress, self.failover_progress, self.incident_record]
+        """The reads (the worker adds `set_hybrid_routing`; tests give a fake platform's switch)."""
+        return [self.remediation_in_progress, self.failover_progress, self.incident_record, self.switch_owner]
 
     @activity.defn(name="remediation_in_progress")
     async def remediation_in_progress(self, workflow_id: str) -> str | None:
@@ -62,3 +97,36 @@ class Runs:
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
             return None
         return view
+
+    @activity.defn(name="switch_owner")
+    async def switch_owner(self, request: SwitchOwnerRequest) -> str | None:
+        """The open run, other than the asking one, that owns the emergency switch; None: no other."""
+        async for execution in self.client.list_workflows(OPEN_SWITCH_USERS):
+            if execution.id == request.asking:
+                continue
+            handle = self.client.get_workflow_handle(execution.id, run_id=execution.run_id)
+            try:
+                if execution.workflow_type == INCIDENT_TYPE:
+                    incident = await handle.query("view", result_type=IncidentView)
+                    if incident_owns_switch(incident):
+                        return f"incident run {execution.id} ({incident.status.value})"
+                else:
+                    bedrock = await handle.query("view", result_type=BedrockView)
+                    if bedrock.status in OWNS_SWITCH:
+                        return f"Bedrock run {execution.id} ({bedrock.status.value})"
+            except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+                continue  # closed since it was listed: it owns nothing
+        return None
+
+    @activity.defn(name="set_hybrid_routing")
+    async def set_hybrid_routing(self, request: EmergencySwitchRequest) -> RemediationRecord:
+        """The emergency switch, once no other run owns it (see the module's docstring)."""
+        owner = await self.switch_owner(SwitchOwnerRequest(asking=activity.info().workflow_id or ""))
+        if owner is not None:
+            verb = "enable" if request.hybrid_routing_enabled else "disable"
+            raise ApplicationError(
+                f"{verb} hybrid routing refused: the emergency switch is owned by {owner}",
+                type="SwitchOwned",
+                non_retryable=True,
+            )
+        return await self.switch(request)

@@ -42,6 +42,7 @@ class Approvals(Strict):
             "rollback": RiskLevel.MEDIUM,
             "force_new_deployment": RiskLevel.MEDIUM,
             "emergency_switch": RiskLevel.HIGH,
+            "re_enable_hybrid_routing": RiskLevel.MEDIUM,
             "region_failover": RiskLevel.CRITICAL,
             "scale_up": RiskLevel.LOW,  # above the scaling budget only; within it no approval
             "scale_in": RiskLevel.LOW,

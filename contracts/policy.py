@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from contracts.approvals import ApprovalRule, Approvals, RiskLevel
+from contracts.bedrock import BedrockPolicy
 from contracts.common import Duration, Severity, Strict
 from contracts.identity import Trust
 from contracts.scaling_rules import ScalingPolicy
@@ -170,7 +171,7 @@ class Route(Strict):
 
     name: str
     match: RouteMatch
-    runbook: Literal["incident", "scaling", "failover"] = "incident"
+    runbook: Literal["incident", "scaling", "failover", "bedrock"] = "incident"
     service: str | None = None  # None: the alert's own `service` label
     region: str | None = None  # None: the service's region in `services`
     severity: Severity | None = None  # None: the alert's severity label, else classification
@@ -200,6 +201,17 @@ class Policy(Strict):
     failover: FailoverPolicy | None = None  # the region failover runbook; None: nothing fails over
     # the post-incident follow-up runbook; None: no incident is followed up
     postincident: PostIncidentPolicy | None = None
+    bedrock: BedrockPolicy | None = None  # the Bedrock connectivity runbook; None: it is never run
+
+    @model_validator(mode="after")
+    def _bedrock_routes_have_a_section(self) -> Policy:
+        for route in self.routes:
+            if route.runbook == "bedrock" and self.bedrock is None:
+                raise ValueError(f"routes.{route.name}: runbook bedrock, but the policy has no bedrock section")
+            if route.runbook == "bedrock" and route.region is not None and self.bedrock is not None:
+                if route.region not in self.bedrock.regions:
+                    raise ValueError(f"routes.{route.name}: region {route.region} has no bedrock.regions entry")
+        return self
 
     @model_validator(mode="after")
     def _failover_routes_fail_something_over(self) -> Policy:

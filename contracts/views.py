@@ -9,22 +9,27 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contracts.bedrock_connectivity import BedrockView
 from contracts.post_incident import FollowupView
 from contracts.region_failover import FailbackView, FailoverView
 from contracts.scaling_decision import ScalePlan, ScalingView
 
-TypedView = ScalingView | FailoverView | FailbackView | FollowupView
-TYPED_VIEWS: dict[str, type[ScalingView] | type[FailoverView] | type[FailbackView] | type[FollowupView]] = {
+TypedView = ScalingView | FailoverView | FailbackView | FollowupView | BedrockView
+TYPED_VIEWS: dict[
+    str, type[ScalingView] | type[FailoverView] | type[FailbackView] | type[FollowupView] | type[BedrockView]
+] = {
     "ScalingDecisionWorkflow": ScalingView,
     "RegionFailoverWorkflow": FailoverView,
     "RegionFailbackWorkflow": FailbackView,
     "PostIncidentWorkflow": FollowupView,
+    "BedrockConnectivityWorkflow": BedrockView,
 }
 LABELS = {
     "ScalingDecisionWorkflow": "scaling",
     "RegionFailoverWorkflow": "failover",
     "RegionFailbackWorkflow": "failback",
     "PostIncidentWorkflow": "followup",
+    "BedrockConnectivityWorkflow": "bedrock",
 }
 
 

@@ -1,4 +1,4 @@
-"""Fault injection for demos: `runbook demo break|heal SERVICE`.
+"""Fault injection for demos: `runbook demo break|heal SERVICE`, `runbook demo break|deny|heal bedrock`.
 
 A "bad deploy" is a real ECS deployment: a new task definition revision marked with the
 environment variable DEMO_FAULT, rolled out through the ECS API exactly as a CI pipeline
@@ -8,6 +8,8 @@ would. The demo service reads what ECS says is deployed, so the runbook's remedi
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
 import boto3
@@ -142,3 +144,24 @@ def _newest_good_revision(ecs: Any, family: str) -> str:
         if fault_of(ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]) is None:
             return arn
     raise LookupError(f"task definition family {family} has no ACTIVE revision without {FAULT_VARIABLE}")
+
+
+# Bedrock (`runbook demo break|deny|heal bedrock`): faults of the stack's Bedrock and IAM emulator.
+BEDROCK_TARGET = "bedrock"
+
+
+def set_bedrock_faults(emulator_url: str, bedrock: str | None = None, deny: bool | None = None) -> dict[str, Any]:
+    """`bedrock`: ok, down (every Bedrock call fails) or slow; `deny`: the platform's client role
+    loses (True) or gets back (False) its bedrock:InvokeModel policy. Returns the emulator's state."""
+    from devstack.bedrock_emulator import FAULTS_PATH
+
+    wanted = {key: value for key, value in (("bedrock", bedrock), ("deny", deny)) if value is not None}
+    request = urllib.request.Request(
+        emulator_url.rstrip("/") + FAULTS_PATH,
+        data=json.dumps(wanted).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        state: dict[str, Any] = json.loads(answer.read())
+    return state

@@ -22,6 +22,14 @@ api.hybrid-routing.example.com as a client meets it: the region its PRIMARY Rout
 record names answers (the emulator never evaluates health checks, so PRIMARY always wins), so
 the failover's DNS change really moves the traffic.
 
+The Bedrock client (health component `bedrock-client`): while hybrid routing is on, the platform
+sends a request through Bedrock every `--bedrock-interval` seconds (InvokeModel, to the stack's
+Bedrock emulator). Its circuit breaker opens after 5 consecutive failed calls and serves the
+fallback (cached, template, simplified, then an error response) instead of calling Bedrock; after
+`--breaker-reset` seconds one trial call (half-open) closes it again or keeps it open. The system
+status shows the breaker and the fallback rate; `runbook demo break|deny|heal bedrock` sets the
+emulator's faults. Re-enabling hybrid routing starts the breaker afresh.
+
     python -m devstack.demo_service --host 127.0.0.1 --port 8090 [--metrics-interval 5]
 """
 
@@ -31,11 +39,13 @@ import argparse
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import math
 import os
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -44,7 +54,7 @@ from typing import Any
 import boto3
 import uvicorn
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -279,9 +289,9 @@ def profile_for(deployment: Deployment, hybrid_routing_enabled: bool, load: Offe
     return load.on(profile, deployment.tasks) if load is not None else profile
 
 
-def system_status(deployment: Deployment, hybrid_routing_enabled: bool) -> str:
-    # With hybrid routing off nothing depends on the router, so its state is no outage.
-    if hybrid_routing_enabled and not deployment.healthy:
+def system_status(deployment: Deployment, hybrid_routing_enabled: bool, breaker_state: str = "closed") -> str:
+    # With hybrid routing off nothing depends on the router or on Bedrock, so their state is no outage.
+    if hybrid_routing_enabled and (not deployment.healthy or breaker_state != "closed"):
         return "degraded"
     return "healthy"
 
@@ -358,10 +368,13 @@ class PlatformState:
     hybrid_routing_enabled: bool = True
     load: OfferedLoad | None = None
     regions_down: set[str] = field(default_factory=set)  # `runbook demo break-region`
+    # every call of the switch, as the demo shows it (`/demo/state`): a runbook that switched twice shows here
+    switch_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def set_hybrid_routing(self, enabled: bool) -> bool:
         changed = self.hybrid_routing_enabled != enabled
         self.hybrid_routing_enabled = enabled
+        self.switch_calls.append({"at": datetime.now(UTC).isoformat(), "enabled": enabled, "changed": changed})
         return changed
 
     def set_region_down(self, region: str, down: bool) -> bool:
@@ -371,6 +384,128 @@ class PlatformState:
         else:
             self.regions_down.discard(region)
         return changed
+
+
+# --- The Bedrock client and its circuit breaker -----------------------------------------
+
+BEDROCK_COMPONENT = "bedrock-client"
+BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"  # policy/demo.yaml's bedrock model
+BREAKER_THRESHOLD = 5  # consecutive failed Bedrock calls that open the breaker (the runbook's number)
+FALLBACKS = ("cached response", "template response", "simplified response", "error response")
+_BEDROCK_CONFIG = Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1, "mode": "standard"})
+
+
+@dataclass
+class CircuitBreaker:
+    """Closed: calls go to Bedrock. Open (after `threshold` consecutive failures): the fallback
+    answers without calling. Half-open (`reset_after` seconds later): one trial call decides."""
+
+    threshold: int = BREAKER_THRESHOLD
+    reset_after: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    state: str = "closed"
+    consecutive_failures: int = 0
+    opened_at: float | None = None
+    last_error: str | None = None
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=50))  # True: the fallback answered
+
+    def allow(self) -> bool:
+        if self.state == "open" and self.opened_at is not None and self.clock() - self.opened_at >= self.reset_after:
+            self.state = "half-open"
+        return self.state != "open"
+
+    def succeeded(self) -> None:
+        self.state, self.consecutive_failures, self.opened_at, self.last_error = "closed", 0, None, None
+        self.recent.append(False)
+
+    def failed(self, error: str) -> None:
+        self.consecutive_failures += 1
+        self.last_error = error
+        self.recent.append(True)
+        if self.state == "half-open" or self.consecutive_failures >= self.threshold:
+            if self.state != "open":
+                log.warning("bedrock circuit breaker open after %d failures: %s", self.consecutive_failures, error)
+            self.state, self.opened_at = "open", self.clock()
+
+    def short_circuited(self) -> None:
+        self.recent.append(True)
+
+    def reset(self) -> None:
+        self.state, self.consecutive_failures, self.opened_at, self.last_error = "closed", 0, None, None
+        self.recent.clear()
+
+    @property
+    def fallback_rate_pct(self) -> float:
+        return round(100.0 * sum(self.recent) / len(self.recent), 1) if self.recent else 0.0
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "consecutive_failures": self.consecutive_failures,
+            "threshold": self.threshold,
+            "fallback_rate_pct": self.fallback_rate_pct,
+            "last_error": self.last_error,
+        }
+
+
+class BedrockTraffic:
+    """The platform's requests that hybrid routing sends through Bedrock, behind the breaker."""
+
+    def __init__(self, runtime: Any, breaker: CircuitBreaker, platform: PlatformState) -> None:
+        self._runtime = runtime
+        self.breaker = breaker
+        self._platform = platform
+        self.served = 0
+        self.last_answer: str | None = None
+
+    async def run_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.request_once()
+            except Exception:  # noqa: BLE001 - the demo must outlive a bad request
+                log.exception("bedrock request failed unexpectedly")
+            await asyncio.sleep(interval)
+
+    async def request_once(self) -> str:
+        """Who answered one request: standard routing, Bedrock, or a fallback."""
+        if not self._platform.hybrid_routing_enabled:
+            answer = "standard routing"
+        elif not self.breaker.allow():
+            self.breaker.short_circuited()
+            answer = FALLBACKS[self.served % len(FALLBACKS)]
+        else:
+            try:
+                await run_in_threadpool(self._invoke)
+            except (ClientError, BotoCoreError) as err:
+                code = err.response.get("Error", {}).get("Code", "Unknown") if isinstance(err, ClientError) else ""
+                self.breaker.failed(f"{code}: {err}" if code else str(err))
+                answer = FALLBACKS[self.served % len(FALLBACKS)]
+            else:
+                self.breaker.succeeded()
+                answer = "bedrock"
+        self.served += 1
+        self.last_answer = answer
+        return answer
+
+    def _invoke(self) -> None:
+        body = {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": 16,
+            "messages": [{"role": "user", "content": "ping"}],
+        }
+        self._runtime.invoke_model(
+            modelId=BEDROCK_MODEL, body=json.dumps(body), contentType="application/json", accept="application/json"
+        )
+
+    def health(self) -> tuple[dict[str, Any], int]:
+        breaker = self.breaker
+        body: dict[str, Any] = {"component": BEDROCK_COMPONENT, "circuit_breaker": breaker.view()}
+        if breaker.state != "closed":
+            reason = f"circuit breaker {breaker.state} after {breaker.consecutive_failures} consecutive failed calls"
+            reason += f" ({breaker.last_error})" if breaker.last_error else ""
+            return {**body, "status": "unhealthy", "reason": reason}, 503
+        idle = "" if self._platform.hybrid_routing_enabled else " (idle: hybrid routing disabled)"
+        return {**body, "status": "healthy", "detail": f"serving through Bedrock{idle}"}, 200
 
 
 # --- Publishing --------------------------------------------------------------------------
@@ -461,9 +596,12 @@ def create_app(
     backup_cluster: str = aws_seed.BACKUP_CLUSTER,
     zone_name: str = aws_seed.HOSTED_ZONE,
     record_name: str = aws_seed.API_RECORD,
+    bedrock_interval: float = 0.0,
+    breaker_reset: float = 10.0,
 ) -> Starlette:
     """The demo service for one ECS service and its backup in another region; `admin_token=None`
-    leaves the admin API open."""
+    leaves the admin API open. `bedrock_interval` > 0 sends a request through Bedrock that often
+    while hybrid routing is on (the stack's service does; tests drive `app.state.bedrock`)."""
     # One session per app: boto3's default session is not safe to share across threads.
     session = boto3.session.Session()
 
@@ -484,6 +622,11 @@ def create_app(
         cache_ttl,
     )
     platform = PlatformState()
+    bedrock = BedrockTraffic(
+        session.client("bedrock-runtime", region_name=region, config=_BEDROCK_CONFIG),
+        CircuitBreaker(reset_after=breaker_reset),
+        platform,
+    )
     publisher = Publisher(
         session.client("cloudwatch", region_name=METRICS_REGION, config=_PUBLISH_CONFIG),
         session.client("logs", region_name=METRICS_REGION, config=_PUBLISH_CONFIG),
@@ -493,8 +636,12 @@ def create_app(
 
     async def component_health(request: Request) -> JSONResponse:
         name = request.path_params["name"]
+        if name == BEDROCK_COMPONENT:
+            body, status = bedrock.health()
+            return JSONResponse(body, status)
         if name != COMPONENT:
-            return JSONResponse({"error": "unknown component", "component": name, "known": [COMPONENT]}, 404)
+            known = [COMPONENT, BEDROCK_COMPONENT]
+            return JSONResponse({"error": "unknown component", "component": name, "known": known}, 404)
         deployment = await probe.observe()
         if region in platform.regions_down:  # the whole region is out: its components with it
             return JSONResponse({"component": COMPONENT, "status": "unhealthy", "reason": f"{region} is down"}, 503)
@@ -517,11 +664,16 @@ def create_app(
     async def system_status_endpoint(request: Request) -> JSONResponse:
         deployment = await probe.observe()
         enabled = platform.hybrid_routing_enabled
+        breaker = bedrock.breaker
         return JSONResponse(
             {
-                "status": system_status(deployment, enabled),
+                "status": system_status(deployment, enabled, breaker.state),
                 "hybrid_routing": _routing_label(enabled),
-                "components": {COMPONENT: "healthy" if deployment.healthy else "unhealthy"},
+                "components": {
+                    COMPONENT: "healthy" if deployment.healthy else "unhealthy",
+                    BEDROCK_COMPONENT: "healthy" if breaker.state == "closed" else "unhealthy",
+                },
+                "circuit_breakers": {"bedrock": breaker.view()},
             }
         )
 
@@ -539,6 +691,8 @@ def create_app(
             changed = platform.set_hybrid_routing(enabled)
             if changed:
                 log.warning("emergency switch: hybrid routing %s", _routing_label(enabled))
+                if enabled:
+                    bedrock.breaker.reset()  # hybrid routing starts afresh: its breaker too
             return JSONResponse({"hybrid_routing": _routing_label(enabled), "changed": changed})
 
         return endpoint
@@ -634,6 +788,8 @@ def create_app(
                 "ecs_error": deployment.error,
                 "healthy": deployment.healthy,
                 "hybrid_routing": _routing_label(platform.hybrid_routing_enabled),
+                "bedrock": {"circuit_breaker": bedrock.breaker.view(), "last_answer": bedrock.last_answer},
+                "switch_calls": platform.switch_calls[-50:],
                 "publishing": publish,
                 "tasks": deployment.tasks,
                 "load": platform.load.values if platform.load else None,
@@ -646,11 +802,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(publisher.run_forever(metrics_interval)) if publish else None
+        tasks = [asyncio.create_task(publisher.run_forever(metrics_interval))] if publish else []
+        if bedrock_interval > 0:
+            tasks.append(asyncio.create_task(bedrock.run_forever(bedrock_interval)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -675,6 +833,7 @@ def create_app(
     app.state.probe = probe
     app.state.routing = routing
     app.state.publisher = publisher
+    app.state.bedrock = bedrock
     return app
 
 
@@ -688,6 +847,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--region", default="eu-central-1")
     parser.add_argument("--backup-cluster", default=aws_seed.BACKUP_CLUSTER)
     parser.add_argument("--backup-region", default=aws_seed.SECONDARY_REGION)
+    parser.add_argument("--bedrock-interval", type=float, default=1.0, help="seconds between Bedrock requests; 0: none")
+    parser.add_argument("--breaker-reset", type=float, default=10.0, help="seconds the breaker stays open")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -701,6 +862,8 @@ def main(argv: list[str] | None = None) -> None:
         metrics_interval=args.metrics_interval,
         backup_region=args.backup_region,
         backup_cluster=args.backup_cluster,
+        bedrock_interval=args.bedrock_interval,
+        breaker_reset=args.breaker_reset,
     )
     log.info(
         "demo hybrid-router listening on http://%s:%d (follows ECS %s/%s in %s)",

@@ -45,6 +45,7 @@ class StackConfig:
     temporal_ui_port: int = 8233
     moto_port: int = 5000
     lambda_port: int = 5001
+    bedrock_port: int = 5002
     pagerduty_port: int = 8091
     demo_port: int = 8090
     intake_port: int = 8080
@@ -73,6 +74,7 @@ class StackConfig:
             temporal_ui_port=port("TEMPORAL_UI_PORT", defaults.temporal_ui_port),
             moto_port=port("MOTO_PORT", defaults.moto_port),
             lambda_port=port("LAMBDA_EMULATOR_PORT", defaults.lambda_port),
+            bedrock_port=port("BEDROCK_EMULATOR_PORT", defaults.bedrock_port),
             pagerduty_port=port("PAGERDUTY_EMULATOR_PORT", defaults.pagerduty_port),
             demo_port=port("DEMO_SERVICE_PORT", defaults.demo_port),
             intake_port=port("INTAKE_PORT", defaults.intake_port),
@@ -118,6 +120,10 @@ class StackConfig:
             "AWS_ENDPOINT_URL": self.url(self.moto_port),
             # boto3's per-service endpoint: Lambda calls go to the emulator of what moto lacks.
             "AWS_ENDPOINT_URL_LAMBDA": self.url(self.lambda_port),
+            # ... and Bedrock's and IAM's (ListFoundationModels, InvokeModel, SimulatePrincipalPolicy)
+            "AWS_ENDPOINT_URL_BEDROCK": self.url(self.bedrock_port),
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.url(self.bedrock_port),
+            "AWS_ENDPOINT_URL_IAM": self.url(self.bedrock_port),
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "eu-central-1",
@@ -178,6 +184,7 @@ class Stack:
             "TEMPORAL_UI_PORT (Temporal web UI)": c.temporal_ui_port,
             "MOTO_PORT (AWS emulator)": c.moto_port,
             "LAMBDA_EMULATOR_PORT (Lambda emulator)": c.lambda_port,
+            "BEDROCK_EMULATOR_PORT (Bedrock and IAM emulator)": c.bedrock_port,
             "PAGERDUTY_EMULATOR_PORT (PagerDuty emulator)": c.pagerduty_port,
             "DEMO_SERVICE_PORT (demo hybrid-router service)": c.demo_port,
             "INTAKE_PORT (alert intake)": c.intake_port,
@@ -282,6 +289,15 @@ class Stack:
         )
         wait_for_http(f"{c.url(c.lambda_port)}{STATUS_PATH}", timeout=30)
 
+    def start_bedrock_emulator(self) -> None:
+        """Bedrock and IAM's policy simulation, which moto lacks; `runbook demo break|deny bedrock` sets its faults."""
+        from devstack.bedrock_emulator import STATUS_PATH
+
+        c = self.config
+        argv = [sys.executable, "-m", "devstack.bedrock_emulator", "--host", c.host, "--port", str(c.bedrock_port)]
+        self.spawn("bedrock-emulator", argv)
+        wait_for_http(f"{c.url(c.bedrock_port)}{STATUS_PATH}", timeout=30)
+
     def seed_aws(self) -> None:
         from devstack import aws_seed
 
@@ -355,6 +371,7 @@ class Stack:
             self.start_moto,
             self.seed_aws,
             self.start_lambda_emulator,
+            self.start_bedrock_emulator,
             self.start_pagerduty,
             self.start_demo_service,
             *([self.start_worker] if with_worker else []),
@@ -434,6 +451,7 @@ class Stack:
             ("Temporal web UI", c.url(c.temporal_ui_port)),
             ("AWS emulator (moto)", c.url(c.moto_port)),
             ("Lambda emulator (AWS_ENDPOINT_URL_LAMBDA)", c.url(c.lambda_port)),
+            ("Bedrock and IAM emulator (AWS_ENDPOINT_URL_BEDROCK, _IAM)", c.url(c.bedrock_port)),
             ("PagerDuty emulator", f"{c.pagerduty_url}  (self-signed: {c.pagerduty_tls_dir / 'cert.pem'})"),
             ("demo hybrid-router service", c.url(c.demo_port)),
             ("alert intake (bearer token demo-intake-token)", f"{c.url(c.intake_port)}  (API: /openapi.json)"),

@@ -12,16 +12,19 @@ from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
 from contracts import Alert, AlertBatch, PagerDutyEvent, incident_workflow_id
+from contracts.bedrock_connectivity import BedrockTrigger, bedrock_workflow_id
 from contracts.post_incident import FollowupAsk, FollowupInput
 from contracts.region_failover import FailoverTrigger, failover_workflow_id
 from contracts.scaling_decision import ScalingTrigger, scaling_workflow_id
 from signing import Signer
 from starter import (
+    open_or_join_bedrock_with_batch,
     open_or_join_failover_with_batch,
     open_or_join_incident,
     open_or_join_scaling_with_batch,
     open_or_join_with_batch,
     start_followup,
+    trigger_bedrock,
     trigger_failover,
     trigger_scaling,
 )
@@ -29,7 +32,7 @@ from starter import (
 HANDOFF_TIMEOUT = 4.0  # PagerDuty wants an answer within 5 s; the others are more patient
 
 
-Runbook = Literal["incident", "scaling", "failover"]
+Runbook = Literal["incident", "scaling", "failover", "bedrock"]
 
 
 def workflow_id_for(runbook: Runbook, service: str, region: str) -> str:
@@ -39,12 +42,16 @@ def workflow_id_for(runbook: Runbook, service: str, region: str) -> str:
         return scaling_workflow_id(service, region)
     if runbook == "failover":
         return failover_workflow_id(service)
+    if runbook == "bedrock":  # one per region: Bedrock is the platform's, not one service's
+        return bedrock_workflow_id(region)
     return incident_workflow_id(service, region)
 
 
 def runbook_of(workflow_id: str) -> Runbook:
     if workflow_id.startswith("scaling/"):
         return "scaling"
+    if workflow_id.startswith("bedrock/"):
+        return "bedrock"
     return "failover" if workflow_id.startswith("failover/") else "incident"
 
 
@@ -134,6 +141,7 @@ class Handoff:
                 "incident": open_or_join_with_batch,
                 "scaling": open_or_join_scaling_with_batch,
                 "failover": open_or_join_failover_with_batch,
+                "bedrock": open_or_join_bedrock_with_batch,
             }[runbook]
             handle = await asyncio.wait_for(
                 opening(client, alerts, opened_by, self.task_queue, self.signer), HANDOFF_TIMEOUT
@@ -173,6 +181,17 @@ class Handoff:
             )
         except (RPCError, TimeoutError, ConnectionError) as err:
             raise _failed(err, "follow-up") from err
+        return handle.id
+
+    async def bedrock_trigger(self, region: str, trigger: BedrockTrigger) -> str:
+        """Signal-with-start of the region's Bedrock connectivity run, signed for the operator."""
+        client = await self.client()
+        try:
+            handle = await asyncio.wait_for(
+                trigger_bedrock(client, region, trigger, self.task_queue, self.signer), HANDOFF_TIMEOUT
+            )
+        except (RPCError, TimeoutError, ConnectionError) as err:
+            raise _failed(err, "bedrock trigger") from err
         return handle.id
 
     async def pagerduty_event(self, workflow_id: str, event: PagerDutyEvent) -> bool:

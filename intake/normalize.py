@@ -293,6 +293,8 @@ def route(policy: Policy, alert: Incoming, received_at: datetime) -> tuple[Alert
         if candidate.runbook == "failover" and (policy.failover is None or service not in policy.failover.services):
             continue  # a service that never fails over: likewise
         region = candidate.region or policy.services[service].region
+        if candidate.runbook == "bedrock" and (policy.bedrock is None or region not in policy.bedrock.regions):
+            continue  # a region whose Bedrock use the policy does not know: likewise
         routed = Alert(
             source=alert.source,
             service=service,

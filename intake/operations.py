@@ -37,6 +37,7 @@ from contracts import (
     Reject,
     Severity,
 )
+from contracts.bedrock_connectivity import BedrockTrigger
 from contracts.common import Strict
 from contracts.post_incident import (
     AddActionItem,
@@ -104,6 +105,14 @@ class ScalingRequest(Strict):
     """`POST /api/v1/scaling`: what `runbook trigger scaling` asks for."""
 
     service: str = Field(min_length=1)
+    plan: bool = False
+    reason: str = Field(default="operator trigger", min_length=1, max_length=512)
+
+
+class BedrockRequest(Strict):
+    """`POST /api/v1/bedrock`: what `runbook trigger bedrock` asks for."""
+
+    region: str = Field(min_length=1)
     plan: bool = False
     reason: str = Field(default="operator trigger", min_length=1, max_length=512)
 
@@ -279,6 +288,26 @@ class Operations:
         except Rejected as err:
             raise ApiError(422, str(err)) from None
         return {"workflow_id": workflow_id, "incident_id": view.id}
+
+    async def trigger_bedrock(self, user: str, body: Mapping[str, Any]) -> dict[str, str]:
+        """Asks the region's Bedrock connectivity run to diagnose now (opening it if none is open)."""
+        wanted: BedrockRequest = parse(BedrockRequest, body)
+        known = sorted(self.policy.bedrock.regions) if self.policy.bedrock else []
+        if wanted.region not in known:
+            listed = ", ".join(known) or "none"
+            raise ApiError(
+                422,
+                f"region {wanted.region!r} is not in the policy's bedrock section (known: {listed})",
+                field="region",
+            )
+        trigger = BedrockTrigger(by=user, plan=wanted.plan, reason=wanted.reason)
+        try:
+            workflow_id = await self.handoff.bedrock_trigger(wanted.region, trigger)
+        except Unavailable as err:
+            raise unreachable(str(err)) from None
+        except Rejected as err:
+            raise ApiError(422, str(err)) from None
+        return {"workflow_id": workflow_id}
 
     async def open_incident(self, user: str, body: Mapping[str, Any]) -> dict[str, str]:
         """Opens an incident for a service of the policy, or joins the open one of its target."""

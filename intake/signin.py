@@ -14,6 +14,7 @@ A Starlette app of its own, served by `python -m intake` on OPERATOR_HOST:OPERAT
     POST /api/v1/incidents  {"service", "severity", "summary", "region"?} -> {"incident_id", "workflow_id"}
     POST /api/v1/scaling    {"service", "plan"?, "reason"?} -> {"workflow_id"}
     POST /api/v1/failover   {"service", "to_region"?, "plan"?, "reason"?} -> {"workflow_id"}
+    POST /api/v1/bedrock    {"region", "plan"?, "reason"?} -> {"workflow_id"}
     POST /api/v1/followup   {"workflow_id", "run_id"?} (a closed incident's run) -> {"workflow_id", "incident_id"}
     GET  /healthz, and the page under /ui
 
@@ -210,6 +211,10 @@ def create_operator_app(config: SigninConfig, operations: Operations, sessions: 
         identity = auth.bearer(request)
         return JSONResponse(await operations.start_followup(identity.user, await json_body(request)))
 
+    async def bedrock(request: Request) -> Response:
+        identity = auth.bearer(request)
+        return JSONResponse(await operations.trigger_bedrock(identity.user, await json_body(request)))
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
@@ -225,6 +230,7 @@ def create_operator_app(config: SigninConfig, operations: Operations, sessions: 
         Route("/api/v1/scaling", api(scaling), methods=["POST"]),
         Route("/api/v1/failover", api(failover), methods=["POST"]),
         Route("/api/v1/followup", api(followup), methods=["POST"]),
+        Route("/api/v1/bedrock", api(bedrock), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         *ui_routes(auth, operations),
     ]

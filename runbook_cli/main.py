@@ -60,6 +60,7 @@ from contracts import (
     Severity,
     load_policy_file,
 )
+from contracts.bedrock_connectivity import BedrockView
 from contracts.common import Duration
 from contracts.post_incident import ActionItem, FollowupView, ItemStatus
 from contracts.postmortem import draft_postmortem
@@ -106,6 +107,13 @@ def parser() -> argparse.ArgumentParser:
     scale.add_argument("--plan", action="store_true", help="plan only: print the AWS calls it would make, make none")
     scale.add_argument("--reason", help="why, one line (the run's timeline shows it)")
     _identity(scale)
+    bedrock = trigger_kinds.add_parser("bedrock", help="ask the region's Bedrock connectivity run to diagnose now")
+    bedrock.add_argument("--region", required=True, help="a region of the policy's bedrock section, e.g. eu-central-1")
+    bedrock.add_argument(
+        "--plan", action="store_true", help="plan only: diagnose and say what it would do; change none"
+    )
+    bedrock.add_argument("--reason", help="why, one line (the run's timeline shows it)")
+    _identity(bedrock)
     over = trigger_kinds.add_parser("failover", help="ask for the service's failover to its backup region")
     over.add_argument("--service", required=True, help="a service with a failover entry in the policy")
     over.add_argument("--to", dest="to_region", help="the region to fail over to (the policy's backup region)")
@@ -218,12 +226,13 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="one JSON object per severity")
 
     demo = commands.add_parser("demo", help="the local stack's fault injection, offered load and regional outages")
-    demo.add_argument("action", choices=["break", "heal", "load", *REGION_ACTIONS])
+    demo.add_argument("action", choices=["break", "heal", "deny", "load", *REGION_ACTIONS])
     demo.add_argument(
         "target",
-        metavar="SERVICE|REGION",
+        metavar="SERVICE|REGION|bedrock",
         help="break, heal, load: a service of the policy, e.g. hybrid-router; "
-        "break-region, heal-region: a region of its services, e.g. eu-central-1",
+        "break-region, heal-region: a region of its services, e.g. eu-central-1; "
+        "break, deny, heal bedrock: Bedrock fails, the client role loses bedrock:InvokeModel, both end",
     )
     for gauge, unit in (("cpu", "%%"), ("memory", "%%"), ("p95", "ms"), ("queue", "messages")):  # %% for argparse
         demo.add_argument(
@@ -442,8 +451,9 @@ async def act(session: SignedIn, run: Run, action: str, **fields: Any) -> None:
 
 
 async def cmd_trigger(session: SignedIn, args: argparse.Namespace) -> None:
-    if args.kind in ("scaling", "failover"):
-        asked = {"service": args.service, "plan": args.plan, "reason": args.reason}
+    if args.kind in ("scaling", "failover", "bedrock"):
+        where = {"region": args.region} if args.kind == "bedrock" else {"service": args.service}
+        asked = {**where, "plan": args.plan, "reason": args.reason}
         if args.kind == "failover":
             asked["to_region"] = args.to_region
         body = {name: value for name, value in asked.items() if value is not None}
@@ -749,6 +759,9 @@ def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
     if args.action in REGION_ACTIONS:
         demo_region(args.action, args.target, _policy_regions(policy), config)
         return
+    if args.target == "bedrock" or args.action == "deny":
+        demo_bedrock(args.action, args.target)
+        return
     target = policy.services.get(args.target)
     if target is None:
         raise CliError(f"demo: unknown service {args.target!r} (not in the policy {config.policy_path})")
@@ -769,6 +782,32 @@ def cmd_demo(args: argparse.Namespace, config: settings.Settings) -> None:
             print(f"{args.target}: restored {arn.rsplit('/', 1)[-1]} by hand")
     except Exception as err:  # noqa: BLE001 - any failure here is reported, not traced
         raise CliError(f"demo {args.action}: {err} (is `make run` running?)", code=3) from err
+
+
+def demo_bedrock(action: str, target: str) -> None:
+    """Faults of the stack's Bedrock and IAM emulator (AWS_ENDPOINT_URL_BEDROCK, the stack's by default)."""
+    if target != "bedrock" or action not in ("break", "deny", "heal"):
+        raise CliError(f"demo {action} {target}: Bedrock's faults are `demo break|deny|heal bedrock`")
+    url = os.environ.get("AWS_ENDPOINT_URL_BEDROCK") or "http://127.0.0.1:5002"
+    faults: dict[str, dict[str, Any]] = {
+        "break": {"bedrock": "down"},
+        "deny": {"deny": True},
+        "heal": {"bedrock": "ok", "deny": False},
+    }
+    wanted = faults[action]
+    try:
+        state = _devstack_demo().set_bedrock_faults(url, **wanted)
+    except OSError as err:
+        raise CliError(
+            f"demo {action} bedrock: the Bedrock emulator at {url} did not answer: {err} (is `make run` running?)",
+            code=3,
+        ) from err
+    said = {
+        "break": "Bedrock answers every call with 500 InternalServerException; the platform's breaker opens after 5",
+        "deny": "the client role lost its bedrock:InvokeModel policy; calls and the IAM simulation are denied",
+        "heal": "Bedrock answers again and the client role has its permission back",
+    }[action]
+    print(f"bedrock: {said} (emulator: bedrock {state['bedrock']}, denied {state['denied']})")
 
 
 def demo_load(service: str, loads: dict[str, float], config: settings.Settings) -> None:
@@ -972,7 +1011,12 @@ def render_any(run: Run, view: dict[str, Any]) -> str:
 
 
 def render_typed(runbook: str, view: TypedView) -> str:
-    where = f"{view.service} in {view.region}" if isinstance(view, ScalingView) else view.service
+    if isinstance(view, ScalingView):
+        where = f"{view.service} in {view.region}"
+    elif isinstance(view, BedrockView):
+        where = f"Bedrock in {view.region}"
+    else:
+        where = view.service
     lines = [
         f"{view.workflow_id}  [{runbook}]  {where}" + ("  (plan only)" if view.plan_only else ""),
         f"  status        {view.status.value}" + (f" ({view.outcome})" if view.outcome else ""),

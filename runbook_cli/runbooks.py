@@ -18,6 +18,7 @@ RUNBOOKS: dict[str, str] = {
     "failover": FAILOVER,  # multi-region failover, workflows/region_failover.py
     "failback": "RegionFailbackWorkflow",  # its failback, workflows/region_failback.py
     "followup": "PostIncidentWorkflow",  # post-incident follow-up, workflows/post_incident.py
+    "bedrock": "BedrockConnectivityWorkflow",  # Bedrock connectivity, workflows/bedrock_connectivity.py
 }
 
 _TYPE_NAME = re.compile(r"[A-Za-z_][\w.-]*")

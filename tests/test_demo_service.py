@@ -37,6 +37,16 @@ SERVICE = aws_seed.SERVICE
 REGION = aws_seed.PRIMARY_REGION
 HEALTH = "/health/component/hybrid-router"
 STATUS = "/admin/health/system-status"
+# The Bedrock client's breaker as the system status shows it while nothing has failed.
+CLOSED_BREAKER = {
+    "bedrock": {
+        "state": "closed",
+        "consecutive_failures": 0,
+        "threshold": 5,
+        "fallback_rate_pct": 0.0,
+        "last_error": None,
+    }
+}
 DISABLE = "/admin/emergency/disable-hybrid-routing"
 ENABLE = "/admin/emergency/enable-hybrid-routing"
 ADMIN = {"Authorization": "Bearer demo-admin-token"}
@@ -170,7 +180,8 @@ def test_healthy_when_a_good_revision_runs(client: TestClient, deployed: str) ->
     assert client.get(STATUS).json() == {
         "status": "healthy",
         "hybrid_routing": "enabled",
-        "components": {"hybrid-router": "healthy"},
+        "components": {"hybrid-router": "healthy", "bedrock-client": "healthy"},
+        "circuit_breakers": CLOSED_BREAKER,
     }
 
 
@@ -195,7 +206,8 @@ def test_break_makes_the_component_unhealthy_and_the_platform_degraded(client: T
     assert client.get(STATUS).json() == {
         "status": "degraded",
         "hybrid_routing": "enabled",
-        "components": {"hybrid-router": "unhealthy"},
+        "components": {"hybrid-router": "unhealthy", "bedrock-client": "healthy"},
+        "circuit_breakers": CLOSED_BREAKER,
     }
 
 
@@ -224,9 +236,10 @@ def test_heal_by_hand_skips_every_faulty_revision(client: TestClient, deployed: 
 
 
 def test_unknown_component_is_404(client: TestClient) -> None:
-    response = client.get("/health/component/bedrock-client")
+    response = client.get("/health/component/vector-store")
     assert response.status_code == 404
-    assert response.json()["component"] == "bedrock-client"
+    assert response.json()["component"] == "vector-store"
+    assert response.json()["known"] == ["hybrid-router", "bedrock-client"]
 
 
 def test_unreachable_ecs_is_reported_as_unhealthy(aws_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -267,7 +280,8 @@ def test_emergency_switch_is_idempotent_and_masks_a_broken_router(client: TestCl
     assert client.get(STATUS).json() == {
         "status": "healthy",
         "hybrid_routing": "disabled",
-        "components": {"hybrid-router": "unhealthy"},
+        "components": {"hybrid-router": "unhealthy", "bedrock-client": "healthy"},
+        "circuit_breakers": CLOSED_BREAKER,
     }
     assert client.get(HEALTH).status_code == 503
 

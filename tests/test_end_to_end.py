@@ -65,6 +65,9 @@ def fast_policy(path: Path) -> Path:
         hold_for="1m",
         scale_in={"below": 0.5, "sustained_for": "6s"},
     )
+    policy["bedrock"].update(
+        probe_every="2s", healthy_for="6s", verify_for="3s", verify_within="40s", backoff="5s", switch_within="1m"
+    )
     path.write_text(yaml.safe_dump(policy))
     return path
 
@@ -77,6 +80,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         temporal_ui_port=free_port(),
         moto_port=free_port(),
         lambda_port=free_port(),
+        bedrock_port=free_port(),
         pagerduty_port=free_port(),
         demo_port=free_port(),
         intake_port=free_port(),
@@ -783,3 +787,125 @@ def test_failover_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
     wait_for(stack, "failback/hybrid-router", lambda v: v["status"] == "failed-back", timeout=90)
     assert serving_region(stack) == "eu-central-1" and backup_desired(stack) == 0
     wait_for(stack, "failover/hybrid-router", lambda v: v["outcome"] is not None, timeout=60)
+
+
+# --------------------------------------------------------------------------- Bedrock
+
+
+def system_state(stack: Stack) -> dict[str, Any]:
+    url = f"{stack.config.url(stack.config.demo_port)}/admin/health/system-status"
+    answer: dict[str, Any] = httpx.get(url, timeout=10).json()
+    return answer
+
+
+def quiet(loop: asyncio.AbstractEventLoop, client: Client, workflow_id: str) -> bool:
+    """The run waits (a timer, a person): no activity in flight, no workflow task pending."""
+    events = loop.run_until_complete(client.get_workflow_handle(workflow_id).fetch_history()).events
+    scheduled = {e.event_id for e in events if e.HasField("activity_task_scheduled_event_attributes")}
+    for e in events:
+        for ended in (
+            e.activity_task_completed_event_attributes,
+            e.activity_task_failed_event_attributes,
+            e.activity_task_timed_out_event_attributes,
+            e.activity_task_canceled_event_attributes,
+        ):
+            if ended.scheduled_event_id:
+                scheduled.discard(ended.scheduled_event_id)
+    last = events[-1] if events else None
+    return (
+        not scheduled
+        and last is not None
+        and (
+            last.HasField("timer_started_event_attributes") or last.HasField("workflow_task_completed_event_attributes")
+        )
+    )
+
+
+def test_bedrock_outage_switch_and_recovery_with_the_worker_killed_then_a_denied_permission(
+    stack: Stack, worker: Callable[[], Any]
+) -> None:
+    """Bedrock breaks: the platform's breaker opens, an alert opens the region's run, which
+    diagnoses, pages and proposes the emergency switch; SIGKILL the worker while it awaits the
+    approval, while it probes half-open, and while it awaits the re-enable; start it again each
+    time. The switch is made once and verified within 5 minutes, hybrid routing comes back once,
+    after the (demo) window. Then a denied permission: the page names it, nothing is switched."""
+    workflow_id = "bedrock/eu-central-1"
+    loop = asyncio.new_event_loop()
+    client = loop.run_until_complete(Client.connect(stack.config.temporal_address))
+    kills: list[str] = []
+    calls_before = len(demo_state(stack)["switch_calls"])
+
+    def kill(why: str) -> None:
+        deadline = time.monotonic() + 30
+        while not quiet(loop, client, workflow_id):
+            assert time.monotonic() < deadline, f"the run never went quiet ({why})"
+            time.sleep(0.05)
+        kill_worker(stack)
+        kills.append(why)
+        execution = WorkflowExecution(workflow_id=workflow_id)
+        loop.run_until_complete(
+            client.workflow_service.reset_sticky_task_queue(
+                ResetStickyTaskQueueRequest(namespace=client.namespace, execution=execution)
+            )
+        )
+        worker()
+
+    try:
+        cli(stack, "demo", "break", "bedrock")
+        deadline = time.monotonic() + 30
+        while system_state(stack)["circuit_breakers"]["bedrock"]["state"] != "open":
+            assert time.monotonic() < deadline, "the platform's breaker never opened"
+            time.sleep(0.5)
+        assert system_state(stack)["status"] == "degraded"
+        alert = {
+            "id": "e2e-bedrock-1",
+            "service": "hybrid-router",
+            "summary": "Bedrock circuit breaker open",
+            "severity": "critical",
+            "labels": {"alertname": "BedrockCircuitBreakerOpen"},
+        }
+        answer = httpx.post(
+            f"{stack.config.url(stack.config.intake_port)}/v1/alerts",
+            json=alert,
+            headers={"Authorization": "Bearer demo-intake-token"},
+            timeout=10,
+        )
+        assert answer.status_code == 202 and answer.json()["incidents"] == [workflow_id], answer.text
+        view = wait_for(stack, workflow_id, lambda v: v["pending_approval"] is not None, timeout=60)
+        assert view["diagnosis"]["breaker"]["state"] == "open" and not view["diagnosis"]["reachability"]["reachable"]
+        kill("awaiting the switch's approval")
+        cli(stack, "approve", workflow_id, user="demo-lead")
+        view = wait_for(stack, workflow_id, lambda v: v["status"] == "half-open", timeout=60)
+        off = view["switches"][0]
+        assert off["verified"] and off["seconds_to_verified"] <= 300
+        assert system_state(stack)["hybrid_routing"] == "disabled" and system_state(stack)["status"] == "healthy"
+        kill("probing half-open")
+        cli(stack, "demo", "heal", "bedrock")
+        view = wait_for(stack, workflow_id, lambda v: v["pending_approval"] is not None, timeout=60)
+        assert view["pending_approval"]["enable"] and view["healthy_since"] is not None
+        kill("awaiting the re-enable's approval")
+        cli(stack, "approve", workflow_id, user="demo-oncall")
+        view = wait_for(stack, workflow_id, lambda v: v["outcome"] is not None, timeout=90)
+        assert view["status"] == "recovered", view["outcome"]
+    finally:
+        cli(stack, "demo", "heal", "bedrock")
+        loop.run_until_complete(client.service_client.check_health())
+        loop.close()
+    assert len(kills) == 3
+    calls = demo_state(stack)["switch_calls"][calls_before:]
+    assert [(c["enabled"], c["changed"]) for c in calls] == [(False, True), (True, True)], calls  # no double switch
+    approvals = [e for e in view["timeline"] if e["event"] == "approved"]
+    assert [e["actor"] for e in approvals] == ["demo-lead", "demo-oncall"], approvals
+    assert system_state(stack)["hybrid_routing"] == "enabled"
+
+    cli(stack, "demo", "deny", "bedrock")
+    try:
+        cli(stack, "trigger", "bedrock", "--region", "eu-central-1", user="demo-oncall")
+        view = wait_for(stack, workflow_id, lambda v: v["status"] == "permission-denied", timeout=60)
+    finally:
+        cli(stack, "demo", "heal", "bedrock")
+    assert view["diagnosis"]["permission"]["decision"] == "implicitDeny"
+    pages = [i for i in pagerduty_state(stack)["incidents"] if "denied" in (i.get("title") or "")]
+    assert pages and "lacks bedrock:InvokeModel" in pages[-1]["title"], pages
+    assert "hybrid-router-bedrock-client" in pages[-1]["title"]
+    assert len(demo_state(stack)["switch_calls"]) == calls_before + 2  # nothing switched for a permission

@@ -1,7 +1,8 @@
 """Replays checked-in histories: a change to the workflow that breaks runs in flight fails here.
 
 To add a history: `RECORD_HISTORIES=1 .venv/bin/pytest tests/test_incident_workflow.py -k dev-server`
-(or tests/test_scaling_workflow.py) writes one per recorded scenario into tests/histories/.
+(or tests/test_scaling_workflow.py, tests/test_bedrock_workflow.py) writes one per recorded
+scenario into tests/histories/.
 Keep the old ones: they are what runs in flight look like. A change that must differ from
 them goes behind workflow.patched().
 """
@@ -18,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from contracts import incident_workflow_id
+from contracts.bedrock_connectivity import bedrock_workflow_id
 from contracts.post_incident import postincident_workflow_id
 from contracts.region_failover import failback_workflow_id, failover_workflow_id
 from contracts.scaling_decision import scaling_workflow_id
@@ -45,6 +47,8 @@ def workflow_id(path: Path) -> str:
         return failback_workflow_id(start["service"])
     if path.parent.name == "postincident":
         return postincident_workflow_id(start["incident_id"])
+    if path.parent.name == "bedrock":
+        return bedrock_workflow_id(start["region"])
     return path.stem
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from settings import PROJECT_ROOT
-from workflows import incident_response, post_incident, region_failback, region_failover, scaling_decision
+from workflows import (
+    bedrock_connectivity,
+    incident_response,
+    post_incident,
+    region_failback,
+    region_failover,
+    scaling_decision,
+)
+from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
@@ -22,6 +30,11 @@ RUNBOOKS = [
     (PROJECT_ROOT / "runbooks" / "region-failover.md", RegionFailoverWorkflow, region_failover.STEPS),
     (PROJECT_ROOT / "runbooks" / "region-failback.md", RegionFailbackWorkflow, region_failback.STEPS),
     (PROJECT_ROOT / "runbooks" / "post-incident.md", PostIncidentWorkflow, post_incident.STEPS),
+    (
+        PROJECT_ROOT / "runbooks" / "bedrock-connectivity.md",
+        BedrockConnectivityWorkflow,
+        bedrock_connectivity.STEPS,
+    ),
 ]
 IDS = [path.stem for path, _, _ in RUNBOOKS]
 

@@ -1,5 +1,6 @@
 """Workflows: one module per runbook. Deterministic; side effects live in activities/."""
 
+from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
@@ -12,4 +13,5 @@ ALL = [
     RegionFailoverWorkflow,
     RegionFailbackWorkflow,
     PostIncidentWorkflow,
+    BedrockConnectivityWorkflow,
 ]
