@@ -222,6 +222,28 @@ async def test_a_p0_post_mortem_is_reminded_before_and_escalated_at_24_hours(fol
     assert result.outcome == "complete: reviewed by alice, post-mortem by bob, 0 action item(s) done, 0 dropped"
 
 
+async def test_a_review_recorded_past_the_post_mortems_due_time_escalates_once_and_waits(followups: Followups) -> None:
+    """Reviewed only after the post-mortem was due: it is escalated at once, and the run then
+    waits for people (no timer left to run: its history stays short), not every second."""
+    handle = await followups.start()
+    await followups.until(handle, lambda v: v.status == FollowupStatus.REVIEW_PENDING)
+    await followups.skip(handle, timedelta(hours=25))
+    await handle.execute_update(PostIncidentWorkflow.review, Review(by="alice", notes="late"))
+    view = await followups.until(handle, lambda v: "postmortem-overdue" in followups.escalations())
+    assert followups.escalations() == ["review-overdue", "postmortem-overdue"]
+    view = await followups.skip(handle, timedelta(minutes=5))
+    timers = [
+        e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+        for e in (await handle.fetch_history()).events
+        if e.HasField("timer_started_event_attributes")
+    ]
+    assert timers and min(timers) >= timedelta(minutes=1), timers  # no timer that fires every second
+    assert view.status == FollowupStatus.POSTMORTEM_PENDING and not [
+        e for e in events(view, "reminded") if "post-mortem" in e
+    ]
+    await handle.terminate("test done")
+
+
 async def test_an_action_item_is_reminded_before_its_due_date_and_escalated_after(followups: Followups) -> None:
     handle = await followups.start()
     await followups.until(handle, lambda v: v.status == FollowupStatus.REVIEW_PENDING)

@@ -80,6 +80,7 @@ class PostIncidentWorkflow(RunbookWorkflow):
             self.timeline.entries.extend(carried.timeline)
         self.changed = False
         self.asked_by: str | None = None  # an operator who asked for it by hand (signed)
+        self.start_checked = False  # an ask after the start's checks only joins the timeline
 
     @workflow.run
     async def run(self, input: FollowupInput) -> FollowupResult:
@@ -87,6 +88,7 @@ class PostIncidentWorkflow(RunbookWorkflow):
         await self.trusted_policy()
         self.start_kit(True, lambda: (True, True))
         refusal = self.unproven_start() or await self.unmatched_ask()
+        self.start_checked = True
         if refusal is not None:
             self.enter("draft", FollowupStatus.REFUSED)
             return await self.finish(FollowupStatus.REFUSED, f"refused: {refusal}; nothing done")
@@ -191,7 +193,7 @@ class PostIncidentWorkflow(RunbookWorkflow):
             self.enter("actions", FollowupStatus.TRACKING)
         for item in self.open_items:
             if now >= item.due and not item.escalated:
-                item.escalated = True
+                item.escalated = item.reminded = True  # overdue already: a "due soon" reminder would mislead
                 await self.escalate(
                     f"item-{item.item_id}-overdue",
                     f"action item {item.item_id} of {self.input.incident_id} is overdue (owner {item.owner}): "
@@ -269,7 +271,7 @@ class PostIncidentWorkflow(RunbookWorkflow):
             if "review-overdue" not in self.sent:
                 times.append(self.review_due)
         elif self.completed_by is None:
-            if "postmortem-reminder" not in self.sent:
+            if "postmortem-reminder" not in self.sent and "postmortem-overdue" not in self.sent:
                 times.append(self.postmortem_due - self.followup.postmortem_remind_before)
             if "postmortem-overdue" not in self.sent:
                 times.append(self.postmortem_due)
@@ -278,8 +280,9 @@ class PostIncidentWorkflow(RunbookWorkflow):
                 times.append(self.item_reminder(item))
             if not item.escalated:
                 times.append(item.due)
+        # what was due by `now` was done by the steps just before: only what lies ahead wakes the run
         later = [t for t in times if t > now]
-        return min(later) if later else (now + timedelta(seconds=1) if times else None)
+        return min(later) if later else None
 
     def carried_on(self) -> FollowupInput:
         """The input of the run this one continues as: everything recorded so far."""
@@ -337,11 +340,15 @@ class PostIncidentWorkflow(RunbookWorkflow):
             return f"the start names {self.input.incident_id}, not this workflow's incident"
         if self.input.carried is not None:
             return None if info.continued_run_id is not None else "it carries state, but no run continued into it"
+        if info.parent is not None:
+            if info.parent.workflow_id != self.input.incident_workflow_id:
+                return (
+                    f"started by {info.parent.workflow_id}, not by the incident run {self.input.incident_workflow_id}"
+                )
+            return None
         if self.asked_by is not None:
             return None  # an operator's ask, signed: what it says of the incident is checked next
-        if info.parent is None or info.parent.workflow_id != self.input.incident_workflow_id:
-            return f"not started by the incident run {self.input.incident_workflow_id}"
-        return None
+        return f"not started by the incident run {self.input.incident_workflow_id}"
 
     async def unmatched_ask(self) -> str | None:
         """Asked by hand (not the incident's child): the start must say of the incident what the
@@ -481,11 +488,11 @@ class PostIncidentWorkflow(RunbookWorkflow):
         self.take_signal("asked", ask, self.apply_ask)
 
     def apply_ask(self, ask: FollowupAsk, statement: Statement | None) -> None:
-        if self.asked_by is None:
-            self.asked_by = statement.sub if statement is not None else ask.by
-            self.opened_by = self.asked_by
+        who = statement.sub if statement is not None else ask.by
+        if self.asked_by is None and not self.start_checked:
+            self.asked_by = self.opened_by = who  # the ask that started this run
         elif self.status not in self.closed:
-            self.record("asked again", f"by {ask.by}: the follow-up runs already", actor=ask.by)
+            self.record("asked again", f"by {who}: the follow-up runs already", actor=who)
 
     @workflow.query
     def view(self) -> FollowupView:
