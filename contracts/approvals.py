@@ -21,7 +21,8 @@ class RiskLevel(StrEnum):
 class ApprovalRule(Strict):
     """Who may approve an action of one risk level, and how many of them.
 
-    `four_eyes`: whoever opened the incident cannot be the only approver.
+    `four_eyes`: whoever opened the incident cannot be the only approver; when no person opened
+    it (an alert did), at least two distinct people approve.
     `on_timeout`: the final answer when nobody decided; "approve" only for low risk.
     """
 

@@ -134,6 +134,38 @@ def pages(platform: FakePlatform) -> list[PageRequest]:
 # --------------------------------------------------------------------------- decide
 
 
+async def test_a_switch_no_person_asked_for_waits_for_two_people(bedrock: Bedrock) -> None:
+    """Four eyes where an alert opened the run (no person among its requesters): one approval
+    switches nothing; a second person's does."""
+    bedrock.fake.down = down_until(20)
+    handle = await bedrock.trigger(by="intake/alertmanager")
+    switch = await bedrock.proposal(handle, enable=False, within=timedelta(minutes=2))
+    await bedrock.approve(handle, switch, "bob")
+    with pytest.raises(WorkflowUpdateFailedError) as twice:
+        await bedrock.approve(handle, switch, "bob")
+    assert "bob already approved" in str(twice.value.cause)
+    await bedrock.env.sleep(POLL)
+    view: BedrockView = await handle.query(BedrockConnectivityWorkflow.view)
+    assert view.status == BedrockStatus.AWAITING_APPROVAL and view.pending_approval is not None
+    assert bedrock.fake.switches == []
+    assert [e.detail for e in view.timeline if e.event == "two approvers needed"] == [
+        f"{switch.plan_id}: four eyes, and no person opened this run (intake/alertmanager)"
+    ]
+    await bedrock.approve(handle, switch, "alice")
+    enable = await bedrock.proposal(handle, enable=True, within=timedelta(minutes=40))
+    assert bedrock.fake.switches == [False]
+    view = await handle.query(BedrockConnectivityWorkflow.view)
+    approved = [e for e in view.timeline if e.event == "approved"]
+    assert [(e.actor, "(approval 1 of 2)" in e.detail, "(approval 2 of 2)" in e.detail) for e in approved] == [
+        ("bob", True, False),
+        ("alice", False, True),
+    ]
+    assert enable.action_name == "re_enable_hybrid_routing"
+    await bedrock.approve(handle, enable, "bob")
+    assert (await bedrock.result(handle)).view.status == BedrockStatus.RECOVERED
+    await bedrock.keep_history(handle, "alert-opened-two-approvers")
+
+
 async def test_an_outage_proposes_the_switch_four_eyes_then_recovers_half_open(bedrock: Bedrock) -> None:
     bedrock.fake.down = down_until(20)
     handle = await bedrock.trigger(by="alice")

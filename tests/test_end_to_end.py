@@ -874,7 +874,15 @@ def test_bedrock_outage_switch_and_recovery_with_the_worker_killed_then_a_denied
         view = wait_for(stack, workflow_id, lambda v: v["pending_approval"] is not None, timeout=60)
         assert view["diagnosis"]["breaker"]["state"] == "open" and not view["diagnosis"]["reachability"]["reachable"]
         kill("awaiting the switch's approval")
+        # four eyes and no person opened it (an alert did): two people approve the switch
         cli(stack, "approve", workflow_id, user="demo-lead")
+        again = cli(stack, "approve", workflow_id, user="demo-lead", check=False)
+        assert again.returncode == 1 and "another approver is needed" in again.stderr, again.stderr
+        kill("between the switch's two approvals")
+        view = wait_for(stack, workflow_id, lambda v: any(e["event"] == "approved" for e in v["timeline"]))
+        assert view["status"] == "awaiting-approval" and view["pending_approval"] is not None
+        assert system_state(stack)["hybrid_routing"] == "enabled"  # one approval switches nothing
+        cli(stack, "approve", workflow_id, user="demo-oncall")
         view = wait_for(stack, workflow_id, lambda v: v["status"] == "half-open", timeout=60)
         off = view["switches"][0]
         assert off["verified"] and off["seconds_to_verified"] <= 300
@@ -884,18 +892,19 @@ def test_bedrock_outage_switch_and_recovery_with_the_worker_killed_then_a_denied
         view = wait_for(stack, workflow_id, lambda v: v["pending_approval"] is not None, timeout=60)
         assert view["pending_approval"]["enable"] and view["healthy_since"] is not None
         kill("awaiting the re-enable's approval")
-        cli(stack, "approve", workflow_id, user="demo-oncall")
+        cli(stack, "approve", workflow_id, user="demo-lead")  # medium risk: one approver
         view = wait_for(stack, workflow_id, lambda v: v["outcome"] is not None, timeout=90)
         assert view["status"] == "recovered", view["outcome"]
     finally:
         cli(stack, "demo", "heal", "bedrock")
         loop.run_until_complete(client.service_client.check_health())
         loop.close()
-    assert len(kills) == 3
+    assert len(kills) == 4
     calls = demo_state(stack)["switch_calls"][calls_before:]
     assert [(c["enabled"], c["changed"]) for c in calls] == [(False, True), (True, True)], calls  # no double switch
     approvals = [e for e in view["timeline"] if e["event"] == "approved"]
-    assert [e["actor"] for e in approvals] == ["demo-lead", "demo-oncall"], approvals
+    assert [e["actor"] for e in approvals] == ["demo-lead", "demo-oncall", "demo-lead"], approvals
+    assert "(approval 1 of 2)" in approvals[0]["detail"] and "(approval 2 of 2)" in approvals[1]["detail"]
     assert system_state(stack)["hybrid_routing"] == "enabled"
 
     cli(stack, "demo", "deny", "bedrock")

@@ -341,9 +341,12 @@ async def test_emergency_switch_when_only_metrics_are_critical(harness: Harness,
     handle = await harness.open()
     view = await harness.awaiting_approval(handle)
     assert view.pending_approval.action == RemediationAction.EMERGENCY_SWITCH
-    await handle.execute_update(
-        IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=view.pending_approval.plan_id)
-    )
+    plan_id = view.pending_approval.plan_id
+    # high risk, four eyes, and an alert opened it (no person did): two people approve
+    first = await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="alice", plan_id=plan_id))
+    assert "another approver is needed" in first.message
+    assert harness.fake.called("set_hybrid_routing") == []
+    await handle.execute_update(IncidentResponseWorkflow.approve, Approve(by="bob", plan_id=plan_id))
     result: IncidentResult = await handle.result()
 
     if switch_helps:

@@ -288,7 +288,7 @@ class BedrockConnectivityWorkflow(RunbookWorkflow):
         """The approvers the plan's risk level needs (the emergency switch: high, four eyes)."""
         self.enter("approve", BedrockStatus.AWAITING_APPROVAL)
         self.gate.reset()
-        self.gate.arm(plan, self.the_policy, rules_mode=True)
+        self.gate.arm(plan, self.the_policy, rules_mode=True, requesters=self.requesters())
         self.record("awaiting approval", f"{plan.plan_id}: {plan.describe()}")
         await self.pager.note(f"proposal-{plan.plan_id}", f"Proposed {plan.plan_id}: {plan.describe()}")
         decision = await self.gate.decide(plan, self.the_policy, self.wait, lambda: None, self.climb, True)

@@ -372,11 +372,13 @@ class IncidentResponseWorkflow(RunbookWorkflow):
         link = f"\nApprove or reject: {page}/incident?id={quote(workflow.info().workflow_id, safe='')}" if page else ""
         proposal = f"Proposed remediation {plan.plan_id}: {plan.describe()}{link}"
         if self.lean:
-            self.gate.arm(plan, self.the_policy, rules_mode=True)
+            self.gate.arm(plan, self.the_policy, rules_mode=True, requesters=self.requesters())
             await self.pager.note(f"proposal-{plan.plan_id}", proposal)
         else:
             await self.pager.note(f"proposal-{plan.plan_id}", proposal)
-            self.gate.arm(plan, self.the_policy, rules_mode=workflow.patched("approval-rules"))
+            self.gate.arm(
+                plan, self.the_policy, rules_mode=workflow.patched("approval-rules"), requesters=self.requesters()
+            )
         return await self.gate.decide(plan, self.the_policy, self.wait, self.proposal_withdrawn, self.climb, self.lean)
 
     def proposal_withdrawn(self) -> str | None:

@@ -154,7 +154,7 @@ class RegionFailbackWorkflow(RegionRunbook):
         """Its own approval (`region_failback`'s risk level: default two leads, four eyes)."""
         self.enter("approve", FailbackStatus.AWAITING_APPROVAL)
         self.gate.reset()
-        self.gate.arm(plan, self.the_policy, rules_mode=True)
+        self.gate.arm(plan, self.the_policy, rules_mode=True, requesters=self.requesters())
         await self.tell(
             f"[P2] failback of {self.input.service} to {plan.to_region} proposed: approve or reject it", plan
         )

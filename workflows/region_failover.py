@@ -208,7 +208,7 @@ class RegionFailoverWorkflow(RegionRunbook):
         eyes (whoever asked for it cannot be one of them alone)."""
         self.enter("approve", FailoverStatus.AWAITING_APPROVAL)
         self.gate.reset()
-        self.gate.arm(plan, self.the_policy, rules_mode=True)
+        self.gate.arm(plan, self.the_policy, rules_mode=True, requesters=self.requesters())
         rule = self.gate.rule
         needed = rule.required if rule is not None else 1
         self.record("awaiting approval", f"{plan.plan_id}: {needed} distinct approver(s)")

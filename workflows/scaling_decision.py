@@ -251,7 +251,7 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
             return True
         self.enter("approve", ScalingStatus.AWAITING_APPROVAL)
         self.gate.reset()
-        self.gate.arm(plan, self.the_policy, rules_mode=True)
+        self.gate.arm(plan, self.the_policy, rules_mode=True, requesters=self.requesters())
         self.record("awaiting approval", f"{plan.plan_id}: {plan.describe()} ({above} steps above the baseline)")
         decision = await self.gate.decide(plan, self.the_policy, self.wait, lambda: None, self.climb, True)
         if decision is None or not decision.approved:

@@ -36,6 +36,9 @@ class Plan(Protocol):
 
 P = TypeVar("P", bound=Plan)
 
+# patch: a four-eyes plan of a run no person opened waits for two approvers
+MACHINE_OPENED = "four-eyes-two-when-no-person-opened"
+
 Wait = Callable[[Callable[[], bool], timedelta | None], Awaitable[bool]]
 
 
@@ -52,10 +55,28 @@ class ApprovalGate(Generic[P]):
     def reset(self) -> None:
         self.decision, self.given = None, []
 
-    def arm(self, plan: P, policy: Policy, rules_mode: bool) -> None:
-        """Rules first, then the plan: validators see a plan only with its rules known."""
+    def arm(self, plan: P, policy: Policy, rules_mode: bool, requesters: set[str] | None = None) -> None:
+        """Rules first, then the plan: validators see a plan only with its rules known.
+
+        Four eyes means two people: when no person asked for the run (an alert opened it, so
+        its requesters are the intake and the alert's sender, none of them an operator in the
+        policy), a four-eyes rule needs two distinct approvers even where it says one."""
         self.rules_mode = rules_mode
-        self.rule = policy.rule_for(plan.action_name) if rules_mode else None
+        rule = policy.rule_for(plan.action_name) if rules_mode else None
+        if (
+            rule is not None
+            and rule.four_eyes
+            and rule.required < 2
+            and requesters
+            and not any(policy.may_acknowledge(name) for name in requesters)
+            and workflow.patched(MACHINE_OPENED)
+        ):
+            rule = rule.model_copy(update={"required": 2})
+            self.timeline.record(
+                "two approvers needed",
+                f"{plan.plan_id}: four eyes, and no person opened this run ({', '.join(sorted(requesters))})",
+            )
+        self.rule = rule
         self.pending = plan
 
     async def decide(
