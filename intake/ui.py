@@ -1,9 +1,10 @@
 """The approval page: pending approvals with their plan and diagnosis, approve / reject
 buttons, timelines. Served on the operator listener (`intake.signin`), never on the webhooks'.
 
-Approve and reject go through `intake.operations`, the same path as the operators' API: the
-request is made in the signed-in person's name, signed by the sign-in service and sent as the
-runbook's Update, so the runbook verifies who asks and its own validators decide.
+Approve and reject, and a follow-up's action items (added, done, dropped: `intake.followup_page`
+renders them), go through `intake.operations`, the same path as the operators' API: the request
+is made in the signed-in person's name, signed by the sign-in service and sent as the runbook's
+Update, so the runbook verifies who asks and its own validators decide.
 
 Every runbook offers the same operator surface (Updates `approve`, `reject`, ... answering an
 OperatorReply; the query `view`), so the page works for the run of any runbook: it reads the
@@ -19,7 +20,7 @@ import asyncio
 import hmac
 import html
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -31,7 +32,9 @@ from starlette.routing import Route
 from temporalio.client import RPCError, WorkflowHandle, WorkflowQueryFailedError
 
 from contracts import IncidentView, RemediationPlan
+from contracts.post_incident import FollowupView
 from contracts.views import Shown, shown
+from intake.followup_page import add_fields, as_followup, done_fields, drop_fields, followups_section, render_followup
 from intake.operations import ApiError, Operations
 from intake.sessions import COOKIE, Auth, AuthError, Identity, hash_password
 from starter import WORKFLOW_TYPE as INCIDENT_TYPE
@@ -49,7 +52,8 @@ __all__ = ["hash_password", "ui_routes"]  # hash_password: `python -m intake.ui 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}table{border-collapse:collapse}
 td,th{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}
 .plan{background:#fff6e0;padding:1rem;border:1px solid #e0b040}.msg{background:#eef;padding:.5rem}
-.err{background:#fdd;padding:.5rem}button{padding:.4rem 1rem;margin-right:.5rem}"""
+.err{background:#fdd;padding:.5rem}button{padding:.4rem 1rem;margin-right:.5rem}
+.overdue{color:#b00000;font-weight:bold}"""
 
 
 def page(title: str, body: str, user: str | None = None, status: int = 200) -> HTMLResponse:
@@ -278,7 +282,11 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
             return view if isinstance(view, dict) else None
 
         views = await asyncio.gather(*(view_of(workflow_id) for workflow_id, _ in waiting))
+        followups: list[FollowupView] = []
         for (workflow_id, workflow_type), view in zip(waiting, views, strict=True):
+            followup = as_followup(workflow_type, view) if view is not None else None
+            if followup is not None:
+                followups.append(followup)
             if view is None or not isinstance(view.get("pending_approval"), dict):
                 continue
             link = f"/ui/incident?id={quote(workflow_id, safe='')}"
@@ -305,7 +313,7 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
             f'<form method="post" action="/ui/logout"><input type="hidden" name="csrf" value="{e(who.session.csrf)}">'
             '<button id="logout">Sign out</button></form>'
         )
-        return page("Pending approvals", table + logout_form, who.user)
+        return page("Pending approvals", table + followups_section(followups) + logout_form, who.user)
 
     async def incident(request: Request, who: Identity) -> Response:
         workflow_id = request.query_params.get("id", "")
@@ -327,22 +335,35 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
         message = request.query_params.get("msg")
         csrf = who.session.csrf
         incident = as_incident(workflow_type, view)
+        followup = as_followup(workflow_type, view)
         if incident is not None:
             title, body = f"{incident.id}: {incident.summary}", render_incident(incident, csrf, message)
+        elif followup is not None:
+            title, body = f"Follow-up of {followup.incident_id}", render_followup(followup, csrf, message)
         else:
             title = f"{workflow_id}: {view.get('summary') or workflow_type}"
             body = render_run(workflow_id, workflow_type, view, csrf, message)
         return page(title, body + '<p><a href="/ui">pending approvals</a></p>', who.user)
 
     def decide(action: str, field: str) -> Handler:
-        """Approve or reject from the page's form: the API's own path (`Operations.act`)."""
+        """Approve or reject from the page's form."""
+
+        def fields(form: Mapping[str, Any]) -> dict[str, Any]:
+            return {"plan_id": str(form.get("plan_id", "")), field: str(form.get(field, "")).strip() or None}
+
+        return form_action(action, fields)
+
+    def form_action(action: str, fields_of: Callable[[Mapping[str, Any]], dict[str, Any]]) -> Handler:
+        """An operator action from one of the page's forms (its CSRF token checked first): the
+        request's fields from the form by `fields_of`, sent on the API's own path
+        (`Operations.act`); the answer, or the refusal, shown on the run's page."""
 
         async def endpoint(request: Request, who: Identity) -> Response:
             form = await request.form()
             if not csrf_matches(form.get("csrf"), who):
                 return page("Refused", "<p class='err'>the form is stale or forged (CSRF token)</p>", who.user, 403)
             workflow_id = str(form.get("id", ""))
-            fields = {"plan_id": str(form.get("plan_id", "")), field: str(form.get(field, "")).strip() or None}
+            fields = fields_of(form)
             try:
                 message = (await operations.act(who.user, action, workflow_id, fields)).message
             except ApiError as err:
@@ -359,6 +380,9 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
         Route("/ui/incident", signed_in(incident), methods=["GET"]),
         Route("/ui/approve", signed_in(decide("approve", "comment")), methods=["POST"]),
         Route("/ui/reject", signed_in(decide("reject", "reason")), methods=["POST"]),
+        Route("/ui/action/add", signed_in(form_action("add_action_item", add_fields)), methods=["POST"]),
+        Route("/ui/action/done", signed_in(form_action("close_action_item", done_fields)), methods=["POST"]),
+        Route("/ui/action/drop", signed_in(form_action("close_action_item", drop_fields)), methods=["POST"]),
     ]
 
 

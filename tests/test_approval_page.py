@@ -10,8 +10,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -122,15 +123,22 @@ def chromium_paths() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-async def test_approve_in_a_real_browser_and_the_runbook_moves_on(page: Page) -> None:
+def require_chromium() -> tuple[str, str]:
+    """Debian's chromium and chromedriver; the test is skipped without them (failed under CI)."""
     paths = chromium_paths()
     if paths is None:
         if os.environ.get("CI"):
             pytest.fail("chromium and chromedriver are missing; .ci/run installs them (Debian packages)")
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    return paths
+
+
+@contextlib.contextmanager
+def headless_chromium(paths: tuple[str, str]) -> Iterator[Any]:
+    """A real headless Chromium with a throwaway profile (selenium's webdriver; blocking: drive
+    it from a thread). Every lookup waits for the page the last click loads."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
 
     options = webdriver.ChromeOptions()
     options.binary_location = paths[0]
@@ -148,16 +156,33 @@ async def test_approve_in_a_real_browser_and_the_runbook_moves_on(page: Page) ->
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(executable_path=paths[1]), options=options)
+    browser.implicitly_wait(20)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def sign_in_with(browser: Any, url: str, user: str) -> None:
+    """Opens the page, which asks for a sign-in, and signs `user` in with the password form."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{url}/ui")
+    browser.find_element(By.ID, "login-user").send_keys(user)
+    browser.find_element(By.ID, "login-password").send_keys(PASSWORDS[user])
+    browser.find_element(By.ID, "login").click()
+    assert browser.find_element(By.ID, "user").text == user
+
+
+async def test_approve_in_a_real_browser_and_the_runbook_moves_on(page: Page) -> None:
+    paths = require_chromium()
+    from selenium.webdriver.common.by import By
 
     def click_through() -> str:
-        browser = webdriver.Chrome(service=Service(executable_path=paths[1]), options=options)
-        browser.implicitly_wait(20)  # every lookup waits for the page the last click loads
-        try:
-            browser.get(f"{page.url}/ui")
-            browser.find_element(By.ID, "login-user").send_keys("bob")
-            browser.find_element(By.ID, "login-password").send_keys(PASSWORDS["bob"])
-            browser.find_element(By.ID, "login").click()
-            assert browser.find_element(By.ID, "user").text == "bob"
+        with headless_chromium(paths) as browser:
+            sign_in_with(browser, page.url, "bob")
             browser.find_element(By.CSS_SELECTOR, "#pending a.incident").click()
             assert "Awaiting approval" in browser.find_element(By.ID, "plan").text
             browser.find_element(By.ID, "approve").click()
@@ -168,11 +193,7 @@ async def test_approve_in_a_real_browser_and_the_runbook_moves_on(page: Page) ->
                 assert time.monotonic() < deadline, browser.find_element(By.ID, "status").text
                 time.sleep(0.5)
                 browser.refresh()
-            browser.save_screenshot(os.path.join(profile, "approved.png"))
-            return message
-        finally:
-            browser.quit()
-            shutil.rmtree(profile, ignore_errors=True)
+            return str(message)
 
     message = await asyncio.to_thread(click_through)
     assert "approved by bob" in message

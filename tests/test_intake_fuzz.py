@@ -186,9 +186,15 @@ JSON_ENDPOINTS = [
     "/api/v1/incidents",
     *(f"/api/v1/runs/{action}" for action in ("acknowledge", "approve", "reject", "comment", "cancel", "nothing")),
 ]
-FORM_ENDPOINTS = ["/ui/login", "/ui/logout", "/ui/approve", "/ui/reject"]
+FORM_ENDPOINTS = [
+    "/ui/login",
+    "/ui/logout",
+    "/ui/approve",
+    "/ui/reject",
+    *(f"/ui/action/{verb}" for verb in ("add", "done", "drop")),  # a follow-up's action items
+]
 FORM_FIELDS = {"user": "alice", "password": "alice-password", "csrf": SESSION_ALICE.csrf, "id": "incident/x/y"}
-FORM_FIELDS.update(plan_id="p1", comment="ok", reason="no")
+FORM_FIELDS.update(plan_id="p1", comment="ok", reason="no", owner="bob", text="t", due="14d", item="A1", evidence="e")
 VALID_OPERATOR = {
     "/auth/login": {"user": "alice", "password": "alice-password"},
     "/api/v1/incidents": {"service": "fuzz-svc", "severity": "sev2", "summary": "x"},
