@@ -13,6 +13,7 @@ from activities import (
     pagerduty,
     platform_api,
     policy,
+    postmortem,
     scaling,
 )
 
@@ -52,4 +53,5 @@ ALL: list[Callable[..., Any]] = [
     failover.probe_health,
     bedrock.probe_bedrock,
     bedrock.simulate_invoke_permission,
+    postmortem.store_report,
 ]

@@ -17,6 +17,7 @@ from activities._aws import aws_error, client
 from contracts import IncidentView
 from contracts.post_incident import StoredPostmortem, StorePostmortem
 from contracts.postmortem import draft_postmortem
+from contracts.schedules import StoredReport, StoreReport
 
 
 class Postmortems:
@@ -53,3 +54,15 @@ class Postmortems:
             time_to_mitigate=figures.time_to_mitigate,
             time_to_resolve=figures.time_to_resolve,
         )
+
+
+@activity.defn(name="store_report")
+def store_report(request: StoreReport) -> StoredReport:
+    """A report (Markdown) at `s3://bucket/key`; a retry puts the same object again."""
+    body = request.body.encode()
+    s3 = client("s3", request.region)
+    try:
+        answer = s3.put_object(Bucket=request.bucket, Key=request.key, Body=body, ContentType=request.content_type)
+    except (ClientError, BotoCoreError) as err:
+        raise aws_error(err, f"store the report at s3://{request.bucket}/{request.key}") from err
+    return StoredReport(uri=f"s3://{request.bucket}/{request.key}", bytes=len(body), version_id=answer.get("VersionId"))

@@ -15,7 +15,9 @@ they were: the incident runbook's recorded histories replay unchanged.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
@@ -25,13 +27,16 @@ from temporalio.exceptions import ApplicationError
 from activities import platform_api
 from contracts import EmergencySwitchRequest, IncidentStatus, IncidentView, RemediationAction, RemediationRecord
 from contracts.bedrock_connectivity import OWNS_SWITCH, BedrockView, SwitchOwnerRequest
-from contracts.post_incident import IncidentRef
+from contracts.post_incident import FollowupView, IncidentRef, ItemStatus
 from contracts.region_failover import FailoverProgress, FailoverView
+from contracts.schedules import DigestItem, OpenItems
 
 # The incident runbook's statuses in which it changes (or may change) the target's tasks.
 ACTING = frozenset({IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING, IncidentStatus.UNDOING})
 INCIDENT_TYPE = "IncidentResponseWorkflow"
 BEDROCK_TYPE = "BedrockConnectivityWorkflow"
+FOLLOWUP_TYPE = "PostIncidentWorkflow"
+QUERY_TIMEOUT = timedelta(seconds=10)  # a run that cannot answer in this long is reported unread
 OPEN_SWITCH_USERS = (
     f"(WorkflowType = '{INCIDENT_TYPE}' OR WorkflowType = '{BEDROCK_TYPE}') AND ExecutionStatus = 'Running'"
 )
@@ -59,7 +64,13 @@ class Runs:
 
     def all(self) -> list[Callable[..., Any]]:
         """The reads (the worker adds `set_hybrid_routing`; tests give a fake platform's switch)."""
-        return [self.remediation_in_progress, self.failover_progress, self.incident_record, self.switch_owner]
+        return [
+            self.remediation_in_progress,
+            self.failover_progress,
+            self.incident_record,
+            self.switch_owner,
+            self.open_action_items,
+        ]
 
     @activity.defn(name="remediation_in_progress")
     async def remediation_in_progress(self, workflow_id: str) -> str | None:
@@ -117,6 +128,44 @@ class Runs:
             except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
                 continue  # closed since it was listed: it owns nothing
         return None
+
+    @activity.defn(name="open_action_items")
+    async def open_action_items(self) -> OpenItems:
+        """Every open action item of the running follow-ups on this worker's task queue (this
+        deployment's), overdue as each run's own clock says; a run that does not answer within
+        `QUERY_TIMEOUT` is named, not left out silently."""
+        queue = activity.info().task_queue
+        query = f"WorkflowType = '{FOLLOWUP_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '{queue}'"
+        gate = asyncio.Semaphore(10)
+
+        async def read(workflow_id: str, run_id: str | None) -> FollowupView | None:
+            async with gate:
+                handle = self.client.get_workflow_handle(workflow_id, run_id=run_id)
+                try:
+                    view: FollowupView = await handle.query("view", result_type=FollowupView, rpc_timeout=QUERY_TIMEOUT)
+                except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+                    return None
+                activity.heartbeat(workflow_id)
+                return view
+
+        listed = [(e.id, e.run_id) async for e in self.client.list_workflows(query)]
+        views = await asyncio.gather(*(read(workflow_id, run_id) for workflow_id, run_id in listed))
+        items = [
+            DigestItem(
+                incident_id=view.incident_id,
+                item_id=item.item_id,
+                text=item.text,
+                owner=item.owner,
+                due=item.due,
+                overdue=item.overdue(view.now),
+            )
+            for view in views
+            if view is not None
+            for item in view.items
+            if item.status == ItemStatus.OPEN
+        ]
+        unread = sorted(workflow_id for (workflow_id, _), view in zip(listed, views, strict=True) if view is None)
+        return OpenItems(items=items, unread=unread)
 
     @activity.defn(name="set_hybrid_routing")
     async def set_hybrid_routing(self, request: EmergencySwitchRequest) -> RemediationRecord:

@@ -15,6 +15,7 @@ from contracts.bedrock import BedrockPolicy
 from contracts.common import Duration, Severity, Strict
 from contracts.identity import Trust
 from contracts.scaling_rules import ScalingPolicy
+from contracts.schedules import ScheduleSpec
 
 
 class SeverityPolicy(Strict):
@@ -202,6 +203,17 @@ class Policy(Strict):
     # the post-incident follow-up runbook; None: no incident is followed up
     postincident: PostIncidentPolicy | None = None
     bedrock: BedrockPolicy | None = None  # the Bedrock connectivity runbook; None: it is never run
+    # routine runs, kept as Temporal Schedules by `runbook schedules apply`
+    schedules: list[ScheduleSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _schedule_names_unique(self) -> Policy:
+        seen: set[str] = set()
+        for n, schedule in enumerate(self.schedules):
+            if schedule.name in seen:
+                raise ValueError(f"schedules[{n}]: the name {schedule.name!r} is used twice")
+            seen.add(schedule.name)
+        return self
 
     @model_validator(mode="after")
     def _bedrock_routes_have_a_section(self) -> Policy:

@@ -351,6 +351,23 @@ class Stack:
         child = self.spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], echo=True)
         return child
 
+    def apply_schedules(self) -> None:
+        """`runbook schedules apply`, as production runs it on deploy: the policy's routine runs
+        become Temporal Schedules (a second start changes nothing)."""
+        env = {**os.environ, **self.config.client_env()}
+        done = subprocess.run(
+            [sys.executable, "-m", "runbook_cli.main", "schedules", "apply"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"runbook schedules apply failed: {done.stderr.strip()}")
+        for line in done.stdout.splitlines():
+            print(f"[schedules] {line}", flush=True)
+
     def start_intake(self) -> Child:
         from intake.sessions import hash_password
 
@@ -375,6 +392,7 @@ class Stack:
             self.start_pagerduty,
             self.start_demo_service,
             *([self.start_worker] if with_worker else []),
+            self.apply_schedules,
             self.start_intake,
         ]
         try:

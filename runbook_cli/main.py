@@ -225,6 +225,13 @@ def parser() -> argparse.ArgumentParser:
     )
     stats.add_argument("--json", action="store_true", help="one JSON object per severity")
 
+    schedules = commands.add_parser(
+        "schedules", help="the policy's routine runs as Temporal Schedules: list (default), apply, trigger"
+    )
+    schedules.add_argument("verb", nargs="?", default="list", choices=["list", "apply", "trigger"])
+    schedules.add_argument("name", nargs="?", help="trigger: the schedule's name (as in the policy)")
+    schedules.add_argument("--json", action="store_true", help="list: one JSON object per schedule")
+
     demo = commands.add_parser("demo", help="the local stack's fault injection, offered load and regional outages")
     demo.add_argument("action", choices=["break", "heal", "deny", "load", *REGION_ACTIONS])
     demo.add_argument(
@@ -1111,6 +1118,44 @@ def render(view: IncidentView) -> str:
     return "\n".join(lines)
 
 
+async def cmd_schedules(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+    """`apply` makes the server's `runbook-` Schedules what the policy declares (idempotent; the
+    stack runs it at start, production on deploy); `trigger NAME` runs one now; else the list."""
+    from runbook_cli import schedules
+
+    if args.verb == "apply":
+        policy = _policy(config)
+        for change in await schedules.apply(client, policy, config.task_queue):
+            print(f"{change.change:<9} {change.name}  {change.detail}")
+        if not policy.schedules:
+            print(f"no schedules declared in {config.policy_path}")
+        return
+    if args.verb == "trigger":
+        if not args.name:
+            raise CliError("schedules trigger: give the schedule's name (`runbook schedules` lists them)")
+        try:
+            await schedules.trigger(client, args.name)
+        except schedules.ScheduleError as err:
+            raise CliError(str(err)) from None
+        print(f"triggered {args.name}: `runbook schedules` shows its run")
+        return
+    found = await schedules.rows(client)
+    if args.json:
+        for row in found:
+            print(row.model_dump_json())
+        return
+    if not found:
+        print("no schedules: `runbook schedules apply` creates the policy's")
+        return
+    print(f"{'NAME':<22} {'CRON (UTC)':<14} {'STATE':<7} {'NEXT (UTC)':<17} {'LAST (UTC)':<17} LAST RUN")
+    for row in found:
+        state = "paused" if row.paused else "active"
+        upcoming = f"{row.next_runs[0]:%Y-%m-%d %H:%M}" if row.next_runs else "-"
+        last = f"{row.last_run:%Y-%m-%d %H:%M}" if row.last_run else "-"
+        run = f"{row.last_workflow_id} ({row.last_outcome})" if row.last_workflow_id else "-"
+        print(f"{row.name:<22} {row.cron or '?':<14} {state:<7} {upcoming:<17} {last:<17} {run}")
+
+
 READS = {
     "incidents": cmd_incidents,
     "runs": cmd_runs,
@@ -1119,6 +1164,7 @@ READS = {
     "postmortem": cmd_postmortem,
     "actions": cmd_actions,
     "stats": cmd_stats,
+    "schedules": cmd_schedules,
 }
 ACTIONS = {
     "ack": cmd_ack,

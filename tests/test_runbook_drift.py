@@ -11,6 +11,7 @@ import pytest
 from settings import PROJECT_ROOT
 from workflows import (
     bedrock_connectivity,
+    followup_digest,
     incident_response,
     post_incident,
     region_failback,
@@ -18,6 +19,7 @@ from workflows import (
     scaling_decision,
 )
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
+from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
@@ -35,6 +37,7 @@ RUNBOOKS = [
         BedrockConnectivityWorkflow,
         bedrock_connectivity.STEPS,
     ),
+    (PROJECT_ROOT / "runbooks" / "followup-digest.md", FollowupDigestWorkflow, followup_digest.STEPS),
 ]
 IDS = [path.stem for path, _, _ in RUNBOOKS]
 

@@ -1,6 +1,7 @@
 """Workflows: one module per runbook. Deterministic; side effects live in activities/."""
 
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
+from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
@@ -14,4 +15,5 @@ ALL = [
     RegionFailbackWorkflow,
     PostIncidentWorkflow,
     BedrockConnectivityWorkflow,
+    FollowupDigestWorkflow,
 ]

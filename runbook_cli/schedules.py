@@ -1,0 +1,186 @@
+"""The policy's `schedules:` kept as Temporal Schedules: `runbook schedules apply` creates,
+updates and removes them to match, and changes nothing when they already do; `runbook
+schedules` lists them; `runbook schedules trigger NAME` runs one now.
+
+Only Schedules whose id starts with `runbook-` are this project's: others on the same server
+are never touched. Each one carries the fingerprint of its declaration (and task queue) in its
+action's memo, so `apply` compares what was declared, not how the server rewrote it, and leaves
+a Schedule an operator paused alone unless its declaration changed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.client import ScheduleSpec as TemporalSpec
+from temporalio.service import RPCError, RPCStatusCode
+
+from contracts.common import Strict
+from contracts.policy import Policy
+from contracts.schedules import MANAGED_BY, SCHEDULE_PREFIX, DigestInput, ScheduleChange, ScheduleSpec
+
+OVERLAP = {
+    "skip": ScheduleOverlapPolicy.SKIP,
+    "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE,
+    "buffer_all": ScheduleOverlapPolicy.BUFFER_ALL,
+    "cancel_other": ScheduleOverlapPolicy.CANCEL_OTHER,
+    "terminate_other": ScheduleOverlapPolicy.TERMINATE_OTHER,
+    "allow_all": ScheduleOverlapPolicy.ALLOW_ALL,
+}
+
+
+class ScheduleError(ValueError):
+    """A schedule command that cannot be done; the message names the schedule."""
+
+
+def input_for(spec: ScheduleSpec) -> Any:
+    if spec.runbook == "followup-digest":
+        return DigestInput(started_by=f"schedule {spec.name}")
+    raise ScheduleError(f"schedule {spec.name}: no input known for runbook {spec.runbook}")  # pragma: no cover
+
+
+def temporal_schedule(spec: ScheduleSpec, task_queue: str) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            spec.workflow_type,
+            input_for(spec),
+            id=spec.name,  # Temporal appends the nominal start time: one id per run
+            task_queue=task_queue,
+            memo={"managed_by": MANAGED_BY, "fingerprint": spec.fingerprint(task_queue), "cron": spec.cron},
+        ),
+        spec=TemporalSpec(cron_expressions=[spec.cron], jitter=spec.jitter, time_zone_name="UTC"),
+        policy=SchedulePolicy(overlap=OVERLAP[spec.overlap], catchup_window=spec.catchup_window),
+        state=ScheduleState(paused=spec.paused, note=spec.note or f"declared in the policy ({spec.runbook})"),
+    )
+
+
+def _memo(client: Client, action: object) -> dict[str, str]:
+    """The action's memo (what `apply` wrote: the fingerprint, the cron line as declared)."""
+    if not isinstance(action, ScheduleActionStartWorkflow) or not action.memo:
+        return {}
+    memo: dict[str, str] = {}
+    for key, raw in action.memo.items():
+        value = raw if isinstance(raw, str) else client.data_converter.payload_converter.from_payload(raw, str)
+        if isinstance(value, str):
+            memo[key] = value
+    return memo
+
+
+async def _fingerprint(client: Client, schedule_id: str) -> str | None:
+    description = await client.get_schedule_handle(schedule_id).describe()
+    return _memo(client, description.schedule.action).get("fingerprint")
+
+
+async def managed_ids(client: Client) -> list[str]:
+    found: list[str] = []
+    async for listed in await client.list_schedules():
+        if listed.id.startswith(SCHEDULE_PREFIX):
+            found.append(listed.id)
+    return sorted(found)
+
+
+async def apply(client: Client, policy: Policy, task_queue: str) -> list[ScheduleChange]:
+    """Make the server's `runbook-` Schedules what the policy declares; idempotent."""
+    declared = {spec.schedule_id: spec for spec in policy.schedules}
+    existing = set(await managed_ids(client))
+    changes: list[ScheduleChange] = []
+    for schedule_id, spec in declared.items():
+        wanted = temporal_schedule(spec, task_queue)
+        if schedule_id not in existing:
+            try:
+                await client.create_schedule(schedule_id, wanted, memo={"managed_by": MANAGED_BY})
+            except ScheduleAlreadyRunningError:  # created meanwhile (listing is eventually consistent)
+                existing.add(schedule_id)
+            else:
+                changes.append(ScheduleChange(name=spec.name, change="created", detail=spec.cron))
+                continue
+        if await _fingerprint(client, schedule_id) == spec.fingerprint(task_queue):
+            changes.append(ScheduleChange(name=spec.name, change="unchanged", detail=spec.cron))
+            continue
+
+        def replace(_: ScheduleUpdateInput, new: Schedule = wanted) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=new)
+
+        await client.get_schedule_handle(schedule_id).update(replace)
+        changes.append(ScheduleChange(name=spec.name, change="updated", detail=spec.cron))
+    for schedule_id in sorted(existing - set(declared)):
+        try:
+            await client.get_schedule_handle(schedule_id).delete()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        changes.append(
+            ScheduleChange(name=schedule_id.removeprefix(SCHEDULE_PREFIX), change="removed", detail="not in the policy")
+        )
+    return changes
+
+
+class ScheduleRow(Strict):
+    name: str
+    workflow_type: str | None
+    cron: str | None
+    paused: bool
+    note: str
+    next_runs: list[datetime]
+    last_run: datetime | None
+    last_workflow_id: str | None
+    last_outcome: str | None
+
+
+async def rows(client: Client) -> list[ScheduleRow]:
+    """Every `runbook-` Schedule: next runs, the last run and how it ended."""
+    found: list[ScheduleRow] = []
+    for schedule_id in await managed_ids(client):
+        handle = client.get_schedule_handle(schedule_id)
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                continue  # removed since it was listed
+            raise
+        action = description.schedule.action
+        recent = description.info.recent_actions[-1] if description.info.recent_actions else None
+        last_id = recent.action.workflow_id if recent is not None else None
+        outcome: str | None = None
+        if recent is not None:
+            try:
+                status = (await client.get_workflow_handle(last_id or "").describe()).status
+                outcome = status.name.lower() if status is not None else None
+            except RPCError:
+                outcome = "unknown"
+        found.append(
+            ScheduleRow(
+                name=schedule_id.removeprefix(SCHEDULE_PREFIX),
+                workflow_type=action.workflow if isinstance(action, ScheduleActionStartWorkflow) else None,
+                cron=_memo(client, action).get("cron"),
+                paused=description.schedule.state.paused,
+                note=description.schedule.state.note or "",
+                next_runs=list(description.info.next_action_times[:3]),
+                last_run=recent.scheduled_at if recent is not None else None,
+                last_workflow_id=last_id,
+                last_outcome=outcome,
+            )
+        )
+    return found
+
+
+async def trigger(client: Client, name: str) -> None:
+    """The schedule's action now (its overlap policy applies)."""
+    try:
+        await client.get_schedule_handle(f"{SCHEDULE_PREFIX}{name}").trigger()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ScheduleError(f"no schedule {name!r}: `runbook schedules` lists them") from None
+        raise

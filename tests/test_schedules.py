@@ -1,0 +1,231 @@
+"""The policy's routine runs as Temporal Schedules on the dev server (`runbook schedules apply`
+idempotent, others' Schedules left alone, a changed declaration updated, a removed one
+removed), and the first of them, the weekly digest of open action items, started through its
+Schedule over real follow-up runs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.client import Client, Schedule, ScheduleActionStartWorkflow, ScheduleSpec
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.runs import Runs
+from contracts import Policy, Severity
+from contracts.post_incident import AddActionItem, CloseActionItem, FollowupStatus
+from contracts.schedules import DigestItem, DigestResult, StoredReport, StoreReport, render_digest
+from contracts.schedules import ScheduleSpec as Declared
+from runbook_cli import schedules
+from tests.fakes import FakePlatform, keep_history
+from tests.identity import signing_client
+from tests.policies import default_policy
+from tests.test_post_incident import FakeBucket, Followups, StandInIncident
+from workflows.followup_digest import FollowupDigestWorkflow
+from workflows.incident_response import IncidentResponseWorkflow
+from workflows.post_incident import PostIncidentWorkflow
+
+HISTORIES = Path(__file__).parent / "histories" / "digest"
+
+
+def with_schedules(policy: Policy, *declared: dict[str, object]) -> Policy:
+    return policy.model_copy(update={"schedules": [Declared.model_validate(d) for d in declared]})
+
+
+async def managed(client: Client) -> list[str]:
+    return await schedules.managed_ids(client)
+
+
+@pytest.fixture
+async def clean(dev_env: WorkflowEnvironment) -> AsyncIterator[Client]:
+    """No `runbook-` Schedules before or after (the dev server is the session's)."""
+    for schedule_id in await managed(dev_env.client):
+        await dev_env.client.get_schedule_handle(schedule_id).delete()
+    yield dev_env.client
+    for schedule_id in await managed(dev_env.client):
+        await dev_env.client.get_schedule_handle(schedule_id).delete()
+
+
+async def listed_soon(client: Client, wanted: set[str]) -> None:
+    """Schedules are listed through visibility, a moment after they change."""
+    for _ in range(100):
+        if set(await managed(client)) == wanted:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"listed {await managed(client)}, wanted {sorted(wanted)}")
+
+
+async def test_apply_creates_then_changes_nothing_updates_removes_and_leaves_others_alone(clean: Client) -> None:
+    client = clean
+    other = f"someone-else-{uuid.uuid4().hex[:6]}"
+    await client.create_schedule(
+        other,
+        Schedule(
+            action=ScheduleActionStartWorkflow("SomeoneElsesWorkflow", id="x", task_queue="elsewhere"),
+            spec=ScheduleSpec(cron_expressions=["0 0 1 1 *"]),
+        ),
+    )
+    try:
+        policy = with_schedules(
+            default_policy(),
+            {"name": "followup-digest", "runbook": "followup-digest", "cron": "0 8 * * 1"},
+            {"name": "digest-daily", "runbook": "followup-digest", "cron": "30 6 * * *", "paused": True},
+        )
+        first = await schedules.apply(client, policy, "q1")
+        assert sorted((c.name, c.change) for c in first) == [
+            ("digest-daily", "created"),
+            ("followup-digest", "created"),
+        ]
+        await listed_soon(client, {"runbook-followup-digest", "runbook-digest-daily"})
+        again = await schedules.apply(client, policy, "q1")
+        assert sorted((c.name, c.change) for c in again) == [
+            ("digest-daily", "unchanged"),
+            ("followup-digest", "unchanged"),
+        ]
+
+        rows = {row.name: row for row in await schedules.rows(client)}
+        assert rows["followup-digest"].cron == "0 8 * * 1" and not rows["followup-digest"].paused
+        assert rows["digest-daily"].paused and rows["followup-digest"].workflow_type == "FollowupDigestWorkflow"
+        next_runs = rows["followup-digest"].next_runs
+        assert next_runs and all((t.weekday(), t.hour, t.minute) == (0, 8, 0) for t in next_runs)
+        assert all(t.utcoffset() == timedelta(0) for t in next_runs)
+
+        # an operator pauses one: `apply` with the same declaration leaves it paused
+        await client.get_schedule_handle("runbook-followup-digest").pause(note="by hand")
+        assert {c.change for c in await schedules.apply(client, policy, "q1")} == {"unchanged"}
+        assert {row.name: row for row in await schedules.rows(client)}["followup-digest"].paused
+
+        changed = with_schedules(
+            default_policy(), {"name": "followup-digest", "runbook": "followup-digest", "cron": "0 9 * * 1"}
+        )
+        third = await schedules.apply(client, changed, "q1")
+        assert sorted((c.name, c.change) for c in third) == [
+            ("digest-daily", "removed"),
+            ("followup-digest", "updated"),
+        ]
+        await listed_soon(client, {"runbook-followup-digest"})
+        row = (await schedules.rows(client))[0]
+        assert row.cron == "0 9 * * 1" and not row.paused  # the declaration says active
+        assert all(t.hour == 9 for t in row.next_runs)
+        # a new task queue is a change too (the runs must go where a worker polls)
+        assert [c.change for c in await schedules.apply(client, changed, "q2")] == ["updated"]
+        # the other Schedule was never touched
+        assert (await client.get_schedule_handle(other).describe()).id == other
+    finally:
+        await client.get_schedule_handle(other).delete()
+
+
+def test_a_declaration_that_cannot_be_kept_is_refused_naming_the_field() -> None:
+    base = {"name": "d", "runbook": "followup-digest", "cron": "0 8 * * 1"}
+    with pytest.raises(ValidationError, match="cron"):
+        Declared.model_validate({**base, "cron": "every monday"})
+    with pytest.raises(ValidationError, match="unknown runbook 'nightly'"):
+        Declared.model_validate({**base, "runbook": "nightly"})
+    with pytest.raises(ValidationError, match="catchup_window"):
+        Declared.model_validate({**base, "catchup_window": "10s"})
+    with pytest.raises(ValidationError, match="name"):
+        Declared.model_validate({**base, "name": "Bad Name"})
+    twice = {"schedules": [base, base]}
+    with pytest.raises(ValidationError, match="used twice"):
+        Policy.model_validate({**default_policy().model_dump(mode="json", exclude={"schedules"}), **twice})
+
+
+def test_the_digest_lists_each_owner_most_overdue_first_overdue_items_first() -> None:
+    due = datetime(2026, 12, 1, tzinfo=UTC)
+    items = [
+        DigestItem(incident_id="INC-1", item_id="A1", text="add a canary", owner="bob", due=due, overdue=False),
+        DigestItem(incident_id="INC-1", item_id="A2", text="alert on it", owner="carol", due=due, overdue=True),
+        DigestItem(incident_id="INC-2", item_id="A1", text="runbook link", owner="carol", due=due, overdue=False),
+    ]
+    text = render_digest(items, datetime(2026, 12, 7, 8, tzinfo=UTC), unread=["postincident/INC-3"])
+    assert "3 open, 1 overdue, across 2 incident(s)." in text
+    assert "Not read (their items are missing here): postincident/INC-3." in text
+    assert text.index("## carol: 2 open, 1 overdue") < text.index("## bob: 1 open, 0 overdue")
+    assert text.index("**OVERDUE** INC-1 A2") < text.index("open INC-2 A1: runbook link")
+    assert "No open action items." in render_digest([], datetime(2026, 12, 7, tzinfo=UTC))
+
+
+class FakeReports:
+    def __init__(self) -> None:
+        self.stored: list[StoreReport] = []
+
+    @activity.defn(name="store_report")
+    async def store_report(self, request: StoreReport) -> StoredReport:
+        self.stored.append(request)
+        return StoredReport(uri=f"s3://{request.bucket}/{request.key}", bytes=len(request.body.encode()))
+
+
+async def test_the_digest_runs_from_its_schedule_over_the_running_followups(clean: Client) -> None:
+    policy = with_schedules(
+        default_policy(), {"name": "followup-digest", "runbook": "followup-digest", "cron": "0 8 * * 1"}
+    )
+    env_client = clean
+    platform, bucket, reports = FakePlatform(policy), FakeBucket(), FakeReports()
+    task_queue = f"digest-{uuid.uuid4()}"
+    env = _env_of(env_client)
+    async with Worker(
+        env_client,
+        task_queue=task_queue,
+        workflows=[PostIncidentWorkflow, StandInIncident, IncidentResponseWorkflow, FollowupDigestWorkflow],
+        activities=[*platform.activities(), bucket.store_postmortem, *Runs(env_client).all(), reports.store_report],
+    ):
+        followups = Followups(env, signing_client(env_client), task_queue, policy, platform, bucket)
+        first, second = await followups.start(Severity.P1), await followups.start(Severity.P2)
+        for handle in (first, second):
+            await followups.until(handle, lambda v: v.status == FollowupStatus.REVIEW_PENDING)
+        await first.execute_update(
+            PostIncidentWorkflow.add_action_item, AddActionItem(by="alice", owner="carol", text="alert on rollouts")
+        )
+        await first.execute_update(
+            PostIncidentWorkflow.add_action_item, AddActionItem(by="alice", owner="bob", text="a canary step")
+        )
+        await second.execute_update(
+            PostIncidentWorkflow.add_action_item, AddActionItem(by="bob", owner="carol", text="runbook link")
+        )
+        await second.execute_update(
+            PostIncidentWorkflow.close_action_item,
+            CloseActionItem(by="carol", item_id="A1", how="done", why="https://git.example/pr/7"),
+        )
+        incidents = {(await followups.view(h)).incident_id for h in (first, second)}
+
+        changes = await schedules.apply(env_client, policy, task_queue)
+        assert [(c.name, c.change) for c in changes] == [("followup-digest", "created")]
+        await schedules.trigger(env_client, "followup-digest")
+        result = await _scheduled_result(env_client, task_queue)
+
+        mine = [line for line in result.markdown.splitlines() if any(i in line for i in incidents)]
+        assert len(mine) == 2, result.markdown  # the done item is not listed
+        assert any("alert on rollouts" in line and "open" in line for line in mine)
+        assert any("a canary step" in line for line in mine)
+        assert result.owners["carol"].open >= 1 and result.owners["bob"].open >= 1
+        assert result.unread == [] and result.overdue == 0
+        assert [r.key for r in reports.stored] == [f"digests/action-items-{result.at:%Y-%m-%d}.md"]
+        assert reports.stored[0].bucket == "runbook-postmortems" and reports.stored[0].body == result.markdown
+        assert result.uri == f"s3://runbook-postmortems/{reports.stored[0].key}"
+        rows = await schedules.rows(env_client)
+        assert rows[0].last_workflow_id is not None and rows[0].last_workflow_id.startswith("followup-digest-")
+        await keep_history(env_client.get_workflow_handle(rows[0].last_workflow_id), HISTORIES / "digest.json")
+        for handle in (first, second):
+            await handle.terminate("test done")
+
+
+def _env_of(client: Client) -> WorkflowEnvironment:
+    return WorkflowEnvironment.from_client(client)
+
+
+async def _scheduled_result(client: Client, task_queue: str) -> DigestResult:
+    query = f"WorkflowType = 'FollowupDigestWorkflow' AND TaskQueue = '{task_queue}'"
+    for _ in range(300):
+        runs = [w async for w in client.list_workflows(query)]
+        if runs:
+            result: DigestResult = await client.get_workflow_handle(runs[0].id, result_type=DigestResult).result()
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError("the schedule started no digest")
