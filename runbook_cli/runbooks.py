@@ -19,6 +19,7 @@ RUNBOOKS: dict[str, str] = {
     "failback": "RegionFailbackWorkflow",  # its failback, workflows/region_failback.py
     "followup": "PostIncidentWorkflow",  # post-incident follow-up, workflows/post_incident.py
     "bedrock": "BedrockConnectivityWorkflow",  # Bedrock connectivity, workflows/bedrock_connectivity.py
+    "digest": "FollowupDigestWorkflow",  # the weekly digest of action items, workflows/followup_digest.py
 }
 
 _TYPE_NAME = re.compile(r"[A-Za-z_][\w.-]*")

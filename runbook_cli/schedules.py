@@ -16,6 +16,7 @@ from typing import Any
 from temporalio.client import (
     Client,
     Schedule,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleOverlapPolicy,
@@ -152,11 +153,12 @@ async def rows(client: Client) -> list[ScheduleRow]:
             raise
         action = description.schedule.action
         recent = description.info.recent_actions[-1] if description.info.recent_actions else None
-        last_id = recent.action.workflow_id if recent is not None else None
+        started = recent.action if recent is not None else None
+        last_id = started.workflow_id if isinstance(started, ScheduleActionExecutionStartWorkflow) else None
         outcome: str | None = None
-        if recent is not None:
+        if last_id is not None:
             try:
-                status = (await client.get_workflow_handle(last_id or "").describe()).status
+                status = (await client.get_workflow_handle(last_id).describe()).status
                 outcome = status.name.lower() if status is not None else None
             except RPCError:
                 outcome = "unknown"

@@ -343,6 +343,21 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     cli(stack, "review", incident, "--notes", "the rollback healed it", user="demo-lead")
     added = cli(stack, "action", "add", incident, "--owner", "demo-oncall", "--text", "guard deploys", user="demo-lead")
     assert added.stdout.startswith("A1 added: owner demo-oncall")
+    # the weekly digest: its Schedule made at the stack's start (a second apply changes nothing),
+    # triggered now; the open item is in the report stored in the bucket
+    assert cli(stack, "schedules", "apply").stdout.split() == ["unchanged", "followup-digest", "0", "8", "*", "*", "1"]
+    listed = json.loads(cli(stack, "schedules", "--json").stdout)
+    assert listed["name"] == "followup-digest" and listed["cron"] == "0 8 * * 1" and not listed["paused"]
+    unknown = cli(stack, "schedules", "trigger", "nightly", check=False)
+    assert unknown.returncode == 2 and "no schedule 'nightly'" in unknown.stderr
+    cli(stack, "schedules", "trigger", "followup-digest")
+    deadline = time.monotonic() + 60
+    while (last := json.loads(cli(stack, "schedules", "--json").stdout))["last_outcome"] != "completed":
+        assert time.monotonic() < deadline, last
+        time.sleep(0.5)
+    digest = s3.get_object(Bucket="runbook-postmortems", Key=f"digests/action-items-{last['last_run'][:10]}.md")
+    report = digest["Body"].read().decode()
+    assert "## demo-oncall: " in report and f"open {incident} A1: guard deploys" in report, report
     listed_items = cli(stack, "actions", "--open", "--json").stdout.splitlines()
     assert any(json.loads(line)["incident"] == incident for line in listed_items)
     not_owner = cli(stack, "action", "done", incident, "A1", "--evidence", "x", user="mallory", check=False)
