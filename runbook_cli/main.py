@@ -228,9 +228,14 @@ def parser() -> argparse.ArgumentParser:
     schedules = commands.add_parser(
         "schedules", help="the policy's routine runs as Temporal Schedules: list (default), apply, trigger"
     )
-    schedules.add_argument("verb", nargs="?", default="list", choices=["list", "apply", "trigger"])
-    schedules.add_argument("name", nargs="?", help="trigger: the schedule's name (as in the policy)")
+    schedules.add_argument(
+        "verb", nargs="?", default="list", choices=["list", "apply", "trigger", "pause", "unpause", "backfill"]
+    )
+    schedules.add_argument("name", nargs="?", help="the schedule's name (as in the policy)")
     schedules.add_argument("--json", action="store_true", help="list: one JSON object per schedule")
+    schedules.add_argument("--reason", help="pause (required), unpause: why; shown by `runbook schedules`")
+    schedules.add_argument("--from", dest="start", type=_timestamp("--from"), help="backfill: from this time (UTC)")
+    schedules.add_argument("--to", dest="end", type=_timestamp("--to"), help="backfill: to this time (UTC)")
 
     demo = commands.add_parser("demo", help="the local stack's fault injection, offered load and regional outages")
     demo.add_argument("action", choices=["break", "heal", "deny", "load", *REGION_ACTIONS])
@@ -276,6 +281,19 @@ def _duration(flag: str):  # noqa: ANN202
         except ValidationError:
             raise argparse.ArgumentTypeError(f"{flag}: {text!r} is not a duration such as 14d, 36h or 90m") from None
         return text
+
+    return parse
+
+
+def _timestamp(flag: str):  # noqa: ANN202
+    """An ISO 8601 time; one without a zone is UTC (the CLI's times are UTC)."""
+
+    def parse(text: str) -> datetime:
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: {text!r} is not a time such as 2026-12-01T08:00Z") from None
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
     return parse
 
@@ -1130,14 +1148,13 @@ async def cmd_schedules(client: Client, args: argparse.Namespace, config: settin
         if not policy.schedules:
             print(f"no schedules declared in {config.policy_path}")
         return
-    if args.verb == "trigger":
+    if args.verb != "list":
         if not args.name:
-            raise CliError("schedules trigger: give the schedule's name (`runbook schedules` lists them)")
+            raise CliError(f"schedules {args.verb}: give the schedule's name (`runbook schedules` lists them)")
         try:
-            await schedules.trigger(client, args.name)
+            print(await _schedule_verb(client, args))
         except schedules.ScheduleError as err:
             raise CliError(str(err)) from None
-        print(f"triggered {args.name}: `runbook schedules` shows its run")
         return
     found = await schedules.rows(client)
     if args.json:
@@ -1154,6 +1171,35 @@ async def cmd_schedules(client: Client, args: argparse.Namespace, config: settin
         last = f"{row.last_run:%Y-%m-%d %H:%M}" if row.last_run else "-"
         run = f"{row.last_workflow_id} ({row.last_outcome})" if row.last_workflow_id else "-"
         print(f"{row.name:<22} {row.cron or '?':<14} {state:<7} {upcoming:<17} {last:<17} {run}")
+        if row.paused and row.note:
+            print(f"{'':<22} {row.note}")
+
+
+async def _schedule_verb(client: Client, args: argparse.Namespace) -> str:
+    from runbook_cli import schedules
+
+    if args.verb == "trigger":
+        await schedules.trigger(client, args.name)
+        return f"triggered {args.name}: `runbook schedules` shows its run"
+    if args.verb in ("pause", "unpause"):
+        reason = (args.reason or "").strip()
+        if args.verb == "pause" and not reason:
+            raise CliError("schedules pause: --reason is required (it is shown with the paused schedule)")
+        note = f"{args.verb}d by {_who()}" + (f": {reason}" if reason else "")
+        await (schedules.pause if args.verb == "pause" else schedules.unpause)(client, args.name, note)
+        return f"{args.name} {args.verb}d"
+    if args.start is None or args.end is None:
+        raise CliError("schedules backfill: --from and --to are required")
+    await schedules.backfill(client, args.name, args.start, args.end)
+    return f"backfill of {args.name} from {args.start:%Y-%m-%d %H:%M} to {args.end:%Y-%m-%d %H:%M} UTC asked"
+
+
+def _who() -> str:
+    """Who pauses: the signed-in operator if there is a session, else the machine's user."""
+    try:
+        return load_session().user
+    except CliError:
+        return f"{getpass.getuser()} (not signed in)"
 
 
 READS = {

@@ -10,7 +10,7 @@ a Schedule an operator paused alone unless its declaration changed.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -19,6 +19,7 @@ from temporalio.client import (
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleBackfill,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleState,
@@ -32,6 +33,7 @@ from contracts.common import Strict
 from contracts.policy import Policy
 from contracts.schedules import MANAGED_BY, SCHEDULE_PREFIX, DigestInput, ScheduleChange, ScheduleSpec
 
+MAX_BACKFILL = timedelta(days=31)
 OVERLAP = {
     "skip": ScheduleOverlapPolicy.SKIP,
     "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE,
@@ -180,9 +182,43 @@ async def rows(client: Client) -> list[ScheduleRow]:
 
 async def trigger(client: Client, name: str) -> None:
     """The schedule's action now (its overlap policy applies)."""
+    await (await _known(client, name)).trigger()
+
+
+def _handle(client: Client, name: str) -> Any:
+    return client.get_schedule_handle(f"{SCHEDULE_PREFIX}{name}")
+
+
+async def _known(client: Client, name: str) -> Any:
+    handle = _handle(client, name)
     try:
-        await client.get_schedule_handle(f"{SCHEDULE_PREFIX}{name}").trigger()
+        await handle.describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise ScheduleError(f"no schedule {name!r}: `runbook schedules` lists them") from None
         raise
+    return handle
+
+
+async def pause(client: Client, name: str, note: str) -> None:
+    """No runs until unpaused; the note (why, and who) is shown by `runbook schedules`."""
+    await (await _known(client, name)).pause(note=note)
+
+
+async def unpause(client: Client, name: str, note: str) -> None:
+    await (await _known(client, name)).unpause(note=note)
+
+
+async def backfill(client: Client, name: str, start: datetime, end: datetime) -> None:
+    """The runs the schedule would have started between `start` and `end`, now, each one (a
+    backfill asks for every run in the range, whatever the overlap policy says of late ones)."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ScheduleError("backfill: give times with their zone, e.g. 2026-12-01T00:00Z")
+    if end <= start:
+        raise ScheduleError(f"backfill: --to {end.isoformat()} is not after --from {start.isoformat()}")
+    if end > datetime.now(UTC):
+        raise ScheduleError(f"backfill: --to {end.isoformat()} is in the future; the schedule itself runs those")
+    if end - start > MAX_BACKFILL:
+        raise ScheduleError(f"backfill: at most {MAX_BACKFILL.days} days at once")
+    handle = await _known(client, name)
+    await handle.backfill(ScheduleBackfill(start_at=start, end_at=end, overlap=ScheduleOverlapPolicy.BUFFER_ALL))

@@ -211,6 +211,29 @@ async def test_the_digest_runs_from_its_schedule_over_the_running_followups(clea
         assert result.uri == f"s3://runbook-postmortems/{reports.stored[0].key}"
         rows = await schedules.rows(env_client)
         assert rows[0].last_workflow_id is not None and rows[0].last_workflow_id.startswith("followup-digest-")
+
+        # paused, a backfill still runs what was missed: two Mondays 08:00 in the last 14 days
+        await schedules.pause(env_client, "followup-digest", "paused by alice: the bucket moves")
+        assert (await schedules.rows(env_client))[0].note == "paused by alice: the bucket moves"
+        end = datetime.now(UTC) - timedelta(minutes=1)
+        await schedules.backfill(env_client, "followup-digest", end - timedelta(days=14), end)
+        query = f"WorkflowType = 'FollowupDigestWorkflow' AND TaskQueue = '{task_queue}'"
+        for _ in range(300):
+            runs = [w async for w in env_client.list_workflows(query)]
+            if len(runs) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        backfilled = sorted(w.id for w in runs if w.id != rows[0].last_workflow_id)
+        assert len(backfilled) == 2, backfilled
+        assert all(datetime.fromisoformat(i.removeprefix("followup-digest-")).hour == 8 for i in backfilled)
+        await schedules.unpause(env_client, "followup-digest", "unpaused by alice")
+        assert not (await schedules.rows(env_client))[0].paused
+        with pytest.raises(schedules.ScheduleError, match="in the future"):
+            await schedules.backfill(env_client, "followup-digest", end, end + timedelta(days=2))
+        with pytest.raises(schedules.ScheduleError, match="is not after"):
+            await schedules.backfill(env_client, "followup-digest", end, end - timedelta(days=2))
+        with pytest.raises(schedules.ScheduleError, match="no schedule 'nightly'"):
+            await schedules.pause(env_client, "nightly", "x")
         await keep_history(env_client.get_workflow_handle(rows[0].last_workflow_id), HISTORIES / "digest.json")
         for handle in (first, second):
             await handle.terminate("test done")
