@@ -56,8 +56,8 @@ METRICS_DIMENSIONS = [{"Name": "Service", "Value": "hybrid-router"}]
 HISTORY_DAYS = 35
 HISTORY_STEP = timedelta(minutes=5)  # the last RECENT_DAYS (what the daily review reads)
 OLDER_STEP = timedelta(hours=1)  # before: hourly, enough for trends, and the seed stays quick
-RECENT_DAYS = 2
-BAD_NIGHT = 3  # nights ago: the night that ended 3 mornings ago had a bad deploy
+RECENT_DAYS = 3  # covers the bad night at full resolution
+BAD_NIGHT = 2  # nights ago: the night that ended 2 mornings ago had a bad deploy
 
 HOSTED_ZONE = "hybrid-routing.example.com."
 API_RECORD = "api.hybrid-routing.example.com."
@@ -188,9 +188,10 @@ def ensure_log_stream(logs: Any, group: str, stream: str) -> None:
 
 
 def history_profile(at: datetime, now: datetime, rng: random.Random) -> dict[str, float]:
-    """One 5-minute datapoint of the demo router's past: traffic with a daily rhythm (busiest
+    """One datapoint of the demo router's past: traffic with a daily rhythm (busiest
     mid-afternoon UTC, quietest before dawn) growing about 1 % a day, latency and cache misses
-    following the load, and one bad night (a broken deploy from 01:00 to 03:30 UTC)."""
+    following the load, one bad night (a broken deploy from 01:00 to 03:30 UTC) and, last
+    night, 20 minutes of errors over the warning line from 04:00."""
     days_ago = (now - at).total_seconds() / 86400
     growth = 1.01 ** (HISTORY_DAYS - days_ago)
     rhythm = 0.55 + 0.45 * math.sin((at.hour + at.minute / 60 - 8) / 24 * 2 * math.pi)
@@ -201,6 +202,11 @@ def history_profile(at: datetime, now: datetime, rng: random.Random) -> dict[str
     night_end = (now - timedelta(days=BAD_NIGHT)).replace(hour=9, minute=0, second=0, microsecond=0)
     if night_end - timedelta(hours=8) <= at < night_end - timedelta(hours=5, minutes=30):
         p95, errors, cache = 3200 + rng.uniform(-300, 300), 7 + rng.uniform(-1, 2), 62 + rng.uniform(-3, 3)
+    last_night = now.replace(hour=9, minute=0, second=0, microsecond=0)
+    if last_night > now:
+        last_night -= timedelta(days=1)
+    if last_night - timedelta(hours=5) <= at < last_night - timedelta(hours=4, minutes=40):
+        errors = 2.5 + rng.uniform(0, 0.8)
     return {"rps": rps, "p95": p95, "errors": errors, "cache": cache, "cpu": 12 + rps * 0.9, "memory": 30 + rps * 0.2}
 
 
