@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from pydantic import ValidationError
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -88,6 +89,12 @@ def test_a_run_at_nine_reviews_exactly_six_pm_to_nine_am_utc() -> None:
     assert review_window("daily", at(7, 15, 30), policy) == window
     earlier = review_window("daily", at(7, 8, 59), policy)
     assert (earlier.start, earlier.end) == (at(5, 18), at(6, 9))
+
+
+def test_a_review_of_a_service_the_policy_does_not_have_is_refused() -> None:
+    raw = demo_policy().model_dump(mode="json")
+    with pytest.raises(ValidationError, match="reviews.service: 'nowhere' is not a service"):
+        Policy.model_validate({**raw, "reviews": {**raw["reviews"], "service": "nowhere"}})
 
 
 def test_a_breach_is_found_with_its_level_and_how_long_it_lasted() -> None:
