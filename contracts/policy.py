@@ -265,12 +265,6 @@ class Policy(Strict):
         return self
 
     @model_validator(mode="after")
-    def _reviewed_service_known(self) -> Policy:
-        if self.reviews.service not in self.services:
-            raise ValueError(f"reviews.service: {self.reviews.service!r} is not a service of services")
-        return self
-
-    @model_validator(mode="after")
     def _bedrock_routes_have_a_section(self) -> Policy:
         for route in self.routes:
             if route.runbook == "bedrock" and self.bedrock is None:

@@ -14,9 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
-from pydantic import ValidationError
 from temporalio import activity, workflow
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -89,12 +88,6 @@ def test_a_run_at_nine_reviews_exactly_six_pm_to_nine_am_utc() -> None:
     assert review_window("daily", at(7, 15, 30), policy) == window
     earlier = review_window("daily", at(7, 8, 59), policy)
     assert (earlier.start, earlier.end) == (at(5, 18), at(6, 9))
-
-
-def test_a_review_of_a_service_the_policy_does_not_have_is_refused() -> None:
-    raw = demo_policy().model_dump(mode="json")
-    with pytest.raises(ValidationError, match="reviews.service: 'nowhere' is not a service"):
-        Policy.model_validate({**raw, "reviews": {**raw["reviews"], "service": "nowhere"}})
 
 
 def test_a_breach_is_found_with_its_level_and_how_long_it_lasted() -> None:
@@ -227,6 +220,28 @@ async def test_a_run_at_nine_judges_the_night_and_reports_a_breach_and_how_long(
     assert f"![overnight]({nine:%Y-%m-%d}-overview.png)" in result.markdown
     assert "p95_latency_ms **critical** 03:00-04:15 UTC (75m), worst 2,600" in result.markdown
     assert stack.charted[0].key == f"reports/daily/{nine:%Y-%m-%d}-overview.png"
+
+
+async def test_a_review_of_a_service_the_policy_does_not_have_fails_naming_it(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    policy = demo_policy()
+    stack = FakeStack(
+        policy.model_copy(update={"reviews": policy.reviews.model_copy(update={"service": "nowhere"})}), None
+    )
+    task_queue = f"review-{uuid.uuid4()}"
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[PerformanceReviewWorkflow],
+        activities=stack.activities(),
+    ):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await time_skipping_env.client.execute_workflow(
+                PerformanceReviewWorkflow.run, ReviewInput(), id=f"review-{uuid.uuid4()}", task_queue=task_queue
+            )
+    assert "reviews.service: 'nowhere' is not a service" in str(failed.value.cause)
+    assert stack.read == [] and stack.stored == []
 
 
 async def test_a_clean_night_from_its_schedule_on_the_dev_server(dev_env: WorkflowEnvironment) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import policy as policy_activity
@@ -73,6 +74,10 @@ class PerformanceReviewWorkflow:
             policy_activity.load_policy, start_to_close_timeout=timedelta(seconds=30)
         )
         reviews = policy.reviews
+        if reviews.service not in policy.services:
+            # not a policy validator: the section has defaults, and the policies recorded in older
+            # runs' histories (any runbook's) must still load with services of other names
+            raise ApplicationError(f"reviews.service: {reviews.service!r} is not a service of the policy's services")
         window = self.window = review_window(input.cadence, workflow.now(), reviews)
         self.timeline.record(
             "started", f"by {input.started_by}: {window.start:%Y-%m-%d %H:%M} to {window.end:%H:%M} UTC"
