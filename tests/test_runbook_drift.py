@@ -17,6 +17,7 @@ from workflows import (
     region_failback,
     region_failover,
     scaling_decision,
+    schedule_watchdog,
 )
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
@@ -25,6 +26,7 @@ from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
+from workflows.schedule_watchdog import ScheduleWatchdogWorkflow
 
 RUNBOOKS = [
     (PROJECT_ROOT / "runbooks" / "p0-incident-response.md", IncidentResponseWorkflow, incident_response.STEPS),
@@ -38,6 +40,7 @@ RUNBOOKS = [
         bedrock_connectivity.STEPS,
     ),
     (PROJECT_ROOT / "runbooks" / "followup-digest.md", FollowupDigestWorkflow, followup_digest.STEPS),
+    (PROJECT_ROOT / "runbooks" / "schedule-watchdog.md", ScheduleWatchdogWorkflow, schedule_watchdog.STEPS),
 ]
 IDS = [path.stem for path, _, _ in RUNBOOKS]
 

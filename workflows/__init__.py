@@ -7,6 +7,7 @@ from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
+from workflows.schedule_watchdog import ScheduleWatchdogWorkflow
 
 ALL = [
     IncidentResponseWorkflow,
@@ -16,4 +17,5 @@ ALL = [
     PostIncidentWorkflow,
     BedrockConnectivityWorkflow,
     FollowupDigestWorkflow,
+    ScheduleWatchdogWorkflow,
 ]
