@@ -5,7 +5,6 @@ record; an incident still open, or a run that is no incident, is refused and sta
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -18,13 +17,15 @@ from tests.fakes import FakePlatform, incident_when, open_acknowledged
 from tests.identity import signing_client
 from tests.policies import default_policy, scaled
 from tests.test_post_incident import FakeBucket, Followups
-from tests.test_signin import cli_env, operator_app, refused, runbook, serving, sign_in  # noqa: F401 - fixture
+from tests.test_signin import cli_env as cli_env_fixture  # noqa: F401 - a fixture
+from tests.test_signin import operator_app, refused, runbook, serving, sign_in
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 
 
+@pytest.mark.usefixtures("cli_env_fixture")  # the CLI's session under a config home of the test's own
 async def test_followup_start_through_the_cli_signed_in_the_operators_name(
-    dev_env: WorkflowEnvironment, cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    dev_env: WorkflowEnvironment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     policy = scaled(default_policy(), 1 / 300)
     assert policy.postincident is not None
