@@ -267,4 +267,6 @@ def test_secrets_are_referenced_not_committed() -> None:
 
 def test_policy_config_map_is_the_default_policy() -> None:
     (config_map,) = (doc for name, doc in by_kind("ConfigMap").items() if name == "runbooks-policy")
-    assert config_map["data"]["default.yaml"] == (ROOT / "policy" / "default.yaml").read_text()
+    assert config_map["data"]["default.yaml"] == (ROOT / "policy" / "default.yaml").read_text(), (
+        "deploy/k8s/policy.yaml differs from policy/default.yaml: remake it (README, Production shape)"
+    )
