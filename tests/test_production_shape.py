@@ -22,7 +22,7 @@ from contracts import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
-KUBERNETES_VERSION = "1.33.0"  # the oldest minor a user is likely to run that these manifests target
+KUBERNETES_VERSION = "1.33.0"  # the schemas checked against (policy/v1 and autoscaling/v2 are GA since 1.21/1.23)
 
 # What `docker compose up` stops without (the `${VAR:?message}` of docker-compose.yml).
 REQUIRED = ("PLATFORM_URL", "PLATFORM_ADMIN_TOKEN", "PAGERDUTY_ROUTING_KEY", "PAGERDUTY_API_TOKEN", "PAGERDUTY_FROM")
