@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetStickyTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -392,6 +393,59 @@ def kill_worker(stack: Stack) -> None:
     stack.stop_child(child)
 
 
+def restart_worker(
+    stack: Stack, start: Callable[[], Any], loop: asyncio.AbstractEventLoop, client: Client, *workflow_ids: str
+) -> None:
+    """SIGKILL the worker and start another. What the dead one held on its sticky queue for
+    `workflow_ids` goes to the shared queue at once (not after the sticky timeout)."""
+    kill_worker(stack)
+    for workflow_id in workflow_ids:
+        execution = WorkflowExecution(workflow_id=workflow_id)
+        try:
+            loop.run_until_complete(
+                client.workflow_service.reset_sticky_task_queue(
+                    ResetStickyTaskQueueRequest(namespace=client.namespace, execution=execution)
+                )
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:  # a run closed already holds nothing
+                raise
+    start()
+
+
+def quiet(loop: asyncio.AbstractEventLoop, client: Client, workflow_id: str) -> bool:
+    """The run waits (a timer, a person): no activity in flight, no workflow task pending."""
+    events = loop.run_until_complete(client.get_workflow_handle(workflow_id).fetch_history()).events
+    scheduled = {e.event_id for e in events if e.HasField("activity_task_scheduled_event_attributes")}
+    for e in events:
+        for ended in (
+            e.activity_task_completed_event_attributes,
+            e.activity_task_failed_event_attributes,
+            e.activity_task_timed_out_event_attributes,
+            e.activity_task_canceled_event_attributes,
+        ):
+            if ended.scheduled_event_id:
+                scheduled.discard(ended.scheduled_event_id)
+    last = events[-1] if events else None
+    return (
+        not scheduled
+        and last is not None
+        and (
+            last.HasField("timer_started_event_attributes") or last.HasField("workflow_task_completed_event_attributes")
+        )
+    )
+
+
+def wait_quiet(loop: asyncio.AbstractEventLoop, client: Client, workflow_id: str, why: str) -> None:
+    deadline = time.monotonic() + 30
+    while not quiet(loop, client, workflow_id):
+        if time.monotonic() > deadline:
+            events = loop.run_until_complete(client.get_workflow_handle(workflow_id).fetch_history()).events
+            tail = [f"{e.event_id} {EventType.Name(e.event_type)}" for e in events[-8:]]
+            raise AssertionError(f"{workflow_id} never went quiet ({why}); its last events: {tail}")
+        time.sleep(0.05)
+
+
 def test_cli_errors_name_the_problem(stack: Stack) -> None:
     missing = cli(stack, "show", "INC-20000101-000000-dead", check=False)
     assert missing.returncode == 2 and "no incident INC-20000101-000000-dead" in missing.stderr
@@ -584,17 +638,8 @@ def test_scaling_with_the_worker_killed_after_each_activity_repeats_no_step(
             fresh = completed[seen:]
             changed = [name for name in fresh if name in MUTATING]
             if "set_provisioned_concurrency" in fresh or (idle and (changed or set(fresh) - kinds)):
-                kill_worker(stack)
+                restart_worker(stack, worker, loop, client, SCALING_ID)
                 killed_after.append(fresh)
-                # what the dead worker held on its sticky queue goes to the shared queue now
-                loop.run_until_complete(
-                    client.workflow_service.reset_sticky_task_queue(
-                        ResetStickyTaskQueueRequest(
-                            namespace=client.namespace, execution=WorkflowExecution(workflow_id=SCALING_ID)
-                        )
-                    )
-                )
-                worker()
                 seen = len(completed)
                 kinds.update(fresh)
             if "scale_ecs_service" in completed and not cleared:
@@ -715,20 +760,8 @@ def test_failover_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
     kills: list[str] = []
 
     def kill(why: str) -> None:
-        kill_worker(stack)
+        restart_worker(stack, worker, loop, client, "failover/hybrid-router", WORKFLOW_ID)
         kills.append(why)
-        for workflow_id in ("failover/hybrid-router", WORKFLOW_ID):
-            execution = WorkflowExecution(workflow_id=workflow_id)
-            try:  # what the dead worker held on its sticky queue goes to the shared queue now
-                loop.run_until_complete(
-                    client.workflow_service.reset_sticky_task_queue(
-                        ResetStickyTaskQueueRequest(namespace=client.namespace, execution=execution)
-                    )
-                )
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:  # the incident, resolved already: nothing held
-                    raise
-        worker()
 
     try:
         flags = ("--service", "hybrid-router", "--severity", "P0", "--summary", "hybrid router down")
@@ -798,29 +831,6 @@ def system_state(stack: Stack) -> dict[str, Any]:
     return answer
 
 
-def quiet(loop: asyncio.AbstractEventLoop, client: Client, workflow_id: str) -> bool:
-    """The run waits (a timer, a person): no activity in flight, no workflow task pending."""
-    events = loop.run_until_complete(client.get_workflow_handle(workflow_id).fetch_history()).events
-    scheduled = {e.event_id for e in events if e.HasField("activity_task_scheduled_event_attributes")}
-    for e in events:
-        for ended in (
-            e.activity_task_completed_event_attributes,
-            e.activity_task_failed_event_attributes,
-            e.activity_task_timed_out_event_attributes,
-            e.activity_task_canceled_event_attributes,
-        ):
-            if ended.scheduled_event_id:
-                scheduled.discard(ended.scheduled_event_id)
-    last = events[-1] if events else None
-    return (
-        not scheduled
-        and last is not None
-        and (
-            last.HasField("timer_started_event_attributes") or last.HasField("workflow_task_completed_event_attributes")
-        )
-    )
-
-
 def test_bedrock_outage_switch_and_recovery_with_the_worker_killed_then_a_denied_permission(
     stack: Stack, worker: Callable[[], Any]
 ) -> None:
@@ -836,19 +846,9 @@ def test_bedrock_outage_switch_and_recovery_with_the_worker_killed_then_a_denied
     calls_before = len(demo_state(stack)["switch_calls"])
 
     def kill(why: str) -> None:
-        deadline = time.monotonic() + 30
-        while not quiet(loop, client, workflow_id):
-            assert time.monotonic() < deadline, f"the run never went quiet ({why})"
-            time.sleep(0.05)
-        kill_worker(stack)
+        wait_quiet(loop, client, workflow_id, why)
+        restart_worker(stack, worker, loop, client, workflow_id)
         kills.append(why)
-        execution = WorkflowExecution(workflow_id=workflow_id)
-        loop.run_until_complete(
-            client.workflow_service.reset_sticky_task_queue(
-                ResetStickyTaskQueueRequest(namespace=client.namespace, execution=execution)
-            )
-        )
-        worker()
 
     try:
         cli(stack, "demo", "break", "bedrock")
