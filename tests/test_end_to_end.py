@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -444,6 +445,143 @@ def wait_quiet(loop: asyncio.AbstractEventLoop, client: Client, workflow_id: str
             tail = [f"{e.event_id} {EventType.Name(e.event_type)}" for e in events[-8:]]
             raise AssertionError(f"{workflow_id} never went quiet ({why}); its last events: {tail}")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def followup_windows(stack: Stack, **windows: str) -> Iterator[None]:
+    """The stack's policy with these `postincident` windows for the runs that start meanwhile.
+    A run reads its policy once, as it starts (its history keeps it), so the follow-ups of the
+    module's other tests keep the demo's: no more reminders, no "[follow-up] ... overdue" sooner."""
+    path = stack.config.composed_policy
+    original = path.read_text()
+    policy = yaml.safe_load(original)
+    policy["postincident"].update(windows)
+    path.write_text(yaml.safe_dump(policy))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def s3(stack: Stack) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.config.url(stack.config.moto_port),
+        region_name="eu-central-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_followup_with_the_worker_killed_at_each_step_repeats_nothing(stack: Stack, worker: Callable[[], Any]) -> None:
+    """An incident paged and cancelled starts its follow-up (on windows of seconds here: the
+    review reminded every 8 s, overdue after 30 s). SIGKILL the worker once the run is quiet
+    after each of its steps: the draft stored and noted, a review reminder, an action item added
+    (its owner reminded at once: it is due within the reminder's lead), the review overdue (the
+    leads paged), the item done, the review recorded, and the post-mortem complete ending the
+    run; start it again each time. The item and its done wake the run while the review is
+    pending, so what was sent is judged again. Each note and reminder is on the incident's
+    PagerDuty incident once, the leads paged once, the draft stored once and complete, the item
+    done once, no timeline entry twice, and no replay failed."""
+    loop = asyncio.new_event_loop()
+    client = loop.run_until_complete(Client.connect(stack.config.temporal_address))
+    kills: list[str] = []
+    incident = trigger(stack)
+    followup = f"postincident/{incident}"
+
+    def kill(why: str) -> None:
+        wait_quiet(loop, client, followup, why)
+        restart_worker(stack, worker, loop, client, followup)
+        kills.append(why)
+
+    def events(view: dict[str, Any], event: str) -> list[dict[str, Any]]:
+        return [e for e in view["timeline"] if e["event"] == event]
+
+    try:
+        page = wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack", timeout=60)["pagerduty"]
+        with followup_windows(stack, remind_every="8s", review_within="30s"):
+            cli(stack, "cancel", incident, "--reason", "a drill for the follow-up", user="demo-oncall")
+            view = wait_for(stack, followup, lambda v: v["status"] == "review-pending", timeout=60)
+        assert view["postmortem_uri"] == f"s3://runbook-postmortems/postmortems/{incident}.md"
+        kill("the draft stored and noted")
+        wait_for(stack, followup, lambda v: bool(events(v, "reminded")), timeout=60)
+        kill("a review reminder sent")
+        # an item added while the review is pending wakes the run there: its reminders sent already stay sent
+        flags = ("--owner", "demo-oncall", "--text", "drill again", "--due", "1h")  # the demo reminds 2 h before
+        added = cli(stack, "action", "add", incident, *flags, user="demo-lead")
+        assert added.stdout.startswith("A1 added: owner demo-oncall"), added.stdout
+        wait_for(stack, followup, lambda v: any("action item A1" in e["detail"] for e in events(v, "reminded")))
+        kill("an action item added, its owner reminded")
+        wait_for(stack, followup, lambda v: bool(events(v, "escalated")), timeout=60)
+        kill("the review overdue, the leads paged")
+        # the item done wakes the overdue review: the leads were paged already
+        cli(stack, "action", "done", incident, "A1", "--evidence", "https://git.example/pr/7", user="demo-oncall")
+        kill("the item done")
+        cli(stack, "review", incident, "--notes", "a drill: nothing broke", user="demo-lead")
+        kill("the review recorded, the post-mortem left to complete")
+        cli(stack, "followup", "complete", incident, user="demo-lead")
+        view = wait_for(stack, followup, lambda v: v["status"] == "complete" and v["outcome"], timeout=60)
+        deadline = time.monotonic() + 30
+        while not history_of(loop, client, followup)[2]:
+            assert time.monotonic() < deadline, "the follow-up never completed"
+            time.sleep(0.1)
+        restart_worker(stack, worker, loop, client, followup)  # closed: nothing in flight, nothing to wait for
+        kills.append("the post-mortem complete, the run completed")
+        history = loop.run_until_complete(client.get_workflow_handle(followup).fetch_history()).events
+    finally:
+        loop.run_until_complete(client.service_client.check_health())
+        loop.close()
+    assert len(kills) == 7, kills
+    # every kill made the next worker replay the run; no replay failed (a nondeterministic one would)
+    assert not [e for e in history if e.HasField("workflow_task_failed_event_attributes")]
+    assert view["outcome"].startswith("complete: reviewed by demo-lead, post-mortem by demo-lead"), view["outcome"]
+    assert view["outcome"].endswith("1 action item(s) done, 0 dropped"), view["outcome"]
+    [item] = view["items"]
+    assert item["status"] == "done" and item["closed_by"] == "demo-oncall" and item["reminded"], item
+    order = [e["event"] for e in view["timeline"]]
+    assert order.index("reminded") < order.index("action item added") < order.index("escalated"), order
+    assert order.index("escalated") < order.index("action item done") < order.index("reviewed"), order
+    entries = [(e["at"], e["event"], e["detail"]) for e in view["timeline"]]
+    assert len(entries) == len(set(entries)), view["timeline"]
+    for event in ("drafted", "reviewed", "action item added", "action item done", "post-mortem complete", "closed"):
+        assert len(events(view, event)) == 1, (event, view["timeline"])
+    reminders = [e["detail"] for e in events(view, "reminded")]  # the review's every 8 s say the same
+    assert any("record the immediate review" in r for r in reminders), reminders
+    assert sum("action item A1" in r for r in reminders) == 1, reminders
+
+    # PagerDuty: every note of the run once (by its key), each reminder as often as the run sent it
+    state = pagerduty_state(stack)
+    [paged] = [i for i in state["incidents"] if i["id"] == page["incident_id"]]
+    notes = {}
+    for note in paged["notes"]:
+        text, _, key = note["content"].rpartition(f"ref: {followup}/")
+        if key:
+            assert key.strip() not in notes, (key, paged["notes"])
+            notes[key.strip()] = text.strip()
+    assert {"postmortem-draft", "review-reminder-1", "item-A1-reminder", "complete"} <= set(notes), notes
+    sent = [text.removeprefix("Reminder: ") for text in notes.values() if text.startswith("Reminder: ")]
+    assert sorted(sent) == sorted(reminders), (sent, reminders)
+    assert sum(key.startswith("review-reminder-") for key in notes) == sum("immediate review" in r for r in reminders)
+    # the leads paged once for the overdue review: one trigger, one PagerDuty incident, one page
+    [escalated] = events(view, "escalated")
+    dedup_key = f"{followup}#review-overdue"
+    triggers = [e for e in state["events"] if e["event"].get("dedup_key") == dedup_key]
+    assert [e["event"]["event_action"] for e in triggers] == ["trigger"], triggers
+    [overdue] = [i for i in state["incidents"] if i["incident_key"].startswith(followup)]
+    assert overdue["incident_key"] == dedup_key and overdue["title"] == f"[follow-up] {escalated['detail']}"
+    assert len([p for p in state["pages"] if p["incident_id"] == overdue["id"]]) == 1
+
+    # the draft: stored once (the bucket keeps every version), complete, the size the run noted
+    key = f"postmortems/{incident}.md"
+    versions = s3(stack).list_object_versions(Bucket="runbook-postmortems", Prefix=key).get("Versions", [])
+    assert [v["Key"] for v in versions] == [key], versions
+    stored = s3(stack).get_object(Bucket="runbook-postmortems", Key=key)["Body"].read().decode()
+    [drafted] = events(view, "drafted")
+    assert f"({len(stored.encode())} bytes)" in drafted["detail"], drafted
+    trail = [json.loads(line) for line in cli(stack, "audit", incident).stdout.splitlines()]
+    rows = [line for line in stored.splitlines() if line.startswith("| 20")]
+    assert [row.split(" | ")[2] for row in rows] == [e["event"] for e in trail], stored
+    assert f"# Post-mortem (draft): {incident}: " in stored and "## Lessons" in stored, stored
 
 
 def test_cli_errors_name_the_problem(stack: Stack) -> None:
