@@ -1,4 +1,5 @@
-# The image of the production shape (docker-compose.yml): the worker, and `python -m intake`.
+# The image of the production shape (docker-compose.yml, deploy/k8s): the worker, and `python -m intake`.
+# Only the production package: no devstack/, bench/ or tests/ (tests/test_production_shape.py checks).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -9,6 +10,7 @@ COPY activities ./activities
 COPY runbook_cli ./runbook_cli
 COPY intake ./intake
 COPY policy ./policy
-RUN pip install --no-cache-dir . && useradd --system runbooks
-USER runbooks
+# a fixed numeric uid: Kubernetes' runAsNonRoot can check it (deploy/k8s runs as 10001)
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 --no-create-home runbooks
+USER 10001
 CMD ["python", "worker.py"]

@@ -17,12 +17,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio import activity
-from temporalio.client import Client, RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
+from temporalio.client import (
+    Client,
+    RPCError,
+    ScheduleActionStartWorkflow,
+    WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCStatusCode
 
 from activities import platform_api
 from contracts import (
@@ -38,13 +48,24 @@ from contracts.bedrock_connectivity import OWNS_SWITCH, BedrockView, SwitchOwner
 from contracts.post_incident import FollowupView, IncidentRef, ItemStatus
 from contracts.region_failover import FailoverProgress, FailoverView
 from contracts.reviews import IncidentsRequest, OvernightIncident
-from contracts.schedules import DigestItem, OpenItems
+from contracts.schedules import (
+    SCHEDULE_PREFIX,
+    DigestItem,
+    MissedRun,
+    OpenItems,
+    ScheduleCheck,
+    ScheduleReport,
+    scheduled_workflow_id,
+)
 
 # The incident runbook's statuses in which it changes (or may change) the target's tasks.
 ACTING = frozenset({IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING, IncidentStatus.UNDOING})
 INCIDENT_TYPE = "IncidentResponseWorkflow"
 BEDROCK_TYPE = "BedrockConnectivityWorkflow"
 FOLLOWUP_TYPE = "PostIncidentWorkflow"
+FAILED_RUNS = frozenset(
+    {WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.TIMED_OUT, WorkflowExecutionStatus.TERMINATED}
+)
 QUERY_TIMEOUT = timedelta(seconds=10)  # a run that cannot answer in this long is reported unread
 OPEN_SWITCH_USERS = (
     f"(WorkflowType = '{INCIDENT_TYPE}' OR WorkflowType = '{BEDROCK_TYPE}') AND ExecutionStatus = 'Running'"
@@ -80,6 +101,7 @@ class Runs:
             self.switch_owner,
             self.open_action_items,
             self.incidents_started,
+            self.missed_scheduled_runs,
         ]
 
     @activity.defn(name="remediation_in_progress")
@@ -198,6 +220,63 @@ class Runs:
             )
         return sorted(found, key=lambda incident: (incident.started, incident.workflow_id))
 
+    @activity.defn(name="missed_scheduled_runs")
+    async def missed_scheduled_runs(self, check: ScheduleCheck) -> ScheduleReport:
+        """Each active `runbook-` Schedule's nominal times in the window (from `look_back` ago,
+        or since it was created or last changed, up to `grace` ago) against the runs it started:
+        a time with no run is missing, one whose run failed, timed out or was terminated failed."""
+        now = datetime.now(UTC)
+        end = now - check.grace
+        checked: list[str] = []
+        missed: list[MissedRun] = []
+        async for listed in await self.client.list_schedules():
+            if not listed.id.startswith(SCHEDULE_PREFIX):
+                continue
+            try:
+                description = await self.client.get_schedule_handle(listed.id).describe()
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    continue  # removed since it was listed
+                raise
+            action = description.schedule.action
+            if description.schedule.state.paused or not isinstance(action, ScheduleActionStartWorkflow):
+                continue
+            name = listed.id.removeprefix(SCHEDULE_PREFIX)
+            checked.append(name)
+            info = description.info
+            since = max(now - check.look_back, info.created_at, info.last_updated_at or info.created_at)
+            if since >= end:
+                continue
+            request = ListScheduleMatchingTimesRequest(
+                namespace=self.client.namespace, schedule_id=listed.id, start_time=_stamp(since), end_time=_stamp(end)
+            )
+            answer = await self.client.workflow_service.list_schedule_matching_times(request)
+            for stamp in answer.start_time:
+                nominal = stamp.ToDatetime(tzinfo=UTC)
+                workflow_id = scheduled_workflow_id(action.id, nominal)
+                activity.heartbeat(workflow_id)
+                problem = await self._scheduled_run_problem(workflow_id)
+                if problem is not None:
+                    kind, detail = problem
+                    missed.append(
+                        MissedRun(schedule=name, nominal=nominal, problem=kind, workflow_id=workflow_id, detail=detail)
+                    )
+        return ScheduleReport(checked=sorted(checked), missed=missed)
+
+    async def _scheduled_run_problem(self, workflow_id: str) -> tuple[Literal["missing", "failed"], str] | None:
+        try:
+            status = (await self.client.get_workflow_handle(workflow_id).describe()).status
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return (
+                    "missing",
+                    "no run was started: skipped while the last one ran, or missed while the server was away",
+                )
+            raise
+        if status in FAILED_RUNS:
+            return "failed", f"its run {workflow_id} {status.name.lower().replace('_', ' ')}"
+        return None
+
     @activity.defn(name="set_hybrid_routing")
     async def set_hybrid_routing(self, request: EmergencySwitchRequest) -> RemediationRecord:
         """The emergency switch, once no other run owns it (see the module's docstring)."""
@@ -210,3 +289,9 @@ class Runs:
                 non_retryable=True,
             )
         return await self.switch(request)
+
+
+def _stamp(when: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(when)
+    return stamp

@@ -18,6 +18,7 @@ from contracts.common import Duration, Strict, TimelineEntry
 SCHEDULED_RUNBOOKS: dict[str, str] = {
     "followup-digest": "FollowupDigestWorkflow",
     "performance-review": "PerformanceReviewWorkflow",
+    "schedule-watchdog": "ScheduleWatchdogWorkflow",
 }
 SCHEDULE_PREFIX = "runbook-"  # the Schedules `apply` manages; others on the server are left alone
 MANAGED_BY = "temporal-runbooks"
@@ -173,3 +174,54 @@ def render_digest(items: list[DigestItem], at: datetime, unread: list[str] | Non
             lines.append(f"- {state} {item.incident_id} {item.item_id}: {item.text} (due {item.due:%Y-%m-%d})")
         lines.append("")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the watchdog
+
+
+class WatchdogInput(Strict):
+    """`look_back`: the nominal times checked, up to `grace` ago (a run due a moment ago may
+    still be starting); the watchdog's own cadence should be about `look_back`, so each time is
+    checked once. A missed run pages at `severity` (P2: PagerDuty's warning)."""
+
+    started_by: str = "schedule"
+    look_back: Duration = timedelta(hours=1)
+    grace: Duration = timedelta(minutes=10)
+    severity: Literal["critical", "error", "warning", "info"] = "warning"
+
+
+class ScheduleCheck(Strict):
+    look_back: Duration
+    grace: Duration
+
+
+class MissedRun(Strict):
+    schedule: str
+    nominal: datetime
+    problem: Literal["missing", "failed"]
+    workflow_id: str
+    detail: str
+
+    @property
+    def dedup_key(self) -> str:
+        return f"schedule/{self.schedule}#{self.nominal:%Y-%m-%dT%H:%M:%SZ}"
+
+    def summary(self) -> str:
+        when = f"{self.nominal:%Y-%m-%d %H:%M} UTC"
+        return f"[schedule] {self.schedule}: the run due {when} is {self.problem} ({self.detail})"
+
+
+class ScheduleReport(Strict):
+    checked: list[str]  # the schedules looked at (paused ones are not: they start nothing by design)
+    missed: list[MissedRun]
+
+
+class WatchdogResult(Strict):
+    checked: list[str]
+    missed: list[MissedRun]
+    paged: list[str]  # the dedup keys paged (one per missed run; PagerDuty keeps them unique)
+
+
+def scheduled_workflow_id(base: str, nominal: datetime) -> str:
+    """The id Temporal gives the run a Schedule starts: its action's id and the nominal time."""
+    return f"{base}-{nominal:%Y-%m-%dT%H:%M:%SZ}"

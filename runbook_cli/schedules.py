@@ -32,7 +32,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from contracts.common import Strict
 from contracts.policy import Policy
 from contracts.reviews import ReviewInput
-from contracts.schedules import MANAGED_BY, SCHEDULE_PREFIX, DigestInput, ScheduleChange, ScheduleSpec
+from contracts.schedules import (
+    MANAGED_BY,
+    SCHEDULE_PREFIX,
+    DigestInput,
+    ScheduleChange,
+    ScheduleSpec,
+    WatchdogInput,
+)
 
 MAX_BACKFILL = timedelta(days=31)
 OVERLAP = {
@@ -54,6 +61,8 @@ def input_for(spec: ScheduleSpec) -> Any:
         return DigestInput(started_by=f"schedule {spec.name}")
     if spec.runbook == "performance-review":
         return ReviewInput(cadence="daily", started_by=f"schedule {spec.name}")
+    if spec.runbook == "schedule-watchdog":
+        return WatchdogInput(started_by=f"schedule {spec.name}")
     raise ScheduleError(f"schedule {spec.name}: no input known for runbook {spec.runbook}")  # pragma: no cover
 
 

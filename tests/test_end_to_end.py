@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ import httpx
 import pytest
 import yaml
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetStickyTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -352,7 +354,8 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     # apply changes nothing), triggered now; the open item is in the digest stored in the bucket,
     # the review's report (with its chart) is listed and printed by the CLI
     applied = sorted(line.split()[:2] for line in cli(stack, "schedules", "apply").stdout.splitlines())
-    assert applied == [["unchanged", "daily-performance-review"], ["unchanged", "followup-digest"]]
+    expected = [["unchanged", name] for name in ("daily-performance-review", "followup-digest", "schedule-watchdog")]
+    assert applied == expected, applied
     digest_schedule = schedule_row(stack, "followup-digest")
     assert digest_schedule["cron"] == "0 8 * * 1" and not digest_schedule["paused"]
     unknown = cli(stack, "schedules", "trigger", "nightly", check=False)
@@ -420,6 +423,196 @@ def kill_worker(stack: Stack) -> None:
     os.killpg(child.process.pid, signal.SIGKILL)
     child.process.wait(timeout=10)
     stack.stop_child(child)
+
+
+def restart_worker(
+    stack: Stack, start: Callable[[], Any], loop: asyncio.AbstractEventLoop, client: Client, *workflow_ids: str
+) -> None:
+    """SIGKILL the worker and start another. What the dead one held on its sticky queue for
+    `workflow_ids` goes to the shared queue at once (not after the sticky timeout)."""
+    kill_worker(stack)
+    for workflow_id in workflow_ids:
+        execution = WorkflowExecution(workflow_id=workflow_id)
+        try:
+            loop.run_until_complete(
+                client.workflow_service.reset_sticky_task_queue(
+                    ResetStickyTaskQueueRequest(namespace=client.namespace, execution=execution)
+                )
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:  # a run closed already holds nothing
+                raise
+    start()
+
+
+def quiet(loop: asyncio.AbstractEventLoop, client: Client, workflow_id: str) -> bool:
+    """The run waits (a timer, a person): no activity in flight, no workflow task pending."""
+    events = loop.run_until_complete(client.get_workflow_handle(workflow_id).fetch_history()).events
+    scheduled = {e.event_id for e in events if e.HasField("activity_task_scheduled_event_attributes")}
+    for e in events:
+        for ended in (
+            e.activity_task_completed_event_attributes,
+            e.activity_task_failed_event_attributes,
+            e.activity_task_timed_out_event_attributes,
+            e.activity_task_canceled_event_attributes,
+        ):
+            if ended.scheduled_event_id:
+                scheduled.discard(ended.scheduled_event_id)
+    last = events[-1] if events else None
+    return (
+        not scheduled
+        and last is not None
+        and (
+            last.HasField("timer_started_event_attributes") or last.HasField("workflow_task_completed_event_attributes")
+        )
+    )
+
+
+def wait_quiet(loop: asyncio.AbstractEventLoop, client: Client, workflow_id: str, why: str) -> None:
+    deadline = time.monotonic() + 30
+    while not quiet(loop, client, workflow_id):
+        if time.monotonic() > deadline:
+            events = loop.run_until_complete(client.get_workflow_handle(workflow_id).fetch_history()).events
+            tail = [f"{e.event_id} {EventType.Name(e.event_type)}" for e in events[-8:]]
+            raise AssertionError(f"{workflow_id} never went quiet ({why}); its last events: {tail}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def followup_windows(stack: Stack, **windows: str) -> Iterator[None]:
+    """The stack's policy with these `postincident` windows for the runs that start meanwhile.
+    A run reads its policy once, as it starts (its history keeps it), so the follow-ups of the
+    module's other tests keep the demo's: no more reminders, no "[follow-up] ... overdue" sooner."""
+    path = stack.config.composed_policy
+    original = path.read_text()
+    policy = yaml.safe_load(original)
+    policy["postincident"].update(windows)
+    path.write_text(yaml.safe_dump(policy))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def s3(stack: Stack) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.config.url(stack.config.moto_port),
+        region_name="eu-central-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_followup_with_the_worker_killed_at_each_step_repeats_nothing(stack: Stack, worker: Callable[[], Any]) -> None:
+    """An incident paged and cancelled starts its follow-up (on windows of seconds here: the
+    review reminded every 8 s, overdue after 30 s). SIGKILL the worker once the run is quiet
+    after each of its steps: the draft stored and noted, a review reminder, an action item added
+    (its owner reminded at once: it is due within the reminder's lead), the review overdue (the
+    leads paged), the item done, the review recorded, and the post-mortem complete ending the
+    run; start it again each time. The item and its done wake the run while the review is
+    pending, so what was sent is judged again. Each note and reminder is on the incident's
+    PagerDuty incident once, the leads paged once, the draft stored once and complete, the item
+    done once, no timeline entry twice, and no replay failed."""
+    loop = asyncio.new_event_loop()
+    client = loop.run_until_complete(Client.connect(stack.config.temporal_address))
+    kills: list[str] = []
+    incident = trigger(stack)
+    followup = f"postincident/{incident}"
+
+    def kill(why: str) -> None:
+        wait_quiet(loop, client, followup, why)
+        restart_worker(stack, worker, loop, client, followup)
+        kills.append(why)
+
+    def events(view: dict[str, Any], event: str) -> list[dict[str, Any]]:
+        return [e for e in view["timeline"] if e["event"] == event]
+
+    try:
+        page = wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack", timeout=60)["pagerduty"]
+        with followup_windows(stack, remind_every="8s", review_within="30s"):
+            cli(stack, "cancel", incident, "--reason", "a drill for the follow-up", user="demo-oncall")
+            view = wait_for(stack, followup, lambda v: v["status"] == "review-pending", timeout=60)
+        assert view["postmortem_uri"] == f"s3://runbook-postmortems/postmortems/{incident}.md"
+        kill("the draft stored and noted")
+        wait_for(stack, followup, lambda v: bool(events(v, "reminded")), timeout=60)
+        kill("a review reminder sent")
+        # an item added while the review is pending wakes the run there: its reminders sent already stay sent
+        flags = ("--owner", "demo-oncall", "--text", "drill again", "--due", "1h")  # the demo reminds 2 h before
+        added = cli(stack, "action", "add", incident, *flags, user="demo-lead")
+        assert added.stdout.startswith("A1 added: owner demo-oncall"), added.stdout
+        wait_for(stack, followup, lambda v: any("action item A1" in e["detail"] for e in events(v, "reminded")))
+        kill("an action item added, its owner reminded")
+        wait_for(stack, followup, lambda v: bool(events(v, "escalated")), timeout=60)
+        kill("the review overdue, the leads paged")
+        # the item done wakes the overdue review: the leads were paged already
+        cli(stack, "action", "done", incident, "A1", "--evidence", "https://git.example/pr/7", user="demo-oncall")
+        kill("the item done")
+        cli(stack, "review", incident, "--notes", "a drill: nothing broke", user="demo-lead")
+        kill("the review recorded, the post-mortem left to complete")
+        cli(stack, "followup", "complete", incident, user="demo-lead")
+        view = wait_for(stack, followup, lambda v: v["status"] == "complete" and v["outcome"], timeout=60)
+        deadline = time.monotonic() + 30
+        while not history_of(loop, client, followup)[2]:
+            assert time.monotonic() < deadline, "the follow-up never completed"
+            time.sleep(0.1)
+        restart_worker(stack, worker, loop, client, followup)  # closed: nothing in flight, nothing to wait for
+        kills.append("the post-mortem complete, the run completed")
+        history = loop.run_until_complete(client.get_workflow_handle(followup).fetch_history()).events
+    finally:
+        loop.run_until_complete(client.service_client.check_health())
+        loop.close()
+    assert len(kills) == 7, kills
+    # every kill made the next worker replay the run; no replay failed (a nondeterministic one would)
+    assert not [e for e in history if e.HasField("workflow_task_failed_event_attributes")]
+    assert view["outcome"].startswith("complete: reviewed by demo-lead, post-mortem by demo-lead"), view["outcome"]
+    assert view["outcome"].endswith("1 action item(s) done, 0 dropped"), view["outcome"]
+    [item] = view["items"]
+    assert item["status"] == "done" and item["closed_by"] == "demo-oncall" and item["reminded"], item
+    order = [e["event"] for e in view["timeline"]]
+    assert order.index("reminded") < order.index("action item added") < order.index("escalated"), order
+    assert order.index("escalated") < order.index("action item done") < order.index("reviewed"), order
+    entries = [(e["at"], e["event"], e["detail"]) for e in view["timeline"]]
+    assert len(entries) == len(set(entries)), view["timeline"]
+    for event in ("drafted", "reviewed", "action item added", "action item done", "post-mortem complete", "closed"):
+        assert len(events(view, event)) == 1, (event, view["timeline"])
+    reminders = [e["detail"] for e in events(view, "reminded")]  # the review's every 8 s say the same
+    assert any("record the immediate review" in r for r in reminders), reminders
+    assert sum("action item A1" in r for r in reminders) == 1, reminders
+
+    # PagerDuty: every note of the run once (by its key), each reminder as often as the run sent it
+    state = pagerduty_state(stack)
+    [paged] = [i for i in state["incidents"] if i["id"] == page["incident_id"]]
+    notes = {}
+    for note in paged["notes"]:
+        text, _, key = note["content"].rpartition(f"ref: {followup}/")
+        if key:
+            assert key.strip() not in notes, (key, paged["notes"])
+            notes[key.strip()] = text.strip()
+    assert {"postmortem-draft", "review-reminder-1", "item-A1-reminder", "complete"} <= set(notes), notes
+    sent = [text.removeprefix("Reminder: ") for text in notes.values() if text.startswith("Reminder: ")]
+    assert sorted(sent) == sorted(reminders), (sent, reminders)
+    assert sum(key.startswith("review-reminder-") for key in notes) == sum("immediate review" in r for r in reminders)
+    # the leads paged once for the overdue review: one trigger, one PagerDuty incident, one page
+    [escalated] = events(view, "escalated")
+    dedup_key = f"{followup}#review-overdue"
+    triggers = [e for e in state["events"] if e["event"].get("dedup_key") == dedup_key]
+    assert [e["event"]["event_action"] for e in triggers] == ["trigger"], triggers
+    [overdue] = [i for i in state["incidents"] if i["incident_key"].startswith(followup)]
+    assert overdue["incident_key"] == dedup_key and overdue["title"] == f"[follow-up] {escalated['detail']}"
+    assert len([p for p in state["pages"] if p["incident_id"] == overdue["id"]]) == 1
+
+    # the draft: stored once (the bucket keeps every version), complete, the size the run noted
+    key = f"postmortems/{incident}.md"
+    versions = s3(stack).list_object_versions(Bucket="runbook-postmortems", Prefix=key).get("Versions", [])
+    assert [v["Key"] for v in versions] == [key], versions
+    stored = s3(stack).get_object(Bucket="runbook-postmortems", Key=key)["Body"].read().decode()
+    [drafted] = events(view, "drafted")
+    assert f"({len(stored.encode())} bytes)" in drafted["detail"], drafted
+    trail = [json.loads(line) for line in cli(stack, "audit", incident).stdout.splitlines()]
+    rows = [line for line in stored.splitlines() if line.startswith("| 20")]
+    assert [row.split(" | ")[2] for row in rows] == [e["event"] for e in trail], stored
+    assert f"# Post-mortem (draft): {incident}: " in stored and "## Lessons" in stored, stored
 
 
 def test_cli_errors_name_the_problem(stack: Stack) -> None:
@@ -614,17 +807,8 @@ def test_scaling_with_the_worker_killed_after_each_activity_repeats_no_step(
             fresh = completed[seen:]
             changed = [name for name in fresh if name in MUTATING]
             if "set_provisioned_concurrency" in fresh or (idle and (changed or set(fresh) - kinds)):
-                kill_worker(stack)
+                restart_worker(stack, worker, loop, client, SCALING_ID)
                 killed_after.append(fresh)
-                # what the dead worker held on its sticky queue goes to the shared queue now
-                loop.run_until_complete(
-                    client.workflow_service.reset_sticky_task_queue(
-                        ResetStickyTaskQueueRequest(
-                            namespace=client.namespace, execution=WorkflowExecution(workflow_id=SCALING_ID)
-                        )
-                    )
-                )
-                worker()
                 seen = len(completed)
                 kinds.update(fresh)
             if "scale_ecs_service" in completed and not cleared:
@@ -745,20 +929,8 @@ def test_failover_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
     kills: list[str] = []
 
     def kill(why: str) -> None:
-        kill_worker(stack)
+        restart_worker(stack, worker, loop, client, "failover/hybrid-router", WORKFLOW_ID)
         kills.append(why)
-        for workflow_id in ("failover/hybrid-router", WORKFLOW_ID):
-            execution = WorkflowExecution(workflow_id=workflow_id)
-            try:  # what the dead worker held on its sticky queue goes to the shared queue now
-                loop.run_until_complete(
-                    client.workflow_service.reset_sticky_task_queue(
-                        ResetStickyTaskQueueRequest(namespace=client.namespace, execution=execution)
-                    )
-                )
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:  # the incident, resolved already: nothing held
-                    raise
-        worker()
 
     try:
         flags = ("--service", "hybrid-router", "--severity", "P0", "--summary", "hybrid router down")
@@ -828,29 +1000,6 @@ def system_state(stack: Stack) -> dict[str, Any]:
     return answer
 
 
-def quiet(loop: asyncio.AbstractEventLoop, client: Client, workflow_id: str) -> bool:
-    """The run waits (a timer, a person): no activity in flight, no workflow task pending."""
-    events = loop.run_until_complete(client.get_workflow_handle(workflow_id).fetch_history()).events
-    scheduled = {e.event_id for e in events if e.HasField("activity_task_scheduled_event_attributes")}
-    for e in events:
-        for ended in (
-            e.activity_task_completed_event_attributes,
-            e.activity_task_failed_event_attributes,
-            e.activity_task_timed_out_event_attributes,
-            e.activity_task_canceled_event_attributes,
-        ):
-            if ended.scheduled_event_id:
-                scheduled.discard(ended.scheduled_event_id)
-    last = events[-1] if events else None
-    return (
-        not scheduled
-        and last is not None
-        and (
-            last.HasField("timer_started_event_attributes") or last.HasField("workflow_task_completed_event_attributes")
-        )
-    )
-
-
 def test_bedrock_outage_switch_and_recovery_with_the_worker_killed_then_a_denied_permission(
     stack: Stack, worker: Callable[[], Any]
 ) -> None:
@@ -866,19 +1015,9 @@ def test_bedrock_outage_switch_and_recovery_with_the_worker_killed_then_a_denied
     calls_before = len(demo_state(stack)["switch_calls"])
 
     def kill(why: str) -> None:
-        deadline = time.monotonic() + 30
-        while not quiet(loop, client, workflow_id):
-            assert time.monotonic() < deadline, f"the run never went quiet ({why})"
-            time.sleep(0.05)
-        kill_worker(stack)
+        wait_quiet(loop, client, workflow_id, why)
+        restart_worker(stack, worker, loop, client, workflow_id)
         kills.append(why)
-        execution = WorkflowExecution(workflow_id=workflow_id)
-        loop.run_until_complete(
-            client.workflow_service.reset_sticky_task_queue(
-                ResetStickyTaskQueueRequest(namespace=client.namespace, execution=execution)
-            )
-        )
-        worker()
 
     try:
         cli(stack, "demo", "break", "bedrock")

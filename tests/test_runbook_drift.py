@@ -18,6 +18,7 @@ from workflows import (
     region_failback,
     region_failover,
     scaling_decision,
+    schedule_watchdog,
 )
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
@@ -27,6 +28,7 @@ from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
+from workflows.schedule_watchdog import ScheduleWatchdogWorkflow
 
 RUNBOOKS = [
     (PROJECT_ROOT / "runbooks" / "p0-incident-response.md", IncidentResponseWorkflow, incident_response.STEPS),
@@ -45,6 +47,7 @@ RUNBOOKS = [
         PerformanceReviewWorkflow,
         performance_review.STEPS,
     ),
+    (PROJECT_ROOT / "runbooks" / "schedule-watchdog.md", ScheduleWatchdogWorkflow, schedule_watchdog.STEPS),
 ]
 IDS = [path.stem for path, _, _ in RUNBOOKS]
 

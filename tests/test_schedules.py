@@ -13,15 +13,34 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from temporalio import activity
-from temporalio.client import Client, Schedule, ScheduleActionStartWorkflow, ScheduleSpec
+from temporalio import activity, workflow
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+)
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.runs import Runs
 from contracts import Policy, Severity
 from contracts.post_incident import AddActionItem, CloseActionItem, FollowupStatus
-from contracts.schedules import DigestItem, DigestResult, StoredReport, StoreReport, render_digest
+from contracts.schedules import (
+    DigestItem,
+    DigestResult,
+    StoredReport,
+    StoreReport,
+    WatchdogInput,
+    WatchdogResult,
+    render_digest,
+)
 from contracts.schedules import ScheduleSpec as Declared
 from runbook_cli import schedules
 from tests.fakes import FakePlatform, keep_history
@@ -31,6 +50,7 @@ from tests.test_post_incident import FakeBucket, Followups, StandInIncident
 from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.post_incident import PostIncidentWorkflow
+from workflows.schedule_watchdog import ScheduleWatchdogWorkflow
 
 HISTORIES = Path(__file__).parent / "histories" / "digest"
 
@@ -252,3 +272,83 @@ async def _scheduled_result(client: Client, task_queue: str) -> DigestResult:
             return result
         await asyncio.sleep(0.1)
     raise AssertionError("the schedule started no digest")
+
+
+# --------------------------------------------------------------------------- the watchdog
+
+
+@workflow.defn(name="WatchdogTestSlow", sandboxed=False)  # trivial; this module imports too much for the sandbox
+class SlowRun:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.sleep(timedelta(minutes=5))
+
+
+@workflow.defn(name="WatchdogTestFailing", sandboxed=False)
+class FailingRun:
+    @workflow.run
+    async def run(self) -> None:
+        raise ApplicationError("the report could not be written", non_retryable=True)
+
+
+def every_two_seconds(
+    workflow_type: str, task_queue: str, overlap: ScheduleOverlapPolicy, paused: bool = False
+) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            workflow_type, id=f"{workflow_type}-{uuid.uuid4().hex[:6]}", task_queue=task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=2))]),
+        policy=SchedulePolicy(overlap=overlap),
+        state=ScheduleState(paused=paused),
+    )
+
+
+async def test_the_watchdog_pages_once_for_each_run_missing_or_failed(clean: Client) -> None:
+    """A schedule whose run is still going when the next is due (overlap skip: the next ones
+    never start), one whose runs fail, and a paused one (not checked)."""
+    client = clean
+    policy = default_policy()
+    platform = FakePlatform(policy)
+    task_queue = f"watchdog-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ScheduleWatchdogWorkflow, SlowRun, FailingRun],
+        activities=[*platform.activities(), *Runs(client).all()],
+    ):
+        await client.create_schedule(
+            "runbook-wd-slow", every_two_seconds("WatchdogTestSlow", task_queue, ScheduleOverlapPolicy.SKIP)
+        )
+        await client.create_schedule(
+            "runbook-wd-failing", every_two_seconds("WatchdogTestFailing", task_queue, ScheduleOverlapPolicy.ALLOW_ALL)
+        )
+        await client.create_schedule(
+            "runbook-wd-paused",
+            every_two_seconds("WatchdogTestFailing", task_queue, ScheduleOverlapPolicy.ALLOW_ALL, True),
+        )
+        await asyncio.sleep(7)
+        watch = WatchdogInput(started_by="test", grace=timedelta(seconds=1))
+        watchdog_id = f"watchdog-{uuid.uuid4()}"
+        result: WatchdogResult = await client.execute_workflow(
+            ScheduleWatchdogWorkflow.run, watch, id=watchdog_id, task_queue=task_queue
+        )
+        assert result.checked == ["wd-failing", "wd-slow"]  # the paused one starts nothing by design
+        slow = [run for run in result.missed if run.schedule == "wd-slow"]
+        failing = [run for run in result.missed if run.schedule == "wd-failing"]
+        assert len(slow) >= 2 and {run.problem for run in slow} == {"missing"}, slow
+        assert len(failing) >= 2 and {run.problem for run in failing} == {"failed"}, failing
+        assert all("failed" in run.detail for run in failing)
+        pages = platform.called("trigger_page")
+        assert [page.dedup_key for page in pages] == result.paged == [run.dedup_key for run in result.missed]
+        assert len(set(result.paged)) == len(result.paged)  # one page per missed run
+        assert all(page.severity == "warning" and page.summary.startswith("[schedule] wd-") for page in pages)
+        # the slow schedule's first run is still going: not a miss
+        running = (await client.get_schedule_handle("runbook-wd-slow").describe()).info.running_actions
+        started = [run.workflow_id for run in running if isinstance(run, ScheduleActionExecutionStartWorkflow)]
+        assert started and all(run.workflow_id not in started for run in slow)
+        for schedule_id in ("runbook-wd-slow", "runbook-wd-failing", "runbook-wd-paused"):
+            await client.get_schedule_handle(schedule_id).delete()
+        for workflow_id in started:
+            await client.get_workflow_handle(workflow_id).terminate("test done")
+        await keep_history(client.get_workflow_handle(watchdog_id), HISTORIES.parent / "watchdog" / "missed.json")

@@ -8,6 +8,7 @@ from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
+from workflows.schedule_watchdog import ScheduleWatchdogWorkflow
 
 ALL = [
     IncidentResponseWorkflow,
@@ -18,4 +19,5 @@ ALL = [
     BedrockConnectivityWorkflow,
     FollowupDigestWorkflow,
     PerformanceReviewWorkflow,
+    ScheduleWatchdogWorkflow,
 ]
