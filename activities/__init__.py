@@ -14,6 +14,7 @@ from activities import (
     platform_api,
     policy,
     postmortem,
+    reports,
     scaling,
 )
 
@@ -54,4 +55,5 @@ ALL: list[Callable[..., Any]] = [
     bedrock.probe_bedrock,
     bedrock.simulate_invoke_permission,
     postmortem.store_report,
+    reports.chart_review,
 ]

@@ -35,10 +35,19 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCStatusCode
 
 from activities import platform_api
-from contracts import EmergencySwitchRequest, IncidentStatus, IncidentView, RemediationAction, RemediationRecord
+from contracts import (
+    SEARCH_SEVERITY,
+    SEARCH_STATUS,
+    EmergencySwitchRequest,
+    IncidentStatus,
+    IncidentView,
+    RemediationAction,
+    RemediationRecord,
+)
 from contracts.bedrock_connectivity import OWNS_SWITCH, BedrockView, SwitchOwnerRequest
 from contracts.post_incident import FollowupView, IncidentRef, ItemStatus
 from contracts.region_failover import FailoverProgress, FailoverView
+from contracts.reviews import IncidentsRequest, OvernightIncident
 from contracts.schedules import (
     SCHEDULE_PREFIX,
     DigestItem,
@@ -91,6 +100,7 @@ class Runs:
             self.incident_record,
             self.switch_owner,
             self.open_action_items,
+            self.incidents_started,
             self.missed_scheduled_runs,
         ]
 
@@ -188,6 +198,27 @@ class Runs:
         ]
         unread = sorted(workflow_id for (workflow_id, _), view in zip(listed, views, strict=True) if view is None)
         return OpenItems(items=items, unread=unread)
+
+    @activity.defn(name="incidents_started")
+    async def incidents_started(self, request: IncidentsRequest) -> list[OvernightIncident]:
+        """The incident runs started in the window (visibility), oldest first: a review lists them."""
+        query = (
+            f"WorkflowType = '{INCIDENT_TYPE}' AND StartTime >= '{request.start.isoformat()}' "
+            f"AND StartTime < '{request.end.isoformat()}'"
+        )
+        found = []
+        async for execution in self.client.list_workflows(query):
+            attributes = execution.typed_search_attributes
+            found.append(
+                OvernightIncident(
+                    workflow_id=execution.id,
+                    started=execution.start_time,
+                    status=execution.status.name if execution.status is not None else "UNKNOWN",
+                    severity=attributes.get(SEARCH_SEVERITY),
+                    incident_status=attributes.get(SEARCH_STATUS),
+                )
+            )
+        return sorted(found, key=lambda incident: (incident.started, incident.workflow_id))
 
     @activity.defn(name="missed_scheduled_runs")
     async def missed_scheduled_runs(self, check: ScheduleCheck) -> ScheduleReport:

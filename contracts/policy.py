@@ -129,6 +129,53 @@ class PostIncidentPolicy(Strict):
         return self.action_due.get(severity, timedelta(days=30))
 
 
+class ReviewMetric(Strict):
+    """A CloudWatch metric the review reads with statistics of its own choosing."""
+
+    namespace: str
+    metric_name: str
+    dimensions: dict[str, str] = Field(default_factory=dict)
+
+    def query(self, key: str, stat: str, period_seconds: int) -> MetricQuery:
+        return MetricQuery(
+            key=key,
+            namespace=self.namespace,
+            metric_name=self.metric_name,
+            dimensions=self.dimensions,
+            stat=stat,
+            period_seconds=period_seconds,
+        )
+
+
+class DailyReview(Strict):
+    """The overnight window, UTC hours: from `start_hour` the evening before to `end_hour`."""
+
+    start_hour: int = Field(default=18, ge=0, le=23)
+    end_hour: int = Field(default=9, ge=0, le=23)
+
+
+def _hybrid_router(metric_name: str) -> ReviewMetric:
+    return ReviewMetric(namespace="HybridRouting", metric_name=metric_name, dimensions={"Service": "hybrid-router"})
+
+
+class ReviewPolicy(Strict):
+    """The routine performance reviews (runbooks/performance-review.md): what they read and
+    judge, and where they store their reports."""
+
+    service: str = "hybrid-router"  # a key of services: its region is where the metrics are
+    bucket: str = Field(default="runbook-reports", min_length=3, max_length=63)
+    bucket_region: str = "eu-central-1"
+    period_seconds: int = Field(default=300, ge=60)  # one datapoint per this long: judged and charted
+    # keys of `metrics:`, each judged against its own target/warning/critical
+    judged: list[str] = Field(
+        default_factory=lambda: ["p95_latency_ms", "error_rate_pct", "cache_hit_pct", "cost_utilisation_pct"]
+    )
+    latency_p95: str = "p95_latency_ms"  # the judged key whose P95 over the window is the headline P95
+    response_time: ReviewMetric = Field(default_factory=lambda: _hybrid_router("Latency"))  # Average, Maximum
+    requests: ReviewMetric = Field(default_factory=lambda: _hybrid_router("RequestCount"))  # Sum
+    daily: DailyReview = Field(default_factory=DailyReview)
+
+
 class IncidentTimers(Strict):
     approval_timeout: Duration = timedelta(minutes=30)
     verify_window: Duration = timedelta(minutes=5)
@@ -205,6 +252,8 @@ class Policy(Strict):
     bedrock: BedrockPolicy | None = None  # the Bedrock connectivity runbook; None: it is never run
     # routine runs, kept as Temporal Schedules by `runbook schedules apply`
     schedules: list[ScheduleSpec] = Field(default_factory=list)
+    # the routine performance reviews (runbooks/performance-review.md): the reports' bucket, what is judged
+    reviews: ReviewPolicy = Field(default_factory=ReviewPolicy)
 
     @model_validator(mode="after")
     def _schedule_names_unique(self) -> Policy:

@@ -17,6 +17,7 @@ from contracts.common import Duration, Strict, TimelineEntry
 # runbook name in the policy -> the workflow type a schedule starts
 SCHEDULED_RUNBOOKS: dict[str, str] = {
     "followup-digest": "FollowupDigestWorkflow",
+    "performance-review": "PerformanceReviewWorkflow",
     "schedule-watchdog": "ScheduleWatchdogWorkflow",
 }
 SCHEDULE_PREFIX = "runbook-"  # the Schedules `apply` manages; others on the server are left alone

@@ -14,6 +14,9 @@ real sandbox account.
 from __future__ import annotations
 
 import logging
+import math
+import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -45,6 +48,16 @@ LAMBDA_FUNCTION = "hybrid-router"
 LAMBDA_QUALIFIER = "live"
 
 POSTMORTEM_BUCKET = "runbook-postmortems"  # the policies' postincident.bucket
+REPORTS_BUCKET = "runbook-reports"  # the policies' reviews.bucket
+
+# The demo service's metric history, so a review has a past to read on a fresh machine.
+METRICS_NAMESPACE = "HybridRouting"  # devstack.demo_service publishes the present under it
+METRICS_DIMENSIONS = [{"Name": "Service", "Value": "hybrid-router"}]
+HISTORY_DAYS = 35
+HISTORY_STEP = timedelta(minutes=5)  # the last RECENT_DAYS (what the daily review reads)
+OLDER_STEP = timedelta(hours=1)  # before: hourly, enough for trends, and the seed stays quick
+RECENT_DAYS = 3  # covers the bad night at full resolution
+BAD_NIGHT = 2  # nights ago: the night that ended 2 mornings ago had a bad deploy
 
 HOSTED_ZONE = "hybrid-routing.example.com."
 API_RECORD = "api.hybrid-routing.example.com."
@@ -60,6 +73,8 @@ def seed() -> None:
     _seed_log_group(PRIMARY_REGION)
     _seed_dns()
     _seed_bucket(PRIMARY_REGION, POSTMORTEM_BUCKET)
+    _seed_bucket(PRIMARY_REGION, REPORTS_BUCKET)
+    seed_metric_history(PRIMARY_REGION, datetime.now(UTC))
 
 
 # --- ECS -------------------------------------------------------------------------------
@@ -167,6 +182,109 @@ def ensure_log_stream(logs: Any, group: str, stream: str) -> None:
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
     except logs.exceptions.ResourceAlreadyExistsException:
         pass
+
+
+# --- CloudWatch metrics ----------------------------------------------------------------
+
+
+def history_profile(at: datetime, now: datetime, rng: random.Random) -> dict[str, float]:
+    """One datapoint of the demo router's past: traffic with a daily rhythm (busiest
+    mid-afternoon UTC, quietest before dawn) growing about 1 % a day, latency and cache misses
+    following the load, one bad night (a broken deploy from 01:00 to 03:30 UTC) and, last
+    night, 20 minutes of errors over the warning line from 04:00."""
+    days_ago = (now - at).total_seconds() / 86400
+    growth = 1.01 ** (HISTORY_DAYS - days_ago)
+    rhythm = 0.55 + 0.45 * math.sin((at.hour + at.minute / 60 - 8) / 24 * 2 * math.pi)
+    rps = 25 * growth * rhythm * rng.uniform(0.93, 1.07)
+    p95 = 700 + 9 * rps + rng.uniform(-40, 40)
+    errors = 0.25 + rng.uniform(0, 0.15)
+    cache = 86 - rps / 12 + rng.uniform(-1.5, 1.5)
+    night_end = (now - timedelta(days=BAD_NIGHT)).replace(hour=9, minute=0, second=0, microsecond=0)
+    if night_end - timedelta(hours=8) <= at < night_end - timedelta(hours=5, minutes=30):
+        p95, errors, cache = 3200 + rng.uniform(-300, 300), 7 + rng.uniform(-1, 2), 62 + rng.uniform(-3, 3)
+    last_night = now.replace(hour=9, minute=0, second=0, microsecond=0)
+    if last_night > now:
+        last_night -= timedelta(days=1)
+    if last_night - timedelta(hours=5) <= at < last_night - timedelta(hours=4, minutes=40):
+        errors = 2.5 + rng.uniform(0, 0.8)
+    return {"rps": rps, "p95": p95, "errors": errors, "cache": cache, "cpu": 12 + rps * 0.9, "memory": 30 + rps * 0.2}
+
+
+def _history_datum(name: str, at: datetime, value: float, unit: str) -> dict[str, Any]:
+    return {
+        "MetricName": name,
+        "Dimensions": METRICS_DIMENSIONS,
+        "Timestamp": at,
+        "Value": round(value, 3),
+        "Unit": unit,
+    }
+
+
+def history_data(at: datetime, profile: dict[str, float], step: timedelta) -> list[dict[str, Any]]:
+    seconds = step.total_seconds()
+    requests = max(1, round(profile["rps"] * seconds))
+    average = profile["p95"] / 1.8  # a log-normal's median-ish against its 95th percentile
+    return [
+        _history_datum("LatencyP95", at, profile["p95"], "Milliseconds"),
+        _history_datum("ErrorRate", at, profile["errors"], "Percent"),
+        _history_datum("CacheHitRate", at, profile["cache"], "Percent"),
+        _history_datum("CPUUtilization", at, profile["cpu"], "Percent"),
+        _history_datum("MemoryUtilization", at, profile["memory"], "Percent"),
+        _history_datum("RequestCount", at, requests, "Count"),
+        {  # the requests' latencies, aggregated as CloudWatch keeps them
+            "MetricName": "Latency",
+            "Dimensions": METRICS_DIMENSIONS,
+            "Timestamp": at,
+            "StatisticValues": {
+                "SampleCount": requests,
+                "Sum": round(average * requests, 1),
+                "Minimum": round(average / 4, 1),
+                "Maximum": round(profile["p95"] * 1.6, 1),
+            },
+            "Unit": "Milliseconds",
+        },
+    ]
+
+
+def seed_metric_history(region: str, now: datetime, days: int = HISTORY_DAYS) -> int:
+    """`days` of datapoints up to `now` (5-minute for the last RECENT_DAYS, hourly before),
+    once: an emulator that has the oldest one already has the history. Returns how many
+    datapoints were put."""
+    cloudwatch: Any = boto3.client("cloudwatch", region_name=region)
+    end = now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % 5)
+    start = end - timedelta(days=days)
+    oldest = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "seeded",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": METRICS_NAMESPACE,
+                        "MetricName": "RequestCount",
+                        "Dimensions": METRICS_DIMENSIONS,
+                    },
+                    "Period": int(OLDER_STEP.total_seconds()),
+                    "Stat": "SampleCount",
+                },
+            }
+        ],
+        StartTime=start,
+        EndTime=start + OLDER_STEP,
+    )
+    if oldest["MetricDataResults"][0]["Values"]:
+        return 0
+    rng = random.Random(13)  # the same past on every fresh machine
+    data: list[dict[str, Any]] = []
+    at = start
+    recent = end - timedelta(days=RECENT_DAYS)
+    while at < end:
+        step = HISTORY_STEP if at >= recent else OLDER_STEP
+        data += history_data(at, history_profile(at, now, rng), step)
+        at += step
+    for first in range(0, len(data), 1000):  # PutMetricData takes at most 1000 datapoints
+        cloudwatch.put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=data[first : first + 1000])
+    log.info("seeded %d days of %s metrics (%d datapoints)", days, METRICS_NAMESPACE, len(data))
+    return len(data)
 
 
 # --- Route 53 --------------------------------------------------------------------------

@@ -237,6 +237,11 @@ def parser() -> argparse.ArgumentParser:
     schedules.add_argument("--from", dest="start", type=_timestamp("--from"), help="backfill: from this time (UTC)")
     schedules.add_argument("--to", dest="end", type=_timestamp("--to"), help="backfill: to this time (UTC)")
 
+    reports = commands.add_parser("reports", help="the reviews' reports in the reports bucket, newest first")
+    reports.add_argument("--json", action="store_true", help="one JSON object per report")
+    report = commands.add_parser("report", help="one review's report (Markdown), e.g. daily/2026-12-07")
+    report.add_argument("id", metavar="ID", help="as `runbook reports` lists it")
+
     demo = commands.add_parser("demo", help="the local stack's fault injection, offered load and regional outages")
     demo.add_argument("action", choices=["break", "heal", "deny", "load", *REGION_ACTIONS])
     demo.add_argument(
@@ -1164,15 +1169,15 @@ async def cmd_schedules(client: Client, args: argparse.Namespace, config: settin
     if not found:
         print("no schedules: `runbook schedules apply` creates the policy's")
         return
-    print(f"{'NAME':<22} {'CRON (UTC)':<14} {'STATE':<7} {'NEXT (UTC)':<17} {'LAST (UTC)':<17} LAST RUN")
+    print(f"{'NAME':<26} {'CRON (UTC)':<14} {'STATE':<7} {'NEXT (UTC)':<17} {'LAST (UTC)':<17} LAST RUN")
     for row in found:
         state = "paused" if row.paused else "active"
         upcoming = f"{row.next_runs[0]:%Y-%m-%d %H:%M}" if row.next_runs else "-"
         last = f"{row.last_run:%Y-%m-%d %H:%M}" if row.last_run else "-"
         run = f"{row.last_workflow_id} ({row.last_outcome})" if row.last_workflow_id else "-"
-        print(f"{row.name:<22} {row.cron or '?':<14} {state:<7} {upcoming:<17} {last:<17} {run}")
+        print(f"{row.name:<26} {row.cron or '?':<14} {state:<7} {upcoming:<17} {last:<17} {run}")
         if row.paused and row.note:
-            print(f"{'':<22} {row.note}")
+            print(f"{'':<26} {row.note}")
 
 
 async def _schedule_verb(client: Client, args: argparse.Namespace) -> str:
@@ -1202,6 +1207,37 @@ def _who() -> str:
         return f"{getpass.getuser()} (not signed in)"
 
 
+def cmd_reports(args: argparse.Namespace, config: settings.Settings) -> None:
+    """The stored reports, newest first, read from the bucket (not from Temporal)."""
+    from runbook_cli import reports
+
+    try:
+        found = reports.list_reports(_policy(config).reviews)
+    except reports.ReportError as err:
+        raise CliError(f"reports: {err}", code=3) from None
+    if args.json:
+        for row in found:
+            print(row.model_dump_json())
+        return
+    if not found:
+        print("no reports yet: `runbook schedules trigger daily-performance-review` makes one")
+        return
+    print(f"{'ID':<20} {'STORED (UTC)':<17} {'BYTES':>7}  CHARTS")
+    for row in found:
+        print(f"{row.id:<20} {row.stored:%Y-%m-%d %H:%M} {row.bytes:>7}  {len(row.charts)}")
+
+
+def cmd_report(args: argparse.Namespace, config: settings.Settings) -> None:
+    from runbook_cli import reports
+
+    try:
+        print(reports.read_report(_policy(config).reviews, args.id), end="")
+    except reports.ReportError as err:
+        raise CliError(f"report: {err}", code=2 if "no report" in str(err) else 3) from None
+
+
+# The reports are read from the bucket, without Temporal.
+STORE_READS = {"reports": cmd_reports, "report": cmd_report}
 READS = {
     "incidents": cmd_incidents,
     "runs": cmd_runs,
@@ -1232,6 +1268,9 @@ async def run(args: argparse.Namespace) -> None:
         return
     if args.command in SESSIONS:
         await SESSIONS[args.command](args)
+        return
+    if args.command in STORE_READS:
+        STORE_READS[args.command](args, config)
         return
     session = signed_in(args) if args.command in (*ACTIONS, "trigger") else None  # said before anything else
     if args.command == "trigger":

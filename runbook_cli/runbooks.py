@@ -20,6 +20,7 @@ RUNBOOKS: dict[str, str] = {
     "followup": "PostIncidentWorkflow",  # post-incident follow-up, workflows/post_incident.py
     "bedrock": "BedrockConnectivityWorkflow",  # Bedrock connectivity, workflows/bedrock_connectivity.py
     "digest": "FollowupDigestWorkflow",  # the weekly digest of action items, workflows/followup_digest.py
+    "review": "PerformanceReviewWorkflow",  # the daily performance review, workflows/performance_review.py
 }
 
 _TYPE_NAME = re.compile(r"[A-Za-z_][\w.-]*")

@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.common import Strict
 from contracts.policy import Policy
+from contracts.reviews import ReviewInput
 from contracts.schedules import (
     MANAGED_BY,
     SCHEDULE_PREFIX,
@@ -58,6 +59,8 @@ class ScheduleError(ValueError):
 def input_for(spec: ScheduleSpec) -> Any:
     if spec.runbook == "followup-digest":
         return DigestInput(started_by=f"schedule {spec.name}")
+    if spec.runbook == "performance-review":
+        return ReviewInput(cadence="daily", started_by=f"schedule {spec.name}")
     if spec.runbook == "schedule-watchdog":
         return WatchdogInput(started_by=f"schedule {spec.name}")
     raise ScheduleError(f"schedule {spec.name}: no input known for runbook {spec.runbook}")  # pragma: no cover

@@ -128,6 +128,11 @@ def cli(
     return done
 
 
+def schedule_row(stack: Stack, name: str) -> dict[str, Any]:
+    rows = (json.loads(line) for line in cli(stack, "schedules", "--json").stdout.splitlines())
+    return next(row for row in rows if row["name"] == name)
+
+
 def login(stack: Stack, user: str) -> None:
     done = cli(stack, "login", "--as", user, "--password-stdin", user=user, stdin=PASSWORDS[user] + "\n")
     assert f"signed in as {user}" in done.stdout, done.stdout
@@ -345,27 +350,32 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     cli(stack, "review", incident, "--notes", "the rollback healed it", user="demo-lead")
     added = cli(stack, "action", "add", incident, "--owner", "demo-oncall", "--text", "guard deploys", user="demo-lead")
     assert added.stdout.startswith("A1 added: owner demo-oncall")
-    # the weekly digest: its Schedule made at the stack's start (a second apply changes nothing),
-    # triggered now; the open item is in the report stored in the bucket
-    applied = [line.split()[:2] for line in cli(stack, "schedules", "apply").stdout.splitlines()]
-    assert applied == [["unchanged", "followup-digest"], ["unchanged", "schedule-watchdog"]], applied
-
-    def digest_schedule() -> dict[str, Any]:
-        rows = [json.loads(line) for line in cli(stack, "schedules", "--json").stdout.splitlines()]
-        return next(row for row in rows if row["name"] == "followup-digest")
-
-    digest_row = digest_schedule()
-    assert digest_row["cron"] == "0 8 * * 1" and not digest_row["paused"]
+    # the weekly digest and the daily review: their Schedules made at the stack's start (a second
+    # apply changes nothing), triggered now; the open item is in the digest stored in the bucket,
+    # the review's report (with its chart) is listed and printed by the CLI
+    applied = sorted(line.split()[:2] for line in cli(stack, "schedules", "apply").stdout.splitlines())
+    expected = [["unchanged", name] for name in ("daily-performance-review", "followup-digest", "schedule-watchdog")]
+    assert applied == expected, applied
+    digest_schedule = schedule_row(stack, "followup-digest")
+    assert digest_schedule["cron"] == "0 8 * * 1" and not digest_schedule["paused"]
     unknown = cli(stack, "schedules", "trigger", "nightly", check=False)
     assert unknown.returncode == 2 and "no schedule 'nightly'" in unknown.stderr
     cli(stack, "schedules", "trigger", "followup-digest")
+    cli(stack, "schedules", "trigger", "daily-performance-review")  # last night, from the seeded history
     deadline = time.monotonic() + 60
-    while (last := digest_schedule())["last_outcome"] != "completed":
-        assert time.monotonic() < deadline, last
+    while {schedule_row(stack, name)["last_outcome"] for name in ("followup-digest", "daily-performance-review")} != {
+        "completed"
+    }:
+        assert time.monotonic() < deadline, cli(stack, "schedules").stdout
         time.sleep(0.5)
+    last = schedule_row(stack, "followup-digest")
     digest = s3.get_object(Bucket="runbook-postmortems", Key=f"digests/action-items-{last['last_run'][:10]}.md")
     report = digest["Body"].read().decode()
     assert "## demo-oncall: " in report and f"open {incident} A1: guard deploys" in report, report
+    [review] = [json.loads(line) for line in cli(stack, "reports", "--json").stdout.splitlines()]
+    assert review["id"].startswith("daily/") and len(review["charts"]) == 1
+    printed = cli(stack, "report", review["id"]).stdout
+    assert printed.startswith("# Daily performance review: hybrid-router") and "| requests |" in printed, printed
     listed_items = cli(stack, "actions", "--open", "--json").stdout.splitlines()
     assert any(json.loads(line)["incident"] == incident for line in listed_items)
     not_owner = cli(stack, "action", "done", incident, "A1", "--evidence", "x", user="mallory", check=False)

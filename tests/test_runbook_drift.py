@@ -13,6 +13,7 @@ from workflows import (
     bedrock_connectivity,
     followup_digest,
     incident_response,
+    performance_review,
     post_incident,
     region_failback,
     region_failover,
@@ -22,6 +23,7 @@ from workflows import (
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
+from workflows.performance_review import PerformanceReviewWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
@@ -40,6 +42,11 @@ RUNBOOKS = [
         bedrock_connectivity.STEPS,
     ),
     (PROJECT_ROOT / "runbooks" / "followup-digest.md", FollowupDigestWorkflow, followup_digest.STEPS),
+    (
+        PROJECT_ROOT / "runbooks" / "performance-review.md",
+        PerformanceReviewWorkflow,
+        performance_review.STEPS,
+    ),
     (PROJECT_ROOT / "runbooks" / "schedule-watchdog.md", ScheduleWatchdogWorkflow, schedule_watchdog.STEPS),
 ]
 IDS = [path.stem for path, _, _ in RUNBOOKS]

@@ -3,6 +3,7 @@
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
+from workflows.performance_review import PerformanceReviewWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
@@ -17,5 +18,6 @@ ALL = [
     PostIncidentWorkflow,
     BedrockConnectivityWorkflow,
     FollowupDigestWorkflow,
+    PerformanceReviewWorkflow,
     ScheduleWatchdogWorkflow,
 ]

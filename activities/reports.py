@@ -1,0 +1,85 @@
+"""The reviews' charts: drawn with matplotlib (Agg, no display) and stored as PNG next to the
+report in the reports' bucket. A retry draws the same chart and puts the same key again."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: a worker has no display
+
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from temporalio import activity  # noqa: E402
+
+from activities._aws import aws_error, client  # noqa: E402
+from contracts.reviews import ChartRequest, Judgement  # noqa: E402
+from contracts.scaling_rules import Series  # noqa: E402
+from contracts.schedules import StoredReport  # noqa: E402
+
+COLOURS = {"warning": "#f0a202", "critical": "#d1495b"}
+
+
+def _times(series: Series) -> list[datetime]:
+    return [p.at for p in series.points]
+
+
+def _plot_judged(axes: Axes, series: Series, judgement: Judgement) -> None:
+    axes.plot(_times(series), [p.value for p in series.points], color="#2e86ab", linewidth=1.2)  # type: ignore[arg-type]
+    for name in ("warning", "critical"):
+        bound = getattr(judgement, name)
+        if bound is not None:
+            axes.axhline(bound, color=COLOURS[name], linestyle="--", linewidth=0.9, label=f"{name} {bound:g}")
+    for breach in judgement.breaches:
+        axes.axvspan(breach.start, breach.end, color=COLOURS[breach.level], alpha=0.18)  # type: ignore[arg-type]
+    axes.set_title(f"{judgement.key} ({judgement.stat}): {judgement.level}", fontsize=9, loc="left")
+    if judgement.warning is not None or judgement.critical is not None:
+        axes.legend(fontsize=7, loc="upper right")
+
+
+def chart_png(request: ChartRequest) -> bytes:
+    """One PNG: response time and requests on top, then each judged metric with its bounds and
+    its breaches shaded (amber warning, red critical)."""
+    panels = 2 + len(request.judged)
+    figure, axes = plt.subplots(panels, 1, figsize=(10, 2.2 * panels), sharex=True)
+    try:
+        top, load = axes[0], axes[1]
+        for series, label in zip(request.response_time, ("average", "maximum"), strict=False):
+            top.plot(_times(series), [p.value for p in series.points], label=label, linewidth=1.2)
+        top.set_title("response time (ms)", fontsize=9, loc="left")
+        top.legend(fontsize=7, loc="upper right")
+        load.bar(
+            _times(request.requests),
+            [p.value for p in request.requests.points],
+            width=request.requests.period_seconds / 86400,
+            color="#6c757d",
+        )
+        load.set_title("requests per period", fontsize=9, loc="left")
+        by_key = {j.key: j for j in request.judgements}
+        for panel, series in zip(axes[2:], request.judged, strict=True):
+            _plot_judged(panel, series, by_key[series.key])
+        axes[-1].set_xlim(request.window.start, request.window.end)
+        axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
+        figure.suptitle(request.title, fontsize=11)
+        figure.tight_layout()
+        out = io.BytesIO()
+        figure.savefig(out, format="png", dpi=90)
+        return out.getvalue()
+    finally:
+        plt.close(figure)
+
+
+@activity.defn
+def chart_review(request: ChartRequest) -> StoredReport:
+    """The review's chart at `s3://bucket/key` (PNG)."""
+    body = chart_png(request)
+    s3 = client("s3", request.region)
+    try:
+        answer = s3.put_object(Bucket=request.bucket, Key=request.key, Body=body, ContentType="image/png")
+    except (ClientError, BotoCoreError) as err:
+        raise aws_error(err, f"store the chart at s3://{request.bucket}/{request.key}") from err
+    return StoredReport(uri=f"s3://{request.bucket}/{request.key}", bytes=len(body), version_id=answer.get("VersionId"))
