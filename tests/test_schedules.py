@@ -10,10 +10,13 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 from temporalio import activity, workflow
+from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
 from temporalio.client import (
     Client,
     Schedule,
@@ -352,3 +355,33 @@ async def test_the_watchdog_pages_once_for_each_run_missing_or_failed(clean: Cli
         for workflow_id in started:
             await client.get_workflow_handle(workflow_id).terminate("test done")
         await keep_history(client.get_workflow_handle(watchdog_id), HISTORIES.parent / "watchdog" / "missed.json")
+
+
+async def test_the_next_400_daily_reviews_are_all_at_nine_utc_across_daylight_saving(clean: Client) -> None:
+    """The schedule's times are UTC: 09:00Z every day for 400 days, while the wall clocks of
+    zones with daylight saving move under them (the local hour takes two values in each)."""
+    client = clean
+    policy = default_policy()
+    (daily,) = [spec for spec in policy.schedules if spec.name == "daily-performance-review"]
+    assert daily.cron == "0 9 * * *"
+    await schedules.apply(client, policy.model_copy(update={"schedules": [daily]}), "q-daily")
+    start = datetime.now(UTC)
+    request = ListScheduleMatchingTimesRequest(
+        namespace=client.namespace,
+        schedule_id=daily.schedule_id,
+        start_time=_stamp(start),
+        end_time=_stamp(start + timedelta(days=402)),
+    )
+    answer = await client.workflow_service.list_schedule_matching_times(request)
+    times = [stamp.ToDatetime(tzinfo=UTC) for stamp in answer.start_time][:400]
+    assert len(times) == 400
+    assert {(t.hour, t.minute, t.second) for t in times} == {(9, 0, 0)}
+    assert all(later - earlier == timedelta(days=1) for earlier, later in zip(times, times[1:], strict=False))
+    for zone in ("Europe/Berlin", "America/New_York", "Australia/Sydney"):
+        assert len({t.astimezone(ZoneInfo(zone)).hour for t in times}) == 2, zone
+
+
+def _stamp(when: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(when)
+    return stamp
