@@ -6,20 +6,17 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
-import matplotlib
+import matplotlib.dates as mdates
+from botocore.exceptions import BotoCoreError, ClientError
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from temporalio import activity
 
-matplotlib.use("Agg")  # before pyplot: a worker has no display
-
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from temporalio import activity  # noqa: E402
-
-from activities._aws import aws_error, client  # noqa: E402
-from contracts.reviews import ChartRequest, Judgement  # noqa: E402
-from contracts.scaling_rules import Series  # noqa: E402
-from contracts.schedules import StoredReport  # noqa: E402
+from activities._aws import aws_error, client
+from contracts.reviews import ChartRequest, Judgement
+from contracts.scaling_rules import Series
+from contracts.schedules import StoredReport
 
 COLOURS = {"warning": "#f0a202", "critical": "#d1495b"}
 
@@ -45,32 +42,33 @@ def chart_png(request: ChartRequest) -> bytes:
     """One PNG: response time and requests on top, then each judged metric with its bounds and
     its breaches shaded (amber warning, red critical)."""
     panels = 2 + len(request.judged)
-    figure, axes = plt.subplots(panels, 1, figsize=(10, 2.2 * panels), sharex=True)
-    try:
-        top, load = axes[0], axes[1]
-        for series, label in zip(request.response_time, ("average", "maximum"), strict=False):
-            top.plot(_times(series), [p.value for p in series.points], label=label, linewidth=1.2)
-        top.set_title("response time (ms)", fontsize=9, loc="left")
-        top.legend(fontsize=7, loc="upper right")
-        load.bar(
-            _times(request.requests),
-            [p.value for p in request.requests.points],
-            width=request.requests.period_seconds / 86400,
-            color="#6c757d",
-        )
-        load.set_title("requests per period", fontsize=9, loc="left")
-        by_key = {j.key: j for j in request.judgements}
-        for panel, series in zip(axes[2:], request.judged, strict=True):
-            _plot_judged(panel, series, by_key[series.key])
-        axes[-1].set_xlim(request.window.start, request.window.end)
-        axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
-        figure.suptitle(request.title, fontsize=11)
-        figure.tight_layout()
-        out = io.BytesIO()
-        figure.savefig(out, format="png", dpi=90)
-        return out.getvalue()
-    finally:
-        plt.close(figure)
+    # a Figure of its own, not pyplot's global state: charts drawn at once in the activity
+    # threads do not share anything
+    figure = Figure(figsize=(10, 2.2 * panels))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
+    top, load = axes[0], axes[1]
+    for series, label in zip(request.response_time, ("average", "maximum"), strict=False):
+        top.plot(_times(series), [p.value for p in series.points], label=label, linewidth=1.2)
+    top.set_title("response time (ms)", fontsize=9, loc="left")
+    top.legend(fontsize=7, loc="upper right")
+    load.bar(
+        _times(request.requests),
+        [p.value for p in request.requests.points],
+        width=request.requests.period_seconds / 86400,
+        color="#6c757d",
+    )
+    load.set_title("requests per period", fontsize=9, loc="left")
+    by_key = {j.key: j for j in request.judgements}
+    for panel, series in zip(axes[2:], request.judged, strict=True):
+        _plot_judged(panel, series, by_key[series.key])
+    axes[-1].set_xlim(request.window.start, request.window.end)
+    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
+    figure.suptitle(request.title, fontsize=11)
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=90)
+    return out.getvalue()
 
 
 @activity.defn

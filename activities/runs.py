@@ -168,7 +168,7 @@ class Runs:
         `QUERY_TIMEOUT` is named, not left out silently."""
         queue = activity.info().task_queue
         query = f"WorkflowType = '{FOLLOWUP_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '{queue}'"
-        gate = asyncio.Semaphore(10)
+        gate = asyncio.Semaphore(25)  # unanswering runs cost QUERY_TIMEOUT each, 25 at a time
 
         async def read(workflow_id: str, run_id: str | None) -> FollowupView | None:
             async with gate:
@@ -244,7 +244,9 @@ class Runs:
             name = listed.id.removeprefix(SCHEDULE_PREFIX)
             checked.append(name)
             info = description.info
-            since = max(now - check.look_back, info.created_at, info.last_updated_at or info.created_at)
+            # the window ends `grace` ago and reaches `look_back` before that: a watchdog running
+            # every `look_back` checks each due time once, the last minutes before it included
+            since = max(end - check.look_back, info.created_at, info.last_updated_at or info.created_at)
             if since >= end:
                 continue
             request = ListScheduleMatchingTimesRequest(

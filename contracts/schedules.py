@@ -56,6 +56,15 @@ class ScheduleSpec(Strict):
             raise ValueError(f"{value!r} is not a cron line of five fields (minute hour day month weekday), in UTC")
         return " ".join(fields)
 
+    @field_validator("jitter")
+    @classmethod
+    def _no_jitter_yet(cls, value: timedelta) -> timedelta:
+        if value != timedelta(0):
+            # the watchdog finds a run by the nominal time in its id; a jittered start time
+            # would read as a missed run
+            raise ValueError("jitter: only 0s for now (the schedule watchdog matches runs by their nominal time)")
+        return value
+
     @field_validator("catchup_window")
     @classmethod
     def _catchup_at_least_a_minute(cls, value: timedelta) -> timedelta:

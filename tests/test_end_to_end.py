@@ -256,7 +256,12 @@ def assert_one_page_and_one_rollback(stack: Stack, good: str) -> None:
     assert incidents[0]["status"] == "resolved"
     pages = [p for p in state["pages"] if p["incident_id"] == incidents[0]["id"]]
     assert len(pages) == 1, pages
-    triggers = [e for e in state["events"] if e["event"].get("event_action") == "trigger"]
+    # this incident's triggers (a follow-up left open by an earlier test may page its own overdue review)
+    triggers = [
+        e
+        for e in state["events"]
+        if e["event"].get("event_action") == "trigger" and e["event"].get("dedup_key", "").startswith(WORKFLOW_ID)
+    ]
     assert len(triggers) == 1, triggers
 
     updates = recorded_ecs_updates(stack)

@@ -155,6 +155,8 @@ def test_a_declaration_that_cannot_be_kept_is_refused_naming_the_field() -> None
         Declared.model_validate({**base, "catchup_window": "10s"})
     with pytest.raises(ValidationError, match="name"):
         Declared.model_validate({**base, "name": "Bad Name"})
+    with pytest.raises(ValidationError, match="jitter: only 0s"):
+        Declared.model_validate({**base, "jitter": "5m"})
     twice = {"schedules": [base, base]}
     with pytest.raises(ValidationError, match="used twice"):
         Policy.model_validate({**default_policy().model_dump(mode="json", exclude={"schedules"}), **twice})
@@ -248,7 +250,13 @@ async def test_the_digest_runs_from_its_schedule_over_the_running_followups(clea
             await asyncio.sleep(0.1)
         backfilled = sorted(w.id for w in runs if w.id != rows[0].last_workflow_id)
         assert len(backfilled) == 2, backfilled
-        assert all(datetime.fromisoformat(i.removeprefix("followup-digest-")).hour == 8 for i in backfilled)
+        mondays = [datetime.fromisoformat(i.removeprefix("followup-digest-")) for i in backfilled]
+        assert all((day.weekday(), day.hour) == (0, 8) for day in mondays)
+        for workflow_id in backfilled:
+            await env_client.get_workflow_handle(workflow_id).result()
+        # each backfilled digest is named for the Monday it was due, not for today
+        stored = {r.key for r in reports.stored[1:]}
+        assert stored == {f"digests/action-items-{day:%Y-%m-%d}.md" for day in mondays}, stored
         await schedules.unpause(env_client, "followup-digest", "unpaused by alice")
         assert not (await schedules.rows(env_client))[0].paused
         with pytest.raises(schedules.ScheduleError, match="in the future"):

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.kit.options import NOTIFY, READ
+from workflows.kit.scheduled import nominal_time
 from workflows.kit.timeline import Timeline
 
 # The runbook's step ids, in its order; a test keeps runbooks/followup-digest.md in step.
@@ -55,7 +56,7 @@ class FollowupDigestWorkflow:
         )
         self.timeline.record("started", f"by {input.started_by}")
         await self.step_collect()
-        at = workflow.now()
+        at = nominal_time()  # a backfilled digest is named for the day it was due
         markdown = render_digest(self.open.items, at, self.open.unread)
         if policy.postincident is not None:
             await self.step_store(

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.systems import SeriesRequest
 
 from workflows.kit.options import NOTIFY, READ
+from workflows.kit.scheduled import nominal_time
 from workflows.kit.timeline import Timeline
 
 # The runbook's step ids, in its order; a test keeps runbooks/performance-review.md in step.
@@ -78,7 +79,7 @@ class PerformanceReviewWorkflow:
             # not a policy validator: the section has defaults, and the policies recorded in older
             # runs' histories (any runbook's) must still load with services of other names
             raise ApplicationError(f"reviews.service: {reviews.service!r} is not a service of the policy's services")
-        window = self.window = review_window(input.cadence, workflow.now(), reviews)
+        window = self.window = review_window(input.cadence, nominal_time(), reviews)
         self.timeline.record(
             "started", f"by {input.started_by}: {window.start:%Y-%m-%d %H:%M} to {window.end:%H:%M} UTC"
         )
