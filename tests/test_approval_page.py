@@ -165,6 +165,19 @@ def headless_chromium(paths: tuple[str, str]) -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def click_and_load(browser: Any, element: Any) -> None:
+    """Clicks a link or a form's button and waits until the page it leads to has replaced this
+    one: an element looked up right after the click may otherwise be the old page's, gone (stale)
+    a moment later (it failed so in CI)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 30).until(staleness_of(old))
+
+
 def sign_in_with(browser: Any, url: str, user: str) -> None:
     """Opens the page, which asks for a sign-in, and signs `user` in with the password form."""
     from selenium.webdriver.common.by import By
@@ -172,7 +185,7 @@ def sign_in_with(browser: Any, url: str, user: str) -> None:
     browser.get(f"{url}/ui")
     browser.find_element(By.ID, "login-user").send_keys(user)
     browser.find_element(By.ID, "login-password").send_keys(PASSWORDS[user])
-    browser.find_element(By.ID, "login").click()
+    click_and_load(browser, browser.find_element(By.ID, "login"))
     assert browser.find_element(By.ID, "user").text == user
 
 
@@ -183,9 +196,9 @@ async def test_approve_in_a_real_browser_and_the_runbook_moves_on(page: Page) ->
     def click_through() -> str:
         with headless_chromium(paths) as browser:
             sign_in_with(browser, page.url, "bob")
-            browser.find_element(By.CSS_SELECTOR, "#pending a.incident").click()
+            click_and_load(browser, browser.find_element(By.CSS_SELECTOR, "#pending a.incident"))
             assert "Awaiting approval" in browser.find_element(By.ID, "plan").text
-            browser.find_element(By.ID, "approve").click()
+            click_and_load(browser, browser.find_element(By.ID, "approve"))
             message = browser.find_element(By.ID, "message").text
             deadline = time.monotonic() + 60
             moved_on = ("remediating", "verifying", "resolved")

@@ -26,7 +26,7 @@ from intake.followup_page import followups_section, render_followup
 from tests.fakes import FakePlatform
 from tests.identity import signing_client
 from tests.policies import default_policy
-from tests.test_approval_page import form_value, headless_chromium, require_chromium, sign_in_with
+from tests.test_approval_page import click_and_load, form_value, headless_chromium, require_chromium, sign_in_with
 from tests.test_post_incident import FakeBucket, Followups, StandInIncident
 from tests.test_signin import PASSWORDS, operator_app, serving
 from workflows.incident_response import IncidentResponseWorkflow
@@ -234,17 +234,17 @@ async def test_an_item_added_and_done_in_a_real_browser(followup_page: FollowupP
         with headless_chromium(paths) as browser:
             sign_in_with(browser, page.url, "alice")
             links = browser.find_elements(By.CSS_SELECTOR, "#followups a.followup")
-            next(link for link in links if link.text == page.incident_id).click()
+            click_and_load(browser, next(link for link in links if link.text == page.incident_id))
             assert browser.find_element(By.ID, "status").text == "status: review-pending"
             browser.find_element(By.ID, "item-owner").send_keys("alice")
             browser.find_element(By.ID, "item-due").send_keys("10d")
             browser.find_element(By.ID, "item-text").send_keys("page deploy guards <now>")
-            browser.find_element(By.ID, "add-item").click()
+            click_and_load(browser, browser.find_element(By.ID, "add-item"))
             messages = [browser.find_element(By.ID, "message").text]
             assert browser.find_element(By.CSS_SELECTOR, "#item-A1 .text").text == "page deploy guards <now>"
             assert browser.find_element(By.CSS_SELECTOR, "#item-A1 .state").text == "open"
             browser.find_element(By.ID, "evidence-A1").send_keys("https://git.example/pr/7")
-            browser.find_element(By.ID, "done-A1").click()
+            click_and_load(browser, browser.find_element(By.ID, "done-A1"))
             messages.append(browser.find_element(By.ID, "message").text)
             messages.append(browser.find_element(By.CSS_SELECTOR, "#item-A1 .state").text)
             return messages
