@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the stubs are a development dependency (the test extra), no
     from types_boto3_logs import CloudWatchLogsClient
     from types_boto3_route53 import Route53Client
     from types_boto3_s3 import S3Client
+    from types_boto3_s3.type_defs import PutObjectOutputTypeDef
 
     AnyClient = (
         ECSClient
@@ -110,3 +111,23 @@ def aws_error(err: Exception, action: str) -> ApplicationError:
     if isinstance(err, BotoCoreError):
         return ApplicationError(f"{action}: {err}", type=type(err).__name__)
     raise err
+
+
+def put_object(
+    region: str,
+    bucket: str,
+    key: str,
+    body: bytes,
+    content_type: str,
+    what: str,
+    metadata: dict[str, str] | None = None,
+) -> PutObjectOutputTypeDef:
+    """`body` at `s3://bucket/key` (a retry puts the same object again); S3's answer (ETag, VersionId).
+    An AWS error becomes the activity's failure, naming `what` was being stored."""
+    try:
+        answer = client("s3", region).put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata or {}
+        )
+    except (ClientError, BotoCoreError) as err:
+        raise aws_error(err, f"store {what} at s3://{bucket}/{key}") from err
+    return answer

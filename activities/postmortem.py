@@ -8,12 +8,11 @@ object is the same draft, so nothing is stored twice under different names.
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
 from temporalio import activity
 from temporalio.client import Client, RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.exceptions import ApplicationError
 
-from activities._aws import aws_error, client
+from activities._aws import put_object
 from contracts import IncidentView
 from contracts.post_incident import StoredPostmortem, StorePostmortem
 from contracts.postmortem import draft_postmortem
@@ -34,17 +33,15 @@ class Postmortems:
             raise ApplicationError(f"the incident {request.incident_workflow_id} cannot be read: {err}") from err
         draft = draft_postmortem(view)
         body = draft.markdown().encode()
-        s3 = client("s3", request.region)
-        try:
-            answer = s3.put_object(
-                Bucket=request.bucket,
-                Key=request.key,
-                Body=body,
-                ContentType="text/markdown; charset=utf-8",
-                Metadata={"incident-id": view.id, "workflow-id": view.workflow_id},
-            )
-        except (ClientError, BotoCoreError) as err:
-            raise aws_error(err, f"store the post-mortem draft at s3://{request.bucket}/{request.key}") from err
+        answer = put_object(
+            request.region,
+            request.bucket,
+            request.key,
+            body,
+            "text/markdown; charset=utf-8",
+            "the post-mortem draft",
+            metadata={"incident-id": view.id, "workflow-id": view.workflow_id},
+        )
         figures = draft.figures
         return StoredPostmortem(
             uri=f"s3://{request.bucket}/{request.key}",
@@ -60,9 +57,5 @@ class Postmortems:
 def store_report(request: StoreReport) -> StoredReport:
     """A report (Markdown) at `s3://bucket/key`; a retry puts the same object again."""
     body = request.body.encode()
-    s3 = client("s3", request.region)
-    try:
-        answer = s3.put_object(Bucket=request.bucket, Key=request.key, Body=body, ContentType=request.content_type)
-    except (ClientError, BotoCoreError) as err:
-        raise aws_error(err, f"store the report at s3://{request.bucket}/{request.key}") from err
+    answer = put_object(request.region, request.bucket, request.key, body, request.content_type, "the report")
     return StoredReport(uri=f"s3://{request.bucket}/{request.key}", bytes=len(body), version_id=answer.get("VersionId"))

@@ -7,13 +7,12 @@ import io
 from datetime import datetime
 
 import matplotlib.dates as mdates
-from botocore.exceptions import BotoCoreError, ClientError
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from temporalio import activity
 
-from activities._aws import aws_error, client
+from activities._aws import put_object
 from contracts.reviews import ChartRequest, Judgement
 from contracts.scaling_rules import Series
 from contracts.schedules import StoredReport
@@ -75,9 +74,5 @@ def chart_png(request: ChartRequest) -> bytes:
 def chart_review(request: ChartRequest) -> StoredReport:
     """The review's chart at `s3://bucket/key` (PNG)."""
     body = chart_png(request)
-    s3 = client("s3", request.region)
-    try:
-        answer = s3.put_object(Bucket=request.bucket, Key=request.key, Body=body, ContentType="image/png")
-    except (ClientError, BotoCoreError) as err:
-        raise aws_error(err, f"store the chart at s3://{request.bucket}/{request.key}") from err
+    answer = put_object(request.region, request.bucket, request.key, body, "image/png", "the chart")
     return StoredReport(uri=f"s3://{request.bucket}/{request.key}", bytes=len(body), version_id=answer.get("VersionId"))

@@ -134,8 +134,11 @@ class OwnerCount(Strict):
     overdue: int
 
 
+DigestStatus = Literal["collecting", "storing", "done"]
+
+
 class DigestView(Strict):
-    status: Literal["collecting", "storing", "done"]
+    status: DigestStatus
     step: str
     started_by: str
     items: list[DigestItem] = Field(default_factory=list)

@@ -68,6 +68,7 @@ from contracts.scaling_decision import ScalingView
 from contracts.stats import HEADER as STATS_HEADER
 from contracts.stats import incident_stats
 from contracts.views import LABELS, TypedView, shown, typed_view
+from runbook_cli import schedules
 from runbook_cli.runbooks import RUNBOOKS, workflow_type
 from starter import WORKFLOW_TYPE, runbook_status
 
@@ -1144,8 +1145,6 @@ def render(view: IncidentView) -> str:
 async def cmd_schedules(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
     """`apply` makes the server's `runbook-` Schedules what the policy declares (idempotent; the
     stack runs it at start, production on deploy); `trigger NAME` runs one now; else the list."""
-    from runbook_cli import schedules
-
     if args.verb == "apply":
         policy = _policy(config)
         for change in await schedules.apply(client, policy, config.task_queue):
@@ -1181,8 +1180,6 @@ async def cmd_schedules(client: Client, args: argparse.Namespace, config: settin
 
 
 async def _schedule_verb(client: Client, args: argparse.Namespace) -> str:
-    from runbook_cli import schedules
-
     if args.verb == "trigger":
         await schedules.trigger(client, args.name)
         return f"triggered {args.name}: `runbook schedules` shows its run"

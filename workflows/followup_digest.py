@@ -11,7 +11,6 @@ versioned), so it has nothing to plan and nothing to undo.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
 
 from temporalio import workflow
 
@@ -22,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.schedules import (
         DigestInput,
         DigestResult,
+        DigestStatus,
         DigestView,
         OpenItems,
         StoredReport,
@@ -45,7 +45,7 @@ class FollowupDigestWorkflow:
     def __init__(self, input: DigestInput) -> None:
         self.input = input
         self.timeline = Timeline()
-        self.status: Literal["collecting", "storing", "done"] = "collecting"
+        self.status: DigestStatus = "collecting"
         self.open = OpenItems(items=[])
         self.uri: str | None = None
 
@@ -94,7 +94,7 @@ class FollowupDigestWorkflow:
         self.uri = stored.uri
         self.timeline.record("stored", f"{stored.uri} ({stored.bytes} bytes)")
 
-    def enter(self, step: str, status: Literal["collecting", "storing", "done"]) -> None:
+    def enter(self, step: str, status: DigestStatus) -> None:
         self.timeline.step, self.status = step, status
 
     @workflow.query
