@@ -168,14 +168,23 @@ def headless_chromium(paths: tuple[str, str]) -> Iterator[Any]:
 def click_and_load(browser: Any, element: Any) -> None:
     """Clicks a link or a form's button and waits until the page it leads to has replaced this
     one: an element looked up right after the click may otherwise be the old page's, gone (stale)
-    a moment later (it failed so in CI)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
+    a moment later (it failed so in CI). The old page is marked in its window object, which a
+    navigation replaces; while the page changes, Chrome may answer any command with an error
+    (stale element, "node does not belong to the document"), so errors count as "not yet"."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = browser.find_element(By.TAG_NAME, "html")
+    browser.execute_script("window.__runbookOldPage = true;")
     element.click()
-    WebDriverWait(browser, 30).until(staleness_of(old))
+
+    def loaded(driver: Any) -> bool:
+        return bool(
+            driver.execute_script(
+                "return window.__runbookOldPage === undefined && document.readyState === 'complete';"
+            )
+        )
+
+    WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(loaded)
 
 
 def sign_in_with(browser: Any, url: str, user: str) -> None:
