@@ -179,9 +179,7 @@ def click_and_load(browser: Any, element: Any) -> None:
 
     def loaded(driver: Any) -> bool:
         return bool(
-            driver.execute_script(
-                "return window.__runbookOldPage === undefined && document.readyState === 'complete';"
-            )
+            driver.execute_script("return window.__runbookOldPage === undefined && document.readyState === 'complete';")
         )
 
     WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(loaded)
