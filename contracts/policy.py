@@ -15,6 +15,7 @@ from contracts.bedrock import BedrockPolicy
 from contracts.common import Duration, Severity, Strict
 from contracts.identity import Trust
 from contracts.scaling_rules import ScalingPolicy
+from contracts.maintenance import MaintenancePolicy
 from contracts.schedules import ScheduleSpec
 
 
@@ -254,6 +255,8 @@ class Policy(Strict):
     schedules: list[ScheduleSpec] = Field(default_factory=list)
     # the routine performance reviews (runbooks/performance-review.md): the reports' bucket, what is judged
     reviews: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    # maintenance windows (runbooks/maintenance.md): exempt alerts, post-validation, PagerDuty services
+    maintenance: MaintenancePolicy = Field(default_factory=MaintenancePolicy)
 
     @model_validator(mode="after")
     def _schedule_names_unique(self) -> Policy:

@@ -13,6 +13,7 @@ from workflows import (
     bedrock_connectivity,
     followup_digest,
     incident_response,
+    maintenance_window,
     performance_review,
     post_incident,
     region_failback,
@@ -23,6 +24,7 @@ from workflows import (
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
+from workflows.maintenance_window import MaintenanceWindowWorkflow
 from workflows.performance_review import PerformanceReviewWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
@@ -48,6 +50,7 @@ RUNBOOKS = [
         performance_review.STEPS,
     ),
     (PROJECT_ROOT / "runbooks" / "schedule-watchdog.md", ScheduleWatchdogWorkflow, schedule_watchdog.STEPS),
+    (PROJECT_ROOT / "runbooks" / "maintenance.md", MaintenanceWindowWorkflow, maintenance_window.STEPS),
 ]
 IDS = [path.stem for path, _, _ in RUNBOOKS]
 

@@ -3,6 +3,7 @@
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
+from workflows.maintenance_window import MaintenanceWindowWorkflow
 from workflows.performance_review import PerformanceReviewWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
@@ -20,4 +21,5 @@ ALL = [
     FollowupDigestWorkflow,
     PerformanceReviewWorkflow,
     ScheduleWatchdogWorkflow,
+    MaintenanceWindowWorkflow,
 ]

@@ -1,0 +1,264 @@
+"""The maintenance window's rules on the time-skipping server, with the default policy and the
+fakes of tests/maintenance_fakes.py: what a failed pre-check, a failed change, a failed
+post-check and a cancellation leave behind (the PagerDuty window and the hold released, once)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from contracts import Alert, AlertBatch, Approve, Cancel, Policy, Severity
+from contracts.maintenance import (
+    MaintenanceInput,
+    MaintenanceRequest,
+    MaintenanceResult,
+    MaintenanceSpec,
+    MaintenanceStatus,
+    MaintenanceView,
+    maintenance_workflow_id,
+)
+from signing import Signer
+from starter import schedule_maintenance
+from tests.fakes import CURRENT, keep_history, skip_time
+from tests.identity import INTAKE, signing_client
+from tests.maintenance_fakes import REVISION_4, MaintenanceFakes
+from tests.policies import default_policy
+from workflows.maintenance_window import MaintenanceWindowWorkflow
+
+HISTORIES = Path(__file__).parent / "histories" / "maintenance"
+SERVICE = "hybrid-router"
+
+
+@dataclasses.dataclass
+class Windows:
+    env: WorkflowEnvironment
+    client: Client
+    task_queue: str
+    policy: Policy
+    fakes: MaintenanceFakes
+
+    async def ask(
+        self, spec: MaintenanceSpec, in_: timedelta = timedelta(minutes=30), plan: bool = False, by: str = "alice"
+    ) -> WorkflowHandle:
+        now = await self.env.get_current_time()
+        # a fresh start minute per test: one window per service and minute
+        start = now.replace(second=0, microsecond=0) + in_ + timedelta(minutes=uuid.uuid4().int % 50)
+        signer: Signer = dataclasses.replace(INTAKE, clock=lambda: now.timestamp())
+        request = MaintenanceRequest(by=by, spec=spec, start=start, plan=plan, reason="test")
+        return await schedule_maintenance(self.client, request, self.task_queue, signer)
+
+    async def view(self, handle: WorkflowHandle) -> MaintenanceView:
+        view: MaintenanceView = await handle.query(MaintenanceWindowWorkflow.view)
+        return view
+
+    async def until(self, handle: WorkflowHandle, check: str) -> MaintenanceView:
+        """Skips time a second at a time until the view's status or step is `check`."""
+        for _ in range(600):
+            view = await self.view(handle)
+            step = view.step
+            if check in (view.status.value, step):
+                return view
+            now = await self.env.get_current_time()
+            waiting = step == "wait" and view.start is not None and view.start > now
+            await skip_time(self.env, view.start - now if waiting and view.start else timedelta(seconds=1))
+        raise AssertionError(f"never reached {check}: {view.status} {view.timeline[-3:]}")
+
+    async def approve(self, handle: WorkflowHandle, by: str = "bob") -> None:
+        view = await self.until(handle, MaintenanceStatus.AWAITING_APPROVAL.value)
+        assert view.pending_approval is not None
+        await handle.execute_update(
+            MaintenanceWindowWorkflow.approve, Approve(by=by, plan_id=view.pending_approval.plan_id)
+        )
+
+    async def result(self, handle: WorkflowHandle) -> MaintenanceResult:
+        result: MaintenanceResult = await handle.result()
+        return result
+
+    async def keep_history(self, handle: WorkflowHandle, name: str) -> None:
+        await keep_history(handle, HISTORIES / f"{name}.json")
+
+
+@pytest.fixture
+async def windows(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Windows]:
+    policy = default_policy()
+    fakes = MaintenanceFakes(policy)
+    task_queue = f"maintenance-{uuid.uuid4()}"
+    client = signing_client(time_skipping_env.client, time_skipping_env.get_current_time)
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[MaintenanceWindowWorkflow],
+        activities=fakes.activities(),
+    ):
+        yield Windows(time_skipping_env, client, task_queue, policy, fakes)
+
+
+DEPLOY_4 = MaintenanceSpec(service=SERVICE, action="deploy", revision=4, duration=timedelta(hours=1))
+SCALE_6 = MaintenanceSpec(service=SERVICE, action="scale", count=6, duration=timedelta(minutes=30))
+
+
+async def test_a_window_opens_pagerduty_acts_once_verifies_and_closes_at_its_start(windows: Windows) -> None:
+    handle = await windows.ask(SCALE_6)
+    await windows.approve(handle)
+    assert windows.fakes.opened == [] and windows.fakes.aws.applied == []  # approved, not yet started
+    result = await windows.result(handle)
+    view = result.view
+    assert view.status == MaintenanceStatus.DONE, result.outcome
+    assert windows.fakes.events == ["window opened", "desired count 6", "window closed"]
+    assert [plan.to_count for plan in windows.fakes.aws.applied] == [6]
+    assert view.start is not None
+    opened = windows.fakes.opened[0]
+    assert opened.start >= view.start and opened.end == opened.start + SCALE_6.duration
+    assert opened.key == handle.id and windows.fakes.closed == [view.pagerduty_window.id]  # type: ignore[union-attr]
+    assert not view.held and view.pagerduty is None  # nobody paged
+    events = [entry.event for entry in view.timeline]
+    assert events.index("holding") < events.index("changed") < events.index("hold released")
+    await windows.keep_history(handle, "scaled_and_verified")
+
+
+async def test_a_failed_pre_check_cancels_the_window_and_does_nothing(windows: Windows) -> None:
+    handle = await windows.ask(DEPLOY_4)
+    await windows.approve(handle)
+    await windows.until(handle, "wait")
+    windows.fakes.platform.healthy = False  # the service is in trouble at the start
+    result = await windows.result(handle)
+    assert result.view.status == MaintenanceStatus.CANCELLED
+    assert result.outcome.startswith("pre-check failed: ") and "nothing done" in result.outcome
+    assert windows.fakes.events == [] and windows.fakes.opened == []
+    assert windows.fakes.platform.called("set_service_task_definition") == []
+    assert windows.fakes.platform.called("trigger_page") == []
+    assert windows.fakes.platform.task_definition == CURRENT
+    await windows.keep_history(handle, "pre_check_failed")
+
+
+async def test_a_failed_post_check_undoes_the_deploy_then_pages_and_closes_the_window(windows: Windows) -> None:
+    windows.fakes.healthy_after = False  # revision 4 is bad
+    handle = await windows.ask(DEPLOY_4)
+    await windows.approve(handle)
+    result = await windows.result(handle)
+    view = result.view
+    assert view.status == MaintenanceStatus.UNDONE, result.outcome
+    assert windows.fakes.platform.called("set_service_task_definition") == [REVISION_4, CURRENT]
+    assert windows.fakes.platform.task_definition == CURRENT
+    pages = windows.fakes.platform.called("trigger_page")
+    assert len(pages) == 1 and pages[0].dedup_key == f"{handle.id}#failed" and pages[0].severity == "error"
+    assert windows.fakes.events == ["window opened", "task definition hybrid-router:4", "task definition hybrid-router:3", "window closed"]
+    events = [entry.event for entry in view.timeline]
+    assert events.index("undone") < events.index("paged") < events.index("PagerDuty window closed")
+    assert not view.held
+    await windows.keep_history(handle, "post_check_failed_undone")
+
+
+async def test_a_failed_change_pages_and_still_releases_the_window_and_the_hold(windows: Windows) -> None:
+    windows.fakes.act_fails = True
+    handle = await windows.ask(DEPLOY_4)
+    await windows.approve(handle)
+    result = await windows.result(handle)
+    assert result.view.status == MaintenanceStatus.FAILED, result.outcome
+    assert "revision 4 does not exist" in result.outcome
+    assert windows.fakes.events == ["window opened", "window closed"]
+    assert len(windows.fakes.platform.called("trigger_page")) == 1
+    assert not result.view.held and "hold released" in [e.event for e in result.view.timeline]
+
+
+async def test_a_temporal_cancel_mid_window_still_closes_the_window_and_releases_the_hold(windows: Windows) -> None:
+    windows.fakes.healthy_after = False
+    windows.fakes.platform.verify_for = 30.0  # the post-check goes on until the cancel
+    handle = await windows.ask(DEPLOY_4)
+    await windows.approve(handle)
+    view = await windows.until(handle, "post_check")
+    assert view.held and windows.fakes.events[0] == "window opened"
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert windows.fakes.events[-1] == "window closed" and len(windows.fakes.closed) == 1
+    view = await windows.view(handle)
+    assert not view.held and view.status == MaintenanceStatus.CANCELLED
+    await windows.keep_history(handle, "cancelled_through_temporal")
+
+
+async def test_an_operator_cancel_during_the_post_check_undoes_and_releases(windows: Windows) -> None:
+    windows.fakes.healthy_after = False
+    windows.fakes.platform.verify_for = 30.0
+    handle = await windows.ask(DEPLOY_4)
+    await windows.approve(handle)
+    await windows.until(handle, "post_check")
+    await handle.execute_update(MaintenanceWindowWorkflow.cancel, Cancel(by="bob", reason="looks wrong"))
+    result = await windows.result(handle)
+    assert result.view.status == MaintenanceStatus.CANCELLED and "undone" in result.outcome
+    assert windows.fakes.events[-1] == "window closed" and len(windows.fakes.closed) == 1
+    assert windows.fakes.platform.task_definition == CURRENT
+
+
+async def test_a_cancel_before_the_start_does_nothing(windows: Windows) -> None:
+    handle = await windows.ask(DEPLOY_4, in_=timedelta(hours=3))
+    await windows.approve(handle)
+    await windows.until(handle, "wait")
+    await handle.execute_update(MaintenanceWindowWorkflow.cancel, Cancel(by="bob", reason="not tonight"))
+    result = await windows.result(handle)
+    assert result.view.status == MaintenanceStatus.CANCELLED and "nothing changed" in result.outcome
+    assert windows.fakes.events == [] and windows.fakes.opened == []
+
+
+async def test_alerts_during_the_window_are_recorded_on_it(windows: Windows) -> None:
+    windows.fakes.platform.verify_for = 5.0
+    windows.fakes.healthy_after = False
+    handle = await windows.ask(DEPLOY_4)
+    await windows.approve(handle)
+    await windows.until(handle, "post_check")
+    now = await windows.env.get_current_time()
+    alert = Alert(
+        source="alertmanager",
+        service=SERVICE,
+        region="eu-central-1",
+        summary="latency high during the deploy",
+        severity=Severity.P2,
+        received_at=now,
+        delivery_id="d-1",
+    )
+    await windows.client.get_workflow_handle(handle.id).signal("alert_batch", AlertBatch(alerts=[alert]))
+    await windows.client.get_workflow_handle(handle.id).signal("alert_batch", AlertBatch(alerts=[alert]))  # a retry
+    for _ in range(50):
+        view = await windows.view(handle)
+        if view.held_alerts:
+            break
+        await skip_time(windows.env, timedelta(seconds=1))
+    assert [a.summary for a in view.held_alerts] == ["latency high during the deploy"]
+    await windows.result(handle)
+
+
+async def test_plan_mode_shows_the_calls_and_changes_nothing(windows: Windows) -> None:
+    handle = await windows.ask(DEPLOY_4, plan=True)
+    result = await windows.result(handle)
+    view = result.view
+    assert view.status == MaintenanceStatus.PLANNED and view.plan_only
+    assert view.planned_calls[0].startswith("pagerduty POST /maintenance_windows ")
+    assert view.planned_calls[1] == (
+        "ecs UpdateService hybrid-routing-cluster/hybrid-router-service taskDefinition hybrid-router:3 -> hybrid-router:4"
+    )
+    assert windows.fakes.events == [] and windows.fakes.opened == [] and view.pending_approval is None
+    await windows.keep_history(handle, "plan_only")
+
+
+async def test_a_start_without_a_signed_request_is_refused(windows: Windows) -> None:
+    start = (await windows.env.get_current_time()).replace(second=0, microsecond=0) + timedelta(hours=2)
+    forged = MaintenanceRequest(by="mallory", spec=DEPLOY_4, start=start)
+    handle = await windows.env.client.start_workflow(  # the raw client: nothing signs it
+        MaintenanceWindowWorkflow.run,
+        MaintenanceInput(service=SERVICE, opened_by="mallory"),
+        id=maintenance_workflow_id(SERVICE, start),
+        task_queue=windows.task_queue,
+        start_signal="request_window",
+        start_signal_args=[forged],
+    )
+    result = await windows.result(handle)
+    assert result.view.status == MaintenanceStatus.REFUSED and windows.fakes.events == []
+    assert result.view.plan is None  # nothing read
