@@ -13,10 +13,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from contracts.common import Duration, Strict, TimelineEntry
+from contracts.common import Duration, Severity, Strict, TimelineEntry
 from contracts.paging import PagerDutyRef
 from contracts.scaling import ScalableTarget
-from contracts.common import Severity
 
 MAINTENANCE_TYPE = "MaintenanceWindowWorkflow"
 MaintenanceAction = Literal["deploy", "force_new_deployment", "scale", "restart"]

@@ -14,8 +14,8 @@ from contracts.approvals import ApprovalRule, Approvals, RiskLevel
 from contracts.bedrock import BedrockPolicy
 from contracts.common import Duration, Severity, Strict
 from contracts.identity import Trust
-from contracts.scaling_rules import ScalingPolicy
 from contracts.maintenance import MaintenancePolicy
+from contracts.scaling_rules import ScalingPolicy
 from contracts.schedules import ScheduleSpec
 
 

@@ -117,7 +117,7 @@ async def test_a_window_opens_pagerduty_acts_once_verifies_and_closes_at_its_sta
     assert view.start is not None
     opened = windows.fakes.opened[0]
     assert opened.start >= view.start and opened.end == opened.start + SCALE_6.duration
-    assert opened.key == handle.id and windows.fakes.closed == [view.pagerduty_window.id]  # type: ignore[union-attr]
+    assert opened.key == handle.id and windows.fakes.closed == [view.pagerduty_window.id]
     assert not view.held and view.pagerduty is None  # nobody paged
     events = [entry.event for entry in view.timeline]
     assert events.index("holding") < events.index("changed") < events.index("hold released")
@@ -150,7 +150,12 @@ async def test_a_failed_post_check_undoes_the_deploy_then_pages_and_closes_the_w
     assert windows.fakes.platform.task_definition == CURRENT
     pages = windows.fakes.platform.called("trigger_page")
     assert len(pages) == 1 and pages[0].dedup_key == f"{handle.id}#failed" and pages[0].severity == "error"
-    assert windows.fakes.events == ["window opened", "task definition hybrid-router:4", "task definition hybrid-router:3", "window closed"]
+    assert windows.fakes.events == [
+        "window opened",
+        "task definition hybrid-router:4",
+        "task definition hybrid-router:3",
+        "window closed",
+    ]
     events = [entry.event for entry in view.timeline]
     assert events.index("undone") < events.index("paged") < events.index("PagerDuty window closed")
     assert not view.held
@@ -242,7 +247,8 @@ async def test_plan_mode_shows_the_calls_and_changes_nothing(windows: Windows) -
     assert view.status == MaintenanceStatus.PLANNED and view.plan_only
     assert view.planned_calls[0].startswith("pagerduty POST /maintenance_windows ")
     assert view.planned_calls[1] == (
-        "ecs UpdateService hybrid-routing-cluster/hybrid-router-service taskDefinition hybrid-router:3 -> hybrid-router:4"
+        "ecs UpdateService hybrid-routing-cluster/hybrid-router-service "
+        "taskDefinition hybrid-router:3 -> hybrid-router:4"
     )
     assert windows.fakes.events == [] and windows.fakes.opened == [] and view.pending_approval is None
     await windows.keep_history(handle, "plan_only")

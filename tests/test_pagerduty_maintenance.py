@@ -181,7 +181,9 @@ def test_the_activities_open_one_window_and_end_it_once_however_often_retried(pa
     assert len([w for w in state["maintenance_windows"] if w["description"].endswith(f"ref: {key}")]) == 1
 
 
-def test_no_pagerduty_service_is_a_configuration_error(pagerduty_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_pagerduty_service_is_a_configuration_error(
+    pagerduty_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PAGERDUTY_SERVICE_ID", "")
     now = datetime.now(UTC)
     request = OpenWindow(key="k", service_id=None, start=now, end=now + timedelta(hours=1), description="d")

@@ -136,7 +136,9 @@ class MaintenanceWindowWorkflow(RunbookWorkflow):
         await self.step_wait()
         healthy, why = await self.step_pre_check()
         if not healthy:
-            return await self.finish(MaintenanceStatus.CANCELLED, f"pre-check failed: {why}; window cancelled, nothing done")
+            return await self.finish(
+                MaintenanceStatus.CANCELLED, f"pre-check failed: {why}; window cancelled, nothing done"
+            )
         status, outcome = MaintenanceStatus.DONE, ""
         try:
             await self.step_open_window(plan)
