@@ -392,9 +392,13 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def service_id_of(routing_key: str) -> str:
+    """The emulated PagerDuty service of an integration (routing key): one per key, as on PagerDuty."""
+    return _stable_id(f"service:{routing_key}")
+
+
 def _service_ref(routing_key: str, base: str | None = None) -> dict[str, Any]:
-    # One emulated service per integration (routing key), as on PagerDuty.
-    service_id = _stable_id(f"service:{routing_key}")
+    service_id = service_id_of(routing_key)
     ref: dict[str, Any] = {
         "id": service_id,
         "type": "service_reference",

@@ -16,7 +16,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import pagerduty as pd_activities
 from contracts.maintenance import CloseWindow, OpenWindow
-from devstack.pagerduty_emulator import _service_ref, create_app
+from devstack.pagerduty_emulator import create_app, service_id_of
 from tests.test_pagerduty_emulator import (
     API_TOKEN,
     ROUTING_KEY,
@@ -27,7 +27,7 @@ from tests.test_pagerduty_emulator import (
     trigger,
 )
 
-SERVICE = _service_ref(ROUTING_KEY)["id"]  # the emulated service of the test integration
+SERVICE = service_id_of(ROUTING_KEY)  # the emulated service of the test integration
 
 
 @pytest.fixture(scope="module")
