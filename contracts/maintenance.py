@@ -254,14 +254,17 @@ def maintenance_workflow_id(service: str, start: datetime) -> str:
     return f"maintenance/{service}/{start:%Y-%m-%dT%H:%MZ}"
 
 
+HOLDING = (
+    f"WorkflowType = '{MAINTENANCE_TYPE}' AND ExecutionStatus = 'Running' "
+    f"AND IncidentStatus = '{MaintenanceStatus.HOLDING.value}'"
+)
+
+
 def maintenance_hold_query(service: str) -> str:
     """The visibility query for the windows holding `service` (the run indexes its status and
     service on the incidents' search attributes; a closed run holds nothing)."""
     quoted = service.replace("'", "")
-    return (
-        f"WorkflowType = '{MAINTENANCE_TYPE}' AND ExecutionStatus = 'Running' "
-        f"AND IncidentService = '{quoted}' AND IncidentStatus = '{MaintenanceStatus.HOLDING.value}'"
-    )
+    return f"{HOLDING} AND IncidentService = '{quoted}'"
 
 
 def task_definition_revision(arn: str, revision: int) -> str:
