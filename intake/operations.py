@@ -282,16 +282,17 @@ class Operations:
             known = ", ".join(sorted(self.policy.services)) or "none"
             raise ApiError(422, f"service {wanted.service!r} is not in the policy (known: {known})", field="service")
         if wanted.start.tzinfo is None:
-            raise ApiError(422, "start: give a time zone (the CLI's times are UTC)", field="start")
+            raise ApiError(422, "give a time zone (the CLI's times are UTC)", field="start")
         if wanted.start < datetime.now(UTC) - timedelta(minutes=1):
-            raise ApiError(422, f"start: {wanted.start:%Y-%m-%d %H:%M} UTC is in the past", field="start")
+            raise ApiError(422, f"{wanted.start:%Y-%m-%d %H:%M} UTC is in the past", field="start")
         fields = wanted.model_dump(include={"service", "action", "duration", "revision", "count"})
         try:
             spec = MaintenanceSpec.model_validate(fields)
         except ValidationError as err:
             # the spec's own checks say which argument is wrong first ("revision: ...")
             message = str(err.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
-            raise ApiError(422, message, field=message.split(":", 1)[0]) from None
+            field, _, rest = message.partition(": ")
+            raise ApiError(422, rest or message, field=field if rest else None) from None
         request = MaintenanceRequest(by=user, spec=spec, start=wanted.start, plan=wanted.plan, reason=wanted.reason)
         try:
             workflow_id = await self.handoff.maintenance_request(request)

@@ -4,12 +4,15 @@ post-check and a cancellation leave behind (the PagerDuty window and the hold re
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -25,12 +28,17 @@ from contracts.maintenance import (
     MaintenanceView,
     maintenance_workflow_id,
 )
+from intake.app import create_app
+from intake.handoff import Handoff
 from signing import Signer
 from starter import schedule_maintenance
+from tests.conftest import serve_app
 from tests.fakes import CURRENT, keep_history, skip_time
 from tests.identity import INTAKE, signing_client
 from tests.maintenance_fakes import REVISION_4, MaintenanceFakes
 from tests.policies import default_policy
+from tests.test_intake import TOKEN, config_for, intake_policy
+from tests.test_signin import connecting, operator_app, refused, runbook, serving, sign_in
 from workflows.maintenance_window import MaintenanceWindowWorkflow
 
 HISTORIES = Path(__file__).parent / "histories" / "maintenance"
@@ -268,3 +276,124 @@ async def test_a_start_without_a_signed_request_is_refused(windows: Windows) -> 
     result = await windows.result(handle)
     assert result.view.status == MaintenanceStatus.REFUSED and windows.fakes.events == []
     assert result.view.plan is None  # nothing read
+
+
+# --------------------------------------------------------------------------- the CLI and the intake (dev server)
+
+
+@pytest.fixture
+async def on_dev_server(
+    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Windows, str]]:
+    """A worker with the fakes on the dev server, a fresh service, the operator listener and the
+    CLI pointed at both; yields the windows and the service's name."""
+    service = f"maint-{uuid.uuid4().hex[:6]}"
+    policy = intake_policy(service)
+    policy = policy.model_copy(
+        update={"maintenance": policy.maintenance.model_copy(update={"verify_window": timedelta(seconds=1)})}
+    )
+    fakes = MaintenanceFakes(policy)
+    task_queue = f"maintenance-{uuid.uuid4()}"
+    empty = tmp_path / "temporal.toml"
+    empty.write_text("")
+    target = dev_env.client.service_client.config.target_host
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("TEMPORAL_ADDRESS", target)
+    monkeypatch.setenv("RUNBOOK_SESSION_FILE", str(tmp_path / "session.json"))
+    async with Worker(
+        dev_env.client, task_queue=task_queue, workflows=[MaintenanceWindowWorkflow], activities=fakes.activities()
+    ):
+        with serving(operator_app(target, task_queue, policy)) as url:
+            monkeypatch.setenv("RUNBOOK_SIGNIN_URL", url)
+            client = signing_client(dev_env.client)
+            yield Windows(dev_env, client, task_queue, policy, fakes), service
+
+
+async def test_runbook_maintenance_schedule_plan_list_and_bad_flags(
+    on_dev_server: tuple[Windows, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    windows, service = on_dev_server
+    await sign_in(capsys, monkeypatch, "alice")
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%MZ")
+    asked = ["maintenance", "schedule", "--service", service, "--start", soon]
+    missing = await refused(capsys, *asked, "--action", "deploy")
+    assert str(missing).startswith("--revision: the deploy action needs")
+    extra = await refused(capsys, *asked, "--action", "restart", "--count", "3")
+    assert str(extra).startswith("--count: only the scale action takes one")
+    unknown = await refused(
+        capsys, "maintenance", "schedule", "--service", "nope", "--start", soon, "--action", "restart"
+    )
+    assert str(unknown).startswith("--service: service 'nope' is not in the policy")
+    with pytest.raises(SystemExit):
+        await runbook(capsys, *asked, "--action", "reboot")
+    assert "--action: invalid choice: 'reboot'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        await runbook(
+            capsys, "maintenance", "schedule", "--service", service, "--start", "tomorrow", "--action", "restart"
+        )
+    assert "--start: 'tomorrow' is not a time" in capsys.readouterr().err
+    past = await refused(
+        capsys, "maintenance", "schedule", "--service", service, "--start", "2020-01-01T00:00Z", "--action", "restart"
+    )
+    assert str(past).startswith("--start: 2020-01-01 00:00 UTC is in the past")
+
+    planned = await runbook(capsys, *asked, "--action", "deploy", "--revision", "4", "--plan")
+    assert "would call    pagerduty POST /maintenance_windows" in planned
+    assert "taskDefinition hybrid-router:3 -> hybrid-router:4" in planned and "nothing changed" in planned
+    assert windows.fakes.events == []
+
+    start = (datetime.now(UTC) + timedelta(minutes=7)).strftime("%Y-%m-%dT%H:%MZ")
+    out = await runbook(
+        capsys, "maintenance", "schedule", "--service", service, "--start", start, "--action", "scale", "--count", "6"
+    )
+    workflow_id = out.strip()
+    assert workflow_id == f"maintenance/{service}/{start}"
+    handle = windows.client.get_workflow_handle(workflow_id)
+    view = await windows.until(handle, MaintenanceStatus.AWAITING_APPROVAL.value)
+    assert view.opened_by == "alice" and view.pending_approval is not None
+    listed = [json.loads(line) for line in (await runbook(capsys, "maintenance", "--json")).splitlines()]
+    mine = next(row for row in listed if row["workflow_id"] == workflow_id)
+    assert mine["state"] == "scheduled" and mine["action"] == f"scale to 6 tasks on {service}"
+    assert "scheduled" in await runbook(capsys, "maintenance")
+    await handle.execute_update(MaintenanceWindowWorkflow.cancel, Cancel(by="alice", reason="test over"))
+    listed = [json.loads(line) for line in (await runbook(capsys, "maintenance", "--json")).splitlines()]
+    mine = next(row for row in listed if row["workflow_id"] == workflow_id)
+    assert mine["state"] == "done" and mine["status"] == "cancelled" and "nothing changed" in mine["outcome"]
+
+
+async def test_alerts_for_a_held_service_open_no_incident_but_p0_still_does(on_dev_server: tuple[Windows, str]) -> None:
+    windows, service = on_dev_server
+    windows.fakes.healthy_after = False
+    windows.fakes.platform.verify_for = 20.0  # the post-check, holding the service, lasts 20 s
+    target = windows.env.client.service_client.config.target_host
+    handoff = Handoff(connecting(target), windows.task_queue, INTAKE)
+    app = create_app(config_for(windows.policy), handoff)
+    start = datetime.now(UTC) + timedelta(seconds=3)
+    request = MaintenanceRequest(by="alice", spec=SCALE_6.model_copy(update={"service": service}), start=start)
+    handle = await schedule_maintenance(windows.client, request, windows.task_queue, INTAKE)
+    await windows.approve(handle)
+    view = await windows.view(handle)
+    deadline = datetime.now(UTC) + timedelta(seconds=90)
+    while not view.held:
+        assert datetime.now(UTC) < deadline, view.timeline[-3:]
+        await asyncio.sleep(0.2)
+        view = await windows.view(handle)
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    with serve_app(app) as url:
+        async with httpx.AsyncClient(timeout=30) as http:
+            body = {
+                "id": f"held-{uuid.uuid4().hex[:6]}",
+                "service": service,
+                "summary": "slow during the deploy",
+                "severity": "P2",
+            }
+            held = (await http.post(f"{url}/v1/alerts", json=body, headers=headers)).json()
+            p0 = {"id": f"p0-{uuid.uuid4().hex[:6]}", "service": service, "summary": "router down", "severity": "P0"}
+            opened = (await http.post(f"{url}/v1/alerts", json=p0, headers=headers)).json()
+    assert held["incidents"] == [] and held["held_by_maintenance"] == [handle.id]
+    assert opened["incidents"] == [f"incident/{service}/{windows.policy.services[service].region}"]
+    await windows.client.get_workflow_handle(opened["incidents"][0]).terminate("test over")
+    view = await windows.view(handle)
+    assert [a.summary for a in view.held_alerts] == ["slow during the deploy"]
+    result = await windows.result(handle)
+    assert result.view.status == MaintenanceStatus.UNDONE and not result.view.held
