@@ -180,7 +180,7 @@ def short(arn: str | None) -> str:
 class OpenWindow(Strict):
     """Open (or find, on a retry) the PagerDuty window `key` names."""
 
-    key: str  # the run's workflow id: its marker in the description makes the call idempotent
+    key: str  # the run's workflow and run id: its marker in the description makes the call idempotent
     service_id: str | None  # None: the worker's PAGERDUTY_SERVICE_ID
     start: datetime
     end: datetime
@@ -250,8 +250,8 @@ class MaintenanceResult(Strict):
 
 
 def maintenance_workflow_id(service: str, start: datetime) -> str:
-    """One operator window per service and start minute."""
-    return f"maintenance/{service}/{start:%Y-%m-%dT%H:%MZ}"
+    """One operator window per service and start time (to the second)."""
+    return f"maintenance/{service}/{start:%Y-%m-%dT%H:%M:%SZ}"
 
 
 HOLDING = (

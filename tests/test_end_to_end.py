@@ -74,9 +74,8 @@ def fast_policy(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data = tmp_path_factory.mktemp("stack")
+def launch(data: Path, policy: Path) -> Stack:
+    """The stack on free ports with `policy`, every test operator signed in (the caller stops it)."""
     config = StackConfig(
         temporal_port=free_port(),
         temporal_ui_port=free_port(),
@@ -89,7 +88,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         operator_port=free_port(),
         worker_metrics_port=free_port(),
         data_dir=data,
-        policy=fast_policy(data / "fast-policy.yaml"),
+        policy=policy,
         metrics_interval=1.0,
     )
     operators = {name: hash_password(password, rounds=1000) for name, password in PASSWORDS.items()}
@@ -99,6 +98,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         for name in PASSWORDS:
             login(stack, name)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("stack")
+    stack = launch(data, fast_policy(data / "fast-policy.yaml"))
+    try:
         yield stack
     finally:
         stack.stop()

@@ -57,8 +57,8 @@ class Windows:
         self, spec: MaintenanceSpec, in_: timedelta = timedelta(minutes=30), plan: bool = False, by: str = "alice"
     ) -> WorkflowHandle:
         now = await self.env.get_current_time()
-        # a fresh start minute per test: one window per service and minute
-        start = now.replace(second=0, microsecond=0) + in_ + timedelta(minutes=uuid.uuid4().int % 50)
+        # a fresh start per test: one window per service and start time
+        start = now.replace(microsecond=0) + in_ + timedelta(seconds=uuid.uuid4().int % 3000)
         signer: Signer = dataclasses.replace(INTAKE, clock=lambda: now.timestamp())
         request = MaintenanceRequest(by=by, spec=spec, start=start, plan=plan, reason="test")
         return await schedule_maintenance(self.client, request, self.task_queue, signer)
@@ -125,7 +125,7 @@ async def test_a_window_opens_pagerduty_acts_once_verifies_and_closes_at_its_sta
     assert view.start is not None
     opened = windows.fakes.opened[0]
     assert opened.start >= view.start and opened.end == opened.start + SCALE_6.duration
-    assert opened.key == handle.id and windows.fakes.closed == [view.pagerduty_window.id]
+    assert opened.key.startswith(f"{handle.id}@") and windows.fakes.closed == [view.pagerduty_window.id]
     assert not view.held and view.pagerduty is None  # nobody paged
     events = [entry.event for entry in view.timeline]
     assert events.index("holding") < events.index("changed") < events.index("hold released")
@@ -347,7 +347,7 @@ async def test_runbook_maintenance_schedule_plan_list_and_bad_flags(
         capsys, "maintenance", "schedule", "--service", service, "--start", start, "--action", "scale", "--count", "6"
     )
     workflow_id = out.strip()
-    assert workflow_id == f"maintenance/{service}/{start}"
+    assert workflow_id == f"maintenance/{service}/{start[:-1]}:00Z"
     handle = windows.client.get_workflow_handle(workflow_id)
     view = await windows.until(handle, MaintenanceStatus.AWAITING_APPROVAL.value)
     assert view.opened_by == "alice" and view.pending_approval is not None

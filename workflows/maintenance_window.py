@@ -240,7 +240,7 @@ class MaintenanceWindowWorkflow(RunbookWorkflow):
         self.enter("open_window", MaintenanceStatus.HOLDING)
         now = workflow.now()
         request = OpenWindow(
-            key=workflow.info().workflow_id,
+            key=f"{workflow.info().workflow_id}@{workflow.info().run_id}",  # a later run of the id: another window
             service_id=self.the_policy.maintenance.pagerduty_services.get(plan.spec.service),
             start=now,
             end=max(self.start, now) + plan.spec.duration,
