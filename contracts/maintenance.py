@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from contracts.common import Duration, Severity, Strict, TimelineEntry
+from contracts.common import Duration, Severity, Strict, TimelineEntry, format_duration
 from contracts.paging import PagerDutyRef
 from contracts.scaling import ScalableTarget
 
@@ -152,7 +152,7 @@ class MaintenancePlan(Strict):
         return self.spec.risk_action
 
     def describe(self) -> str:
-        return f"{self.spec.describe()} at {self.start:%Y-%m-%d %H:%M} UTC for {self.spec.duration}"
+        return f"{self.spec.describe()} at {self.start:%Y-%m-%d %H:%M:%S} UTC for {format_duration(self.spec.duration)}"
 
     def calls(self) -> list[str]:
         """What the window would change, as plan mode prints it."""
@@ -227,6 +227,7 @@ class MaintenanceView(Strict):
     status: MaintenanceStatus
     step: str
     opened_by: str
+    opened_at: datetime
     schedule: str | None
     spec: MaintenanceSpec | None
     start: datetime | None

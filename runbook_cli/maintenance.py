@@ -147,10 +147,10 @@ async def rows(client: Client) -> list[WindowRow]:
 def render(found: list[WindowRow]) -> str:
     if not found:
         return "no maintenance windows: `runbook maintenance schedule --help` asks for one"
-    lines = [f"{'STATE':<10} {'START (UTC)':<17} {'STATUS':<17} {'WINDOW':<44} ACTION / OUTCOME"]
+    lines = [f"{'STATE':<10} {'START (UTC)':<17} {'STATUS':<17} {'WINDOW':<48} ACTION / OUTCOME"]
     for row in found:
         start = f"{row.start:%Y-%m-%d %H:%M}" if row.start else "-"
-        lines.append(f"{row.state:<10} {start:<17} {row.status:<17} {row.workflow_id:<44} {row.action}")
+        lines.append(f"{row.state:<10} {start:<17} {row.status:<17} {row.workflow_id:<48} {row.action}")
         if row.outcome:
-            lines.append(f"{'':<10} {'':<17} {'':<17} {'':<44} {row.outcome}")
+            lines.append(f"{'':<10} {'':<17} {'':<17} {'':<48} {row.outcome}")
     return "\n".join(lines)

@@ -462,6 +462,7 @@ class MaintenanceWindowWorkflow(RunbookWorkflow):
             status=self.status,
             step=self.step,
             opened_by=self.opened_by,
+            opened_at=workflow.info().start_time,
             schedule=self.input.schedule,
             spec=self.spec,
             start=self.start,
