@@ -268,6 +268,14 @@ class Policy(Strict):
         return self
 
     @model_validator(mode="after")
+    def _maintenance_schedules_name_services(self) -> Policy:
+        for schedule in self.schedules:
+            service = schedule.maintenance.service if schedule.maintenance is not None else None
+            if service is not None and service not in self.services:
+                raise ValueError(f"schedules.{schedule.name}.maintenance.service: {service!r} is not in services")
+        return self
+
+    @model_validator(mode="after")
     def _bedrock_routes_have_a_section(self) -> Policy:
         for route in self.routes:
             if route.runbook == "bedrock" and self.bedrock is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -28,8 +29,10 @@ from contracts.maintenance import (
     MaintenanceView,
     maintenance_workflow_id,
 )
+from contracts.schedules import ScheduleSpec
 from intake.app import create_app
 from intake.handoff import Handoff
+from runbook_cli import schedules
 from signing import Signer
 from starter import schedule_maintenance
 from tests.conftest import serve_app
@@ -397,3 +400,81 @@ async def test_alerts_for_a_held_service_open_no_incident_but_p0_still_does(on_d
     assert [a.summary for a in view.held_alerts] == ["slow during the deploy"]
     result = await windows.result(handle)
     assert result.view.status == MaintenanceStatus.UNDONE and not result.view.held
+
+
+# --------------------------------------------------------------------------- recurring windows (dev server)
+
+
+def test_a_maintenance_schedule_must_say_what_the_window_does_to_a_known_service() -> None:
+    base = {"name": "nightly-restart", "runbook": "maintenance", "cron": "0 3 * * *"}
+    with pytest.raises(ValidationError, match="maintenance: required with runbook maintenance"):
+        ScheduleSpec.model_validate(base)
+    with pytest.raises(ValidationError, match="maintenance: required with runbook maintenance"):
+        ScheduleSpec.model_validate(
+            {**base, "runbook": "followup-digest", "maintenance": {"service": "x", "action": "restart"}}
+        )
+    with pytest.raises(ValidationError, match="count: the scale action needs"):
+        ScheduleSpec.model_validate({**base, "maintenance": {"service": SERVICE, "action": "scale"}})
+    declared = {**base, "maintenance": {"service": "nope", "action": "restart"}}
+    data = {**default_policy().model_dump(mode="json", exclude={"schedules"}), "schedules": [declared]}
+    with pytest.raises(
+        ValidationError, match="schedules.nightly-restart.maintenance.service: 'nope' is not in services"
+    ):
+        Policy.model_validate(data)
+
+
+async def test_a_recurring_window_runs_what_the_policy_declares_and_a_forged_one_is_refused(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    policy = default_policy()
+    name = f"restart-{uuid.uuid4().hex[:6]}"
+    declared = ScheduleSpec.model_validate(
+        {
+            "name": name,
+            "runbook": "maintenance",
+            "cron": "0 3 * * *",
+            "maintenance": {"service": SERVICE, "action": "restart", "duration": "30m"},
+        }
+    )
+    policy = policy.model_copy(update={"schedules": [declared]})
+    fakes = MaintenanceFakes(policy)
+    task_queue = f"maintenance-{uuid.uuid4()}"
+    client = signing_client(dev_env.client)
+    async with Worker(
+        dev_env.client, task_queue=task_queue, workflows=[MaintenanceWindowWorkflow], activities=fakes.activities()
+    ):
+        handle = dev_env.client.get_schedule_handle(declared.schedule_id)
+        try:
+            await dev_env.client.create_schedule(
+                declared.schedule_id, schedules.temporal_schedule(declared, task_queue)
+            )
+            await handle.trigger()
+            run_id = None
+            for _ in range(100):
+                async for execution in dev_env.client.list_workflows(f"WorkflowId STARTS_WITH '{name}-'"):
+                    run_id = execution.id
+                if run_id:
+                    break
+                await asyncio.sleep(0.2)
+            assert run_id is not None
+            windows = Windows(dev_env, client, task_queue, policy, fakes)
+            run = client.get_workflow_handle(run_id, result_type=MaintenanceResult)
+            view = await windows.until(run, MaintenanceStatus.AWAITING_APPROVAL.value)
+            assert view.spec == declared.maintenance and view.schedule == name
+            assert view.opened_by == f"schedule {name}"
+            await run.execute_update(MaintenanceWindowWorkflow.cancel, Cancel(by="bob", reason="test over"))
+            assert (await windows.result(run)).view.status == MaintenanceStatus.CANCELLED
+        finally:
+            await handle.delete()
+        forged = await dev_env.client.start_workflow(  # the input names the schedule; no Schedule started it
+            MaintenanceWindowWorkflow.run,
+            MaintenanceInput(service=SERVICE, opened_by="mallory", schedule=name),
+            id=f"{name}-forged",
+            task_queue=task_queue,
+            result_type=MaintenanceResult,
+        )
+        result = await forged.result()
+        assert (
+            result.view.status == MaintenanceStatus.REFUSED and f"not started by the schedule {name}" in result.outcome
+        )
+        assert fakes.events == [] and result.view.plan is None
