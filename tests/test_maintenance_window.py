@@ -471,7 +471,6 @@ async def test_a_recurring_window_runs_what_the_policy_declares_and_a_forged_one
             MaintenanceInput(service=SERVICE, opened_by="mallory", schedule=name),
             id=f"{name}-forged",
             task_queue=task_queue,
-            result_type=MaintenanceResult,
         )
         result = await forged.result()
         assert (
