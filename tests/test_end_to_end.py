@@ -74,8 +74,9 @@ def fast_policy(path: Path) -> Path:
     return path
 
 
-def launch(data: Path, policy: Path) -> Stack:
-    """The stack on free ports with `policy`, every test operator signed in (the caller stops it)."""
+@contextlib.contextmanager
+def launched(data: Path, policy: Path) -> Iterator[Stack]:
+    """The stack on free ports with `policy`, every test operator signed in; stopped after."""
     config = StackConfig(
         temporal_port=free_port(),
         temporal_ui_port=free_port(),
@@ -98,20 +99,16 @@ def launch(data: Path, policy: Path) -> Stack:
     try:
         for name in PASSWORDS:
             login(stack, name)
-    except BaseException:
+        yield stack
+    finally:
         stack.stop()
-        raise
-    return stack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("stack")
-    stack = launch(data, fast_policy(data / "fast-policy.yaml"))
-    try:
+    with launched(data, fast_policy(data / "fast-policy.yaml")) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

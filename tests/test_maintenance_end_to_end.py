@@ -24,11 +24,13 @@ from tests.test_end_to_end import (
     desired_count,
     fast_policy,
     history_of,
-    launch,
+    launched,
     moto,
     pagerduty_state,
     recorded_ecs_updates,
     restart_worker,
+    wait_for,
+    worker,  # noqa: F401 - the fixture, on this module's stack
 )
 
 pytestmark = pytest.mark.e2e
@@ -52,20 +54,8 @@ def maintenance_policy(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("maintenance-stack")
-    stack = launch(data, maintenance_policy(data / "maintenance-policy.yaml"))
-    try:
+    with launched(data, maintenance_policy(data / "maintenance-policy.yaml")) as stack:
         yield stack
-    finally:
-        stack.stop()
-
-
-@pytest.fixture
-def worker(stack: Stack) -> Iterator[Callable[[], Any]]:
-    stack.start_worker()
-    yield stack.start_worker
-    for child in list(stack.children):
-        if child.name == "worker":
-            stack.stop_child(child)
 
 
 def schedule(stack: Stack, count: int, ahead: timedelta) -> str:
@@ -84,20 +74,6 @@ def finished(view: dict[str, Any]) -> bool:
     return view["status"] in ("done", "undone", "failed", "cancelled") and timeline[-1].get("event") == "closed"
 
 
-def wait_view(stack: Stack, workflow_id: str, check: Callable[[dict[str, Any]], bool], timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    view: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        done = cli(stack, "show", workflow_id, "--json", check=False)
-        if done.returncode == 0:
-            view = json.loads(done.stdout)
-            if check(view):
-                return view
-        time.sleep(0.5)
-    events = "\n".join(f"{e['at']} {e['step']} {e['event']}: {e['detail']}" for e in view.get("timeline", []))
-    raise AssertionError(f"{workflow_id}: last status {view.get('status')}:\n{events}")
-
-
 def windows_of(stack: Stack, workflow_id: str) -> list[dict[str, Any]]:
     state = pagerduty_state(stack)
     return [w for w in state["maintenance_windows"] if f"ref: {workflow_id}@" in w["description"]]
@@ -108,14 +84,15 @@ def events(view: dict[str, Any]) -> list[str]:
 
 
 def test_a_window_seconds_ahead_changes_the_service_inside_a_pagerduty_window(
-    stack: Stack, worker: Callable[[], Any]
+    stack: Stack,
+    worker: Callable[[], Any],  # noqa: F811 - the imported fixture
 ) -> None:
     baseline = desired_count(stack)
     moto(stack, "stop-recording")
     moto(stack, "reset-recording")
     moto(stack, "start-recording")
     workflow_id = schedule(stack, baseline + 1, timedelta(seconds=20))
-    view = wait_view(stack, workflow_id, lambda v: v.get("pending_approval") is not None, 60)
+    view = wait_for(stack, workflow_id, lambda v: v.get("pending_approval") is not None, 60)
     assert view["opened_by"] == "demo-oncall" and windows_of(stack, workflow_id) == []
     refused = cli(stack, "approve", workflow_id, user="demo-oncall", check=False)
     assert refused.returncode == 1 and "four eyes" in refused.stderr  # the asker cannot approve alone
@@ -123,7 +100,7 @@ def test_a_window_seconds_ahead_changes_the_service_inside_a_pagerduty_window(
     listed = [json.loads(line) for line in cli(stack, "maintenance", "--json").stdout.splitlines()]
     assert next(row for row in listed if row["workflow_id"] == workflow_id)["state"] in ("scheduled", "active")
 
-    view = wait_view(stack, workflow_id, finished, 180)
+    view = wait_for(stack, workflow_id, finished, 180)
     assert view["status"] == "done", view["outcome"]
     order = events(view)
     assert order.index("PagerDuty window open") < order.index("changed") < order.index("PagerDuty window closed")
@@ -141,7 +118,8 @@ def test_a_window_seconds_ahead_changes_the_service_inside_a_pagerduty_window(
 
 
 def test_the_worker_killed_after_each_activity_changes_once_and_ends_the_window_once(
-    stack: Stack, worker: Callable[[], Any]
+    stack: Stack,
+    worker: Callable[[], Any],  # noqa: F811 - the imported fixture
 ) -> None:
     """SIGKILL the worker whenever an activity of the window has completed (the next one may
     then be in flight: it is retried after its timeout) and start another. The change is made
@@ -155,7 +133,7 @@ def test_the_worker_killed_after_each_activity_changes_once_and_ends_the_window_
     killed_after: list[list[str]] = []
     try:
         workflow_id = schedule(stack, baseline + 1, timedelta(seconds=10))
-        wait_view(stack, workflow_id, lambda v: v.get("pending_approval") is not None, 60)
+        wait_for(stack, workflow_id, lambda v: v.get("pending_approval") is not None, 60)
         cli(stack, "approve", workflow_id, user="demo-lead")
         seen, deadline = 0, time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -175,7 +153,7 @@ def test_the_worker_killed_after_each_activity_changes_once_and_ends_the_window_
     after = {name for names in killed_after for name in names}
     wanted = {"verify_slo", "open_maintenance_window", "scale_ecs_service", "describe_deployment"}
     assert wanted <= after, killed_after
-    view = wait_view(stack, workflow_id, finished, 60)
+    view = wait_for(stack, workflow_id, finished, 60)
     assert view["status"] == "done", view["outcome"]
     assert not view["held"] and events(view).count("hold released") == 1
     (window,) = windows_of(stack, workflow_id)
