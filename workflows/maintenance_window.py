@@ -122,7 +122,8 @@ class MaintenanceWindowWorkflow(RunbookWorkflow):
         except asyncio.CancelledError:
             # Temporal cancelled the run: the window was closed on the way out (`step_close`)
             self.status, self.outcome = MaintenanceStatus.CANCELLED, "cancelled through Temporal"
-            self.record("cancelled", "through Temporal; PagerDuty window closed and hold released")
+            left = "PagerDuty window closed and hold released" if self.window is not None else "nothing opened"
+            self.record("cancelled", f"through Temporal; {left}" + ("; the change stays" if self.acted else ""))
             raise
 
     async def respond(self) -> MaintenanceResult:
