@@ -49,11 +49,12 @@ class MaintenanceHolds:
             reading = self._reading
             held = await asyncio.shield(reading)
             if self._reading is reading:
+                # not known (visibility did not answer) counts as nothing held for the same
+                # `ttl`: alerts open their incidents, and a visibility in trouble is asked less
                 self._reading = None
-                if held is not None:
-                    self._held, self._until = held, self.clock() + self.ttl
+                self._held, self._until = held or {}, self.clock() + self.ttl
             if held is None:
-                return None  # not known: the alert opens its incident
+                return None
         return self._held.get(alert.service)
 
     async def _read(self) -> dict[str, str] | None:

@@ -11,15 +11,17 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from contracts import Alert, AlertBatch, Approve, Cancel, Policy, Severity
+from contracts import SEARCH_SERVICE, Alert, AlertBatch, Approve, Cancel, Policy, Severity
 from contracts.maintenance import (
     MaintenanceInput,
     MaintenanceRequest,
@@ -32,6 +34,7 @@ from contracts.maintenance import (
 from contracts.schedules import ScheduleSpec
 from intake.app import create_app
 from intake.handoff import Handoff
+from intake.holds import MaintenanceHolds
 from runbook_cli import schedules
 from signing import Signer
 from starter import schedule_maintenance
@@ -477,3 +480,63 @@ async def test_a_recurring_window_runs_what_the_policy_declares_and_a_forged_one
             result.view.status == MaintenanceStatus.REFUSED and f"not started by the schedule {name}" in result.outcome
         )
         assert fakes.events == [] and result.view.plan is None
+
+
+# --------------------------------------------------------------------------- the intake's view of holds
+
+
+class _Listing:
+    def __init__(self, found: list[tuple[str, str]], fail: bool) -> None:
+        self.found, self.fail = found, fail
+
+    def __aiter__(self) -> _Listing:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.fail:
+            raise RuntimeError("visibility is down")
+        if not self.found:
+            raise StopAsyncIteration
+        service, workflow_id = self.found.pop(0)
+
+        class Execution:
+            id = workflow_id
+            typed_search_attributes = TypedSearchAttributes([SearchAttributePair(SEARCH_SERVICE, service)])
+
+        return Execution()
+
+
+class _Visibility:
+    """A Temporal client's listing, as MaintenanceHolds reads it, counting the reads."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[str, str]] = []
+        self.fail = False
+        self.reads = 0
+
+    def list_workflows(self, query: str, **_: Any) -> _Listing:
+        assert "IncidentStatus = 'holding'" in query and "ExecutionStatus = 'Running'" in query
+        self.reads += 1
+        return _Listing(list(self.held), self.fail)
+
+    async def client(self) -> _Visibility:
+        return self
+
+
+async def test_the_intake_reads_holds_once_per_ttl_and_never_holds_an_exempt_or_unknown_alert() -> None:
+    visibility, now = _Visibility(), [100.0]
+    visibility.held = [(SERVICE, "maintenance/hybrid-router/2026-12-07T02:00:00Z")]
+    holds = MaintenanceHolds(visibility, default_policy(), ttl=2.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    received = datetime.now(UTC)
+
+    def alert(service: str, severity: Severity) -> Alert:
+        return Alert(source="t", service=service, region="r", summary="s", severity=severity, received_at=received)
+
+    found = await asyncio.gather(*(holds.holder(alert(SERVICE, Severity.P2)) for _ in range(20)))
+    assert set(found) == {"maintenance/hybrid-router/2026-12-07T02:00:00Z"} and visibility.reads == 1
+    assert await holds.holder(alert("other", Severity.P2)) is None and visibility.reads == 1
+    assert await holds.holder(alert(SERVICE, Severity.P0)) is None  # the policy exempts P0
+    now[0] += 2.5
+    visibility.fail = True
+    assert await holds.holder(alert(SERVICE, Severity.P2)) is None  # not known: the alert opens its incident
+    assert await holds.holder(alert(SERVICE, Severity.P2)) is None and visibility.reads == 2  # asked again after ttl
