@@ -1181,8 +1181,10 @@ async def cmd_schedules(client: Client, args: argparse.Namespace, config: settin
 
 async def _schedule_verb(client: Client, args: argparse.Namespace) -> str:
     if args.verb == "trigger":
-        await schedules.trigger(client, args.name)
-        return f"triggered {args.name}: `runbook schedules` shows its run"
+        started = await schedules.trigger(client, args.name)
+        if started is None:
+            return f"asked {args.name} to run: not started yet (its overlap policy may hold it behind a running one)"
+        return f"triggered {args.name}: started {started}"
     if args.verb in ("pause", "unpause"):
         reason = (args.reason or "").strip()
         if args.verb == "pause" and not reason:

@@ -10,6 +10,7 @@ a Schedule an operator paused alone unless its declaration changed.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -192,9 +193,31 @@ async def rows(client: Client) -> list[ScheduleRow]:
     return found
 
 
-async def trigger(client: Client, name: str) -> None:
-    """The schedule's action now (its overlap policy applies)."""
-    await (await _known(client, name)).trigger()
+TRIGGER_WAIT = 10.0  # seconds `trigger` waits to see what the schedule made of it
+
+
+async def trigger(client: Client, name: str) -> str | None:
+    """The schedule's action now (its overlap policy applies). Returns the workflow id of the
+    run it started; raises ScheduleError when the overlap policy skipped it (a run still
+    running); None when it is neither (buffered behind the running one, or not seen yet).
+
+    Temporal takes a trigger and decides later: the counts the schedule keeps say which way."""
+    handle = await _known(client, name)
+    before = (await handle.describe()).info
+    await handle.trigger()
+    deadline = asyncio.get_running_loop().time() + TRIGGER_WAIT
+    while asyncio.get_running_loop().time() < deadline:
+        info = (await handle.describe()).info
+        if info.num_actions > before.num_actions:
+            started = info.recent_actions[-1].action if info.recent_actions else None
+            return started.workflow_id if isinstance(started, ScheduleActionExecutionStartWorkflow) else None
+        if info.num_actions_skipped_overlap > before.num_actions_skipped_overlap:
+            running = ", ".join(r.workflow_id for r in info.running_actions) or "a run"
+            raise ScheduleError(
+                f"{name}: not started: {running} is still running and the overlap policy skips (started nothing)"
+            )
+        await asyncio.sleep(0.2)
+    return None
 
 
 def _handle(client: Client, name: str) -> Any:

@@ -365,7 +365,8 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     assert digest_schedule["cron"] == "0 8 * * 1" and not digest_schedule["paused"]
     unknown = cli(stack, "schedules", "trigger", "nightly", check=False)
     assert unknown.returncode == 2 and "no schedule 'nightly'" in unknown.stderr
-    cli(stack, "schedules", "trigger", "followup-digest")
+    triggered = cli(stack, "schedules", "trigger", "followup-digest").stdout
+    assert triggered.startswith("triggered followup-digest: started followup-digest-"), triggered
     cli(stack, "schedules", "trigger", "daily-performance-review")  # last night, from the seeded history
     deadline = time.monotonic() + 60
     while {schedule_row(stack, name)["last_outcome"] for name in ("followup-digest", "daily-performance-review")} != {

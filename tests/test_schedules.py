@@ -145,6 +145,23 @@ async def test_apply_creates_then_changes_nothing_updates_removes_and_leaves_oth
         await client.get_schedule_handle(other).delete()
 
 
+async def test_trigger_says_which_run_it_started_or_that_the_overlap_policy_skipped_it(clean: Client) -> None:
+    """No worker polls the queue, so the first run stays running: a second trigger is skipped
+    (overlap `skip`), and the CLI must say so rather than "triggered"."""
+    client = clean
+    policy = with_schedules(default_policy(), {"name": "digest-now", "runbook": "followup-digest", "cron": "0 8 * * 1"})
+    queue = f"nobody-{uuid.uuid4().hex[:6]}"
+    await schedules.apply(client, policy, queue)
+    started = await schedules.trigger(client, "digest-now")
+    assert started is not None and started.startswith("digest-now-")
+    assert (await client.get_workflow_handle(started).describe()).task_queue == queue
+    with pytest.raises(schedules.ScheduleError, match=f"not started: {started} is still running"):
+        await schedules.trigger(client, "digest-now")
+    query = f"WorkflowType = 'FollowupDigestWorkflow' AND TaskQueue = '{queue}'"
+    assert len([w async for w in client.list_workflows(query)]) == 1
+    await client.get_workflow_handle(started).terminate("test done")
+
+
 def test_a_declaration_that_cannot_be_kept_is_refused_naming_the_field() -> None:
     base = {"name": "d", "runbook": "followup-digest", "cron": "0 8 * * 1"}
     with pytest.raises(ValidationError, match="cron"):
