@@ -26,6 +26,7 @@ from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
 from temporalio.client import (
     Client,
     RPCError,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     WorkflowExecutionStatus,
     WorkflowQueryFailedError,
@@ -263,7 +264,37 @@ class Runs:
                     missed.append(
                         MissedRun(schedule=name, nominal=nominal, problem=kind, workflow_id=workflow_id, detail=detail)
                     )
+            # A run due before this window was checked by an earlier watchdog, maybe while it was
+            # still running: if it has failed since, within this window, it is a miss now. (Each
+            # failure is counted once: the windows of successive watchdogs do not overlap.)
+            for recent in info.recent_actions:
+                started = recent.action
+                if recent.scheduled_at >= since or not isinstance(started, ScheduleActionExecutionStartWorkflow):
+                    continue
+                failure = await self._failed_between(started.workflow_id, since, end)
+                if failure is not None:
+                    missed.append(
+                        MissedRun(
+                            schedule=name,
+                            nominal=recent.scheduled_at,
+                            problem="failed",
+                            workflow_id=started.workflow_id,
+                            detail=failure,
+                        )
+                    )
         return ScheduleReport(checked=sorted(checked), missed=missed)
+
+    async def _failed_between(self, workflow_id: str, since: datetime, end: datetime) -> str | None:
+        try:
+            description = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None  # gone past its retention: long since judged
+            raise
+        status, closed = description.status, description.close_time
+        if status is None or status not in FAILED_RUNS or closed is None or not since <= closed < end:
+            return None
+        return f"its run {workflow_id} {status.name.lower().replace('_', ' ')} at {closed:%H:%M:%S} UTC"
 
     async def _scheduled_run_problem(self, workflow_id: str) -> tuple[Literal["missing", "failed"], str] | None:
         try:

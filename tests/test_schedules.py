@@ -375,11 +375,25 @@ async def test_the_watchdog_pages_once_for_each_run_missing_or_failed(clean: Cli
         running = (await client.get_schedule_handle("runbook-wd-slow").describe()).info.running_actions
         started = [run.workflow_id for run in running if isinstance(run, ScheduleActionExecutionStartWorkflow)]
         assert started and all(run.workflow_id not in started for run in slow)
+        await keep_history(client.get_workflow_handle(watchdog_id), HISTORIES.parent / "watchdog" / "missed.json")
+
+        # that run, still going when the watchdog checked it, fails afterwards: the next watchdog
+        # (its window after the first's) pages it, though it was due before its window
+        await client.get_schedule_handle("runbook-wd-failing").pause()
+        await client.get_workflow_handle(started[0]).terminate("it failed after the check")
+        await asyncio.sleep(1.5)
+        later = WatchdogInput(started_by="test", look_back=timedelta(seconds=3), grace=timedelta(seconds=1))
+        second: WatchdogResult = await client.execute_workflow(
+            ScheduleWatchdogWorkflow.run, later, id=f"watchdog-{uuid.uuid4()}", task_queue=task_queue
+        )
+        failed_later = [run for run in second.missed if run.workflow_id == started[0]]
+        assert len(failed_later) == 1 and failed_later[0].problem == "failed", second.missed
+        assert "terminated" in failed_later[0].detail and failed_later[0].dedup_key not in result.paged
+        still_running = (await client.get_schedule_handle("runbook-wd-slow").describe()).info.running_actions
         for schedule_id in ("runbook-wd-slow", "runbook-wd-failing", "runbook-wd-paused"):
             await client.get_schedule_handle(schedule_id).delete()
-        for workflow_id in started:
-            await client.get_workflow_handle(workflow_id).terminate("test done")
-        await keep_history(client.get_workflow_handle(watchdog_id), HISTORIES.parent / "watchdog" / "missed.json")
+        for running_run in still_running:
+            await client.get_workflow_handle(running_run.workflow_id).terminate("test done")
 
 
 async def test_the_next_400_daily_reviews_are_all_at_nine_utc_across_daylight_saving(clean: Client) -> None:
