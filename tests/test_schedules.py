@@ -393,6 +393,7 @@ async def test_the_watchdog_pages_once_for_each_run_missing_or_failed(clean: Cli
         for schedule_id in ("runbook-wd-slow", "runbook-wd-failing", "runbook-wd-paused"):
             await client.get_schedule_handle(schedule_id).delete()
         for running_run in still_running:
+            assert isinstance(running_run, ScheduleActionExecutionStartWorkflow)
             await client.get_workflow_handle(running_run.workflow_id).terminate("test done")
 
 
