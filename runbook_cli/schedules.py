@@ -14,6 +14,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from temporalio.client import (
     Client,
     Schedule,
@@ -67,6 +68,11 @@ def input_for(spec: ScheduleSpec) -> Any:
     raise ScheduleError(f"schedule {spec.name}: no input known for runbook {spec.runbook}")  # pragma: no cover
 
 
+def fingerprint(spec: ScheduleSpec, task_queue: str) -> str:
+    """The declaration's fingerprint with the input its runs start with, as JSON."""
+    return spec.fingerprint(task_queue, to_jsonable_python(input_for(spec)))
+
+
 def temporal_schedule(spec: ScheduleSpec, task_queue: str) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
@@ -74,7 +80,7 @@ def temporal_schedule(spec: ScheduleSpec, task_queue: str) -> Schedule:
             input_for(spec),
             id=spec.name,  # Temporal appends the nominal start time: one id per run
             task_queue=task_queue,
-            memo={"managed_by": MANAGED_BY, "fingerprint": spec.fingerprint(task_queue), "cron": spec.cron},
+            memo={"managed_by": MANAGED_BY, "fingerprint": fingerprint(spec, task_queue), "cron": spec.cron},
         ),
         spec=TemporalSpec(cron_expressions=[spec.cron], jitter=spec.jitter, time_zone_name="UTC"),
         policy=SchedulePolicy(overlap=OVERLAP[spec.overlap], catchup_window=spec.catchup_window),
@@ -122,7 +128,7 @@ async def apply(client: Client, policy: Policy, task_queue: str) -> list[Schedul
             else:
                 changes.append(ScheduleChange(name=spec.name, change="created", detail=spec.cron))
                 continue
-        if await _fingerprint(client, schedule_id) == spec.fingerprint(task_queue):
+        if await _fingerprint(client, schedule_id) == fingerprint(spec, task_queue):
             changes.append(ScheduleChange(name=spec.name, change="unchanged", detail=spec.cron))
             continue
 

@@ -85,7 +85,9 @@ async def listed_soon(client: Client, wanted: set[str]) -> None:
     raise AssertionError(f"listed {await managed(client)}, wanted {sorted(wanted)}")
 
 
-async def test_apply_creates_then_changes_nothing_updates_removes_and_leaves_others_alone(clean: Client) -> None:
+async def test_apply_creates_then_changes_nothing_updates_removes_and_leaves_others_alone(
+    clean: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = clean
     other = f"someone-else-{uuid.uuid4().hex[:6]}"
     await client.create_schedule(
@@ -139,6 +141,11 @@ async def test_apply_creates_then_changes_nothing_updates_removes_and_leaves_oth
         assert all(t.hour == 9 for t in row.next_runs)
         # a new task queue is a change too (the runs must go where a worker polls)
         assert [c.change for c in await schedules.apply(client, changed, "q2")] == ["updated"]
+        # and so is a new input for its runs (a new version of the code that makes it)
+        made = schedules.input_for
+        monkeypatch.setattr(schedules, "input_for", lambda spec: made(spec).model_copy(update={"started_by": "v2"}))
+        assert [c.change for c in await schedules.apply(client, changed, "q2")] == ["updated"]
+        assert [c.change for c in await schedules.apply(client, changed, "q2")] == ["unchanged"]
         # the other Schedule was never touched
         assert (await client.get_schedule_handle(other).describe()).id == other
     finally:
