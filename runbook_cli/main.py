@@ -1232,7 +1232,7 @@ def cmd_report(args: argparse.Namespace, config: settings.Settings) -> None:
     try:
         print(reports.read_report(_policy(config).reviews, args.id), end="")
     except reports.ReportError as err:
-        raise CliError(f"report: {err}", code=2 if "no report" in str(err) else 3) from None
+        raise CliError(f"report: {err}", code=2 if isinstance(err, reports.NoSuchReport) else 3) from None
 
 
 # The reports are read from the bucket, without Temporal.

@@ -25,6 +25,10 @@ class ReportError(ValueError):
     """A report that cannot be read; the message says which and why."""
 
 
+class NoSuchReport(ReportError):
+    """No report by that id in the bucket (the bucket itself answered)."""
+
+
 class ReportRow(Strict):
     id: str
     key: str
@@ -80,7 +84,7 @@ def read_report(reviews: ReviewPolicy, report: str) -> str:
         answer = _s3(reviews.bucket_region).get_object(Bucket=reviews.bucket, Key=key)
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            raise ReportError(f"no report {report!r} in {_where(reviews)} (`runbook reports` lists them)") from None
+            raise NoSuchReport(f"no report {report!r} in {_where(reviews)} (`runbook reports` lists them)") from None
         raise ReportError(f"cannot read s3://{reviews.bucket}/{key}: {err}") from None
     except BotoCoreError as err:
         raise ReportError(f"cannot read s3://{reviews.bucket}/{key}: {err}") from None

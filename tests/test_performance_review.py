@@ -340,7 +340,7 @@ def test_the_seeded_night_is_read_judged_charted_stored_and_listed(aws_env: Moto
     [row] = reports.list_reports(reviews)
     assert row.id == "daily/2026-01-15" and row.charts == [chart.key] and row.bytes == len("# night\n")
     assert reports.read_report(reviews, "daily/2026-01-15") == "# night\n"
-    with pytest.raises(reports.ReportError, match="no report 'daily/1999-01-01'"):
+    with pytest.raises(reports.NoSuchReport, match="no report 'daily/1999-01-01'"):
         reports.read_report(reviews, "daily/1999-01-01")
 
 
