@@ -493,11 +493,18 @@ def followup_windows(stack: Stack, **windows: str) -> Iterator[None]:
     original = path.read_text()
     policy = yaml.safe_load(original)
     policy["postincident"].update(windows)
-    path.write_text(yaml.safe_dump(policy))
+    replace_file(path, yaml.safe_dump(policy))
     try:
         yield
     finally:
-        path.write_text(original)
+        replace_file(path, original)
+
+
+def replace_file(path: Path, text: str) -> None:
+    """All at once: a worker reading the policy meanwhile reads the old file or the new one."""
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def s3(stack: Stack) -> Any:
