@@ -515,8 +515,9 @@ class Reading:
             )
             if bound is not None
         ]
-        target = f"target {'≤' if self.query.direction == 'above' else '≥'} {self.query.target:g}"
-        return ", ".join(([target] if self.query.target is not None else []) + parts)
+        if self.query.target is not None:
+            parts.insert(0, f"target {'≤' if self.query.direction == 'above' else '≥'} {self.query.target:g}")
+        return ", ".join(parts)
 
 
 def readings_of(view: Mapping[str, Any], policy: Policy) -> list[Reading]:
