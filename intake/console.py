@@ -78,7 +78,8 @@ def runbook_docs(directory: Path = PROJECT_ROOT / "runbooks") -> dict[str, Runbo
 
 def runbook_label(workflow_type: str) -> str:
     """A short name: the CLI's, else the type without its `Workflow`."""
-    return LABELS.get(workflow_type) or re.sub(r"Workflow$", "", workflow_type) or workflow_type
+    known = {**LABELS, "IncidentResponseWorkflow": "incident"}
+    return known.get(workflow_type) or re.sub(r"Workflow$", "", workflow_type) or workflow_type
 
 
 # --------------------------------------------------------------------------- one run
@@ -223,7 +224,9 @@ def waits_on(view: Mapping[str, Any], policy: Policy) -> str:
     if view.get("review_due") and not view.get("reviewed_by"):
         return f"review: {view.get('commander') or 'the commander'}"
     items = view.get("items")
-    open_items = [i for i in (items if isinstance(items, list) else []) if isinstance(i, dict) and i.get("status") == "open"]
+    open_items = [
+        i for i in (items if isinstance(items, list) else []) if isinstance(i, dict) and i.get("status") == "open"
+    ]
     if open_items:
         return "action items: " + ", ".join(f"{i.get('owner')} ({i.get('item_id')})" for i in open_items[:5])
     if view.get("postmortem_due") and not view.get("completed_by"):

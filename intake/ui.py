@@ -51,6 +51,7 @@ from runbook_cli.reports import ReportError, list_reports, read_report
 __all__ = ["STYLE", "hash_password", "ui_routes"]  # hash_password: `python -m intake.ui hash-password`, the benches
 
 STYLE = files("intake").joinpath("templates/console.css").read_text()
+TITLE_SUMMARY = 100  # the whole summary is on the page, below the title
 REPORT_CHART = re.compile(r"[a-z0-9][\w-]{0,40}/[\w.-]{1,120}\.png")
 REPORT_ID = re.compile(r"[a-z0-9][\w-]{0,40}/[\w.-]{1,120}")
 
@@ -91,7 +92,9 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
     policy: Policy = operations.policy
     services = sorted(policy.services)
 
-    def page(who: Identity | None, title: str, template: str = "message.html", status: int = 200, **context: Any):  # type: ignore[no-untyped-def]
+    def page(
+        who: Identity | None, title: str, template: str = "message.html", status: int = 200, **context: Any
+    ) -> HTMLResponse:
         return render(
             template,
             status,
@@ -314,7 +317,9 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         except ReportError as err:
             return refused(who, "No such report", str(err), 404)
         key = f"{REPORTS_PREFIX}{wanted}.md"
-        return page(who, f"Report {wanted}", "report.html", html=report_html(text), bucket=policy.reviews.bucket, key=key)
+        return page(
+            who, f"Report {wanted}", "report.html", html=report_html(text), bucket=policy.reviews.bucket, key=key
+        )
 
     async def chart(name: str) -> Response:
         """A report's PNG chart, read from the bucket (the report's Markdown names it relatively)."""
@@ -384,7 +389,9 @@ def pending_row(run: Run) -> dict[str, Any]:
     view = run.view or {}
     return {
         "workflow_id": run.workflow_id,
-        "label": view.get("id") if run.workflow_type == "IncidentResponseWorkflow" and view.get("id") else run.workflow_id,
+        "label": view.get("id")
+        if run.workflow_type == "IncidentResponseWorkflow" and view.get("id")
+        else run.workflow_id,
         "workflow_type": run.workflow_type,
         "severity": run.severity,
         "service": run.service,
@@ -397,7 +404,8 @@ def title_of(run: Run) -> str:
     if run.workflow_type == "PostIncidentWorkflow" and view.get("incident_id"):
         return f"Follow-up of {view['incident_id']}"
     label = view.get("id") or run.workflow_id
-    return f"{label}: {run.summary or run.runbook}"
+    summary = run.summary if len(run.summary) <= TITLE_SUMMARY else run.summary[: TITLE_SUMMARY - 1] + "…"
+    return f"{label}: {summary or run.runbook}"
 
 
 def extra_of(view: Mapping[str, Any]) -> Markup | None:

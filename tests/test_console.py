@@ -59,7 +59,11 @@ ARTIFACTS = Path(os.environ.get("CONSOLE_ARTIFACTS", PROJECT_ROOT / "artifacts" 
 LONG_SUMMARY = "router-" + "x" * 300 + " and then a long tail of words " * 8
 # Graded by the default policy: p95 1700 > 1500 warning, error rate 12 > 5 critical, cache 85 ok.
 READINGS = {"p95_latency_ms": 1700.0, "error_rate_pct": 12.0, "cache_hit_pct": 85.0}
-LEVEL_COLOURS = {"ok": "rgba(227, 244, 225, 1)", "warning": "rgba(255, 240, 194, 1)", "critical": "rgba(249, 211, 207, 1)"}
+LEVEL_COLOURS = {
+    "ok": "rgba(227, 244, 225, 1)",
+    "warning": "rgba(255, 240, 194, 1)",
+    "critical": "rgba(249, 211, 207, 1)",
+}
 REPORT_ID = f"daily/console-{uuid.uuid4().hex[:6]}"
 
 
@@ -151,7 +155,9 @@ async def console(
     followup_platform, bucket = FakePlatform(followup_policy), FakeBucket()
     signed = signing_client(dev_env.client)
     async with (
-        Worker(dev_env.client, task_queue=incidents, workflows=[IncidentResponseWorkflow], activities=platform.activities()),
+        Worker(
+            dev_env.client, task_queue=incidents, workflows=[IncidentResponseWorkflow], activities=platform.activities()
+        ),
         Worker(
             dev_env.client,
             task_queue=scaling_queue,
@@ -166,7 +172,14 @@ async def console(
         ),
     ):
         now = datetime.now(UTC)
-        alert = Alert(source="test", service=service, region="eu-central-1", summary=LONG_SUMMARY, severity=Severity.P1, received_at=now)
+        alert = Alert(
+            source="test",
+            service=service,
+            region="eu-central-1",
+            summary=LONG_SUMMARY,
+            severity=Severity.P1,
+            received_at=now,
+        )
         incident = await open_or_join_incident(dev_env.client, alert, "intake/test", incidents, INTAKE)
 
         async def status_of(handle: WorkflowHandle) -> Any:
@@ -217,10 +230,8 @@ def at_width(browser: Any, width: int) -> None:
 
 
 def scroll_width(browser: Any) -> tuple[int, int]:
-    return tuple(  # type: ignore[return-value]
-        browser.execute_script(
-            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];"
-        )
+    return tuple(
+        browser.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth];")
     )
 
 
@@ -236,7 +247,6 @@ def screenshot(browser: Any, name: str) -> Path:
     browser.save_screenshot(str(path))
     assert path.stat().st_size > 5000, path  # a page, not a blank
     return path
-
 
 
 @contextlib.contextmanager
@@ -264,7 +274,12 @@ async def test_each_runbooks_run_is_shown_with_its_steps_and_status(
         view = await handle.query("view", result_type=dict)
         open_ = (await handle.describe()).status == 1
         entered = [t["step"] for t in view["timeline"] if t.get("step")]
-        expected[handle.id] = (view["status"], runbook_steps(PROJECT_ROOT / "runbooks" / f"{runbook}.md"), open_, entered)
+        expected[handle.id] = (
+            view["status"],
+            runbook_steps(PROJECT_ROOT / "runbooks" / f"{runbook}.md"),
+            open_,
+            entered,
+        )
 
     def look() -> dict[str, tuple[str, list[str], list[str]]]:
         seen = {}
@@ -368,6 +383,8 @@ async def test_phone_width_no_sideways_scrolling_and_screenshots(
                     assert browser.find_element(By.ID, "user").text == "bob"
                     if name == "run":
                         assert LONG_SUMMARY[:40] in browser.find_element(By.TAG_NAME, "h1").text
+                        shown = browser.find_element(By.ID, "summary").text
+                        assert shown.split() == LONG_SUMMARY.split()  # all of it, wrapped
                     widths[f"{name}-{label}"] = scroll_width(browser)
                     screenshot(browser, f"{name}-{label}")
         return widths
@@ -432,7 +449,10 @@ def test_history_filters_are_checked_and_name_the_bad_parameter() -> None:
     query = wanted.query(now)
     assert "WorkflowType = 'ScalingDecisionWorkflow'" in query and "ExecutionStatus = 'Failed'" in query
     assert "StartTime >= '2026-11-29T12:00:00+00:00'" in query
-    assert wanted.link(b"\x01\x02") == "/ui/history?runbook=ScalingDecisionWorkflow&severity=P1&outcome=failed&since=7d&page=AQI"
+    assert (
+        wanted.link(b"\x01\x02")
+        == "/ui/history?runbook=ScalingDecisionWorkflow&severity=P1&outcome=failed&since=7d&page=AQI"
+    )
     assert HistoryFilter.parse({"page": "AQI"}, now).page == b"\x01\x02"
 
 
@@ -480,7 +500,7 @@ async def test_fuzzed_query_parameters_never_answer_5xx(console: Console) -> Non
     def run() -> None:
         with httpx.Client(base_url=console.url, timeout=60) as http:
             http.post("/ui/login", data={"user": "bob", "password": PASSWORDS["bob"]})
-            fuzz(http)  # type: ignore[call-arg]  # hypothesis fills the rest
+            fuzz(http)  # hypothesis fills the rest
             for params in ({"x": "1"}, {"msg": "<b>"}):
                 assert http.get("/ui", params=params).status_code == 400
 
