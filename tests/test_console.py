@@ -35,11 +35,14 @@ from temporalio.worker import Worker
 
 from activities.runs import Runs
 from contracts import Acknowledge, Alert, IncidentStatus, Policy, Severity
+from contracts.bedrock_connectivity import BedrockTrigger
 from contracts.post_incident import FollowupStatus
+from contracts.region_failover import FailoverTrigger
 from contracts.scaling_decision import ScalingTrigger
 from settings import PROJECT_ROOT
-from starter import open_or_join_incident, trigger_scaling
+from starter import open_or_join_incident, trigger_bedrock, trigger_failover, trigger_scaling
 from tests import fakes
+from tests.bedrock_fakes import FakeBedrock, down_until
 from tests.conftest import MotoServer
 from tests.fakes import FakePlatform
 from tests.identity import INTAKE, signing_client
@@ -48,10 +51,14 @@ from tests.scaling_fakes import FakeAws
 from tests.test_approval_page import click_and_load, headless_chromium, require_chromium, sign_in_with
 from tests.test_intake import intake_policy
 from tests.test_post_incident import FakeBucket, Followups, StandInIncident
+from tests.test_region_failover import FakeRegions, routes_without_hybrid_router
 from tests.test_runbook_drift import runbook_steps
 from tests.test_signin import PASSWORDS, operator_app, serving
+from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.post_incident import PostIncidentWorkflow
+from workflows.region_failback import RegionFailbackWorkflow
+from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
 
 ARTIFACTS = Path(os.environ.get("CONSOLE_ARTIFACTS", PROJECT_ROOT / "artifacts" / "console"))
@@ -76,6 +83,19 @@ class Console:
     unpaged: WorkflowHandle  # its page failed for good
     scaling: WorkflowHandle  # a plan-only scaling run, closed
     followup: WorkflowHandle  # awaiting its review
+    failover: WorkflowHandle  # a plan-only failover, closed
+    bedrock: WorkflowHandle  # a plan-only Bedrock run, closed
+
+    def runs(self) -> list[tuple[WorkflowHandle, str]]:
+        """Each run, and the human runbook whose steps it takes."""
+        return [
+            (self.incident, "p0-incident-response"),
+            (self.unpaged, "p0-incident-response"),
+            (self.scaling, "scaling-decisions"),
+            (self.followup, "post-incident"),
+            (self.failover, "region-failover"),
+            (self.bedrock, "bedrock-connectivity"),
+        ]
 
     def link(self, handle: WorkflowHandle) -> str:
         return f"{self.url}/ui/incident?id={quote(handle.id, safe='')}"
@@ -132,6 +152,54 @@ async def until(check: Any, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def failover_worker(dev_env: WorkflowEnvironment, task_queue: str) -> tuple[Worker, str]:
+    """A worker for the failover runbook, with fake regions, and the service it fails over."""
+    policy = default_policy()
+    assert policy.failover is not None
+    service = f"router-{uuid.uuid4().hex[:6]}"
+    policy.services[service] = policy.services["hybrid-router"]
+    policy.failover = policy.failover.model_copy(
+        update={"services": {service: policy.failover.services["hybrid-router"]}, "confirm_for": timedelta(0)}
+    )
+    policy.routes = routes_without_hybrid_router(policy)
+    regions = FakeRegions()
+    regions.started = datetime.now(UTC)
+    worker = Worker(
+        dev_env.client,
+        task_queue=task_queue,
+        workflows=[RegionFailoverWorkflow, RegionFailbackWorkflow],
+        activities=[*FakePlatform(policy).activities(), *regions.activities()],
+    )
+    return worker, service
+
+
+def bedrock_worker(dev_env: WorkflowEnvironment, task_queue: str) -> tuple[Worker, str]:
+    """A worker for the Bedrock runbook, Bedrock failing in a fresh region."""
+    policy = default_policy()
+    assert policy.bedrock is not None
+    region = f"test-{uuid.uuid4().hex[:6]}"
+    policy.bedrock.regions[region] = policy.bedrock.regions["eu-central-1"]
+    fake = FakeBedrock()
+    fake.started = datetime.now(UTC)
+    fake.down = down_until(600)
+    runs = Runs(dev_env.client, switch=fake.set_hybrid_routing)
+    platform = [a for a in FakePlatform(policy).activities() if getattr(a, "__name__", "") != "set_hybrid_routing"]
+    worker = Worker(
+        dev_env.client,
+        task_queue=task_queue,
+        workflows=[BedrockConnectivityWorkflow],
+        activities=[
+            *platform,
+            fake.probe_bedrock,
+            fake.simulate_invoke_permission,
+            fake.read_bedrock_breaker,
+            runs.switch_owner,
+            runs.set_hybrid_routing,
+        ],
+    )
+    return worker, region
+
+
 @pytest.fixture
 async def console(
     dev_env: WorkflowEnvironment, aws_env: MotoServer, monkeypatch: pytest.MonkeyPatch
@@ -142,7 +210,11 @@ async def console(
     seed_error_rate(policy.services[service].region)
     seed_report(policy.reviews.bucket, policy.reviews.bucket_region)
     platform = FakePlatform(policy)
-    incidents, scaling_queue, followup_queue = (f"console-{kind}-{uuid.uuid4()}" for kind in "isf")
+    incidents, scaling_queue, followup_queue, failover_queue, bedrock_queue = (
+        f"console-{kind}-{uuid.uuid4()}" for kind in "isfab"
+    )
+    failovers, failover_service = failover_worker(dev_env, failover_queue)
+    bedrocks, bedrock_region = bedrock_worker(dev_env, bedrock_queue)
 
     scaling_policy = default_policy()
     region = f"test-{uuid.uuid4().hex[:6]}"
@@ -170,6 +242,8 @@ async def console(
             workflows=[PostIncidentWorkflow, StandInIncident],
             activities=[*followup_platform.activities(), bucket.store_postmortem, *Runs(dev_env.client).all()],
         ),
+        failovers,
+        bedrocks,
     ):
         now = datetime.now(UTC)
         alert = Alert(
@@ -199,6 +273,14 @@ async def console(
         trigger = ScalingTrigger(by="alice", plan=True, reason="console test")
         scaling = await trigger_scaling(dev_env.client, "hybrid-router", region, trigger, scaling_queue, INTAKE)
         await scaling.result()
+        failover = await trigger_failover(
+            dev_env.client, failover_service, FailoverTrigger(by="bob", plan=True), failover_queue, INTAKE
+        )
+        await failover.result()
+        bedrock = await trigger_bedrock(
+            dev_env.client, bedrock_region, BedrockTrigger(by="alice", plan=True), bedrock_queue, INTAKE
+        )
+        await bedrock.result()
 
         followups = Followups(dev_env, signed, followup_queue, followup_policy, followup_platform, bucket)
         followup = await followups.start(Severity.P1)
@@ -206,7 +288,7 @@ async def console(
 
         target = dev_env.client.service_client.config.target_host
         with serving(operator_app(target, incidents, policy)) as url:
-            yield Console(url, dev_env.client, policy, incident, unpaged, scaling, followup)
+            yield Console(url, dev_env.client, policy, incident, unpaged, scaling, followup, failover, bedrock)
         for handle in (incident, unpaged, followup):
             if (await handle.describe()).status == 1:  # still running
                 await handle.terminate("test done")
@@ -265,12 +347,7 @@ async def test_each_runbooks_run_is_shown_with_its_steps_and_status(
     from selenium.webdriver.common.by import By
 
     expected = {}
-    for handle, runbook in (
-        (console.incident, "p0-incident-response"),
-        (console.unpaged, "p0-incident-response"),
-        (console.scaling, "scaling-decisions"),
-        (console.followup, "post-incident"),
-    ):
+    for handle, runbook in console.runs():
         view = await handle.query("view", result_type=dict)
         open_ = (await handle.describe()).status == 1
         entered = [t["step"] for t in view["timeline"] if t.get("step")]
@@ -284,7 +361,7 @@ async def test_each_runbooks_run_is_shown_with_its_steps_and_status(
     def look() -> dict[str, tuple[str, list[str], list[str]]]:
         seen = {}
         with signed_in_browser(browser_paths, console.url) as browser:
-            for handle in (console.incident, console.unpaged, console.scaling, console.followup):
+            for handle, _ in console.runs():
                 browser.get(console.link(handle))
                 status = browser.find_element(By.ID, "status").text
                 steps = browser.find_elements(By.CSS_SELECTOR, "#steps li")
@@ -505,3 +582,56 @@ async def test_fuzzed_query_parameters_never_answer_5xx(console: Console) -> Non
                 assert http.get("/ui", params=params).status_code == 400
 
     await asyncio.to_thread(run)
+
+
+# --------------------------------------------------------------------------- what the console reads
+
+
+def test_every_human_runbook_is_found_by_its_workflow_type_with_its_steps() -> None:
+    """New runbooks appear without a change to the console: their runbook file names them."""
+    from intake.console import runbook_docs
+    from tests.test_runbook_drift import RUNBOOKS
+
+    docs = runbook_docs()
+    for path, workflow, steps in RUNBOOKS:
+        doc = docs[workflow.__name__]
+        assert [step.id for step in doc.steps] == list(steps) and doc.path == f"runbooks/{path.name}"
+        assert all(step.title for step in doc.steps)
+
+
+def test_problems_a_failed_page_an_approval_about_to_time_out_overdue_follow_ups() -> None:
+    from intake.console import problems_of
+
+    policy = default_policy()  # approval_timeout 30m
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+
+    def entry(minutes_ago: int, event: str, detail: str = "") -> dict[str, str]:
+        return {"at": (now - timedelta(minutes=minutes_ago)).isoformat(), "event": event, "detail": detail}
+
+    def kinds(view: dict[str, Any]) -> list[str]:
+        return [problem.kind for problem in problems_of(view, policy, now)]
+
+    assert kinds({"status": "unpaged", "timeline": [entry(3, "page failed", "HTTP 400")]}) == ["page-failed"]
+    assert kinds({"status": "awaiting_ack", "timeline": [entry(3, "page failed"), entry(1, "paged")]}) == []
+    waiting = {"status": "awaiting_approval", "pending_approval": {"plan_id": "plan-1"}}
+    late = [entry(25, "proposed", "plan-1: roll back")]
+    assert kinds({**waiting, "timeline": late}) == ["approval-timing-out"]
+    assert "times out in 5m" in problems_of({**waiting, "timeline": late}, policy, now)[0].text
+    assert kinds({**waiting, "timeline": [entry(5, "awaiting approval", "plan-1: 2 approver(s)")]}) == []
+    followup = {
+        "status": "postmortem-pending",
+        "now": now.isoformat(),
+        "review_due": (now - timedelta(days=2)).isoformat(),
+        "reviewed_by": "alice",
+        "postmortem_due": (now - timedelta(hours=1)).isoformat(),
+        "completed_by": None,
+        "items": [
+            {"item_id": "A1", "owner": "bob", "status": "open", "due": (now - timedelta(days=1)).isoformat()},
+            {"item_id": "A2", "owner": "eve", "status": "open", "due": (now + timedelta(days=1)).isoformat()},
+            {"item_id": "A3", "owner": "eve", "status": "done", "due": (now - timedelta(days=1)).isoformat()},
+        ],
+    }
+    found = problems_of(followup, policy, now)
+    assert [p.kind for p in found] == ["postmortem-overdue", "items-overdue"]
+    assert found[1].text == "1 action item(s) overdue (bob)"
+    assert kinds({**followup, "completed_by": "alice", "items": []}) == []
