@@ -25,11 +25,9 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from importlib.resources import files
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from starlette.requests import Request
@@ -45,29 +43,15 @@ from intake import console
 from intake.console import BadParameter, HistoryFilter, Run
 from intake.followup_page import add_fields, as_followup, done_fields, drop_fields, followups_section, render_followup
 from intake.operations import ApiError, Operations
+from intake.rendering import STYLE, TEMPLATES
 from intake.sessions import COOKIE, Auth, AuthError, Identity, hash_password
 from runbook_cli.reports import ReportError, list_reports, read_report
 
 __all__ = ["STYLE", "hash_password", "ui_routes"]  # hash_password: `python -m intake.ui hash-password`, the benches
 
-STYLE = files("intake").joinpath("templates/console.css").read_text()
 TITLE_SUMMARY = 100  # the whole summary is on the page, below the title
 REPORT_CHART = re.compile(r"[a-z0-9][\w-]{0,40}/[\w.-]{1,120}\.png")
 REPORT_ID = re.compile(r"[a-z0-9][\w-]{0,40}/[\w.-]{1,120}")
-
-
-def _clock(value: Any) -> str:
-    moment = console.when(value)
-    return f"{moment:%H:%M:%S}" if moment else str(value or "")
-
-
-def _stamp(value: Any) -> str:
-    moment = console.when(value)
-    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "-"
-
-
-TEMPLATES = Environment(loader=PackageLoader("intake", "templates"), autoescape=select_autoescape(["html"]))
-TEMPLATES.filters.update(clock=_clock, stamp=_stamp, urlencode_all=lambda value: quote(str(value), safe=""))
 # Reports are Markdown written by the reviews; raw HTML in them is shown as text, never run.
 MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 
@@ -139,14 +123,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             return refused(who, "Temporal unreachable", err.message, err.status)
 
     async def login_form(request: Request) -> Response:
-        error = request.query_params.get("error")
-        body = Markup(
-            (f'<p class="err">{Markup.escape(error)}</p>' if error else "")
-            + '<form method="post" action="/ui/login"><p><label>name <input name="user" id="login-user" '
-            'autocomplete="username"></label></p><p><label>password <input name="password" id="login-password" '
-            'type="password" autocomplete="current-password"></label></p><button id="login">Sign in</button></form>'
-        )
-        return render("base.html", title="Sign in", body=body, user=None)
+        return render("login.html", title="Sign in", error=request.query_params.get("error"), user=None)
 
     async def login(request: Request) -> Response:
         form = await request.form()
@@ -193,7 +170,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             runs=runs,
             pending=pending,
             problems=[(run, problem) for run in runs for problem in run.problems],
-            followups=Markup(followups_section(followups)),  # noqa: S704 - built with html.escape
+            followups=followups_section(followups),
             now=datetime.now(UTC),
         )
 
@@ -260,7 +237,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             "readings": readings,
             "charts": charts,
             "facts": typed.facts if typed else [],
-            "extra": Markup(render_followup(followup, csrf, message)) if followup else extra_of(view),  # noqa: S704
+            "extra": render_followup(followup, csrf, message) if followup else extra_of(view),
             "followup": followup is not None,
             "plan": plan if isinstance(plan, dict) else None,
             "plan_id": (typed.plan_id if typed and typed.plan_id else None) or (plan or {}).get("plan_id"),
