@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from starter import runbook_status
 
 VIEW_TIMEOUT = timedelta(seconds=3)  # a run whose worker is away must not hold the page up
 OPEN_LIMIT = 200
+VIEW_QUERIES = 20  # view queries in flight at once for one page (each is a workflow task on a worker)
 PAGE_SIZE = 25
 SERVICE_LIMIT = 100
 # An approval this close to its timeout (a share of the policy's approval_timeout) is a problem.
@@ -62,8 +64,10 @@ STEP = re.compile(r"^## Step `([a-z_-]+)`:?\s*(.*)$", re.MULTILINE)
 
 
 @cache
-def runbook_docs(directory: Path = PROJECT_ROOT / "runbooks") -> dict[str, RunbookDoc]:
-    """Every human runbook by the workflow type it documents."""
+def runbook_docs(directory: Path | None = None) -> dict[str, RunbookDoc]:
+    """Every human runbook by the workflow type it documents, from RUNBOOK_DOCS (the image sets
+    it) or the source tree's runbooks/. Without them a run's steps are those its timeline names."""
+    directory = directory or Path(os.environ.get("RUNBOOK_DOCS") or PROJECT_ROOT / "runbooks")
     docs: dict[str, RunbookDoc] = {}
     for path in sorted(directory.glob("*.md")) if directory.is_dir() else []:
         text = path.read_text()
@@ -314,7 +318,13 @@ async def open_runs(client: Client, policy: Policy) -> list[Run]:
     """Every open run of every runbook, problems first, then by severity and age."""
     executions = [e async for e in client.list_workflows("ExecutionStatus = 'Running'", limit=OPEN_LIMIT)]
     memos = await asyncio.gather(*(e.memo() for e in executions))
-    views = await asyncio.gather(*(view_of(client, e.id, e.run_id) for e in executions))
+    asking = asyncio.Semaphore(VIEW_QUERIES)
+
+    async def view(execution: WorkflowExecution) -> dict[str, Any] | None:
+        async with asking:
+            return await view_of(client, execution.id, execution.run_id)
+
+    views = await asyncio.gather(*(view(e) for e in executions))
     runs = [run_from(e, m, v, policy) for e, m, v in zip(executions, memos, views, strict=True)]
     return sorted(runs, key=lambda r: (not r.problems, r.severity or "P9", -(r.started or NEVER).timestamp()))
 

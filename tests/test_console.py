@@ -635,3 +635,19 @@ def test_problems_a_failed_page_an_approval_about_to_time_out_overdue_follow_ups
     assert [p.kind for p in found] == ["postmortem-overdue", "items-overdue"]
     assert found[1].text == "1 action item(s) overdue (bob)"
     assert kinds({**followup, "completed_by": "alice", "items": []}) == []
+
+
+def test_a_fresh_install_has_every_template() -> None:
+    """pyproject's package data takes in every file of intake/templates/ (a wheel without them
+    would serve no page)."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    templates = sorted(
+        p.relative_to(PROJECT_ROOT / "intake") for p in (PROJECT_ROOT / "intake" / "templates").iterdir()
+    )
+    assert templates
+    for path in templates:
+        assert any(fnmatch.fnmatch(str(path), pattern) for pattern in patterns["intake"]), path
+    assert "jinja2>=3.1" in (PROJECT_ROOT / "pyproject.toml").read_text()
