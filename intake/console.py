@@ -238,6 +238,19 @@ def waits_on(view: Mapping[str, Any], policy: Policy) -> str:
     return ""
 
 
+def approvals_needed(plan: Mapping[str, Any], policy: Policy) -> str:
+    """Who may approve the plan, and how many, by the policy's rule for its action's risk (when
+    the plan names its action); else any of the approvers."""
+    action = str(plan.get("action_name") or plan.get("action") or "")
+    known = policy.approvals.risk if policy.approvals else {}
+    if action not in known:
+        return "approval by " + (", ".join(sorted(policy.approvers)) or "an approver (policy)")
+    rule = policy.rule_for(action)
+    people = ", ".join(sorted(policy.members(rule))) or "nobody (the policy names no one)"
+    eyes = ", four eyes" if rule.four_eyes else ""
+    return f"{rule.required} approval(s) from {people} ({policy.risk_of(action).value} risk{eyes})"
+
+
 def summary_of(workflow_type: str, view: Mapping[str, Any]) -> str:
     if view.get("summary"):
         return str(view["summary"])

@@ -244,7 +244,8 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             "proposed": run.proposed,
             "plan_fields": console.plan_fields(plan) if isinstance(plan, dict) else {},
             "planned_calls": calls if isinstance(calls, list) else [],
-            "approvers": ", ".join(sorted(policy.approvers)) or "an approver (policy)",
+            "needed": console.approvals_needed(plan, policy) if isinstance(plan, dict) else "",
+            "acknowledge": run.open and run.status in ("awaiting_ack", "unpaged"),
             "approvals": [t for t in entries if re.search(r"approv|reject|four eyes", str(t.get("event", "")))],
             "entries": entries,
             "links": links_of(run, view),
@@ -352,12 +353,22 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         Route("/ui/services/{name}", signed_in(service_page), methods=["GET"]),
         Route("/ui/reports", signed_in(reports), methods=["GET"]),
         Route("/ui/reports/{report:path}", signed_in(report), methods=["GET"]),
+        Route("/ui/acknowledge", signed_in(form_action("acknowledge", note_fields)), methods=["POST"]),
+        Route("/ui/comment", signed_in(form_action("comment", comment_fields)), methods=["POST"]),
         Route("/ui/approve", signed_in(decide("approve", "comment")), methods=["POST"]),
         Route("/ui/reject", signed_in(decide("reject", "reason")), methods=["POST"]),
         Route("/ui/action/add", signed_in(form_action("add_action_item", add_fields)), methods=["POST"]),
         Route("/ui/action/done", signed_in(form_action("close_action_item", done_fields)), methods=["POST"]),
         Route("/ui/action/drop", signed_in(form_action("close_action_item", drop_fields)), methods=["POST"]),
     ]
+
+
+def note_fields(form: Mapping[str, Any]) -> dict[str, Any]:
+    return {"note": str(form.get("note", "")).strip() or None}
+
+
+def comment_fields(form: Mapping[str, Any]) -> dict[str, Any]:
+    return {"text": str(form.get("text", "")).strip()}
 
 
 def pending_row(run: Run) -> dict[str, Any]:

@@ -416,10 +416,21 @@ async def test_the_diagnosis_is_coloured_as_graded_and_each_metric_charted_with_
     assert chart["width"] > 100
 
 
-async def test_a_failed_page_is_at_the_top_of_the_home_view(console: Console, browser_paths: tuple[str, str]) -> None:
+async def test_a_failed_page_is_at_the_top_of_the_home_view_and_acknowledged_there(
+    console: Console, browser_paths: tuple[str, str]
+) -> None:
     from selenium.webdriver.common.by import By
 
-    def look() -> tuple[str, str, str, float, float]:
+    async with httpx.AsyncClient(base_url=console.url, timeout=60) as mallory:  # a refusal changes nothing
+        await mallory.post("/ui/login", data={"user": "mallory", "password": PASSWORDS["mallory"]})
+        page = (await mallory.get(console.link(console.unpaged))).text
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        answer = await mallory.post("/ui/acknowledge", data={"id": console.unpaged.id, "csrf": csrf})
+        shown = (await mallory.get(answer.headers["location"])).text
+        assert 'id="message">refused: ' in shown and "mallory" in shown.split('id="message">')[1].split("</p>")[0]
+    assert (await console.unpaged.query(IncidentResponseWorkflow.view)).acknowledged_by is None
+
+    def look() -> tuple[str, str, str, float, float, str]:
         with signed_in_browser(browser_paths, console.url) as browser:
             first = browser.find_element(By.CSS_SELECTOR, "#problems li")
             problems = browser.find_element(By.ID, "problems").rect["y"]
@@ -429,12 +440,15 @@ async def test_a_failed_page_is_at_the_top_of_the_home_view(console: Console, br
             click_and_load(browser, link)
             assert "unpaged" in browser.find_element(By.ID, "status").text
             assert "page to PagerDuty failed" in browser.find_element(By.ID, "problems").text
-            return href, text, kind, problems, runs
+            click_and_load(browser, browser.find_element(By.ID, "acknowledge"))
+            return href, text, kind, problems, runs, browser.find_element(By.ID, "message").text
 
-    href, text, kind, problems_y, runs_y = await asyncio.to_thread(look)
+    href, text, kind, problems_y, runs_y, message = await asyncio.to_thread(look)
     assert href.endswith(quote(console.unpaged.id, safe="")) and "page-failed" in kind
     assert "the page to PagerDuty failed" in text
     assert problems_y < runs_y
+    assert not message.startswith("refused"), message
+    assert (await console.unpaged.query(IncidentResponseWorkflow.view)).acknowledged_by == "bob"
 
 
 async def test_phone_width_no_sideways_scrolling_and_screenshots(
