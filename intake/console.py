@@ -22,14 +22,17 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from markupsafe import Markup
+from pydantic import ValidationError
 from temporalio.client import Client, RPCError, WorkflowExecution, WorkflowExecutionStatus, WorkflowQueryFailedError
 
-from contracts import Policy
+from contracts import Policy, RemediationPlan
 from contracts.common import Severity
 from contracts.policy import MetricQuery
 from contracts.views import LABELS, shown
+from intake.charts import Line, metric_chart
 from settings import PROJECT_ROOT
 from starter import runbook_status
 
@@ -89,9 +92,12 @@ def runbook_label(workflow_type: str) -> str:
 # --------------------------------------------------------------------------- one run
 
 
+ProblemKind = Literal["page-failed", "approval-timing-out", "postmortem-overdue", "review-overdue", "items-overdue"]
+
+
 @dataclass
 class Problem:
-    kind: Literal["page-failed", "approval-timing-out", "postmortem-overdue", "review-overdue", "items-overdue"]
+    kind: ProblemKind
     text: str
 
 
@@ -199,13 +205,14 @@ def problems_of(view: Mapping[str, Any], policy: Policy, now: datetime) -> list[
             if left <= timeout * ABOUT_TO_TIME_OUT:
                 found.append(Problem("approval-timing-out", f"approval of {plan_id} times out in {ago(left)}"))
     due_now = when(view.get("now")) or now
-    for key, done_key, label, kind in (
+    dues: list[tuple[str, str, str, ProblemKind]] = [
         ("postmortem_due", "completed_by", "post-mortem", "postmortem-overdue"),
         ("review_due", "reviewed_by", "review", "review-overdue"),
-    ):
+    ]
+    for key, done_key, label, kind in dues:
         due = when(view.get(key))
         if due is not None and not view.get(done_key) and due_now >= due and view.get("status") != "cancelled":
-            found.append(Problem(kind, f"the {label} was due {due:%Y-%m-%d %H:%M} UTC"))  # type: ignore[arg-type]
+            found.append(Problem(kind, f"the {label} was due {due:%Y-%m-%d %H:%M} UTC"))
     items = view.get("items")
     overdue = [
         item
@@ -301,10 +308,6 @@ def plan_fields(plan: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def describe_plan(plan: Mapping[str, Any]) -> str:
-    from pydantic import ValidationError
-
-    from contracts import RemediationPlan
-
     try:
         return RemediationPlan.model_validate(plan).describe()
     except ValidationError:
@@ -438,8 +441,6 @@ class HistoryFilter:
         )
 
     def link(self, page: bytes | None) -> str:
-        from urllib.parse import urlencode
-
         params = {
             name: getattr(self, name)
             for name in ("runbook", "service", "severity", "outcome", "since", "until")
@@ -496,7 +497,7 @@ async def service_runs(client: Client, service: str, policy: Policy) -> list[Run
     runs: list[Run] = []
     async for execution in client.list_workflows(None, limit=SERVICE_LIMIT * 5):
         memo = await execution.memo()
-        if memo.get("service") == service or f"/{service}" in execution.id:
+        if memo.get("service") == service or service in execution.id.split("/"):
             runs.append(run_from(execution, memo, None, policy))
         if len(runs) >= SERVICE_LIMIT:
             break
@@ -578,9 +579,7 @@ def service_queries(policy: Policy, service: str) -> list[MetricQuery]:
 Points = Sequence[tuple[datetime, float]]
 
 
-def chart_lines(query: MetricQuery) -> list[Any]:
-    from intake.charts import Line
-
+def chart_lines(query: MetricQuery) -> list[Line]:
     return [
         Line(name, bound)
         for name, bound in (("target", query.target), ("warning", query.warning), ("critical", query.critical))
@@ -593,7 +592,6 @@ async def charts_for(
 ) -> list[tuple[MetricQuery, Markup, str]]:
     """Each query's recent datapoints drawn with its threshold lines; a metric that cannot be read
     is drawn empty with the reason (one metric's failure hides no other: one read each)."""
-    from intake.charts import metric_chart
 
     async def one(query: MetricQuery) -> tuple[MetricQuery, Markup, str]:
         try:
@@ -607,7 +605,8 @@ async def charts_for(
 
 
 def read_cloudwatch(query: MetricQuery, region: str, window: timedelta) -> list[tuple[datetime, float]]:
-    """One metric's datapoints over the window, from CloudWatch (the activity's own read)."""
+    """One metric's datapoints over the window, from CloudWatch (the activity's own read; boto3
+    is loaded on the first chart, not when the listener starts)."""
     from activities.cloudwatch import read_series
     from contracts.systems import SeriesRequest
 

@@ -45,7 +45,7 @@ from intake.followup_page import add_fields, as_followup, done_fields, drop_fiel
 from intake.operations import ApiError, Operations
 from intake.rendering import STYLE, TEMPLATES
 from intake.sessions import COOKIE, Auth, AuthError, Identity, hash_password
-from runbook_cli.reports import ReportError, list_reports, read_report
+from runbook_cli.reports import ReportError, _s3, list_reports, read_report  # _s3: the CLI's way to the bucket
 
 __all__ = ["STYLE", "hash_password", "ui_routes"]  # hash_password: `python -m intake.ui hash-password`, the benches
 
@@ -301,7 +301,6 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
 
     async def chart(name: str) -> Response:
         """A report's PNG chart, read from the bucket (the report's Markdown names it relatively)."""
-        from runbook_cli.reports import _s3
 
         def read() -> bytes:
             answer = _s3(policy.reviews.bucket_region).get_object(
