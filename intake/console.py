@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -26,7 +28,8 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup
 from pydantic import ValidationError
-from temporalio.client import Client, RPCError, WorkflowExecution, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from contracts import Policy, RemediationPlan
 from contracts.common import Severity
@@ -34,6 +37,7 @@ from contracts.policy import MetricQuery
 from contracts.views import LABELS, shown
 from intake.charts import Line, metric_chart
 from settings import PROJECT_ROOT
+from signing import Signer
 from starter import runbook_status
 
 VIEW_TIMEOUT = timedelta(seconds=3)  # a run whose worker is away must not hold the page up
@@ -382,10 +386,10 @@ class HistoryFilter:
     page: bytes | None = None
 
     @classmethod
-    def parse(cls, params: Mapping[str, str], now: datetime) -> HistoryFilter:
+    def parse(cls, params: Mapping[str, str], now: datetime, tokens: PageTokens) -> HistoryFilter:
         """The filters from the query string; a value the console cannot use raises
         BadParameter naming it (never a query built from it)."""
-        known = {"runbook", "service", "severity", "outcome", "since", "until", "page"}
+        known = {*FILTERS, "page"}
         for name in params:
             if name not in known:
                 raise BadParameter(name, f"not a filter; the filters are {', '.join(sorted(known))}")
@@ -402,23 +406,15 @@ class HistoryFilter:
         for name in ("since", "until"):
             if values[name]:
                 moment(name, values[name], now)
-        page = None
-        if values["page"]:
-            try:
-                page = base64.urlsafe_b64decode(values["page"].encode() + b"=" * (-len(values["page"]) % 4))
-            except (binascii.Error, ValueError):
-                raise BadParameter("page", "not a page token of this console") from None
-            if not page:
-                raise BadParameter("page", "not a page token of this console")
-        return cls(
+        filters = cls(
             values["runbook"],
             values["service"],
             values["severity"],
             values["outcome"],
             values["since"],
             values["until"],
-            page,
         )
+        return replace(filters, page=tokens.open(filters.canonical(), values["page"])) if values["page"] else filters
 
     def query(self, now: datetime) -> str:
         """The visibility query; every value in it was validated by `parse`."""
@@ -440,15 +436,51 @@ class HistoryFilter:
             not self.severity or run.severity == self.severity
         )
 
-    def link(self, page: bytes | None) -> str:
-        params = {
-            name: getattr(self, name)
-            for name in ("runbook", "service", "severity", "outcome", "since", "until")
-            if getattr(self, name)
-        }
+    def params(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in FILTERS if getattr(self, name)}
+
+    def canonical(self) -> str:
+        return urlencode(sorted(self.params().items()))
+
+    def link(self, page: bytes | None, tokens: PageTokens) -> str:
+        params = self.params()
         if page:
-            params["page"] = base64.urlsafe_b64encode(page).decode().rstrip("=")
+            params["page"] = tokens.seal(self.canonical(), page)
         return "/ui/history" + ("?" + urlencode(params) if params else "")
+
+
+FILTERS = ("runbook", "service", "severity", "outcome", "since", "until")
+
+
+@dataclass(frozen=True)
+class PageTokens:
+    """Visibility's page tokens, sealed for the filters they page through: Temporal answers a
+    token it did not make with an internal error, so the console opens only its own (a MAC with
+    a key no visitor has) and names `page` in a 400 for anything else."""
+
+    key: bytes
+
+    @classmethod
+    def from_signer(cls, signer: Signer) -> PageTokens:
+        """The same key on every intake replica, secret as the sign-in key is: a deterministic
+        Ed25519 signature of a fixed label, hashed."""
+        return cls(hashlib.sha256(signer.private_key.sign(b"console page tokens")).digest())
+
+    def _mac(self, filters: str, token: bytes) -> bytes:
+        return hmac.new(self.key, filters.encode() + b"\0" + token, hashlib.sha256).digest()[:16]
+
+    def seal(self, filters: str, token: bytes) -> str:
+        return base64.urlsafe_b64encode(self._mac(filters, token) + token).decode().rstrip("=")
+
+    def open(self, filters: str, text: str) -> bytes:
+        try:
+            raw = base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        mac, token = raw[:16], raw[16:]
+        if not token or not hmac.compare_digest(mac, self._mac(filters, token)):
+            raise BadParameter("page", "not a page token of this console for these filters (start from the first page)")
+        return token
 
 
 def moment(name: str, value: str, now: datetime) -> datetime:
@@ -484,6 +516,8 @@ async def closed_runs(client: Client, wanted: HistoryFilter, policy: Policy) -> 
     try:
         await listing.fetch_next_page()
     except RPCError as err:
+        if err.status != RPCStatusCode.INVALID_ARGUMENT:
+            raise  # Temporal itself: the page says so (503)
         raise BadParameter("page" if wanted.page else "query", f"visibility refused it: {err.message}") from None
     executions = list(listing.current_page or [])
     memos = await asyncio.gather(*(e.memo() for e in executions))

@@ -74,6 +74,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
     """The console's routes; `read_points(query, region, window)` reads a metric's recent
     datapoints for the charts (CloudWatch by default)."""
     policy: Policy = operations.policy
+    tokens = console.PageTokens.from_signer(operations.signer)
     services = sorted(policy.services)
 
     def page(
@@ -110,6 +111,8 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
                 response = await handler(request, identity)
             except BadParameter as err:
                 response = refused(identity, "Bad request", str(err), 400, "the page's own links and forms are valid")
+            except RPCError as err:  # Temporal away or overloaded in the middle of a page
+                response = refused(identity, "Temporal unreachable", f"Temporal: {err.message}", 503)
             if identity.token is not None:  # a session opened for the proxy's user
                 auth.set_cookie(request, response, identity.token, identity.session)
             return response
@@ -175,7 +178,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         )
 
     async def history(request: Request, who: Identity) -> Response:
-        wanted = HistoryFilter.parse(request.query_params, datetime.now(UTC))
+        wanted = HistoryFilter.parse(request.query_params, datetime.now(UTC), tokens)
         client = await temporal(who)
         if isinstance(client, HTMLResponse):
             return client
@@ -187,7 +190,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             "history.html",
             f=wanted,
             history=found,
-            next_link=wanted.link(found.next_page) if found.next_page else None,
+            next_link=wanted.link(found.next_page, tokens) if found.next_page else None,
             runbooks=[(kind, console.runbook_label(kind)) for kind in kinds],
             severities=[s.value for s in Severity],
             outcomes=list(console.OUTCOMES),

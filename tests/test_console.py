@@ -520,9 +520,10 @@ async def test_the_reports_page_lists_the_bucket_and_shows_a_report_with_its_cha
 
 
 def test_history_filters_are_checked_and_name_the_bad_parameter() -> None:
-    from intake.console import BadParameter, HistoryFilter
+    from intake.console import BadParameter, HistoryFilter, PageTokens
 
     now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    tokens = PageTokens(b"k" * 32)
     for params, name in (
         ({"severity": "P7"}, "severity"),
         ({"outcome": "exploded"}, "outcome"),
@@ -534,17 +535,27 @@ def test_history_filters_are_checked_and_name_the_bad_parameter() -> None:
         ({"colour": "red"}, "colour"),
     ):
         with pytest.raises(BadParameter) as raised:
-            HistoryFilter.parse(params, now)
+            HistoryFilter.parse(params, now, tokens)
         assert raised.value.name == name, params
-    wanted = HistoryFilter.parse({"runbook": "scaling", "outcome": "failed", "since": "7d", "severity": "P1"}, now)
+    wanted = HistoryFilter.parse(
+        {"runbook": "scaling", "outcome": "failed", "since": "7d", "severity": "P1"}, now, tokens
+    )
     query = wanted.query(now)
     assert "WorkflowType = 'ScalingDecisionWorkflow'" in query and "ExecutionStatus = 'Failed'" in query
     assert "StartTime >= '2026-11-29T12:00:00+00:00'" in query
-    assert (
-        wanted.link(b"\x01\x02")
-        == "/ui/history?runbook=ScalingDecisionWorkflow&severity=P1&outcome=failed&since=7d&page=AQI"
-    )
-    assert HistoryFilter.parse({"page": "AQI"}, now).page == b"\x01\x02"
+    link = wanted.link(b"visibility's token", tokens)
+    assert link.startswith("/ui/history?runbook=ScalingDecisionWorkflow&severity=P1&outcome=failed&since=7d&page=")
+    sealed = link.rpartition("page=")[2]
+    params = {"runbook": "scaling", "outcome": "failed", "since": "7d", "severity": "P1", "page": sealed}
+    assert HistoryFilter.parse(params, now, tokens).page == b"visibility's token"
+    for forged in (
+        {**params, "page": sealed[:-2] + ("AA" if not sealed.endswith("AA") else "BB")},  # tampered
+        {**params, "outcome": "completed"},  # another query's token
+        {**params},  # another console's key
+    ):
+        with pytest.raises(BadParameter) as raised:
+            HistoryFilter.parse(forged, now, PageTokens(b"other" * 8) if forged == params else tokens)
+        assert raised.value.name == "page"
 
 
 async def test_history_pages_through_closed_runs_and_bad_values_are_a_400(console: Console) -> None:
@@ -557,7 +568,17 @@ async def test_history_pages_through_closed_runs_and_bad_values_are_a_400(consol
         bad = await http.get("/ui/history", params={"severity": "urgent"})
         assert bad.status_code == 400 and "severity: one of P0" in bad.text
         forged = await http.get("/ui/history", params={"page": "bm90LWEtdG9rZW4"})
-        assert forged.status_code == 400 and "page:" in forged.text
+        assert forged.status_code == 400 and "page: not a page token of this console" in forged.text
+        with pytest.MonkeyPatch.context() as patch:  # two runs a page: the console's own page token leads on
+            patch.setattr("intake.console.PAGE_SIZE", 2)
+            first = await http.get("/ui/history", params={"since": "1h"})
+            after = first.text.split('id="next-page" href="')[1].split('"')[0].replace("&amp;", "&")
+            second = await http.get(after)
+            assert second.status_code == 200, second.text[-400:]
+            ids = [re.findall(r'class="run-link" href="([^"]+)"', page.text) for page in (first, second)]
+            assert len(ids[0]) == 2 and ids[1] and not set(ids[0]) & set(ids[1])
+            tampered = await http.get(after.replace("since=1h", "since=2h"))
+            assert tampered.status_code == 400 and "page: " in tampered.text
         service = await http.get("/ui/services/hybrid-router")
         assert service.status_code == 404  # not a service of this console's policy
         name = next(iter(console.policy.services))
