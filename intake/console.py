@@ -638,6 +638,24 @@ async def charts_for(
     return list(await asyncio.gather(*(one(query) for query in queries)))
 
 
+def judged_chart(view: Mapping[str, Any]) -> tuple[str, Markup, str] | None:
+    """A run that judged a rule over datapoints (a scaling decision) carries them: drawn with the
+    rule's threshold, no CloudWatch read needed."""
+    judged = view.get("judgement")
+    if not isinstance(judged, dict) or not isinstance(judged.get("points"), list):
+        return None
+    points = [
+        (at, float(point["value"]))
+        for point in judged["points"]
+        if isinstance(point, dict) and isinstance(point.get("value"), int | float) and (at := when(point.get("at")))
+    ]
+    threshold = judged.get("threshold")
+    lines = [Line("critical", float(threshold))] if isinstance(threshold, int | float) else []
+    key = str(judged.get("metric", "?"))
+    verdict = "held" if judged.get("sustained") else "not sustained"
+    return key, metric_chart(key, points, lines), f"rule {judged.get('rule', '?')}: {verdict}"
+
+
 def read_cloudwatch(query: MetricQuery, region: str, window: timedelta) -> list[tuple[datetime, float]]:
     """One metric's datapoints over the window, from CloudWatch (the activity's own read; boto3
     is loaded on the first chart, not when the listener starts)."""

@@ -228,6 +228,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         target = policy.services.get(run.service)
         region = str(view.get("region") or (target.region if target else "us-east-1"))
         charts = await console.charts_for(queries, region, read_points) if queries else []
+        judged = console.judged_chart(view)
         plan = view.get("pending_approval")
         entries = console.timeline_of(view)
         calls = view.get("planned_calls")
@@ -239,6 +240,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             "steps": console.steps_of(run.workflow_type, view, run.open),
             "readings": readings,
             "charts": charts,
+            "judged": judged,
             "facts": typed.facts if typed else [],
             "extra": render_followup(followup, csrf, message) if followup else extra_of(view),
             "followup": followup is not None,

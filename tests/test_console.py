@@ -47,7 +47,7 @@ from tests.conftest import MotoServer
 from tests.fakes import FakePlatform
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
-from tests.scaling_fakes import FakeAws
+from tests.scaling_fakes import FakeAws, breach
 from tests.test_approval_page import click_and_load, headless_chromium, require_chromium, sign_in_with
 from tests.test_intake import intake_policy
 from tests.test_post_incident import FakeBucket, Followups, StandInIncident
@@ -223,6 +223,7 @@ async def console(
     )
     aws = FakeAws()
     aws.started = datetime.now(UTC)
+    aws.cpu_load = breach(minutes_before=6)  # sustained: the plan-only run plans a step
     followup_policy = default_policy()
     followup_platform, bucket = FakePlatform(followup_policy), FakeBucket()
     signed = signing_client(dev_env.client)
@@ -585,6 +586,10 @@ async def test_history_pages_through_closed_runs_and_bad_values_are_a_400(consol
         shown = await http.get(f"/ui/services/{name}")
         assert shown.status_code == 200 and quote(console.incident.id, safe="") in shown.text
         assert 'svg class="chart"' in shown.text
+        scaling = (await http.get(f"/ui/incident?id={quote(console.scaling.id, safe='')}")).text
+        judged = scaling.split('id="judged">')[1].split("</figure>")[0]
+        assert 'data-metric="cpu_pct"' in judged and 'class="threshold critical" data-value="70"' in judged
+        assert "rule cpu: held" in judged and judged.count(",") >= 5  # the rule's datapoints, drawn
 
 
 PARAM_NAMES = ["runbook", "service", "severity", "outcome", "since", "until", "page", "id", "msg", "x"]
