@@ -26,10 +26,16 @@ def _label(value: float) -> str:
     return f"{value:.4g}"
 
 
-def metric_chart(key: str, points: Sequence[tuple[datetime, float]], lines: Sequence[Line]) -> Markup:
+def metric_chart(
+    key: str,
+    points: Sequence[tuple[datetime, float]],
+    lines: Sequence[Line],
+    marks: Sequence[tuple[datetime, str]] = (),
+) -> Markup:
     """One metric's datapoints (oldest first) and its threshold lines, as an <svg> element.
     The y axis takes in both the data and every line, so a threshold is drawn even when the
-    readings are far from it."""
+    readings are far from it. `marks`: what a runbook changed, and when, as vertical lines
+    where they fall within the datapoints' span."""
     values = [value for _, value in points] + [line.value for line in lines]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     if high - low < 1e-9:
@@ -69,6 +75,12 @@ def metric_chart(key: str, points: Sequence[tuple[datetime, float]], lines: Sequ
         parts.append(
             f'<polyline class="series" points="{coords}" fill="none" stroke="{COLOURS["series"]}" stroke-width="1.5"/>'
         )
+        for moment, label in marks:
+            if start <= moment <= end:
+                parts.append(
+                    f'<line class="change" x1="{x(moment):.1f}" x2="{x(moment):.1f}" y1="{TOP}" y2="{TOP + plot_h}" '
+                    f'stroke="#6a1b9a" stroke-width="1.5"><title>{escape(label)}</title></line>'
+                )
         parts.append(
             f'<text x="{LEFT}" y="{HEIGHT - 6}" font-size="9">{start:%H:%M}</text>'
             f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 6}" font-size="9" text-anchor="end">{end:%H:%M} UTC</text>'

@@ -541,6 +541,16 @@ async def service_runs(client: Client, service: str, policy: Policy) -> list[Run
     return sorted(runs, key=lambda r: -(r.started or NEVER).timestamp())
 
 
+def change_marks(runs: Sequence[Run]) -> list[tuple[datetime, str]]:
+    """Each change of `runs` as a chart's mark: when, and what (runbook, event, detail)."""
+    return [
+        (at, f"{run.runbook} {run.workflow_id}: {entry.get('event')} {entry.get('detail', '')}".strip())
+        for run in runs
+        for entry in changes_of(run)
+        if (at := when(entry.get("at"))) is not None
+    ]
+
+
 def changes_of(run: Run) -> list[dict[str, Any]]:
     """The timeline entries that changed something: a remediation, a scaling step, a failover,
     an action; what an operator wants to see next to the service's charts."""
@@ -622,7 +632,11 @@ def chart_lines(query: MetricQuery) -> list[Line]:
 
 
 async def charts_for(
-    queries: Sequence[MetricQuery], region: str, read: Any, window: timedelta = timedelta(hours=1)
+    queries: Sequence[MetricQuery],
+    region: str,
+    read: Any,
+    window: timedelta = timedelta(hours=1),
+    marks: Sequence[tuple[datetime, str]] = (),
 ) -> list[tuple[MetricQuery, Markup, str]]:
     """Each query's recent datapoints drawn with its threshold lines; a metric that cannot be read
     is drawn empty with the reason (one metric's failure hides no other: one read each)."""
@@ -633,7 +647,7 @@ async def charts_for(
             note = "" if points else "no datapoints in the last hour"
         except Exception as err:  # noqa: BLE001 - the chart says why it is empty; the page still renders
             points, note = [], f"cannot read: {str(err)[:200]}"
-        return query, metric_chart(query.key, points, chart_lines(query)), note
+        return query, metric_chart(query.key, points, chart_lines(query), marks), note
 
     return list(await asyncio.gather(*(one(query) for query in queries)))
 

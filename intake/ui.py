@@ -265,9 +265,10 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         client = await temporal(who)
         if isinstance(client, HTMLResponse):
             return client
-        runs, charts = await asyncio.gather(
-            console.service_runs(client, name, policy),
-            console.charts_for(console.service_queries(policy, name), target.region, read_points),
+        runs = await console.service_runs(client, name, policy)
+        marks = console.change_marks(runs)
+        charts = await console.charts_for(
+            console.service_queries(policy, name), target.region, read_points, marks=marks
         )
         return page(
             who,
