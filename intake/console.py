@@ -620,9 +620,6 @@ def service_queries(policy: Policy, service: str) -> list[MetricQuery]:
     return named or [q for q in policy.metrics if "Service" not in q.dimensions]
 
 
-Points = Sequence[tuple[datetime, float]]
-
-
 def chart_lines(query: MetricQuery) -> list[Line]:
     return [
         Line(name, bound)

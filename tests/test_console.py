@@ -144,12 +144,12 @@ def seed_report(bucket: str, region: str) -> None:
     s3.put_object(Bucket=bucket, Key=f"reports/{REPORT_ID}-overnight.png", Body=png.getvalue())
 
 
-async def until(check: Any, what: str) -> None:
+async def until_status(handle: WorkflowHandle, wanted: IncidentStatus) -> None:
     for _ in range(400):
-        if await check():
+        if (await handle.query(IncidentResponseWorkflow.view)).status == wanted:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"{handle.id} never reached {wanted}")
 
 
 def failover_worker(dev_env: WorkflowEnvironment, task_queue: str) -> tuple[Worker, str]:
@@ -257,19 +257,16 @@ async def console(
         )
         incident = await open_or_join_incident(dev_env.client, alert, "intake/test", incidents, INTAKE)
 
-        async def status_of(handle: WorkflowHandle) -> Any:
-            return (await handle.query(IncidentResponseWorkflow.view)).status
-
-        await until(lambda: _is(status_of(incident), IncidentStatus.AWAITING_ACK), "the incident's page")
+        await until_status(incident, IncidentStatus.AWAITING_ACK)
         await signed.get_workflow_handle(incident.id).execute_update(
             IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice")
         )
-        await until(lambda: _is(status_of(incident), IncidentStatus.AWAITING_APPROVAL), "the incident's plan")
+        await until_status(incident, IncidentStatus.AWAITING_APPROVAL)
 
         platform.page_fails = 10**6  # PagerDuty refuses every page from now on
         down = alert.model_copy(update={"service": other, "summary": "unpaged: PagerDuty refused the page"})
         unpaged = await open_or_join_incident(dev_env.client, down, "intake/test", incidents, INTAKE)
-        await until(lambda: _is(status_of(unpaged), IncidentStatus.UNPAGED), "the failed page")
+        await until_status(unpaged, IncidentStatus.UNPAGED)
 
         trigger = ScalingTrigger(by="alice", plan=True, reason="console test")
         scaling = await trigger_scaling(dev_env.client, "hybrid-router", region, trigger, scaling_queue, INTAKE)
@@ -293,10 +290,6 @@ async def console(
         for handle in (incident, unpaged, followup):
             if (await handle.describe()).status == 1:  # still running
                 await handle.terminate("test done")
-
-
-async def _is(status: Any, wanted: Any) -> bool:
-    return bool(await status == wanted)
 
 
 @pytest.fixture(scope="module")
