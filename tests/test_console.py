@@ -1,0 +1,705 @@
+"""The operations console on the dev server, in a real headless Chromium: runs of several
+runbooks (an incident awaiting approval, an incident whose page failed, a scaling run, a
+post-incident follow-up) shown with their human runbook's steps and their status; the
+diagnosis table coloured as the readings are graded; a metric's chart (inline SVG, datapoints
+read from the AWS emulator over HTTP) with its threshold lines; the failed page at the top of the
+home view; a long summary that does not widen the page at 390 px; the reports in the bucket,
+Markdown rendered with its raw HTML escaped and the PNG chart shown. Screenshots of the home
+view, a run page and the reports page at phone and desktop widths go to `artifacts/console/`
+(CONSOLE_ARTIFACTS overrides it) for a person to look at. The console's query parameters are
+fuzzed: never a 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.runs import Runs
+from contracts import Acknowledge, Alert, IncidentStatus, Policy, Severity
+from contracts.bedrock_connectivity import BedrockTrigger
+from contracts.post_incident import FollowupStatus
+from contracts.region_failover import FailoverTrigger
+from contracts.scaling_decision import ScalingTrigger
+from settings import PROJECT_ROOT
+from starter import open_or_join_incident, trigger_bedrock, trigger_failover, trigger_scaling
+from tests import fakes
+from tests.bedrock_fakes import FakeBedrock, down_until
+from tests.conftest import MotoServer
+from tests.fakes import FakePlatform
+from tests.identity import INTAKE, signing_client
+from tests.policies import default_policy
+from tests.scaling_fakes import FakeAws, breach
+from tests.test_approval_page import click_and_load, headless_chromium, require_chromium, sign_in_with
+from tests.test_intake import intake_policy
+from tests.test_post_incident import FakeBucket, Followups, StandInIncident
+from tests.test_region_failover import FakeRegions, routes_without_hybrid_router
+from tests.test_runbook_drift import runbook_steps
+from tests.test_signin import PASSWORDS, operator_app, serving
+from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
+from workflows.incident_response import IncidentResponseWorkflow
+from workflows.post_incident import PostIncidentWorkflow
+from workflows.region_failback import RegionFailbackWorkflow
+from workflows.region_failover import RegionFailoverWorkflow
+from workflows.scaling_decision import ScalingDecisionWorkflow
+
+ARTIFACTS = Path(os.environ.get("CONSOLE_ARTIFACTS", PROJECT_ROOT / "artifacts" / "console"))
+# No spaces for 300 characters: a summary the browser can only wrap by breaking the word.
+LONG_SUMMARY = "router-" + "x" * 300 + " and then a long tail of words " * 8
+# Graded by the default policy: p95 1700 > 1500 warning, error rate 12 > 5 critical, cache 85 ok.
+READINGS = {"p95_latency_ms": 1700.0, "error_rate_pct": 12.0, "cache_hit_pct": 85.0}
+LEVEL_COLOURS = {
+    "ok": "rgba(227, 244, 225, 1)",
+    "warning": "rgba(255, 240, 194, 1)",
+    "critical": "rgba(249, 211, 207, 1)",
+}
+REPORT_ID = f"daily/console-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Console:
+    url: str
+    client: Client
+    policy: Policy
+    incident: WorkflowHandle  # awaiting approval, with a diagnosis
+    unpaged: WorkflowHandle  # its page failed for good
+    scaling: WorkflowHandle  # a plan-only scaling run, closed
+    followup: WorkflowHandle  # awaiting its review
+    failover: WorkflowHandle  # a plan-only failover, closed
+    bedrock: WorkflowHandle  # a plan-only Bedrock run, closed
+
+    def runs(self) -> list[tuple[WorkflowHandle, str]]:
+        """Each run, and the human runbook whose steps it takes."""
+        return [
+            (self.incident, "p0-incident-response"),
+            (self.unpaged, "p0-incident-response"),
+            (self.scaling, "scaling-decisions"),
+            (self.followup, "post-incident"),
+            (self.failover, "region-failover"),
+            (self.bedrock, "bedrock-connectivity"),
+        ]
+
+    def link(self, handle: WorkflowHandle) -> str:
+        return f"{self.url}/ui/incident?id={quote(handle.id, safe='')}"
+
+
+def seed_error_rate(region: str) -> None:
+    """Half an hour of the error rate the policy's error_rate_pct reads, in the emulator."""
+    cloudwatch = boto3.client("cloudwatch", region_name=region)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    cloudwatch.put_metric_data(
+        Namespace="HybridRouting",
+        MetricData=[
+            {
+                "MetricName": "ErrorRate",
+                "Dimensions": [{"Name": "Service", "Value": "hybrid-router"}],
+                "Timestamp": now - timedelta(minutes=30 - minute),
+                "Value": 0.5 + minute * 0.4,
+            }
+            for minute in range(30)
+        ],
+    )
+
+
+def seed_report(bucket: str, region: str) -> None:
+    """A review's report as the reviews store it: Markdown naming its PNG chart relatively."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4, 2))
+    FigureCanvasAgg(figure)
+    figure.subplots().plot([1, 3, 2, 5])
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
+    name = REPORT_ID.rpartition("/")[2]
+    markdown = (
+        f"# Daily performance review {name}\n\n| metric | level |\n|---|---|\n| p95 | warning |\n\n"
+        '<script>document.title="owned"</script> <b>not bold</b>\n\n'
+        f"![overnight]({name}-overnight.png)\n"
+    )
+    s3 = boto3.client("s3", region_name=region)
+    try:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    s3.put_object(Bucket=bucket, Key=f"reports/{REPORT_ID}.md", Body=markdown.encode())
+    s3.put_object(Bucket=bucket, Key=f"reports/{REPORT_ID}-overnight.png", Body=png.getvalue())
+
+
+async def until_status(handle: WorkflowHandle, wanted: IncidentStatus) -> None:
+    for _ in range(400):
+        if (await handle.query(IncidentResponseWorkflow.view)).status == wanted:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} never reached {wanted}")
+
+
+def failover_worker(dev_env: WorkflowEnvironment, task_queue: str) -> tuple[Worker, str]:
+    """A worker for the failover runbook, with fake regions, and the service it fails over."""
+    policy = default_policy()
+    assert policy.failover is not None
+    service = f"router-{uuid.uuid4().hex[:6]}"
+    policy.services[service] = policy.services["hybrid-router"]
+    policy.failover = policy.failover.model_copy(
+        update={"services": {service: policy.failover.services["hybrid-router"]}, "confirm_for": timedelta(0)}
+    )
+    policy.routes = routes_without_hybrid_router(policy)
+    regions = FakeRegions()
+    regions.started = datetime.now(UTC)
+    worker = Worker(
+        dev_env.client,
+        task_queue=task_queue,
+        workflows=[RegionFailoverWorkflow, RegionFailbackWorkflow],
+        activities=[*FakePlatform(policy).activities(), *regions.activities()],
+    )
+    return worker, service
+
+
+def bedrock_worker(dev_env: WorkflowEnvironment, task_queue: str) -> tuple[Worker, str]:
+    """A worker for the Bedrock runbook, Bedrock failing in a fresh region."""
+    policy = default_policy()
+    assert policy.bedrock is not None
+    region = f"test-{uuid.uuid4().hex[:6]}"
+    policy.bedrock.regions[region] = policy.bedrock.regions["eu-central-1"]
+    fake = FakeBedrock()
+    fake.started = datetime.now(UTC)
+    fake.down = down_until(600)
+    runs = Runs(dev_env.client, switch=fake.set_hybrid_routing)
+    platform = [a for a in FakePlatform(policy).activities() if getattr(a, "__name__", "") != "set_hybrid_routing"]
+    worker = Worker(
+        dev_env.client,
+        task_queue=task_queue,
+        workflows=[BedrockConnectivityWorkflow],
+        activities=[
+            *platform,
+            fake.probe_bedrock,
+            fake.simulate_invoke_permission,
+            fake.read_bedrock_breaker,
+            runs.switch_owner,
+            runs.set_hybrid_routing,
+        ],
+    )
+    return worker, region
+
+
+@pytest.fixture
+async def console(
+    dev_env: WorkflowEnvironment, aws_env: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Console]:
+    monkeypatch.setattr(fakes, "BAD", READINGS)
+    service, other = f"console-{uuid.uuid4().hex[:6]}", f"unpaged-{uuid.uuid4().hex[:6]}"
+    policy = intake_policy(service, other)
+    seed_error_rate(policy.services[service].region)
+    seed_report(policy.reviews.bucket, policy.reviews.bucket_region)
+    platform = FakePlatform(policy)
+    incidents, scaling_queue, followup_queue, failover_queue, bedrock_queue = (
+        f"console-{kind}-{uuid.uuid4()}" for kind in "isfab"
+    )
+    failovers, failover_service = failover_worker(dev_env, failover_queue)
+    bedrocks, bedrock_region = bedrock_worker(dev_env, bedrock_queue)
+
+    scaling_policy = default_policy()
+    region = f"test-{uuid.uuid4().hex[:6]}"
+    scaling_policy.services["hybrid-router"] = scaling_policy.services["hybrid-router"].model_copy(
+        update={"region": region}
+    )
+    aws = FakeAws()
+    aws.started = datetime.now(UTC)
+    aws.cpu_load = breach(minutes_before=6)  # sustained: the plan-only run plans a step
+    followup_policy = default_policy()
+    followup_platform, bucket = FakePlatform(followup_policy), FakeBucket()
+    signed = signing_client(dev_env.client)
+    async with (
+        Worker(
+            dev_env.client, task_queue=incidents, workflows=[IncidentResponseWorkflow], activities=platform.activities()
+        ),
+        Worker(
+            dev_env.client,
+            task_queue=scaling_queue,
+            workflows=[ScalingDecisionWorkflow],
+            activities=[*FakePlatform(scaling_policy).activities(), *aws.activities()],
+        ),
+        Worker(
+            dev_env.client,
+            task_queue=followup_queue,
+            workflows=[PostIncidentWorkflow, StandInIncident],
+            activities=[*followup_platform.activities(), bucket.store_postmortem, *Runs(dev_env.client).all()],
+        ),
+        failovers,
+        bedrocks,
+    ):
+        now = datetime.now(UTC)
+        alert = Alert(
+            source="test",
+            service=service,
+            region="eu-central-1",
+            summary=LONG_SUMMARY,
+            severity=Severity.P1,
+            received_at=now,
+        )
+        incident = await open_or_join_incident(dev_env.client, alert, "intake/test", incidents, INTAKE)
+
+        await until_status(incident, IncidentStatus.AWAITING_ACK)
+        await signed.get_workflow_handle(incident.id).execute_update(
+            IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice")
+        )
+        await until_status(incident, IncidentStatus.AWAITING_APPROVAL)
+
+        platform.page_fails = 10**6  # PagerDuty refuses every page from now on
+        down = alert.model_copy(update={"service": other, "summary": "unpaged: PagerDuty refused the page"})
+        unpaged = await open_or_join_incident(dev_env.client, down, "intake/test", incidents, INTAKE)
+        await until_status(unpaged, IncidentStatus.UNPAGED)
+
+        trigger = ScalingTrigger(by="alice", plan=True, reason="console test")
+        scaling = await trigger_scaling(dev_env.client, "hybrid-router", region, trigger, scaling_queue, INTAKE)
+        await scaling.result()
+        failover = await trigger_failover(
+            dev_env.client, failover_service, FailoverTrigger(by="bob", plan=True), failover_queue, INTAKE
+        )
+        await failover.result()
+        bedrock = await trigger_bedrock(
+            dev_env.client, bedrock_region, BedrockTrigger(by="alice", plan=True), bedrock_queue, INTAKE
+        )
+        await bedrock.result()
+
+        followups = Followups(dev_env, signed, followup_queue, followup_policy, followup_platform, bucket)
+        followup = await followups.start(Severity.P1)
+        await followups.until(followup, lambda v: v.status == FollowupStatus.REVIEW_PENDING)
+
+        target = dev_env.client.service_client.config.target_host
+        with serving(operator_app(target, incidents, policy)) as url:
+            yield Console(url, dev_env.client, policy, incident, unpaged, scaling, followup, failover, bedrock)
+        for handle in (incident, unpaged, followup):
+            if (await handle.describe()).status == 1:  # still running
+                await handle.terminate("test done")
+
+
+@pytest.fixture(scope="module")
+def browser_paths() -> tuple[str, str]:
+    return require_chromium()
+
+
+def at_width(browser: Any, width: int) -> None:
+    """The viewport of a phone (390 px, mobile) or a desktop, exactly (no window chrome)."""
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 844 if width < 600 else 900, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+
+
+def scroll_width(browser: Any) -> tuple[int, int]:
+    return tuple(
+        browser.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth];")
+    )
+
+
+def screenshot(browser: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    height = browser.execute_script("return document.documentElement.scrollHeight;")
+    width = browser.execute_script("return document.documentElement.clientWidth;")
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": min(int(height), 4000), "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+    path = ARTIFACTS / f"{name}.png"
+    browser.save_screenshot(str(path))
+    assert path.stat().st_size > 5000, path  # a page, not a blank
+    return path
+
+
+@contextlib.contextmanager
+def signed_in_browser(paths: tuple[str, str], url: str) -> Iterator[Any]:
+    with headless_chromium(paths) as browser:
+        sign_in_with(browser, url, "bob")
+        yield browser
+
+
+# --------------------------------------------------------------------------- in the browser
+
+
+async def test_each_runbooks_run_is_shown_with_its_steps_and_status(
+    console: Console, browser_paths: tuple[str, str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    expected = {}
+    for handle, runbook in console.runs():
+        view = await handle.query("view", result_type=dict)
+        open_ = (await handle.describe()).status == 1
+        entered = [t["step"] for t in view["timeline"] if t.get("step")]
+        expected[handle.id] = (
+            view["status"],
+            runbook_steps(PROJECT_ROOT / "runbooks" / f"{runbook}.md"),
+            open_,
+            entered,
+        )
+
+    def look() -> dict[str, tuple[str, list[str], list[str]]]:
+        seen = {}
+        with signed_in_browser(browser_paths, console.url) as browser:
+            for handle, _ in console.runs():
+                browser.get(console.link(handle))
+                status = browser.find_element(By.ID, "status").text
+                steps = browser.find_elements(By.CSS_SELECTOR, "#steps li")
+                ids = [li.get_attribute("data-step") for li in steps]
+                current = [li.get_attribute("data-step") for li in steps if "current" in li.get_attribute("class")]
+                seen[handle.id] = (status, ids, current)
+        return seen
+
+    seen = await asyncio.to_thread(look)
+    for workflow_id, (status, steps, open_, entered) in expected.items():
+        shown_status, shown_steps, current = seen[workflow_id]
+        assert f"status: {status}" in shown_status, (workflow_id, shown_status)
+        assert shown_steps == steps, workflow_id  # the human runbook's steps, in its order
+        last = next(step for step in reversed(entered) if step in steps)
+        assert current == ([last] if open_ else []), (workflow_id, current, entered)
+
+
+async def test_the_diagnosis_is_coloured_as_graded_and_each_metric_charted_with_its_thresholds(
+    console: Console, browser_paths: tuple[str, str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    view = await console.incident.query(IncidentResponseWorkflow.view)
+    graded = {m.key: m.level for m in view.diagnosis.metrics}
+    assert set(graded.values()) == {"ok", "warning", "critical"}  # the test covers every colour
+
+    def look() -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
+        with signed_in_browser(browser_paths, console.url) as browser:
+            browser.get(console.link(console.incident))
+            rows = {
+                row.get_attribute("data-key"): (
+                    row.find_elements(By.TAG_NAME, "td")[2].text,
+                    row.value_of_css_property("background-color"),
+                )
+                for row in browser.find_elements(By.CSS_SELECTOR, "#diagnosis tr.reading")
+            }
+            chart = browser.find_element(By.CSS_SELECTOR, 'svg.chart[data-metric="error_rate_pct"]')
+            points = chart.find_element(By.CSS_SELECTOR, "polyline.series").get_attribute("points").split()
+            lines = {
+                line.get_attribute("class").split()[1]: float(line.get_attribute("data-value"))
+                for line in chart.find_elements(By.CSS_SELECTOR, "line.threshold")
+            }
+            box = chart.rect
+            return rows, {"points": points, "lines": lines, "width": box["width"]}
+
+    rows, chart = await asyncio.to_thread(look)
+    assert {key: level for key, (level, _) in rows.items()} == graded
+    for key, (level, colour) in rows.items():
+        assert colour == LEVEL_COLOURS[level], (key, level, colour)
+    assert len(chart["points"]) >= 20  # the emulator's datapoints of the last half hour
+    assert chart["lines"] == {"target": 1.0, "warning": 2.0, "critical": 5.0}
+    assert chart["width"] > 100
+
+
+async def test_a_failed_page_is_at_the_top_of_the_home_view_and_acknowledged_there(
+    console: Console, browser_paths: tuple[str, str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    async with httpx.AsyncClient(base_url=console.url, timeout=60) as mallory:  # a refusal changes nothing
+        await mallory.post("/ui/login", data={"user": "mallory", "password": PASSWORDS["mallory"]})
+        page = (await mallory.get(console.link(console.unpaged))).text
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        answer = await mallory.post("/ui/acknowledge", data={"id": console.unpaged.id, "csrf": csrf})
+        shown = (await mallory.get(answer.headers["location"])).text
+        assert 'id="message">refused: ' in shown and "mallory" in shown.split('id="message">')[1].split("</p>")[0]
+    assert (await console.unpaged.query(IncidentResponseWorkflow.view)).acknowledged_by is None
+
+    def look() -> tuple[str, str, str, float, float, str]:
+        with signed_in_browser(browser_paths, console.url) as browser:
+            first = browser.find_element(By.CSS_SELECTOR, "#problems li")
+            problems = browser.find_element(By.ID, "problems").rect["y"]
+            runs = browser.find_element(By.ID, "open-runs").rect["y"]
+            link = first.find_element(By.TAG_NAME, "a")
+            href, text, kind = link.get_attribute("href"), first.text, first.get_attribute("class")
+            click_and_load(browser, link)
+            assert "unpaged" in browser.find_element(By.ID, "status").text
+            assert "page to PagerDuty failed" in browser.find_element(By.ID, "problems").text
+            click_and_load(browser, browser.find_element(By.ID, "acknowledge"))
+            return href, text, kind, problems, runs, browser.find_element(By.ID, "message").text
+
+    href, text, kind, problems_y, runs_y, message = await asyncio.to_thread(look)
+    assert href.endswith(quote(console.unpaged.id, safe="")) and "page-failed" in kind
+    assert "the page to PagerDuty failed" in text
+    assert problems_y < runs_y
+    assert not message.startswith("refused"), message
+    assert (await console.unpaged.query(IncidentResponseWorkflow.view)).acknowledged_by == "bob"
+
+
+async def test_phone_width_no_sideways_scrolling_and_screenshots(
+    console: Console, browser_paths: tuple[str, str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    pages = {
+        "home": f"{console.url}/ui",
+        "run": console.link(console.incident),
+        "reports": f"{console.url}/ui/reports",
+        "report": f"{console.url}/ui/reports/{REPORT_ID}",
+        "history": f"{console.url}/ui/history",
+    }
+
+    def look() -> dict[str, tuple[int, int]]:
+        widths = {}
+        with signed_in_browser(browser_paths, console.url) as browser:
+            for width, label in ((390, "phone"), (1280, "desktop")):
+                for name, url in pages.items():
+                    at_width(browser, width)
+                    browser.get(url)
+                    assert browser.find_element(By.ID, "user").text == "bob"
+                    if name == "run":
+                        assert LONG_SUMMARY[:40] in browser.find_element(By.TAG_NAME, "h1").text
+                        shown = browser.find_element(By.ID, "summary").text
+                        assert shown.split() == LONG_SUMMARY.split()  # all of it, wrapped
+                    widths[f"{name}-{label}"] = scroll_width(browser)
+                    screenshot(browser, f"{name}-{label}")
+        return widths
+
+    widths = await asyncio.to_thread(look)
+    for name, (scrolled, viewport) in widths.items():
+        assert scrolled == viewport, (name, scrolled, viewport)
+    assert widths["home-phone"][1] == 390
+    for name in ("home", "run", "reports"):
+        assert (ARTIFACTS / f"{name}-phone.png").exists() and (ARTIFACTS / f"{name}-desktop.png").exists()
+
+
+async def test_the_reports_page_lists_the_bucket_and_shows_a_report_with_its_chart(
+    console: Console, browser_paths: tuple[str, str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    def look() -> tuple[list[str], int, str, str, str]:
+        with signed_in_browser(browser_paths, console.url) as browser:
+            browser.get(f"{console.url}/ui/reports")
+            listed = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#reports a.report-link")]
+            link = browser.find_element(By.CSS_SELECTOR, f'#reports a[href="/ui/reports/{REPORT_ID}"]')
+            click_and_load(browser, link)
+            image = browser.find_element(By.CSS_SELECTOR, "#report img")
+            natural = int(browser.execute_script("return arguments[0].naturalWidth;", image))
+            report = browser.find_element(By.ID, "report")
+            table = report.find_element(By.TAG_NAME, "table").text
+            at_width(browser, 390)
+            browser.get(browser.current_url)
+            screenshot(browser, "report-with-chart-phone")
+            return listed, natural, browser.find_element(By.ID, "report").text, table, browser.title
+
+    listed, natural, text, table, title = await asyncio.to_thread(look)
+    assert REPORT_ID in listed
+    assert natural > 100  # the PNG was served from the bucket and decoded by the browser
+    assert "p95 warning" in table.replace("\n", " ")
+    assert '<script>document.title="owned"</script>' in text and "<b>not bold</b>" in text  # shown, not run
+    assert title != "owned"
+
+
+# --------------------------------------------------------------------------- query parameters
+
+
+def test_history_filters_are_checked_and_name_the_bad_parameter() -> None:
+    from intake.console import BadParameter, HistoryFilter, PageTokens
+
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    tokens = PageTokens(b"k" * 32)
+    for params, name in (
+        ({"severity": "P7"}, "severity"),
+        ({"outcome": "exploded"}, "outcome"),
+        ({"runbook": "x' OR '1'='1"}, "runbook"),
+        ({"service": "a b"}, "service"),
+        ({"since": "yesterday"}, "since"),
+        ({"until": "9999-01-01"}, "until"),
+        ({"page": "%%%"}, "page"),
+        ({"colour": "red"}, "colour"),
+    ):
+        with pytest.raises(BadParameter) as raised:
+            HistoryFilter.parse(params, now, tokens)
+        assert raised.value.name == name, params
+    wanted = HistoryFilter.parse(
+        {"runbook": "scaling", "outcome": "failed", "since": "7d", "severity": "P1"}, now, tokens
+    )
+    query = wanted.query(now)
+    assert "WorkflowType = 'ScalingDecisionWorkflow'" in query and "ExecutionStatus = 'Failed'" in query
+    assert "StartTime >= '2026-11-29T12:00:00+00:00'" in query
+    link = wanted.link(b"visibility's token", tokens)
+    assert link.startswith("/ui/history?runbook=ScalingDecisionWorkflow&severity=P1&outcome=failed&since=7d&page=")
+    sealed = link.rpartition("page=")[2]
+    params = {"runbook": "scaling", "outcome": "failed", "since": "7d", "severity": "P1", "page": sealed}
+    assert HistoryFilter.parse(params, now, tokens).page == b"visibility's token"
+    for forged in (
+        {**params, "page": sealed[:-2] + ("AA" if not sealed.endswith("AA") else "BB")},  # tampered
+        {**params, "outcome": "completed"},  # another query's token
+        {**params},  # another console's key
+    ):
+        with pytest.raises(BadParameter) as raised:
+            HistoryFilter.parse(forged, now, PageTokens(b"other" * 8) if forged == params else tokens)
+        assert raised.value.name == "page"
+
+
+async def test_history_pages_through_closed_runs_and_bad_values_are_a_400(console: Console) -> None:
+    async with httpx.AsyncClient(base_url=console.url, timeout=60) as http:
+        await http.post("/ui/login", data={"user": "bob", "password": PASSWORDS["bob"]})
+        found = await http.get("/ui/history", params={"runbook": "scaling", "since": "1h"})
+        assert found.status_code == 200 and quote(console.scaling.id, safe="") in found.text
+        none = await http.get("/ui/history", params={"runbook": "scaling", "outcome": "failed", "since": "1h"})
+        assert none.status_code == 200 and quote(console.scaling.id, safe="") not in none.text
+        bad = await http.get("/ui/history", params={"severity": "urgent"})
+        assert bad.status_code == 400 and "severity: one of P0" in bad.text
+        forged = await http.get("/ui/history", params={"page": "bm90LWEtdG9rZW4"})
+        assert forged.status_code == 400 and "page: not a page token of this console" in forged.text
+        with pytest.MonkeyPatch.context() as patch:  # two runs a page: the console's own page token leads on
+            patch.setattr("intake.console.PAGE_SIZE", 2)
+            first = await http.get("/ui/history", params={"since": "1h"})
+            after = first.text.split('id="next-page" href="')[1].split('"')[0].replace("&amp;", "&")
+            second = await http.get(after)
+            assert second.status_code == 200, second.text[-400:]
+            ids = [re.findall(r'class="run-link" href="([^"]+)"', page.text) for page in (first, second)]
+            assert len(ids[0]) == 2 and ids[1] and not set(ids[0]) & set(ids[1])
+            tampered = await http.get(after.replace("since=1h", "since=2h"))
+            assert tampered.status_code == 400 and "page: " in tampered.text
+        service = await http.get("/ui/services/hybrid-router")
+        assert service.status_code == 404  # not a service of this console's policy
+        name = next(iter(console.policy.services))
+        shown = await http.get(f"/ui/services/{name}")
+        assert shown.status_code == 200 and quote(console.incident.id, safe="") in shown.text
+        assert 'svg class="chart"' in shown.text
+        scaling = (await http.get(f"/ui/incident?id={quote(console.scaling.id, safe='')}")).text
+        judged = scaling.split('id="judged">')[1].split("</figure>")[0]
+        assert 'data-metric="cpu_pct"' in judged and 'class="threshold critical" data-value="70"' in judged
+        judgement = (await console.scaling.query("view", result_type=dict))["judgement"]
+        drawn = judged.split('class="series" points="')[1].split('"')[0].split()
+        assert "rule cpu: held" in judged and len(drawn) == len(judgement["points"]) >= 3  # the rule's datapoints
+
+
+PARAM_NAMES = ["runbook", "service", "severity", "outcome", "since", "until", "page", "id", "msg", "x"]
+param_values = st.text(max_size=40) | st.sampled_from(
+    ["P0", "P9", "scaling", "failed", "24h", "7d", "2026-12-01", "9999-99-99", "AQI", "", "incident/x/y", "'"]
+)
+
+
+async def test_fuzzed_query_parameters_never_answer_5xx(console: Console) -> None:
+    paths = ["/ui/history", "/ui/incident", "/ui/reports", "/ui/services/", "/ui/reports/"]
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        path=st.sampled_from(paths),
+        tail=st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30),
+        params=st.dictionaries(st.sampled_from(PARAM_NAMES), param_values, max_size=4),
+    )
+    def fuzz(http: httpx.Client, path: str, tail: str, params: dict[str, str]) -> None:
+        url = path + quote(tail, safe="/") if path.endswith("/") else path
+        answer = http.get(url, params=params)
+        assert answer.status_code < 500, (url, params, answer.text[:300])
+        if answer.status_code == 400:
+            assert re.search(r"<p class=\"err\" id=\"error\">[a-z_]+: ", answer.text), answer.text[:300]
+
+    def run() -> None:
+        with httpx.Client(base_url=console.url, timeout=60) as http:
+            http.post("/ui/login", data={"user": "bob", "password": PASSWORDS["bob"]})
+            fuzz(http)  # hypothesis fills the rest
+            for params in ({"x": "1"}, {"msg": "<b>"}):
+                assert http.get("/ui", params=params).status_code == 400
+
+    await asyncio.to_thread(run)
+
+
+# --------------------------------------------------------------------------- what the console reads
+
+
+def test_every_human_runbook_is_found_by_its_workflow_type_with_its_steps() -> None:
+    """New runbooks appear without a change to the console: their runbook file names them."""
+    from intake.console import runbook_docs
+    from tests.test_runbook_drift import RUNBOOKS
+
+    docs = runbook_docs()
+    for path, workflow, steps in RUNBOOKS:
+        doc = docs[workflow.__name__]
+        assert [step.id for step in doc.steps] == list(steps) and doc.path == f"runbooks/{path.name}"
+        assert all(step.title for step in doc.steps)
+
+
+def test_problems_a_failed_page_an_approval_about_to_time_out_overdue_follow_ups() -> None:
+    from intake.console import problems_of
+
+    policy = default_policy()  # approval_timeout 30m
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+
+    def entry(minutes_ago: int, event: str, detail: str = "") -> dict[str, str]:
+        return {"at": (now - timedelta(minutes=minutes_ago)).isoformat(), "event": event, "detail": detail}
+
+    def kinds(view: dict[str, Any]) -> list[str]:
+        return [problem.kind for problem in problems_of(view, policy, now)]
+
+    assert kinds({"status": "unpaged", "timeline": [entry(3, "page failed", "HTTP 400")]}) == ["page-failed"]
+    assert kinds({"status": "awaiting_ack", "timeline": [entry(3, "page failed"), entry(1, "paged")]}) == []
+    waiting = {"status": "awaiting_approval", "pending_approval": {"plan_id": "plan-1"}}
+    late = [entry(25, "proposed", "plan-1: roll back")]
+    assert kinds({**waiting, "timeline": late}) == ["approval-timing-out"]
+    assert "times out in 5m" in problems_of({**waiting, "timeline": late}, policy, now)[0].text
+    assert kinds({**waiting, "timeline": [entry(5, "awaiting approval", "plan-1: 2 approver(s)")]}) == []
+    followup = {
+        "status": "postmortem-pending",
+        "now": now.isoformat(),
+        "review_due": (now - timedelta(days=2)).isoformat(),
+        "reviewed_by": "alice",
+        "postmortem_due": (now - timedelta(hours=1)).isoformat(),
+        "completed_by": None,
+        "items": [
+            {"item_id": "A1", "owner": "bob", "status": "open", "due": (now - timedelta(days=1)).isoformat()},
+            {"item_id": "A2", "owner": "eve", "status": "open", "due": (now + timedelta(days=1)).isoformat()},
+            {"item_id": "A3", "owner": "eve", "status": "done", "due": (now - timedelta(days=1)).isoformat()},
+        ],
+    }
+    found = problems_of(followup, policy, now)
+    assert [p.kind for p in found] == ["postmortem-overdue", "items-overdue"]
+    assert found[1].text == "1 action item(s) overdue (bob)"
+    assert kinds({**followup, "completed_by": "alice", "items": []}) == []
+
+
+def test_a_fresh_install_has_every_template() -> None:
+    """pyproject's package data takes in every file of intake/templates/ (a wheel without them
+    would serve no page)."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    templates = sorted(
+        p.relative_to(PROJECT_ROOT / "intake") for p in (PROJECT_ROOT / "intake" / "templates").iterdir()
+    )
+    assert templates
+    for path in templates:
+        assert any(fnmatch.fnmatch(str(path), pattern) for pattern in patterns["intake"]), path
+    assert "jinja2>=3.1" in (PROJECT_ROOT / "pyproject.toml").read_text()
+
+
+def test_a_chart_draws_its_datapoints_thresholds_and_the_changes_within_its_span() -> None:
+    from intake.charts import Line, metric_chart
+
+    start = datetime(2026, 12, 6, 9, tzinfo=UTC)
+    points = [(start + timedelta(minutes=m), float(m)) for m in range(11)]
+    marks = [(start + timedelta(minutes=5), "scaling: scaled <up>"), (start - timedelta(hours=1), "before")]
+    svg = str(metric_chart("cpu_pct", points, [Line("warning", 7.0), Line("critical", 70.0)], marks))
+    assert svg.startswith('<svg class="chart" data-metric="cpu_pct"') and svg.endswith("</svg>")
+    assert len(svg.split('class="series" points="')[1].split('"')[0].split()) == 11
+    assert 'class="threshold warning" data-value="7"' in svg and 'class="threshold critical" data-value="70"' in svg
+    assert svg.count('class="change"') == 1 and "scaled &lt;up&gt;" in svg  # the one in its span, escaped
+    middle = float(svg.split('class="change" x1="')[1].split('"')[0])
+    assert abs(middle - (40 + (320 - 40 - 8) / 2)) < 1  # halfway along the plot
+    empty = str(metric_chart("p95_latency_ms", [], [Line("critical", 2000.0)]))
+    assert "no datapoints" in empty and 'data-value="2000"' in empty and "polyline" not in empty
