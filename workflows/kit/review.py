@@ -1,0 +1,42 @@
+"""What the weekly and monthly reviews share: the report's escalation. A critical breach in the
+review's data goes to the alert intake (which opens or joins the service's incident, the report
+linked); a warning stays in the report."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.intake import raise_review_alert
+    from contracts import Policy
+    from contracts.systems import MetricLevel
+    from contracts.trend_reviews import RaisedAlert, ReviewAlert
+
+from workflows.kit.options import NOTIFY
+from workflows.kit.timeline import Timeline
+
+
+async def escalate_critical(
+    policy: Policy, level: MetricLevel, review: str, uri: str | None, summary: str, timeline: Timeline
+) -> RaisedAlert | None:
+    """The alert, once per review (its id is the review's), when the level is critical and the
+    policy escalates; None otherwise, with the reason on the timeline."""
+    severity = policy.reviews.escalate_severity
+    if level != "critical" or uri is None:
+        timeline.record("escalation", f"none: the review is {level}")
+        return None
+    if severity is None:
+        timeline.record("escalation", "none: reviews.escalate_severity is unset (critical, in the report only)")
+        return None
+    service = policy.reviews.service
+    alert = ReviewAlert(
+        service=service,
+        region=policy.services[service].region,
+        summary=f"[review {review}] {summary} (report {uri})",
+        report=uri,
+        review=review,
+        severity=severity,
+    )
+    raised: RaisedAlert = await workflow.execute_activity(raise_review_alert, alert, **NOTIFY)
+    timeline.record("escalated", f"{severity} alert to the intake: {raised.status} {raised.answer}")
+    return raised
