@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import settings
-from contracts.trend_reviews import RaisedAlert, ReviewAlert
+from contracts.reviews import RaisedAlert, ReviewAlert
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 KIND = "performance-review-breach"

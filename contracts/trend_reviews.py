@@ -23,6 +23,7 @@ from contracts.reviews import (
     REPORTS_PREFIX,
     Judgement,
     OvernightIncident,
+    RaisedAlert,
     Traffic,
     _number,
     judge,
@@ -230,23 +231,6 @@ class WeekChartRequest(Strict):
     key: str
     this: PeriodFigures
     previous: PeriodFigures | None
-
-
-class ReviewAlert(Strict):
-    """A critical breach a review found, handed to the alert intake like any monitoring sender's
-    alert: the intake routes, signs and opens or joins the service's incident."""
-
-    service: str
-    region: str
-    summary: str
-    report: str  # the report's s3:// uri
-    review: str  # "weekly/2026-12-07"
-    severity: str  # a severity label of the policy's severity_labels
-
-
-class RaisedAlert(Strict):
-    status: int
-    answer: dict[str, object]
 
 
 class WeeklyResult(Strict):

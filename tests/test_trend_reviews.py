@@ -27,7 +27,7 @@ from activities.reports import chart_capacity, chart_week, read_figures
 from activities.runs import Runs
 from activities.scaling import read_ecs_capacity
 from contracts import Policy
-from contracts.reviews import IncidentsRequest, OvernightIncident
+from contracts.reviews import IncidentsRequest, OvernightIncident, RaisedAlert, ReviewAlert
 from contracts.scaling_rules import CapacityLimits, Datapoint, Series
 from contracts.schedules import StoredReport, StoreReport
 from contracts.trend_reviews import (
@@ -38,8 +38,6 @@ from contracts.trend_reviews import (
     DaysRequest,
     FiguresRequest,
     PeriodFigures,
-    RaisedAlert,
-    ReviewAlert,
     TrendInput,
     WeekChartRequest,
     fit,

@@ -9,8 +9,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.intake import raise_review_alert
     from contracts import Policy
+    from contracts.reviews import RaisedAlert, ReviewAlert
     from contracts.systems import MetricLevel
-    from contracts.trend_reviews import RaisedAlert, ReviewAlert
 
 from workflows.kit.options import NOTIFY
 from workflows.kit.timeline import Timeline
