@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.scaling import read_ecs_capacity, read_provisioned_concurrency
     from contracts import Policy
     from contracts.common import format_duration
-    from contracts.reviews import LEVEL_ORDER, IncidentsRequest
+    from contracts.reviews import LEVEL_ORDER, IncidentsRequest, RaisedAlert
     from contracts.scaling import EcsCapacity, EcsCapacityRequest, LambdaConcurrencyRequest, ProvisionedConcurrency
     from contracts.schedules import StoredReport, StoreReport
     from contracts.systems import MetricLevel
@@ -35,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
         CapacityResult,
         Fit,
         MonthWindow,
-        RaisedAlert,
         Recommendation,
         ScalingRunSeen,
         TrendInput,

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.reports import chart_week, read_figures
     from activities.runs import Runs
     from contracts import Policy
-    from contracts.reviews import IncidentsRequest, OvernightIncident
+    from contracts.reviews import IncidentsRequest, OvernightIncident, RaisedAlert
     from contracts.schedules import StoredReport, StoreReport
     from contracts.trend_reviews import (
         AVERAGE,
@@ -37,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
         FiguresRequest,
         PeriodFigures,
         PreviousSource,
-        RaisedAlert,
         Trend,
         TrendInput,
         TrendStatus,
