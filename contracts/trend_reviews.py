@@ -665,7 +665,7 @@ def policy_snippet(
     the service's limits with the new maximum; the baseline and the provisioned concurrency are
     the service's own settings (its desired count, its alias), given as the commands that set them."""
     lines = [
-        f"# capacity planning {window.name} for {service}: merge into policy/default.yaml",
+        f"# capacity planning {window.name} for {service}: merge into the policy's scaling: section",
         "scaling:",
         "  rules:",
     ]
