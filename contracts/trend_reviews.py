@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -47,27 +47,38 @@ class TrendInput(Strict):
 # --------------------------------------------------------------------------- the week
 
 
-class WeekWindow(Strict):
-    """Seven days of `end_hour` to `end_hour` UTC, ending on a Monday."""
+class PeriodWindow(Strict):
+    """A review's period and where its objects go: `reports/{FOLDER}/{name}...`."""
 
+    FOLDER: ClassVar[str]
     start: datetime
     end: datetime
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def key(self) -> str:
+        return f"{REPORTS_PREFIX}{self.FOLDER}/{self.name}.md"
+
+    def chart_key(self, chart: str) -> str:
+        return f"{REPORTS_PREFIX}{self.FOLDER}/{self.name}-{chart}.png"
+
+
+class WeekWindow(PeriodWindow):
+    """Seven days of `end_hour` to `end_hour` UTC, ending on a Monday."""
+
+    FOLDER: ClassVar[str] = "weekly"
 
     @property
     def name(self) -> str:
         return f"{self.end:%Y-%m-%d}"
 
     @property
-    def key(self) -> str:
-        return f"{REPORTS_PREFIX}weekly/{self.name}.md"
-
-    @property
     def figures_key(self) -> str:
         """The week's figures as JSON: what the next week's run compares against."""
-        return f"{REPORTS_PREFIX}weekly/{self.name}.json"
-
-    def chart_key(self, chart: str) -> str:
-        return f"{REPORTS_PREFIX}weekly/{self.name}-{chart}.png"
+        return f"{REPORTS_PREFIX}{self.FOLDER}/{self.name}.json"
 
     @property
     def previous(self) -> WeekWindow:
@@ -344,22 +355,14 @@ def render_week(
 # --------------------------------------------------------------------------- the month
 
 
-class MonthWindow(Strict):
+class MonthWindow(PeriodWindow):
     """A calendar month, UTC."""
 
-    start: datetime
-    end: datetime
+    FOLDER: ClassVar[str] = "monthly"
 
     @property
     def name(self) -> str:
         return f"{self.start:%Y-%m}"
-
-    @property
-    def key(self) -> str:
-        return f"{REPORTS_PREFIX}monthly/{self.name}.md"
-
-    def chart_key(self, chart: str) -> str:
-        return f"{REPORTS_PREFIX}monthly/{self.name}-{chart}.png"
 
     @property
     def days(self) -> int:

@@ -12,13 +12,9 @@ metric's critical line) is a critical breach and goes to the intake like the wee
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import policy as policy_activity
     from activities.cloudwatch import read_utilisation
     from activities.postmortem import store_report
     from activities.reports import chart_capacity
@@ -51,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.kit.options import NOTIFY, READ
-from workflows.kit.review import escalate_critical
+from workflows.kit.review import escalate_critical, review_policy
 from workflows.kit.scheduled import nominal_time
 from workflows.kit.timeline import Timeline
 
@@ -78,12 +74,8 @@ class CapacityReviewWorkflow:
 
     @workflow.run
     async def run(self, input: TrendInput) -> CapacityResult:
-        policy = await workflow.execute_local_activity(
-            policy_activity.load_policy, start_to_close_timeout=timedelta(seconds=30)
-        )
+        policy = await review_policy()
         reviews = policy.reviews
-        if reviews.service not in policy.services:
-            raise ApplicationError(f"reviews.service: {reviews.service!r} is not a service of the policy's services")
         window = self.window = month_window(nominal_time())
         self.timeline.record("started", f"by {input.started_by}: {window.name}")
         await self.step_read(policy, window)

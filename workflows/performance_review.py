@@ -11,13 +11,9 @@ the same keys again (the bucket is versioned), so it has nothing to plan and not
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import policy as policy_activity
     from activities.cloudwatch import read_series
     from activities.postmortem import store_report
     from activities.reports import chart_review
@@ -46,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.systems import SeriesRequest
 
 from workflows.kit.options import NOTIFY, READ
-from workflows.kit.review import escalate_critical
+from workflows.kit.review import escalate_critical, review_policy
 from workflows.kit.scheduled import nominal_time
 from workflows.kit.timeline import Timeline
 
@@ -74,14 +70,8 @@ class PerformanceReviewWorkflow:
 
     @workflow.run
     async def run(self, input: ReviewInput) -> ReviewResult:
-        policy = await workflow.execute_local_activity(
-            policy_activity.load_policy, start_to_close_timeout=timedelta(seconds=30)
-        )
+        policy = await review_policy()
         reviews = policy.reviews
-        if reviews.service not in policy.services:
-            # not a policy validator: the section has defaults, and the policies recorded in older
-            # runs' histories (any runbook's) must still load with services of other names
-            raise ApplicationError(f"reviews.service: {reviews.service!r} is not a service of the policy's services")
         window = self.window = review_window(input.cadence, nominal_time(), reviews)
         self.timeline.record(
             "started", f"by {input.started_by}: {window.start:%Y-%m-%d %H:%M} to {window.end:%H:%M} UTC"

@@ -14,13 +14,9 @@ emptied), the week before is read from CloudWatch like this one, and the report 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import policy as policy_activity
     from activities.cloudwatch import read_days
     from activities.postmortem import store_report
     from activities.reports import chart_week, read_figures
@@ -50,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.kit.options import NOTIFY, READ
-from workflows.kit.review import escalate_critical
+from workflows.kit.review import escalate_critical, review_policy
 from workflows.kit.scheduled import nominal_time
 from workflows.kit.timeline import Timeline
 
@@ -77,12 +73,8 @@ class WeeklyReviewWorkflow:
 
     @workflow.run
     async def run(self, input: TrendInput) -> WeeklyResult:
-        policy = await workflow.execute_local_activity(
-            policy_activity.load_policy, start_to_close_timeout=timedelta(seconds=30)
-        )
+        policy = await review_policy()
         reviews = policy.reviews
-        if reviews.service not in policy.services:
-            raise ApplicationError(f"reviews.service: {reviews.service!r} is not a service of the policy's services")
         window = self.window = week_window(nominal_time(), reviews.daily.end_hour)
         self.timeline.record(
             "started", f"by {input.started_by}: the week {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}"

@@ -1,12 +1,16 @@
-"""What the weekly and monthly reviews share: the report's escalation. A critical breach in the
-review's data goes to the alert intake (which opens or joins the service's incident, the report
-linked); a warning stays in the report."""
+"""What the reviews share: the policy they start from, and the report's escalation. A critical
+breach in the review's data goes to the alert intake (which opens or joins the service's
+incident, the report linked); a warning stays in the report."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities import policy as policy_activity
     from activities.intake import raise_review_alert
     from contracts import Policy
     from contracts.reviews import RaisedAlert, ReviewAlert
@@ -14,6 +18,19 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.kit.options import NOTIFY
 from workflows.kit.timeline import Timeline
+
+
+async def review_policy() -> Policy:
+    """The worker's policy (a local activity, kept in the history), with a reviewed service it has."""
+    policy = await workflow.execute_local_activity(
+        policy_activity.load_policy, start_to_close_timeout=timedelta(seconds=30)
+    )
+    reviews = policy.reviews
+    if reviews.service not in policy.services:
+        # not a policy validator: the section has defaults, and the policies recorded in older
+        # runs' histories (any runbook's) must still load with services of other names
+        raise ApplicationError(f"reviews.service: {reviews.service!r} is not a service of the policy's services")
+    return policy
 
 
 async def escalate_critical(
