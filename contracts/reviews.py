@@ -316,16 +316,27 @@ def render_review(
             f"| {j.key} ({j.stat}) | {_number(j.average)} | {_number(j.worst)} | {_number(j.p95)} | {target} "
             f"| {_bounds(j)} | {j.level} | {format_duration(j.breached_for) if j.breaches else '-'} |"
         )
-    lines += ["", "## Breaches", ""]
-    for j in breached:
+    lines += breach_lines(judgements, "%H:%M")
+    lines += incident_lines(incidents, "overnight")
+    return "\n".join(lines)
+
+
+def breach_lines(judgements: list[Judgement], start_format: str) -> list[str]:
+    """The report's breaches: each with its level, its times and how long, worst value."""
+    lines = ["", "## Breaches", ""]
+    for j in judgements:
         for b in j.breaches:
             lines.append(
-                f"- {j.key} **{b.level}** {b.start:%H:%M}-{b.end:%H:%M} UTC "
+                f"- {j.key} **{b.level}** {b.start.strftime(start_format)}-{b.end:%H:%M} UTC "
                 f"({format_duration(b.duration)}), worst {_number(b.worst)}"
             )
-    if not breached:
+    if not any(j.breaches for j in judgements):
         lines.append("None.")
-    lines += ["", "## Incidents opened overnight", ""]
+    return lines
+
+
+def incident_lines(incidents: list[OvernightIncident], when: str) -> list[str]:
+    lines = ["", f"## Incidents opened {when}", ""]
     for incident in incidents:
         severity = f" {incident.severity}" if incident.severity else ""
         state = incident.incident_status or incident.status
@@ -333,4 +344,4 @@ def render_review(
     if not incidents:
         lines.append("None.")
     lines.append("")
-    return "\n".join(lines)
+    return lines

@@ -26,6 +26,8 @@ from contracts.reviews import (
     RaisedAlert,
     Traffic,
     _number,
+    breach_lines,
+    incident_lines,
     judge,
     overall_level,
     percentile,
@@ -333,22 +335,8 @@ def render_week(
             f"| {day.start:%a %m-%d} | {day.traffic.requests:,} | {_number(day.traffic.average_ms)} "
             f"| {_number(day.traffic.maximum_ms)} | {_number(day.traffic.p95_ms)} | " + " | ".join(cells) + " |"
         )
-    lines += ["", "## Breaches", ""]
-    for j in this.judgements:
-        for b in j.breaches:
-            lines.append(
-                f"- {j.key} **{b.level}** {b.start:%a %m-%d %H:%M}-{b.end:%H:%M} UTC "
-                f"({format_duration(b.duration)}), worst {_number(b.worst)}"
-            )
-    if not any(j.breaches for j in this.judgements):
-        lines.append("None.")
-    lines += ["", "## Incidents opened in the week", ""]
-    for incident in incidents:
-        severity = f" {incident.severity}" if incident.severity else ""
-        lines.append(f"- `{incident.workflow_id}`{severity}, opened {incident.started:%Y-%m-%d %H:%M} UTC")
-    if not incidents:
-        lines.append("None.")
-    lines.append("")
+    lines += breach_lines(this.judgements, "%a %m-%d %H:%M")
+    lines += incident_lines(incidents, "in the week")
     return "\n".join(lines)
 
 

@@ -289,6 +289,10 @@ async def test_a_critical_week_opens_an_incident_through_the_intake_and_a_warnin
                     task_queue=task_queue,
                 )
                 results[service] = await handle.result()
+                view = await handle.query(WeeklyReviewWorkflow.view)
+                assert view.status == "done" and view.window == end.name and view.uri == results[service].uri
+                escalated = [e.event for e in view.timeline if e.step == "escalate"]
+                assert escalated == (["escalated"] if spike > 2000 else ["escalation"]), view.timeline
                 name = "critical" if spike > 2000 else "warning"
                 await keep_history(handle, HISTORIES / "weekly" / f"{name}.json")
         critical = results[intake.service]

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.scaling import read_ecs_capacity, read_provisioned_concurrency
     from contracts import Policy
     from contracts.common import format_duration
-    from contracts.reviews import LEVEL_ORDER, IncidentsRequest, RaisedAlert
+    from contracts.reviews import LEVEL_ORDER, IncidentsRequest
     from contracts.scaling import EcsCapacity, EcsCapacityRequest, LambdaConcurrencyRequest, ProvisionedConcurrency
     from contracts.schedules import StoredReport, StoreReport
     from contracts.systems import MetricLevel
@@ -34,8 +34,6 @@ with workflow.unsafe.imports_passed_through():
         Recommendation,
         ScalingRunSeen,
         TrendInput,
-        TrendStatus,
-        TrendView,
         Utilisation,
         UtilisationQuery,
         UtilisationRequest,
@@ -47,36 +45,30 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.kit.options import NOTIFY, READ
-from workflows.kit.review import escalate_critical, review_policy
+from workflows.kit.review import TrendReview, escalate_critical, review_policy
 from workflows.kit.scheduled import nominal_time
-from workflows.kit.timeline import Timeline
 
 # The runbook's step ids, in its order; a test keeps runbooks/capacity-planning.md in step.
 STEPS = ("read", "capacity", "decisions", "project", "recommend", "chart", "store", "escalate")
 
 
 @workflow.defn
-class CapacityReviewWorkflow:
+class CapacityReviewWorkflow(TrendReview):
     @workflow.init
     def __init__(self, input: TrendInput) -> None:
-        self.input = input
-        self.timeline = Timeline()
-        self.status: TrendStatus = "reading"
+        super().__init__(input)
         self.window: MonthWindow | None = None
         self.measures: list[Utilisation] = []
         self.fits: dict[str, Fit] = {}
         self.desired = 0
         self.provisioned: int | None = None
         self.runs: list[ScalingRunSeen] = []
-        self.charts: list[str] = []
-        self.uri: str | None = None
-        self.escalated: RaisedAlert | None = None
 
     @workflow.run
     async def run(self, input: TrendInput) -> CapacityResult:
         policy = await review_policy()
         reviews = policy.reviews
-        window = self.window = month_window(nominal_time())
+        window = self.window = self.period = month_window(nominal_time())
         self.timeline.record("started", f"by {input.started_by}: {window.name}")
         await self.step_read(policy, window)
         await self.step_capacity(policy)
@@ -250,18 +242,4 @@ class CapacityReviewWorkflow:
         summary = f"{policy.reviews.service}: {', '.join(hot)} in {window.name}"
         self.escalated = await escalate_critical(
             policy, level, f"monthly/{window.name}", self.uri, summary, self.timeline
-        )
-
-    def enter(self, step: str, status: TrendStatus) -> None:
-        self.timeline.step, self.status = step, status
-
-    @workflow.query
-    def view(self) -> TrendView:
-        return TrendView(
-            status=self.status,
-            step=self.timeline.step,
-            started_by=self.input.started_by,
-            window=self.window.name if self.window else None,
-            uri=self.uri,
-            timeline=list(self.timeline.entries),
         )

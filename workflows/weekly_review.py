@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.reports import chart_week, read_figures
     from activities.runs import Runs
     from contracts import Policy
-    from contracts.reviews import IncidentsRequest, OvernightIncident, RaisedAlert
+    from contracts.reviews import IncidentsRequest, OvernightIncident
     from contracts.schedules import StoredReport, StoreReport
     from contracts.trend_reviews import (
         AVERAGE,
@@ -35,8 +35,6 @@ with workflow.unsafe.imports_passed_through():
         PreviousSource,
         Trend,
         TrendInput,
-        TrendStatus,
-        TrendView,
         WeekChartRequest,
         WeeklyResult,
         WeekWindow,
@@ -46,36 +44,30 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.kit.options import NOTIFY, READ
-from workflows.kit.review import escalate_critical, review_policy
+from workflows.kit.review import TrendReview, escalate_critical, review_policy
 from workflows.kit.scheduled import nominal_time
-from workflows.kit.timeline import Timeline
 
 # The runbook's step ids, in its order; a test keeps runbooks/weekly-review.md in step.
 STEPS = ("read", "previous", "compare", "incidents", "chart", "store", "escalate")
 
 
 @workflow.defn
-class WeeklyReviewWorkflow:
+class WeeklyReviewWorkflow(TrendReview):
     @workflow.init
     def __init__(self, input: TrendInput) -> None:
-        self.input = input
-        self.timeline = Timeline()
-        self.status: TrendStatus = "reading"
+        super().__init__(input)
         self.window: WeekWindow | None = None
         self.this: PeriodFigures | None = None
         self.previous: PeriodFigures | None = None
         self.source: PreviousSource | None = None
         self.trends: list[Trend] = []
         self.incidents: list[OvernightIncident] = []
-        self.charts: list[str] = []
-        self.uri: str | None = None
-        self.escalated: RaisedAlert | None = None
 
     @workflow.run
     async def run(self, input: TrendInput) -> WeeklyResult:
         policy = await review_policy()
         reviews = policy.reviews
-        window = self.window = week_window(nominal_time(), reviews.daily.end_hour)
+        window = self.window = self.period = week_window(nominal_time(), reviews.daily.end_hour)
         self.timeline.record(
             "started", f"by {input.started_by}: the week {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}"
         )
@@ -208,18 +200,4 @@ class WeeklyReviewWorkflow:
         summary = f"{policy.reviews.service}: critical {', '.join(critical)} in the week to {window.name}"
         self.escalated = await escalate_critical(
             policy, this.level, f"weekly/{window.name}", self.uri, summary, self.timeline
-        )
-
-    def enter(self, step: str, status: TrendStatus) -> None:
-        self.timeline.step, self.status = step, status
-
-    @workflow.query
-    def view(self) -> TrendView:
-        return TrendView(
-            status=self.status,
-            step=self.timeline.step,
-            started_by=self.input.started_by,
-            window=self.window.name if self.window else None,
-            uri=self.uri,
-            timeline=list(self.timeline.entries),
         )

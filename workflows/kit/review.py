@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts import Policy
     from contracts.reviews import RaisedAlert, ReviewAlert
     from contracts.systems import MetricLevel
+    from contracts.trend_reviews import PeriodWindow, TrendInput, TrendStatus, TrendView
 
 from workflows.kit.options import NOTIFY
 from workflows.kit.timeline import Timeline
@@ -57,3 +58,31 @@ async def escalate_critical(
     raised: RaisedAlert = await workflow.execute_activity(raise_review_alert, alert, **NOTIFY)
     timeline.record("escalated", f"{severity} alert to the intake: {raised.status} {raised.answer}")
     return raised
+
+
+class TrendReview:
+    """The state and the view the weekly and monthly reviews share (a `@workflow.defn` class
+    inherits the query): who started it, its period, where it is, the report, the alert."""
+
+    def __init__(self, input: TrendInput) -> None:
+        self.input = input
+        self.timeline = Timeline()
+        self.status: TrendStatus = "reading"
+        self.period: PeriodWindow | None = None
+        self.charts: list[str] = []
+        self.uri: str | None = None
+        self.escalated: RaisedAlert | None = None
+
+    def enter(self, step: str, status: TrendStatus) -> None:
+        self.timeline.step, self.status = step, status
+
+    @workflow.query
+    def view(self) -> TrendView:
+        return TrendView(
+            status=self.status,
+            step=self.timeline.step,
+            started_by=self.input.started_by,
+            window=self.period.name if self.period else None,
+            uri=self.uri,
+            timeline=list(self.timeline.entries),
+        )
