@@ -543,6 +543,7 @@ def recommend(
     step: int,
     rules: dict[str, tuple[str, float, str]],  # measure key -> (rule name, its above, its sustained_for)
     concurrency_step: int | None,
+    current_max: int | None = None,
 ) -> tuple[int, int, int | None, dict[str, float], list[str]]:
     """Tasks for the projected load at `target_pct` of each task's capacity: the baseline for the
     projected P95, the maximum for twice the projected peak (room for a spike); provisioned
@@ -566,6 +567,14 @@ def recommend(
         reasons.append(
             f"{m.key}: P95 {p95:.1f} and peak {peak:.1f} (of {m.capacity:g}) projected on {tasks} task(s): "
             f"{need_p95} task(s) keep the P95 at {target_pct:g}, {need_peak} twice the peak"
+        )
+    if not peaks:  # no utilisation read at all: nothing to base a change on
+        return (
+            tasks,
+            current_max or tasks,
+            None,
+            {},
+            ["no utilisation datapoints in the month: keep the policy as it is"],
         )
     maximum = max(maximum, baseline + step)
     thresholds: dict[str, float] = {}

@@ -45,6 +45,7 @@ from contracts.trend_reviews import (
     recommend,
     summarise_days,
     trend,
+    utilisation,
     week_window,
 )
 from devstack import aws_seed
@@ -101,6 +102,18 @@ def test_the_least_squares_fit_and_the_recommendation_follow_the_data() -> None:
     assert fitted.slope_per_day == pytest.approx(0.5) and fitted.projected == pytest.approx(40 + 0.5 * 59)
     assert fitted.growth_pct_per_month == pytest.approx(15 / 54.5 * 100)
     assert fit([None, 3.0], 30) is None
+    # a month without datapoints recommends no change
+    empty = utilisation(
+        "cpu_pct", Series(key="a", period_seconds=3600), Series(key="m", period_seconds=3600), at(1), 30, 100
+    )
+    assert empty.level == "no-data" and empty.daily_peaks == [None] * 30
+    assert recommend([empty], {}, 3, 60, 2, {"cpu_pct": ("cpu", 70, "5m")}, 50, 10) == (
+        3,
+        10,
+        None,
+        {},
+        ["no utilisation datapoints in the month: keep the policy as it is"],
+    )
 
 
 # --------------------------------------------------------------------------- fakes

@@ -186,6 +186,7 @@ class CapacityReviewWorkflow(TrendReview):
             limits.ecs_step if limits else 1,
             {k: (name, above, format_duration(sustained)) for k, (name, above, sustained) in rules.items()},
             limits.lambda_step if limits and limits.lambda_function else None,
+            limits.ecs_max if limits else None,
         )
         snippet = policy_snippet(
             service,
