@@ -58,12 +58,15 @@ from contracts.schedules import (
     ScheduleReport,
     scheduled_workflow_id,
 )
+from contracts.trend_reviews import ScalingRunSeen
+from starter import runbook_status
 
 # The incident runbook's statuses in which it changes (or may change) the target's tasks.
 ACTING = frozenset({IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING, IncidentStatus.UNDOING})
 INCIDENT_TYPE = "IncidentResponseWorkflow"
 BEDROCK_TYPE = "BedrockConnectivityWorkflow"
 FOLLOWUP_TYPE = "PostIncidentWorkflow"
+SCALING_TYPE = "ScalingDecisionWorkflow"
 FAILED_RUNS = frozenset(
     {WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.TIMED_OUT, WorkflowExecutionStatus.TERMINATED}
 )
@@ -102,6 +105,7 @@ class Runs:
             self.switch_owner,
             self.open_action_items,
             self.incidents_started,
+            self.scaling_runs_started,
             self.missed_scheduled_runs,
         ]
 
@@ -220,6 +224,24 @@ class Runs:
                 )
             )
         return sorted(found, key=lambda incident: (incident.started, incident.workflow_id))
+
+    @activity.defn(name="scaling_runs_started")
+    async def scaling_runs_started(self, request: IncidentsRequest) -> list[ScalingRunSeen]:
+        """The scaling decision runs started in the window, oldest first, with their own status."""
+        query = (
+            f"WorkflowType = '{SCALING_TYPE}' AND StartTime >= '{request.start.isoformat()}' "
+            f"AND StartTime < '{request.end.isoformat()}'"
+        )
+        found = [
+            ScalingRunSeen(
+                workflow_id=execution.id,
+                started=execution.start_time,
+                status=execution.status.name if execution.status is not None else "UNKNOWN",
+                runbook_status=runbook_status({}, execution),
+            )
+            async for execution in self.client.list_workflows(query)
+        ]
+        return sorted(found, key=lambda run: (run.started, run.workflow_id))
 
     @activity.defn(name="missed_scheduled_runs")
     async def missed_scheduled_runs(self, check: ScheduleCheck) -> ScheduleReport:

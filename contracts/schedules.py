@@ -19,6 +19,8 @@ SCHEDULED_RUNBOOKS: dict[str, str] = {
     "followup-digest": "FollowupDigestWorkflow",
     "performance-review": "PerformanceReviewWorkflow",
     "schedule-watchdog": "ScheduleWatchdogWorkflow",
+    "weekly-review": "WeeklyReviewWorkflow",
+    "capacity-review": "CapacityReviewWorkflow",
 }
 SCHEDULE_PREFIX = "runbook-"  # the Schedules `apply` manages; others on the server are left alone
 MANAGED_BY = "temporal-runbooks"

@@ -42,6 +42,7 @@ from contracts.schedules import (
     ScheduleSpec,
     WatchdogInput,
 )
+from contracts.trend_reviews import TrendInput
 
 MAX_BACKFILL = timedelta(days=31)
 OVERLAP = {
@@ -65,6 +66,8 @@ def input_for(spec: ScheduleSpec) -> Any:
         return ReviewInput(cadence="daily", started_by=f"schedule {spec.name}")
     if spec.runbook == "schedule-watchdog":
         return WatchdogInput(started_by=f"schedule {spec.name}")
+    if spec.runbook in ("weekly-review", "capacity-review"):
+        return TrendInput(started_by=f"schedule {spec.name}")
     raise ScheduleError(f"schedule {spec.name}: no input known for runbook {spec.runbook}")  # pragma: no cover
 
 

@@ -359,7 +359,14 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     # apply changes nothing), triggered now; the open item is in the digest stored in the bucket,
     # the review's report (with its chart) is listed and printed by the CLI
     applied = sorted(line.split()[:2] for line in cli(stack, "schedules", "apply").stdout.splitlines())
-    expected = [["unchanged", name] for name in ("daily-performance-review", "followup-digest", "schedule-watchdog")]
+    names = (
+        "daily-performance-review",
+        "followup-digest",
+        "monthly-capacity-review",
+        "schedule-watchdog",
+        "weekly-performance-review",
+    )
+    expected = [["unchanged", name] for name in names]
     assert applied == expected, applied
     digest_schedule = schedule_row(stack, "followup-digest")
     assert digest_schedule["cron"] == "0 8 * * 1" and not digest_schedule["paused"]

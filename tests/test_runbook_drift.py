@@ -11,6 +11,7 @@ import pytest
 from settings import PROJECT_ROOT
 from workflows import (
     bedrock_connectivity,
+    capacity_review,
     followup_digest,
     incident_response,
     performance_review,
@@ -19,8 +20,10 @@ from workflows import (
     region_failover,
     scaling_decision,
     schedule_watchdog,
+    weekly_review,
 )
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
+from workflows.capacity_review import CapacityReviewWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.performance_review import PerformanceReviewWorkflow
@@ -29,6 +32,7 @@ from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
 from workflows.schedule_watchdog import ScheduleWatchdogWorkflow
+from workflows.weekly_review import WeeklyReviewWorkflow
 
 RUNBOOKS = [
     (PROJECT_ROOT / "runbooks" / "p0-incident-response.md", IncidentResponseWorkflow, incident_response.STEPS),
@@ -48,6 +52,8 @@ RUNBOOKS = [
         performance_review.STEPS,
     ),
     (PROJECT_ROOT / "runbooks" / "schedule-watchdog.md", ScheduleWatchdogWorkflow, schedule_watchdog.STEPS),
+    (PROJECT_ROOT / "runbooks" / "weekly-review.md", WeeklyReviewWorkflow, weekly_review.STEPS),
+    (PROJECT_ROOT / "runbooks" / "capacity-planning.md", CapacityReviewWorkflow, capacity_review.STEPS),
 ]
 IDS = [path.stem for path, _, _ in RUNBOOKS]
 
