@@ -41,7 +41,13 @@ class AcceptingHandoff:
         return f"incident/{alert.service}/{alert.region}"
 
     async def batch(
-        self, workflow_id: str, alerts: list[Alert], opened_by: str, start: bool, runbook: str = "incident"
+        self,
+        workflow_id: str,
+        alerts: list[Alert],
+        opened_by: str,
+        start: bool,
+        runbook: str = "incident",
+        run_id: str | None = None,
     ) -> tuple[bool, str | None]:
         self.taken.extend(alerts)
         return True, "run" if start else None
