@@ -18,12 +18,13 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.hashes import SHA256
@@ -42,6 +43,7 @@ from settings import PROJECT_ROOT
 from signing import Signer
 from starter import runbook_status
 
+T = TypeVar("T")
 VIEW_TIMEOUT = timedelta(seconds=3)  # a run whose worker is away must not hold the page up
 OPEN_LIMIT = 200
 VIEW_QUERIES = 20  # view queries in flight at once for one page (each is a workflow task on a worker)
@@ -99,7 +101,9 @@ def runbook_label(workflow_type: str) -> str:
 # --------------------------------------------------------------------------- one run
 
 
-ProblemKind = Literal["page-failed", "approval-timing-out", "postmortem-overdue", "review-overdue", "items-overdue"]
+ProblemKind = Literal[
+    "page-failed", "approval-timing-out", "postmortem-overdue", "review-overdue", "items-overdue", "no-view"
+]
 
 
 @dataclass
@@ -349,9 +353,13 @@ async def view_of(client: Client, workflow_id: str, run_id: str | None = None) -
     return view if isinstance(view, dict) else None
 
 
-async def open_runs(client: Client, policy: Policy) -> list[Run]:
-    """Every open run of every runbook, problems first, then by severity and age."""
-    executions = [e async for e in client.list_workflows("ExecutionStatus = 'Running'", limit=OPEN_LIMIT)]
+async def open_runs(client: Client, policy: Policy) -> tuple[list[Run], bool]:
+    """Every open run of every runbook (at most OPEN_LIMIT: the second value says whether more
+    are open), problems first, then by severity and age. A run whose view did not answer is a
+    problem: nobody can see what it waits for."""
+    executions = [e async for e in client.list_workflows("ExecutionStatus = 'Running'", limit=OPEN_LIMIT + 1)]
+    cut = len(executions) > OPEN_LIMIT
+    executions = executions[:OPEN_LIMIT]
     memos = await asyncio.gather(*(e.memo() for e in executions))
     asking = asyncio.Semaphore(VIEW_QUERIES)
 
@@ -361,7 +369,10 @@ async def open_runs(client: Client, policy: Policy) -> list[Run]:
 
     views = await asyncio.gather(*(view(e) for e in executions))
     runs = [run_from(e, m, v, policy) for e, m, v in zip(executions, memos, views, strict=True)]
-    return sorted(runs, key=lambda r: (not r.problems, r.severity or "P9", -(r.started or NEVER).timestamp()))
+    for run in runs:
+        if run.view is None:
+            run.problems.append(Problem("no-view", "no view: its worker did not answer in time (worker away?)"))
+    return sorted(runs, key=lambda r: (not r.problems, r.severity or "P9", -(r.started or NEVER).timestamp())), cut
 
 
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -577,11 +588,28 @@ async def closed_runs(
     return HistoryPage(runs, listing.next_page_token, scanned, capped)
 
 
+def service_query(service: str) -> str:
+    """The visibility query for one service's runs: the runbooks' workflow ids name it (incident/,
+    scaling/ per region; failover/, failback/), the follow-ups name it in their memo only."""
+    prefixes = (f"incident/{service}/", f"scaling/{service}/")
+    exact = (f"failover/{service}", f"failback/{service}")
+    return " OR ".join(
+        [
+            *(f"WorkflowId STARTS_WITH '{prefix}'" for prefix in prefixes),
+            *(f"WorkflowId = '{workflow_id}'" for workflow_id in exact),
+            "WorkflowType = 'PostIncidentWorkflow'",
+        ]
+    )
+
+
 async def service_runs(client: Client, service: str, policy: Policy) -> list[Run]:
-    """What the runbooks did to one service: its runs, newest first, each with its view when a
-    worker answers (closed runs' views are replayed by the worker)."""
+    """What the runbooks did to one service: its runs, newest first (at most SERVICE_LIMIT, of at
+    most twice as many read), each of the newest 20 with its view when a worker answers (closed
+    runs' views are replayed by the worker)."""
+    if not NAME.fullmatch(service):  # the policy's names; never a quote in a query
+        return []
     runs: list[Run] = []
-    async for execution in client.list_workflows(None, limit=SERVICE_LIMIT * 5):
+    async for execution in client.list_workflows(service_query(service), limit=SERVICE_LIMIT * 2):
         memo = await execution.memo()
         if memo.get("service") == service or service in execution.id.split("/"):
             runs.append(run_from(execution, memo, None, policy))
@@ -682,6 +710,16 @@ def chart_lines(query: MetricQuery) -> list[Line]:
     ]
 
 
+# The console's AWS reads (charts, reports) wait in threads of their own: a slow CloudWatch or S3
+# never holds up the default executor, where the sign-in checks passwords.
+AWS_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="console-aws")
+CHART_WAIT = 10  # seconds a page waits for its charts' datapoints
+
+
+async def aws_read(read: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(AWS_READS, read)
+
+
 async def charts_for(
     queries: Sequence[MetricQuery],
     region: str,
@@ -689,18 +727,18 @@ async def charts_for(
     window: timedelta = timedelta(hours=1),
     marks: Sequence[tuple[datetime, str]] = (),
 ) -> list[tuple[MetricQuery, Markup, str]]:
-    """Each query's recent datapoints drawn with its threshold lines; a metric that cannot be read
-    is drawn empty with the reason (one metric's failure hides no other: one read each)."""
-
-    async def one(query: MetricQuery) -> tuple[MetricQuery, Markup, str]:
-        try:
-            points = await asyncio.wait_for(asyncio.to_thread(read, query, region, window), 10)
-            note = "" if points else "no datapoints in the last hour"
-        except Exception as err:  # noqa: BLE001 - the chart says why it is empty; the page still renders
-            points, note = [], f"cannot read: {str(err)[:200]}"
-        return query, metric_chart(query.key, points, chart_lines(query), marks), note
-
-    return list(await asyncio.gather(*(one(query) for query in queries)))
+    """Each query's recent datapoints drawn with its threshold lines, all read at once (one
+    GetMetricData call: `read(queries, region, window)` answers each query's points); when the
+    read fails every chart is drawn empty with the reason, and the page still renders."""
+    try:
+        series = await asyncio.wait_for(aws_read(lambda: read(list(queries), region, window)), CHART_WAIT)
+        notes = ["" if points else "no datapoints in the last hour" for points in series]
+    except Exception as err:  # noqa: BLE001 - the charts say why they are empty; the page still renders
+        series, notes = [[] for _ in queries], [f"cannot read: {str(err)[:200]}" for _ in queries]
+    return [
+        (query, metric_chart(query.key, points, chart_lines(query), marks), note)
+        for query, points, note in zip(queries, series, notes, strict=True)
+    ]
 
 
 def judged_chart(view: Mapping[str, Any]) -> tuple[str, Markup, str] | None:
@@ -721,11 +759,11 @@ def judged_chart(view: Mapping[str, Any]) -> tuple[str, Markup, str] | None:
     return key, metric_chart(key, points, lines), f"rule {judged.get('rule', '?')}: {verdict}"
 
 
-def read_cloudwatch(query: MetricQuery, region: str, window: timedelta) -> list[tuple[datetime, float]]:
-    """One metric's datapoints over the window, from CloudWatch (the activity's own read; boto3
-    is loaded on the first chart, not when the listener starts)."""
+def read_cloudwatch(queries: list[MetricQuery], region: str, window: timedelta) -> list[list[tuple[datetime, float]]]:
+    """Each metric's datapoints over the window, from CloudWatch in one GetMetricData call (the
+    activity's own read; boto3 is loaded on the first chart, not when the listener starts)."""
     from activities.cloudwatch import read_series
     from contracts.systems import SeriesRequest
 
-    series = read_series(SeriesRequest(region=region, queries=[query], window=window))
-    return [(point.at, point.value) for point in series[0].points] if series else []
+    series = read_series(SeriesRequest(region=region, queries=queries, window=window))
+    return [[(point.at, point.value) for point in one.points] for one in series]

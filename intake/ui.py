@@ -19,7 +19,6 @@ proxy's header). Every form carries its session's CSRF token.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import re
 import sys
@@ -74,8 +73,8 @@ Handler = Callable[[Request, Identity], Awaitable[Response]]
 
 
 def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.read_cloudwatch) -> list[Route]:
-    """The console's routes; `read_points(query, region, window)` reads a metric's recent
-    datapoints for the charts (CloudWatch by default)."""
+    """The console's routes; `read_points(queries, region, window)` reads the metrics' recent
+    datapoints for the charts, a list for each query (CloudWatch by default)."""
     policy: Policy = operations.policy
     tokens = console.PageTokens.from_signer(operations.signer)
     services = sorted(policy.services)
@@ -166,7 +165,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         client = await temporal(who)
         if isinstance(client, HTMLResponse):
             return client
-        runs = await console.open_runs(client, policy)
+        runs, cut = await console.open_runs(client, policy)
         pending = [pending_row(run) for run in runs if run.proposed is not None]
         followups = [f for f in (as_followup(r.workflow_type, r.view) for r in runs if r.view) if f is not None]
         return page(
@@ -177,6 +176,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             pending=pending,
             problems=[(run, problem) for run in runs for problem in run.problems],
             followups=followups_section(followups),
+            cut=console.OPEN_LIMIT if cut else None,
             now=datetime.now(UTC),
         )
 
@@ -300,7 +300,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
     async def reports(request: Request, who: Identity) -> Response:
         no_params(request)
         try:
-            rows = await asyncio.to_thread(lambda: list_reports(policy.reviews, bucket(), REPORTS_LISTED))
+            rows = await console.aws_read(lambda: list_reports(policy.reviews, bucket(), REPORTS_LISTED))
             error = None
         except ReportError as err:
             rows, error = [], str(err)
@@ -314,7 +314,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         if not REPORT_ID.fullmatch(wanted):
             raise BadParameter("report", "a report id as `runbook reports` lists them (daily/2026-12-07)")
         try:
-            text = await asyncio.to_thread(lambda: read_report(policy.reviews, wanted, bucket(), errors="replace"))
+            text = await console.aws_read(lambda: read_report(policy.reviews, wanted, bucket(), errors="replace"))
         except ReportError as err:
             return refused(who, "No such report", str(err), 404)
         key = f"{REPORTS_PREFIX}{wanted}.md"
@@ -331,7 +331,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             return body
 
         try:
-            body = await asyncio.to_thread(read)
+            body = await console.aws_read(read)
         except Exception:  # noqa: BLE001 - any failure to read is "not there" to the browser
             return Response("no such chart", 404, media_type="text/plain")
         return Response(body, media_type="image/png")

@@ -668,6 +668,79 @@ def test_only_changes_mark_the_charts_and_only_an_exact_plan_id_times_an_approva
     assert [p.kind for p in problems_of(mine, policy, now)] == ["approval-timing-out"]
 
 
+async def test_the_home_view_says_when_it_was_cut_and_which_runs_did_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from temporalio.client import WorkflowExecutionStatus
+
+    from intake import console as console_views
+    from intake.rendering import TEMPLATES
+
+    monkeypatch.setattr(console_views, "OPEN_LIMIT", 2)
+    running = [
+        FakeExecution(f"bedrock/eu-west-{i}", "", "BedrockConnectivityWorkflow", status=WorkflowExecutionStatus.RUNNING)
+        for i in range(3)
+    ]
+
+    class Away:
+        async def query(self, *args: Any, **kwargs: Any) -> Any:
+            raise ValueError("no worker answered")
+
+    class FakeClient:
+        def list_workflows(self, query: str, limit: int) -> Any:
+            async def listed() -> AsyncIterator[FakeExecution]:
+                for execution in running[:limit]:
+                    yield execution
+
+            return listed()
+
+        def get_workflow_handle(self, workflow_id: str, run_id: str | None = None) -> Away:
+            return Away()
+
+    runs, cut = await console_views.open_runs(FakeClient(), default_policy())  # type: ignore[arg-type]
+    assert cut and len(runs) == 2
+    assert all([p.kind for p in run.problems] == ["no-view"] for run in runs)
+    runs[0].service = "eu-west-0"  # a Bedrock run's region: not a service of the policy
+    table = TEMPLATES.get_template(
+        "macros.html"
+    ).module.runs_table(  # type: ignore[attr-defined]
+        "open-runs", runs[:1], datetime.now(UTC), services=["hybrid-router"]
+    )
+    assert "eu-west-0" in table and "/ui/services/" not in table
+    runs[0].service = "hybrid-router"
+    table = TEMPLATES.get_template(
+        "macros.html"
+    ).module.runs_table(  # type: ignore[attr-defined]
+        "open-runs", runs[:1], datetime.now(UTC), services=["hybrid-router"]
+    )
+    assert 'href="/ui/services/hybrid-router"' in table
+
+
+async def test_a_pages_charts_are_read_in_one_call_off_the_default_executor() -> None:
+    import threading
+
+    from intake.console import charts_for
+
+    policy = default_policy()
+    queries = policy.metrics[:3]
+    calls: list[tuple[int, str]] = []
+
+    def read(wanted: list[Any], region: str, window: timedelta) -> list[list[tuple[datetime, float]]]:
+        calls.append((len(wanted), threading.current_thread().name))
+        at = datetime.now(UTC)
+        return [[(at, float(index))] if index else [] for index in range(len(wanted))]
+
+    charts = await charts_for(queries, "eu-central-1", read)
+    assert len(queries) == 3 and calls == [(3, calls[0][1])] and calls[0][1].startswith("console-aws")
+    assert [note for _, _, note in charts] == ["no datapoints in the last hour", "", ""]
+
+    def broken(wanted: list[Any], region: str, window: timedelta) -> list[list[tuple[datetime, float]]]:
+        raise RuntimeError("CloudWatch said no")
+
+    failed = await charts_for(queries, "eu-central-1", broken)
+    assert [note for _, _, note in failed] == ["cannot read: CloudWatch said no"] * 3
+
+
 def test_a_pagerduty_link_is_a_link_only_over_https() -> None:
     from intake.console import Run
     from intake.ui import links_of
