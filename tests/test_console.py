@@ -512,7 +512,7 @@ async def test_the_reports_page_lists_the_bucket_and_shows_a_report_with_its_cha
     assert natural > 100  # the PNG was served from the bucket and decoded by the browser
     assert "p95 warning" in table.replace("\n", " ")
     assert '<script>document.title="owned"</script>' in text and "<b>not bold</b>" in text  # shown, not run
-    assert title != "owned"
+    assert title == f"Report {REPORT_ID}"  # the page's own title: the report's script never ran
 
 
 # --------------------------------------------------------------------------- which run, whose words
