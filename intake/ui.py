@@ -364,12 +364,16 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             if not csrf_matches(form.get("csrf"), who):
                 return refused(who, "Refused", "the form is stale or forged (CSRF token)", 403)
             workflow_id = str(form.get("id", ""))
+            run_id = str(form.get("run", ""))  # the run the page showed: the action goes to that run's chain
+            if run_id and not RUN_ID.fullmatch(run_id):
+                raise BadParameter("run", "a run id as the console's pages carry it (a UUID)")
             fields = fields_of(form)
             try:
-                message = (await operations.act(who.user, action, workflow_id, fields)).message
+                message = (await operations.act(who.user, action, workflow_id, fields, run_id or None)).message
             except ApiError as err:
                 message = f"refused: {err.message}"
             done = tokens.seal(answer_for(who), message[:MESSAGE].encode())
+            # Back to the newest run under the id: the one acted on, or what it continued as.
             return RedirectResponse(f"/ui/incident?{urlencode({'id': workflow_id, 'done': done})}", 303)
 
         return endpoint

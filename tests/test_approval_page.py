@@ -105,6 +105,12 @@ async def test_every_form_route_refuses_a_missing_or_another_sessions_csrf_token
                 sent = data if csrf is None else {**data, "csrf": csrf}
                 answer = await mine.post(route, data=sent)
                 assert answer.status_code == 403 and "CSRF" in answer.text, (route, csrf, answer.status_code)
+        shown = (await mine.get(link)).text
+        assert form_value(shown, "run") == (await page.handle.describe()).run_id  # the forms name the run shown
+        csrf = form_value(shown, "csrf")
+        for run in ("../x", "not-a-run"):
+            bad = await mine.post("/ui/comment", data={"id": page.workflow_id, "run": run, "csrf": csrf, "text": "x"})
+            assert bad.status_code == 400 and "run: " in bad.text
     after = await page.handle.query(IncidentResponseWorkflow.view)
     assert after.timeline == before.timeline and after.decision is None and after.pending_approval is not None
 
