@@ -18,14 +18,17 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from markupsafe import Markup
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowQueryFailedError
@@ -40,10 +43,12 @@ from settings import PROJECT_ROOT
 from signing import Signer
 from starter import runbook_status
 
+T = TypeVar("T")
 VIEW_TIMEOUT = timedelta(seconds=3)  # a run whose worker is away must not hold the page up
 OPEN_LIMIT = 200
 VIEW_QUERIES = 20  # view queries in flight at once for one page (each is a workflow task on a worker)
 PAGE_SIZE = 25
+SCAN_PAGES = 8  # a service or severity filter reads at most this many pages of closed runs a page
 SERVICE_LIMIT = 100
 # An approval this close to its timeout (a share of the policy's approval_timeout) is a problem.
 ABOUT_TO_TIME_OUT = 1 / 3
@@ -96,7 +101,9 @@ def runbook_label(workflow_type: str) -> str:
 # --------------------------------------------------------------------------- one run
 
 
-ProblemKind = Literal["page-failed", "approval-timing-out", "postmortem-overdue", "review-overdue", "items-overdue"]
+ProblemKind = Literal[
+    "page-failed", "approval-timing-out", "postmortem-overdue", "review-overdue", "items-overdue", "no-view"
+]
 
 
 @dataclass
@@ -131,6 +138,9 @@ class Run:
     proposed: str | None = None  # the plan awaiting approval
     problems: list[Problem] = field(default_factory=list)
     view: dict[str, Any] | None = None
+    # Which run of the workflow id: ids are reused per target (incident/{service}/{region}, ...),
+    # so a link without it would open whichever run is newest.
+    run_id: str = ""
 
     @property
     def runbook(self) -> str:
@@ -200,7 +210,9 @@ def problems_of(view: Mapping[str, Any], policy: Policy, now: datetime) -> list[
         asked = [
             when(t.get("at"))
             for t in timeline
-            if plan_id and plan_id in str(t.get("detail", "")) and t.get("event") in ("proposed", "awaiting approval")
+            if plan_id
+            and names(str(t.get("detail", "")), plan_id)
+            and t.get("event") in ("proposed", "awaiting approval")
         ]
         since = next((at for at in reversed(asked) if at is not None), None)
         timeout = policy.timers.approval_timeout
@@ -227,6 +239,12 @@ def problems_of(view: Mapping[str, Any], policy: Policy, now: datetime) -> list[
         owners = ", ".join(sorted({str(item.get("owner")) for item in overdue}))
         found.append(Problem("items-overdue", f"{len(overdue)} action item(s) overdue ({owners})"))
     return found
+
+
+def names(detail: str, plan_id: str) -> bool:
+    """Whether a timeline entry's detail names the plan (a word of it, `p-1:` included), never a
+    plan whose id merely contains this one (`p-1` in `p-12`)."""
+    return plan_id in (word.strip(":,;()") for word in detail.split())
 
 
 def waits_on(view: Mapping[str, Any], policy: Policy) -> str:
@@ -287,6 +305,7 @@ def run_from(execution: WorkflowExecution, memo: Mapping[str, Any], view: dict[s
         summary=str(memo.get("summary") or ""),
         outcome=str(memo.get("outcome") or ("" if open_ else execution_status(execution))),
         view=view,
+        run_id=execution.run_id or "",
     )
     if view is None:
         return run
@@ -334,9 +353,13 @@ async def view_of(client: Client, workflow_id: str, run_id: str | None = None) -
     return view if isinstance(view, dict) else None
 
 
-async def open_runs(client: Client, policy: Policy) -> list[Run]:
-    """Every open run of every runbook, problems first, then by severity and age."""
-    executions = [e async for e in client.list_workflows("ExecutionStatus = 'Running'", limit=OPEN_LIMIT)]
+async def open_runs(client: Client, policy: Policy) -> tuple[list[Run], bool]:
+    """Every open run of every runbook (at most OPEN_LIMIT: the second value says whether more
+    are open), problems first, then by severity and age. A run whose view did not answer is a
+    problem: nobody can see what it waits for."""
+    executions = [e async for e in client.list_workflows("ExecutionStatus = 'Running'", limit=OPEN_LIMIT + 1)]
+    cut = len(executions) > OPEN_LIMIT
+    executions = executions[:OPEN_LIMIT]
     memos = await asyncio.gather(*(e.memo() for e in executions))
     asking = asyncio.Semaphore(VIEW_QUERIES)
 
@@ -346,7 +369,10 @@ async def open_runs(client: Client, policy: Policy) -> list[Run]:
 
     views = await asyncio.gather(*(view(e) for e in executions))
     runs = [run_from(e, m, v, policy) for e, m, v in zip(executions, memos, views, strict=True)]
-    return sorted(runs, key=lambda r: (not r.problems, r.severity or "P9", -(r.started or NEVER).timestamp()))
+    for run in runs:
+        if run.view is None:
+            run.problems.append(Problem("no-view", "no view: its worker did not answer in time (worker away?)"))
+    return sorted(runs, key=lambda r: (not r.problems, r.severity or "P9", -(r.started or NEVER).timestamp())), cut
 
 
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -373,6 +399,7 @@ OUTCOMES = {
     "continued": "ContinuedAsNew",
 }
 RELATIVE = re.compile(r"(\d{1,4})([hd])")
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -423,15 +450,17 @@ class HistoryFilter:
             clauses.append(f"WorkflowType = '{self.runbook}'")
         if self.outcome:
             clauses.append(f"ExecutionStatus = '{OUTCOMES[self.outcome]}'")
+        # Closed runs by when they closed; a date-only `until` keeps that whole day.
         if self.since:
-            clauses.append(f"StartTime >= '{moment('since', self.since, now).isoformat()}'")
+            clauses.append(f"CloseTime >= '{moment('since', self.since, now).isoformat()}'")
         if self.until:
-            clauses.append(f"StartTime <= '{moment('until', self.until, now).isoformat()}'")
+            clauses.append(f"CloseTime < '{moment('until', self.until, now, end=True).isoformat()}'")
         return " AND ".join(clauses)
 
     def matches(self, run: Run) -> bool:
-        """Service and severity live in the runs' memos (only incidents index them), so they
-        are matched on each page the query returns."""
+        """Service and severity live in the runs' memos (only incidents index them, and only
+        where the search attributes are registered), so they are matched on the pages the query
+        returns: `closed_runs` reads on until a page's worth matches."""
         return (not self.service or run.service == self.service) and (
             not self.severity or run.severity == self.severity
         )
@@ -442,7 +471,18 @@ class HistoryFilter:
     def canonical(self) -> str:
         return urlencode(sorted(self.params().items()))
 
-    def link(self, page: bytes | None, tokens: PageTokens) -> str:
+    def absolute(self, now: datetime) -> HistoryFilter:
+        """The same filters with a span back from now (24h) as the moment it meant at `now`: the
+        next page's link must not slide with the clock."""
+
+        def fixed(name: str, value: str) -> str:
+            return moment(name, value, now).isoformat() if RELATIVE.fullmatch(value) else value
+
+        return replace(self, since=fixed("since", self.since), until=fixed("until", self.until))
+
+    def link(self, page: bytes | None, tokens: PageTokens, now: datetime | None = None) -> str:
+        if now is not None:
+            return self.absolute(now).link(page, tokens)
         params = self.params()
         if page:
             params["page"] = tokens.seal(self.canonical(), page)
@@ -462,9 +502,9 @@ class PageTokens:
 
     @classmethod
     def from_signer(cls, signer: Signer) -> PageTokens:
-        """The same key on every intake replica, secret as the sign-in key is: a deterministic
-        Ed25519 signature of a fixed label, hashed."""
-        return cls(hashlib.sha256(signer.private_key.sign(b"console page tokens")).digest())
+        """The same key on every intake replica, secret as the sign-in key is: derived from it by
+        HKDF for this one purpose (never a signature the sign-in key makes)."""
+        return cls(page_token_key(signer))
 
     def _mac(self, filters: str, token: bytes) -> bytes:
         return hmac.new(self.key, filters.encode() + b"\0" + token, hashlib.sha256).digest()[:16]
@@ -483,7 +523,15 @@ class PageTokens:
         return token
 
 
-def moment(name: str, value: str, now: datetime) -> datetime:
+def page_token_key(signer: Signer) -> bytes:
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=b"console page tokens").derive(
+        signer.private_key.private_bytes_raw()
+    )
+
+
+def moment(name: str, value: str, now: datetime, end: bool = False) -> datetime:
+    """When `value` (24h, 7d, a date, a date and time) is; a date alone is its midnight, or with
+    `end` the next midnight (an `until` date includes its day)."""
     relative = RELATIVE.fullmatch(value)
     if relative:
         amount, unit = int(relative.group(1)), relative.group(2)
@@ -494,6 +542,8 @@ def moment(name: str, value: str, now: datetime) -> datetime:
         raise BadParameter(name, "a span back from now (24h, 7d) or a UTC date or time (2026-12-06T09:00)") from None
     if not datetime(2000, 1, 1) <= parsed.replace(tzinfo=None) <= datetime(2200, 1, 1):
         raise BadParameter(name, "a date between 2000 and 2200")
+    if end and DATE_ONLY.fullmatch(value):
+        parsed += timedelta(days=1)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -507,35 +557,65 @@ class HistoryPage:
     runs: list[Run]
     next_page: bytes | None
     scanned: int
+    capped: bool = False  # stopped reading at SCAN_PAGES with fewer than a page's worth matching
 
 
-async def closed_runs(client: Client, wanted: HistoryFilter, policy: Policy) -> HistoryPage:
-    """One page of closed runs, newest first, and the token of the next."""
-    now = datetime.now(UTC)
+async def closed_runs(
+    client: Client, wanted: HistoryFilter, policy: Policy, now: datetime | None = None
+) -> HistoryPage:
+    """One page of closed runs, newest first, and the token of the next. With a service or
+    severity filter (matched on the runs' memos) it reads on, page after page, until PAGE_SIZE
+    runs match or SCAN_PAGES pages were read, and says when it stopped short."""
+    now = now or datetime.now(UTC)
     listing = client.list_workflows(wanted.query(now), page_size=PAGE_SIZE, next_page_token=wanted.page)
-    try:
-        await listing.fetch_next_page()
-    except RPCError as err:
-        if err.status != RPCStatusCode.INVALID_ARGUMENT:
-            raise  # Temporal itself: the page says so (503)
-        raise BadParameter("page" if wanted.page else "query", f"visibility refused it: {err.message}") from None
-    executions = list(listing.current_page or [])
-    memos = await asyncio.gather(*(e.memo() for e in executions))
-    runs = [run_from(e, m, None, policy) for e, m in zip(executions, memos, strict=True)]
-    return HistoryPage([run for run in runs if wanted.matches(run)], listing.next_page_token, len(executions))
+    runs: list[Run] = []
+    scanned = pages = 0
+    while True:
+        try:
+            await listing.fetch_next_page()
+        except RPCError as err:
+            if err.status != RPCStatusCode.INVALID_ARGUMENT:
+                raise  # Temporal itself: the page says so (503)
+            raise BadParameter("page" if wanted.page else "query", f"visibility refused it: {err.message}") from None
+        executions = list(listing.current_page or [])
+        memos = await asyncio.gather(*(e.memo() for e in executions))
+        found = [run_from(e, m, None, policy) for e, m in zip(executions, memos, strict=True)]
+        runs += [run for run in found if wanted.matches(run)]
+        scanned, pages = scanned + len(executions), pages + 1
+        if not listing.next_page_token or len(runs) >= PAGE_SIZE or pages >= SCAN_PAGES:
+            break
+    capped = bool(listing.next_page_token) and len(runs) < PAGE_SIZE
+    return HistoryPage(runs, listing.next_page_token, scanned, capped)
+
+
+def service_query(service: str) -> str:
+    """The visibility query for one service's runs: the runbooks' workflow ids name it (incident/,
+    scaling/ per region; failover/, failback/), the follow-ups name it in their memo only."""
+    prefixes = (f"incident/{service}/", f"scaling/{service}/")
+    exact = (f"failover/{service}", f"failback/{service}")
+    return " OR ".join(
+        [
+            *(f"WorkflowId STARTS_WITH '{prefix}'" for prefix in prefixes),
+            *(f"WorkflowId = '{workflow_id}'" for workflow_id in exact),
+            "WorkflowType = 'PostIncidentWorkflow'",
+        ]
+    )
 
 
 async def service_runs(client: Client, service: str, policy: Policy) -> list[Run]:
-    """What the runbooks did to one service: its runs, newest first, each with its view when a
-    worker answers (closed runs' views are replayed by the worker)."""
+    """What the runbooks did to one service: its runs, newest first (at most SERVICE_LIMIT, of at
+    most twice as many read), each of the newest 20 with its view when a worker answers (closed
+    runs' views are replayed by the worker)."""
+    if not NAME.fullmatch(service):  # the policy's names; never a quote in a query
+        return []
     runs: list[Run] = []
-    async for execution in client.list_workflows(None, limit=SERVICE_LIMIT * 5):
+    async for execution in client.list_workflows(service_query(service), limit=SERVICE_LIMIT * 2):
         memo = await execution.memo()
         if memo.get("service") == service or service in execution.id.split("/"):
             runs.append(run_from(execution, memo, None, policy))
         if len(runs) >= SERVICE_LIMIT:
             break
-    views = await asyncio.gather(*(view_of(client, run.workflow_id) for run in runs[:20]))
+    views = await asyncio.gather(*(view_of(client, run.workflow_id, run.run_id or None) for run in runs[:20]))
     for run, view in zip(runs, views, strict=False):
         run.view = view
     return sorted(runs, key=lambda r: -(r.started or NEVER).timestamp())
@@ -553,12 +633,14 @@ def change_marks(runs: Sequence[Run]) -> list[tuple[datetime, str]]:
 
 def changes_of(run: Run) -> list[dict[str, Any]]:
     """The timeline entries that changed something: a remediation, a scaling step, a failover,
-    an action; what an operator wants to see next to the service's charts."""
+    an action; what an operator wants to see next to the service's charts. Matched on the event
+    only: a comment that mentions a deploy changed nothing."""
     words = ("remediat", "rolled", "rollback", "scaled", "failed over", "failback", "changed", "undone", "deploy")
     return [
         entry
         for entry in timeline_of(run.view or {})
-        if any(word in f"{entry.get('event', '')} {entry.get('detail', '')}".lower() for word in words)
+        if any(word in (event := str(entry.get("event", "")).lower()) for word in words)
+        and not event.startswith(("not ", "no "))  # "not scaled": it changed nothing
     ]
 
 
@@ -628,6 +710,16 @@ def chart_lines(query: MetricQuery) -> list[Line]:
     ]
 
 
+# The console's AWS reads (charts, reports) wait in threads of their own: a slow CloudWatch or S3
+# never holds up the default executor, where the sign-in checks passwords.
+AWS_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="console-aws")
+CHART_WAIT = 10  # seconds a page waits for its charts' datapoints
+
+
+async def aws_read(read: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(AWS_READS, read)
+
+
 async def charts_for(
     queries: Sequence[MetricQuery],
     region: str,
@@ -635,18 +727,18 @@ async def charts_for(
     window: timedelta = timedelta(hours=1),
     marks: Sequence[tuple[datetime, str]] = (),
 ) -> list[tuple[MetricQuery, Markup, str]]:
-    """Each query's recent datapoints drawn with its threshold lines; a metric that cannot be read
-    is drawn empty with the reason (one metric's failure hides no other: one read each)."""
-
-    async def one(query: MetricQuery) -> tuple[MetricQuery, Markup, str]:
-        try:
-            points = await asyncio.wait_for(asyncio.to_thread(read, query, region, window), 10)
-            note = "" if points else "no datapoints in the last hour"
-        except Exception as err:  # noqa: BLE001 - the chart says why it is empty; the page still renders
-            points, note = [], f"cannot read: {str(err)[:200]}"
-        return query, metric_chart(query.key, points, chart_lines(query), marks), note
-
-    return list(await asyncio.gather(*(one(query) for query in queries)))
+    """Each query's recent datapoints drawn with its threshold lines, all read at once (one
+    GetMetricData call: `read(queries, region, window)` answers each query's points); when the
+    read fails every chart is drawn empty with the reason, and the page still renders."""
+    try:
+        series = await asyncio.wait_for(aws_read(lambda: read(list(queries), region, window)), CHART_WAIT)
+        notes = ["" if points else "no datapoints in the last hour" for points in series]
+    except Exception as err:  # noqa: BLE001 - the charts say why they are empty; the page still renders
+        series, notes = [[] for _ in queries], [f"cannot read: {str(err)[:200]}" for _ in queries]
+    return [
+        (query, metric_chart(query.key, points, chart_lines(query), marks), note)
+        for query, points, note in zip(queries, series, notes, strict=True)
+    ]
 
 
 def judged_chart(view: Mapping[str, Any]) -> tuple[str, Markup, str] | None:
@@ -667,11 +759,11 @@ def judged_chart(view: Mapping[str, Any]) -> tuple[str, Markup, str] | None:
     return key, metric_chart(key, points, lines), f"rule {judged.get('rule', '?')}: {verdict}"
 
 
-def read_cloudwatch(query: MetricQuery, region: str, window: timedelta) -> list[tuple[datetime, float]]:
-    """One metric's datapoints over the window, from CloudWatch (the activity's own read; boto3
-    is loaded on the first chart, not when the listener starts)."""
+def read_cloudwatch(queries: list[MetricQuery], region: str, window: timedelta) -> list[list[tuple[datetime, float]]]:
+    """Each metric's datapoints over the window, from CloudWatch in one GetMetricData call (the
+    activity's own read; boto3 is loaded on the first chart, not when the listener starts)."""
     from activities.cloudwatch import read_series
     from contracts.systems import SeriesRequest
 
-    series = read_series(SeriesRequest(region=region, queries=[query], window=window))
-    return [(point.at, point.value) for point in series[0].points] if series else []
+    series = read_series(SeriesRequest(region=region, queries=queries, window=window))
+    return [[(point.at, point.value) for point in one.points] for one in series]

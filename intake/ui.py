@@ -19,7 +19,6 @@ proxy's header). Every form carries its session's CSRF token.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import re
 import sys
@@ -45,13 +44,16 @@ from intake.followup_page import add_fields, as_followup, done_fields, drop_fiel
 from intake.operations import ApiError, Operations
 from intake.rendering import STYLE, TEMPLATES
 from intake.sessions import COOKIE, Auth, AuthError, Identity, hash_password
-from runbook_cli.reports import ReportError, _s3, list_reports, read_report  # _s3: the CLI's way to the bucket
+from runbook_cli.reports import ReportError, list_reports, read_report
 
 __all__ = ["STYLE", "hash_password", "ui_routes"]  # hash_password: `python -m intake.ui hash-password`, the benches
 
 TITLE_SUMMARY = 100  # the whole summary is on the page, below the title
 REPORT_CHART = re.compile(r"[a-z0-9][\w-]{0,40}/[\w.-]{1,120}\.png")
 REPORT_ID = re.compile(r"[a-z0-9][\w-]{0,40}/[\w.-]{1,120}")
+RUN_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+REPORTS_LISTED = 500  # the reports page lists the newest of at most this many objects' reports
+MESSAGE = 500  # an action's answer, as the run's page shows it
 # Reports are Markdown written by the reviews; raw HTML in them is shown as text, never run.
 MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 
@@ -71,8 +73,8 @@ Handler = Callable[[Request, Identity], Awaitable[Response]]
 
 
 def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.read_cloudwatch) -> list[Route]:
-    """The console's routes; `read_points(query, region, window)` reads a metric's recent
-    datapoints for the charts (CloudWatch by default)."""
+    """The console's routes; `read_points(queries, region, window)` reads the metrics' recent
+    datapoints for the charts, a list for each query (CloudWatch by default)."""
     policy: Policy = operations.policy
     tokens = console.PageTokens.from_signer(operations.signer)
     services = sorted(policy.services)
@@ -163,7 +165,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         client = await temporal(who)
         if isinstance(client, HTMLResponse):
             return client
-        runs = await console.open_runs(client, policy)
+        runs, cut = await console.open_runs(client, policy)
         pending = [pending_row(run) for run in runs if run.proposed is not None]
         followups = [f for f in (as_followup(r.workflow_type, r.view) for r in runs if r.view) if f is not None]
         return page(
@@ -174,15 +176,17 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             pending=pending,
             problems=[(run, problem) for run in runs for problem in run.problems],
             followups=followups_section(followups),
+            cut=console.OPEN_LIMIT if cut else None,
             now=datetime.now(UTC),
         )
 
     async def history(request: Request, who: Identity) -> Response:
-        wanted = HistoryFilter.parse(request.query_params, datetime.now(UTC), tokens)
+        now = datetime.now(UTC)
+        wanted = HistoryFilter.parse(request.query_params, now, tokens)
         client = await temporal(who)
         if isinstance(client, HTMLResponse):
             return client
-        found = await console.closed_runs(client, wanted, policy)
+        found = await console.closed_runs(client, wanted, policy, now)
         kinds = sorted({*console.runbook_docs(), *console.LABELS})
         return page(
             who,
@@ -190,7 +194,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             "history.html",
             f=wanted,
             history=found,
-            next_link=wanted.link(found.next_page, tokens) if found.next_page else None,
+            next_link=wanted.link(found.next_page, tokens, now) if found.next_page else None,
             runbooks=[(kind, console.runbook_label(kind)) for kind in kinds],
             severities=[s.value for s in Severity],
             outcomes=list(console.OUTCOMES),
@@ -198,14 +202,19 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         )
 
     async def run_page(request: Request, who: Identity) -> Response:
-        no_params(request, "id", "msg")
+        """One run: `id` the workflow id, `run` which of its runs (ids are reused per target; without
+        it, the newest), `done` the answer to the form just sent (sealed for this session)."""
+        no_params(request, "id", "run", "done")
         workflow_id = request.query_params.get("id", "")
+        run_id = request.query_params.get("run", "")
         if not workflow_id:
             return refused(who, "No such run", "id must be the workflow id of a runbook run", 404)
+        if run_id and not RUN_ID.fullmatch(run_id):
+            raise BadParameter("run", "a run id as the console's links carry it (a UUID)")
         client = await temporal(who)
         if isinstance(client, HTMLResponse):
             return client
-        handle = client.get_workflow_handle(workflow_id)
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id or None)
         try:
             description = await handle.describe()
             view = await handle.query("view", result_type=dict, rpc_timeout=console.VIEW_TIMEOUT)
@@ -220,7 +229,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
 
     async def run_context(run: Run, view: dict[str, Any], who: Identity, request: Request) -> dict[str, Any]:
         csrf = who.session.csrf
-        message = request.query_params.get("msg")
+        message = answer_shown(request.query_params.get("done", ""), who)
         followup = as_followup(run.workflow_type, view)
         typed = console.shown(run.workflow_type, view)
         readings = console.readings_of(view, policy)
@@ -251,6 +260,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             "planned_calls": calls if isinstance(calls, list) else [],
             "needed": console.approvals_needed(plan, policy) if isinstance(plan, dict) else "",
             "acknowledge": run.open and run.status in ("awaiting_ack", "unpaged"),
+            "decide": run.open,  # a closed run decides nothing; an open one is its id's newest
             "approvals": [t for t in entries if re.search(r"approv|reject|four eyes", str(t.get("event", "")))],
             "entries": entries,
             "links": links_of(run, view),
@@ -280,10 +290,17 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             runs=[(run, console.changes_of(run)) for run in runs],
         )
 
+    def bucket() -> Any:
+        """The reports' bucket's client: the activities' (cached, made under a lock, with short
+        timeouts), from the intake's own AWS configuration; never the CLI's emulator fallback."""
+        from activities import _aws  # boto3 loads on the first report, not when the listener starts
+
+        return _aws.client("s3", policy.reviews.bucket_region)
+
     async def reports(request: Request, who: Identity) -> Response:
         no_params(request)
         try:
-            rows = await asyncio.to_thread(list_reports, policy.reviews)
+            rows = await console.aws_read(lambda: list_reports(policy.reviews, bucket(), REPORTS_LISTED))
             error = None
         except ReportError as err:
             rows, error = [], str(err)
@@ -297,7 +314,7 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         if not REPORT_ID.fullmatch(wanted):
             raise BadParameter("report", "a report id as `runbook reports` lists them (daily/2026-12-07)")
         try:
-            text = await asyncio.to_thread(read_report, policy.reviews, wanted)
+            text = await console.aws_read(lambda: read_report(policy.reviews, wanted, bucket(), errors="replace"))
         except ReportError as err:
             return refused(who, "No such report", str(err), 404)
         key = f"{REPORTS_PREFIX}{wanted}.md"
@@ -309,17 +326,25 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
         """A report's PNG chart, read from the bucket (the report's Markdown names it relatively)."""
 
         def read() -> bytes:
-            answer = _s3(policy.reviews.bucket_region).get_object(
-                Bucket=policy.reviews.bucket, Key=f"{REPORTS_PREFIX}{name}"
-            )
+            answer = bucket().get_object(Bucket=policy.reviews.bucket, Key=f"{REPORTS_PREFIX}{name}")
             body: bytes = answer["Body"].read()
             return body
 
         try:
-            body = await asyncio.to_thread(read)
+            body = await console.aws_read(read)
         except Exception:  # noqa: BLE001 - any failure to read is "not there" to the browser
             return Response("no such chart", 404, media_type="text/plain")
         return Response(body, media_type="image/png")
+
+    def answer_shown(done: str, who: Identity) -> str | None:
+        """The answer an action redirected with, only when this console sealed it for this session:
+        a link cannot put words of its own on the console's page."""
+        if not done:
+            return None
+        try:
+            return tokens.open(answer_for(who), done).decode(errors="replace")
+        except BadParameter:
+            return None
 
     def decide(action: str, field: str) -> Handler:
         """Approve or reject from the page's form."""
@@ -339,12 +364,17 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
             if not csrf_matches(form.get("csrf"), who):
                 return refused(who, "Refused", "the form is stale or forged (CSRF token)", 403)
             workflow_id = str(form.get("id", ""))
+            run_id = str(form.get("run", ""))  # the run the page showed: the action goes to that run's chain
+            if run_id and not RUN_ID.fullmatch(run_id):
+                raise BadParameter("run", "a run id as the console's pages carry it (a UUID)")
             fields = fields_of(form)
             try:
-                message = (await operations.act(who.user, action, workflow_id, fields)).message
+                message = (await operations.act(who.user, action, workflow_id, fields, run_id or None)).message
             except ApiError as err:
                 message = f"refused: {err.message}"
-            return RedirectResponse(f"/ui/incident?id={quote(workflow_id, safe='')}&msg={quote(message)}", 303)
+            done = tokens.seal(answer_for(who), message[:MESSAGE].encode())
+            # Back to the newest run under the id: the one acted on, or what it continued as.
+            return RedirectResponse(f"/ui/incident?{urlencode({'id': workflow_id, 'done': done})}", 303)
 
         return endpoint
 
@@ -412,13 +442,16 @@ def extra_of(view: Mapping[str, Any]) -> Markup | None:
     ).format(link, failover)
 
 
-def links_of(run: Run, view: Mapping[str, Any]) -> list[tuple[str, str]]:
+def links_of(run: Run, view: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     """Where else the run is: its PagerDuty incident, its follow-up (the post-mortem) or the
     incident it follows up, its failover, its report."""
-    links: list[tuple[str, str]] = []
+    links: list[tuple[str, str | None]] = []
     pagerduty = view.get("pagerduty")
     if isinstance(pagerduty, dict) and pagerduty.get("html_url"):
-        links.append((f"PagerDuty incident {pagerduty.get('incident_id') or ''}".strip(), str(pagerduty["html_url"])))
+        url = str(pagerduty["html_url"])
+        label = f"PagerDuty incident {pagerduty.get('incident_id') or ''}".strip()
+        # Linked only over https: a javascript: or data: URL from the view stays text.
+        links.append((label, url) if url.startswith("https://") else (f"{label} ({url})", None))
     if run.workflow_type == "IncidentResponseWorkflow" and view.get("id") and not run.open:
         followup = postincident_workflow_id(str(view["id"]))
         links.append(("post-mortem and action items (follow-up run)", f"/ui/incident?id={quote(followup, safe='')}"))
@@ -431,6 +464,11 @@ def links_of(run: Run, view: Mapping[str, Any]) -> list[tuple[str, str]]:
         if uri.endswith(".md") and f"/{REPORTS_PREFIX}" in uri:
             links.append(("report", "/ui/reports/" + uri.split(f"/{REPORTS_PREFIX}", 1)[1].removesuffix(".md")))
     return links
+
+
+def answer_for(who: Identity) -> str:
+    """What an action's answer is sealed for: the session that sent the form."""
+    return "answer\0" + who.session.csrf
 
 
 def csrf_matches(offered: object, who: Identity) -> bool:
