@@ -10,6 +10,9 @@ COPY activities ./activities
 COPY runbook_cli ./runbook_cli
 COPY intake ./intake
 COPY policy ./policy
+# the human runbooks: the console names each run's steps as they do
+COPY runbooks ./runbooks
+ENV RUNBOOK_DOCS=/app/runbooks
 # a fixed numeric uid: Kubernetes' runAsNonRoot can check it (deploy/k8s runs as 10001)
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 --no-create-home runbooks
 USER 10001

@@ -45,6 +45,14 @@ class Settings:
     # Where a page PagerDuty did not take is told instead (a Slack-compatible incoming webhook,
     # or any endpoint that takes a JSON POST); unset: nowhere but the incident's status.
     paging_fallback_url: str = field(default_factory=lambda: _env("PAGING_FALLBACK_URL", ""))
+    # Where a weekly or monthly review sends a critical breach: the alert intake's generic endpoint
+    # (/v1/alerts) with its bearer token, as any monitoring sender; the intake signs and routes it.
+    intake_url: str = field(
+        default_factory=lambda: _env(
+            "INTAKE_URL", f"http://{_env('INTAKE_HOST', '127.0.0.1')}:{_env('INTAKE_PORT', '8080')}"
+        )
+    )
+    intake_alert_token: str = field(default_factory=lambda: _env("INTAKE_GENERIC_TOKEN", ""))
     data_dir: Path = field(default_factory=lambda: Path(_env("RUNBOOK_DATA_DIR", str(PROJECT_ROOT / ".data"))))
 
 

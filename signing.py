@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,13 +56,13 @@ class Signer:
             raise SigningKeyError(f"signing key {path} is not an Ed25519 key")
         return cls(key, issuer)
 
-    @property
+    @cached_property  # once per key: every hand-over in a storm names it
     def public_key(self) -> str:
         """As the policy's `trust` lists it: the 32 raw bytes, base64."""
         raw = self.private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return base64.b64encode(raw).decode()
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return key_id(self.public_key)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -12,6 +12,16 @@ from activities._aws import aws_error, client
 from contracts import LogScan, LogScanRequest, MetricLevel, MetricQuery, MetricReading, MetricsRequest
 from contracts.scaling_rules import Datapoint, Series
 from contracts.systems import SeriesRequest
+from contracts.trend_reviews import (
+    CONCURRENCY,
+    DaysRequest,
+    PeriodFigures,
+    Utilisation,
+    UtilisationRequest,
+    in_flight,
+    summarise_days,
+    utilisation,
+)
 
 if TYPE_CHECKING:
     from types_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
@@ -153,3 +163,45 @@ def scan_error_logs(request: LogScanRequest) -> LogScan:
         samples=samples,
         detail=f"{count}{more} line(s) matching {request.pattern!r} in the last {lookback}s",
     )
+
+
+@activity.defn
+def read_days(request: DaysRequest) -> PeriodFigures:
+    """The days' datapoints at an hour each (one GetMetricData call), handed back as each day's
+    figures and the whole's judgement: a few kilobytes, not the datapoints."""
+    queries = [q.model_copy(update={"period_seconds": request.period_seconds}) for q in request.queries]
+    window = timedelta(days=request.days)
+    found = read_series(
+        SeriesRequest(region=request.region, queries=queries, window=window, end=request.start + window)
+    )
+    return summarise_days(request, {series.key: series for series in found})
+
+
+@activity.defn
+def read_utilisation(request: UtilisationRequest) -> list[Utilisation]:
+    """Each measure's peak, P95 and daily peaks over the days, and the requests in flight (from
+    the request count and the average response time)."""
+    window = timedelta(days=request.days)
+    queries = [request.requests, request.latency]
+    for measure in request.measures:
+        queries += [measure.average, measure.maximum]
+    found = read_series(
+        SeriesRequest(region=request.region, queries=queries, window=window, end=request.start + window)
+    )
+    series = {s.key: s for s in found}
+    measured = [
+        utilisation(
+            m.key,
+            series[m.average.key],
+            series[m.maximum.key],
+            request.start,
+            request.days,
+            m.capacity,
+            m.warning,
+            m.critical,
+        )
+        for m in request.measures
+    ]
+    flying = in_flight(series[request.requests.key], series[request.latency.key])
+    measured.append(utilisation(CONCURRENCY, flying, flying, request.start, request.days, None))
+    return measured

@@ -26,6 +26,7 @@ from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
 from temporalio.client import (
     Client,
     RPCError,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     WorkflowExecutionStatus,
     WorkflowQueryFailedError,
@@ -58,12 +59,15 @@ from contracts.schedules import (
     ScheduleReport,
     scheduled_workflow_id,
 )
+from contracts.trend_reviews import ScalingRunSeen
+from starter import runbook_status
 
 # The incident runbook's statuses in which it changes (or may change) the target's tasks.
 ACTING = frozenset({IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING, IncidentStatus.UNDOING})
 INCIDENT_TYPE = "IncidentResponseWorkflow"
 BEDROCK_TYPE = "BedrockConnectivityWorkflow"
 FOLLOWUP_TYPE = "PostIncidentWorkflow"
+SCALING_TYPE = "ScalingDecisionWorkflow"
 FAILED_RUNS = frozenset(
     {WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.TIMED_OUT, WorkflowExecutionStatus.TERMINATED}
 )
@@ -102,6 +106,7 @@ class Runs:
             self.switch_owner,
             self.open_action_items,
             self.incidents_started,
+            self.scaling_runs_started,
             self.missed_scheduled_runs,
             self.maintenance_hold,
         ]
@@ -222,6 +227,24 @@ class Runs:
             )
         return sorted(found, key=lambda incident: (incident.started, incident.workflow_id))
 
+    @activity.defn(name="scaling_runs_started")
+    async def scaling_runs_started(self, request: IncidentsRequest) -> list[ScalingRunSeen]:
+        """The scaling decision runs started in the window, oldest first, with their own status."""
+        query = (
+            f"WorkflowType = '{SCALING_TYPE}' AND StartTime >= '{request.start.isoformat()}' "
+            f"AND StartTime < '{request.end.isoformat()}'"
+        )
+        found = [
+            ScalingRunSeen(
+                workflow_id=execution.id,
+                started=execution.start_time,
+                status=execution.status.name if execution.status is not None else "UNKNOWN",
+                runbook_status=runbook_status({}, execution),
+            )
+            async for execution in self.client.list_workflows(query)
+        ]
+        return sorted(found, key=lambda run: (run.started, run.workflow_id))
+
     @activity.defn(name="missed_scheduled_runs")
     async def missed_scheduled_runs(self, check: ScheduleCheck) -> ScheduleReport:
         """Each active `runbook-` Schedule's nominal times in the window (from `look_back` ago,
@@ -265,7 +288,37 @@ class Runs:
                     missed.append(
                         MissedRun(schedule=name, nominal=nominal, problem=kind, workflow_id=workflow_id, detail=detail)
                     )
+            # A run due before this window was checked by an earlier watchdog, maybe while it was
+            # still running: if it has failed since, within this window, it is a miss now. (Each
+            # failure is counted once: the windows of successive watchdogs do not overlap.)
+            for recent in info.recent_actions:
+                started = recent.action
+                if recent.scheduled_at >= since or not isinstance(started, ScheduleActionExecutionStartWorkflow):
+                    continue
+                failure = await self._failed_between(started.workflow_id, since, end)
+                if failure is not None:
+                    missed.append(
+                        MissedRun(
+                            schedule=name,
+                            nominal=recent.scheduled_at,
+                            problem="failed",
+                            workflow_id=started.workflow_id,
+                            detail=failure,
+                        )
+                    )
         return ScheduleReport(checked=sorted(checked), missed=missed)
+
+    async def _failed_between(self, workflow_id: str, since: datetime, end: datetime) -> str | None:
+        try:
+            description = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None  # gone past its retention: long since judged
+            raise
+        status, closed = description.status, description.close_time
+        if status is None or status not in FAILED_RUNS or closed is None or not since <= closed < end:
+            return None
+        return f"its run {workflow_id} {status.name.lower().replace('_', ' ')} at {closed:%H:%M:%S} UTC"
 
     async def _scheduled_run_problem(self, workflow_id: str) -> tuple[Literal["missing", "failed"], str] | None:
         try:

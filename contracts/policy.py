@@ -159,6 +159,30 @@ def _hybrid_router(metric_name: str) -> ReviewMetric:
     return ReviewMetric(namespace="HybridRouting", metric_name=metric_name, dimensions={"Service": "hybrid-router"})
 
 
+class CapacityMeasure(Strict):
+    """A utilisation the monthly review reads (Average and Maximum per period). `key` names it
+    in the report; where it is a scaling rule's metric (cpu_pct) the recommendation gives that
+    rule a threshold, and the policy's `metrics:` entry of that key its warning and critical."""
+
+    key: str
+    metric: ReviewMetric
+    capacity: float | None = 100  # a percentage's ceiling
+
+
+class CapacityReview(Strict):
+    """The monthly capacity planning (runbooks/capacity-planning.md)."""
+
+    period_seconds: int = Field(default=3600, ge=60)
+    measures: list[CapacityMeasure] = Field(
+        default_factory=lambda: [
+            CapacityMeasure(key="cpu_pct", metric=_hybrid_router("CPUUtilization")),
+            CapacityMeasure(key="memory_pct", metric=_hybrid_router("MemoryUtilization")),
+        ]
+    )
+    target_pct: float = Field(default=60, gt=0, lt=100)  # each task's utilisation the recommendation aims at
+    horizon_days: int = Field(default=30, ge=1, le=365)  # how far the fitted growth is projected
+
+
 class ReviewPolicy(Strict):
     """The routine performance reviews (runbooks/performance-review.md): what they read and
     judge, and where they store their reports."""
@@ -175,6 +199,12 @@ class ReviewPolicy(Strict):
     response_time: ReviewMetric = Field(default_factory=lambda: _hybrid_router("Latency"))  # Average, Maximum
     requests: ReviewMetric = Field(default_factory=lambda: _hybrid_router("RequestCount"))  # Sum
     daily: DailyReview = Field(default_factory=DailyReview)
+    weekly_period_seconds: int = Field(default=3600, ge=60)  # the weekly review's datapoints: an hour
+    capacity: CapacityReview = Field(default_factory=CapacityReview)
+    # a weekly or monthly review whose data shows a critical breach sends an alert of this
+    # severity label (severity_labels) to the intake, which opens or joins the service's
+    # incident; None: it is only in the report. A warning is only in the report.
+    escalate_severity: str | None = "high"
 
 
 class IncidentTimers(Strict):

@@ -3,8 +3,10 @@ section, the review's input and result, and the deterministic parts the workflow
 the window a run reviews, each metric judged against the policy's service levels (what breached
 and for how long), and the report's Markdown.
 
-The cadence is in the input; `daily` is the one there is today. Weekly trends and monthly
-capacity planning (issue 13) add a cadence, its window and its sections, not a new workflow.
+The cadence is in the input; `daily` is the one there is. Weekly trends and monthly capacity
+planning read other windows at another resolution and keep other results (the week's figures,
+the month's projection): they are workflows of their own (`contracts/trend_reviews.py`) that
+reuse the judgement here. A critical breach in any review goes to the intake (`ReviewAlert`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from contracts.policy import MetricQuery, ReviewPolicy
 from contracts.scaling_rules import Series
 from contracts.systems import MetricLevel
 
-Cadence = Literal["daily"]  # "weekly", "monthly": issue 13, not yet
-ReviewStatus = Literal["reading", "judging", "charting", "storing", "done"]
+Cadence = Literal["daily"]  # the weekly and monthly reviews: WeeklyReviewWorkflow, CapacityReviewWorkflow
+ReviewStatus = Literal["reading", "judging", "charting", "storing", "escalating", "done"]
 
 
 class ReviewInput(Strict):
@@ -211,6 +213,23 @@ class ReviewView(Strict):
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
 
+class ReviewAlert(Strict):
+    """A critical breach a review found, handed to the alert intake like any monitoring sender's
+    alert: the intake routes, signs and opens or joins the service's incident."""
+
+    service: str
+    region: str
+    summary: str
+    report: str  # the report's s3:// uri
+    review: str  # "weekly/2026-12-07"
+    severity: str  # a severity label of the policy's severity_labels
+
+
+class RaisedAlert(Strict):
+    status: int
+    answer: dict[str, object]
+
+
 class ReviewResult(Strict):
     cadence: Cadence
     window: ReviewWindow
@@ -222,6 +241,7 @@ class ReviewResult(Strict):
     uri: str | None
     charts: list[str]
     markdown: str
+    escalated: RaisedAlert | None = None  # the alert a critical night sent to the intake
 
 
 LEVEL_ORDER: dict[MetricLevel, int] = {"no-data": 0, "ok": 1, "warning": 2, "critical": 3}
@@ -296,16 +316,27 @@ def render_review(
             f"| {j.key} ({j.stat}) | {_number(j.average)} | {_number(j.worst)} | {_number(j.p95)} | {target} "
             f"| {_bounds(j)} | {j.level} | {format_duration(j.breached_for) if j.breaches else '-'} |"
         )
-    lines += ["", "## Breaches", ""]
-    for j in breached:
+    lines += breach_lines(judgements, "%H:%M")
+    lines += incident_lines(incidents, "overnight")
+    return "\n".join(lines)
+
+
+def breach_lines(judgements: list[Judgement], start_format: str) -> list[str]:
+    """The report's breaches: each with its level, its times and how long, worst value."""
+    lines = ["", "## Breaches", ""]
+    for j in judgements:
         for b in j.breaches:
             lines.append(
-                f"- {j.key} **{b.level}** {b.start:%H:%M}-{b.end:%H:%M} UTC "
+                f"- {j.key} **{b.level}** {b.start.strftime(start_format)}-{b.end:%H:%M} UTC "
                 f"({format_duration(b.duration)}), worst {_number(b.worst)}"
             )
-    if not breached:
+    if not any(j.breaches for j in judgements):
         lines.append("None.")
-    lines += ["", "## Incidents opened overnight", ""]
+    return lines
+
+
+def incident_lines(incidents: list[OvernightIncident], when: str) -> list[str]:
+    lines = ["", f"## Incidents opened {when}", ""]
     for incident in incidents:
         severity = f" {incident.severity}" if incident.severity else ""
         state = incident.incident_status or incident.status
@@ -313,4 +344,4 @@ def render_review(
     if not incidents:
         lines.append("None.")
     lines.append("")
-    return "\n".join(lines)
+    return lines

@@ -21,6 +21,8 @@ SCHEDULED_RUNBOOKS: dict[str, str] = {
     "maintenance": "MaintenanceWindowWorkflow",
     "performance-review": "PerformanceReviewWorkflow",
     "schedule-watchdog": "ScheduleWatchdogWorkflow",
+    "weekly-review": "WeeklyReviewWorkflow",
+    "capacity-review": "CapacityReviewWorkflow",
 }
 SCHEDULE_PREFIX = "runbook-"  # the Schedules `apply` manages; others on the server are left alone
 MANAGED_BY = "temporal-runbooks"
@@ -89,9 +91,10 @@ class ScheduleSpec(Strict):
     def workflow_type(self) -> str:
         return SCHEDULED_RUNBOOKS[self.runbook]
 
-    def fingerprint(self, task_queue: str) -> str:
-        """What `apply` compares: the same declaration on the same queue changes nothing."""
-        declared = {**self.model_dump(mode="json"), "task_queue": task_queue}
+    def fingerprint(self, task_queue: str, start_input: object = None) -> str:
+        """What `apply` compares: the same declaration, on the same queue, starting its runs
+        with the same input (the code that makes it may change) changes nothing."""
+        declared = {**self.model_dump(mode="json"), "task_queue": task_queue, "input": start_input}
         return hashlib.sha256(json.dumps(declared, sort_keys=True).encode()).hexdigest()[:16]
 
 

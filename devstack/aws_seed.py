@@ -246,6 +246,22 @@ def history_data(at: datetime, profile: dict[str, float], step: timedelta) -> li
     ]
 
 
+def history_points(now: datetime, days: int = HISTORY_DAYS) -> list[tuple[datetime, dict[str, float], timedelta]]:
+    """The seeded past up to `now`: each datapoint's time, profile and step (5-minute for the
+    last RECENT_DAYS, hourly before). The same on every machine: tests recompute from it what
+    the reviews must find."""
+    rng = random.Random(13)  # the same past on every fresh machine
+    end = now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % 5)
+    at = end - timedelta(days=days)
+    recent = end - timedelta(days=RECENT_DAYS)
+    points = []
+    while at < end:
+        step = HISTORY_STEP if at >= recent else OLDER_STEP
+        points.append((at, history_profile(at, now, rng), step))
+        at += step
+    return points
+
+
 def seed_metric_history(region: str, now: datetime, days: int = HISTORY_DAYS) -> int:
     """`days` of datapoints up to `now` (5-minute for the last RECENT_DAYS, hourly before),
     once: an emulator that has the oldest one already has the history. Returns how many
@@ -273,14 +289,9 @@ def seed_metric_history(region: str, now: datetime, days: int = HISTORY_DAYS) ->
     )
     if oldest["MetricDataResults"][0]["Values"]:
         return 0
-    rng = random.Random(13)  # the same past on every fresh machine
     data: list[dict[str, Any]] = []
-    at = start
-    recent = end - timedelta(days=RECENT_DAYS)
-    while at < end:
-        step = HISTORY_STEP if at >= recent else OLDER_STEP
-        data += history_data(at, history_profile(at, now, rng), step)
-        at += step
+    for at, profile, step in history_points(now, days):
+        data += history_data(at, profile, step)
     for first in range(0, len(data), 1000):  # PutMetricData takes at most 1000 datapoints
         cloudwatch.put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=data[first : first + 1000])
     log.info("seeded %d days of %s metrics (%d datapoints)", days, METRICS_NAMESPACE, len(data))

@@ -18,7 +18,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -153,7 +153,18 @@ def main() -> None:
         if signin.trusted_header
         else "password sign-in",
     )
-    asyncio.run(serve(servers))
+    # uvloop where it installs (Linux, macOS): the event loop is a good part of the intake's CPU
+    # per alert in a storm (bench/intake_storm.py); asyncio's own loop elsewhere.
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(serve(servers))
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

@@ -147,7 +147,9 @@ class Coalescer:
             sent.append(shaped)
         self.in_flight += 1
         try:
-            taken, run_id = await self.handoff.batch(workflow_id, sent, opened_by, start, runbook_of(workflow_id))
+            taken, run_id = await self.handoff.batch(
+                workflow_id, sent, opened_by, start, runbook_of(workflow_id), run_id=known.run_id
+            )
         finally:
             self.in_flight -= 1
         self.counted()

@@ -127,16 +127,32 @@ class Handoff:
         return handle.id
 
     async def batch(
-        self, workflow_id: str, alerts: list[Alert], opened_by: str, start: bool, runbook: Runbook = "incident"
+        self,
+        workflow_id: str,
+        alerts: list[Alert],
+        opened_by: str,
+        start: bool,
+        runbook: Runbook = "incident",
+        run_id: str | None = None,
     ) -> tuple[bool, str | None]:
         """Alerts of one target as one signal (`intake.coalesce`): with `start`, signal-with-start
         (the batch holds a firing alert); else a plain signal, which never opens a run. Returns
-        whether a run took them, and its run id when Temporal said it."""
-        if not start:
+        whether a run took them, and its run id when Temporal said it.
+
+        `run_id`: the run this target's last hand-over reached, when the intake knows it. A
+        firing batch then goes to that run as a plain signal first, which costs the server less
+        than a signal-with-start (in a storm nearly every batch goes so); only when that run has
+        closed (NOT_FOUND: resolved, or continued as new) does it go as a signal-with-start,
+        which opens a new run or joins the one open now (a batch of resolutions, to the run open
+        now, if any)."""
+        if run_id is not None or not start:
             signed = self.signer.sign(
                 AlertBatch(alerts=alerts), subject=opened_by, action="alert_batch", workflow_id=workflow_id
             )
-            return await self._signal(workflow_id, "alert_batch", signed), None
+            if run_id is not None and await self._signal(workflow_id, "alert_batch", signed, run_id=run_id):
+                return True, run_id
+            if not start:  # to whichever run is open now, if any
+                return await self._signal(workflow_id, "alert_batch", signed), None
         client = await self.client()
         try:
             opening = {
@@ -212,10 +228,11 @@ class Handoff:
         signed = self.signer.sign(event, subject="intake/pagerduty", action="pagerduty_event", workflow_id=workflow_id)
         return await self._signal(workflow_id, "pagerduty_event", signed)
 
-    async def _signal(self, workflow_id: str, signal: str, arg: object) -> bool:
+    async def _signal(self, workflow_id: str, signal: str, arg: object, run_id: str | None = None) -> bool:
         client = await self.client()
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
         try:
-            await asyncio.wait_for(client.get_workflow_handle(workflow_id).signal(signal, arg), HANDOFF_TIMEOUT)
+            await asyncio.wait_for(handle.signal(signal, arg), HANDOFF_TIMEOUT)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:  # no such workflow, or it has closed
                 return False

@@ -52,7 +52,7 @@ SECURITY_HEADERS = [
         b"content-security-policy",
         (
             "default-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
-            f"style-src 'sha256-{_STYLE_HASH}'"
+            f"style-src 'sha256-{_STYLE_HASH}'; img-src 'self'"  # img: the reports' charts, from this listener
         ).encode(),
     ),
     (b"cache-control", b"no-store"),

@@ -1,5 +1,8 @@
-"""The approval page: pending approvals with their plan and diagnosis, approve / reject
-buttons, timelines. Served on the operator listener (`intake.signin`), never on the webhooks'.
+"""The operations console: what is open now (problems first, then what awaits approval, then every
+open run), closed runs with filters, each run's page (its steps, diagnosis, charts, plan,
+approvals and timeline), each service's page and the reviews' reports. Served on the operator
+listener (`intake.signin`), never on the webhooks'. Server-rendered from Jinja2 templates
+(intake/templates/), charts as inline SVG: it works without JavaScript, and on a phone.
 
 Approve and reject, and a follow-up's action items (added, done, dropped: `intake.followup_page`
 renders them), go through `intake.operations`, the same path as the operators' API: the request
@@ -7,8 +10,8 @@ is made in the signed-in person's name, signed by the sign-in service and sent a
 Update, so the runbook verifies who asks and its own validators decide.
 
 Every runbook offers the same operator surface (Updates `approve`, `reject`, ... answering an
-OperatorReply; the query `view`), so the page works for the run of any runbook: it reads the
-view as plain data. Incidents keep their richer page.
+OperatorReply; the query `view`), so the console works for the run of any runbook, found by
+visibility whatever its workflow type: it reads the view as plain data (`intake.console`).
 
 Who is asking: `intake.sessions` (a password sign-in with a server-side session, or the trusted
 proxy's header). Every form carries its session's CSRF token.
@@ -16,194 +19,82 @@ proxy's header). Every form carries its session's CSRF token.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import html
+import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from pydantic import ValidationError
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
-from temporalio.client import RPCError, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import Client, RPCError, WorkflowQueryFailedError
 
-from contracts import IncidentView, RemediationPlan
-from contracts.post_incident import FollowupView
-from contracts.views import Shown, shown
+from contracts import Policy
+from contracts.common import Severity
+from contracts.post_incident import postincident_workflow_id
+from contracts.reviews import REPORTS_PREFIX
+from intake import console
+from intake.console import BadParameter, HistoryFilter, Run
 from intake.followup_page import add_fields, as_followup, done_fields, drop_fields, followups_section, render_followup
 from intake.operations import ApiError, Operations
+from intake.rendering import STYLE, TEMPLATES
 from intake.sessions import COOKIE, Auth, AuthError, Identity, hash_password
-from starter import WORKFLOW_TYPE as INCIDENT_TYPE
-from starter import runbook_status
+from runbook_cli.reports import ReportError, list_reports, read_report
 
-VIEW_TIMEOUT = timedelta(seconds=3)  # a run whose worker is away must not hold the page up
-PENDING_LIMIT = 200
+__all__ = ["STYLE", "hash_password", "ui_routes"]  # hash_password: `python -m intake.ui hash-password`, the benches
 
-__all__ = ["hash_password", "ui_routes"]  # hash_password: `python -m intake.ui hash-password`, and the benches
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}table{border-collapse:collapse}
-td,th{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}
-.plan{background:#fff6e0;padding:1rem;border:1px solid #e0b040}.msg{background:#eef;padding:.5rem}
-.err{background:#fdd;padding:.5rem}button{padding:.4rem 1rem;margin-right:.5rem}
-.overdue{color:#b00000;font-weight:bold}"""
+TITLE_SUMMARY = 100  # the whole summary is on the page, below the title
+REPORT_CHART = re.compile(r"[a-z0-9][\w-]{0,40}/[\w.-]{1,120}\.png")
+REPORT_ID = re.compile(r"[a-z0-9][\w-]{0,40}/[\w.-]{1,120}")
+RUN_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+REPORTS_LISTED = 500  # the reports page lists the newest of at most this many objects' reports
+MESSAGE = 500  # an action's answer, as the run's page shows it
+# Reports are Markdown written by the reviews; raw HTML in them is shown as text, never run.
+MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
-def page(title: str, body: str, user: str | None = None, status: int = 200) -> HTMLResponse:
-    who = f'<p>signed in as <b id="user">{html.escape(user)}</b></p>' if user else ""
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{who}{body}</body></html>",
-        status,
-    )
+def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(TEMPLATES.get_template(template).render(style=Markup(STYLE), **context), status)
 
 
-def e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def as_incident(workflow_type: str, view: dict[str, Any]) -> IncidentView | None:
-    if workflow_type != INCIDENT_TYPE:
-        return None
-    try:
-        return IncidentView.model_validate(view)
-    except ValidationError:
-        return None  # an incident view of another shape: shown by its common fields
-
-
-def plan_fields(plan: dict[str, Any]) -> dict[str, Any]:
-    nested = plan.get("fields")
-    fields: dict[str, Any] = nested if isinstance(nested, dict) else plan
-    return {key: value for key, value in fields.items() if key != "plan_id" and value is not None}
-
-
-def describe_plan(plan: dict[str, Any]) -> str:
-    try:
-        return RemediationPlan.model_validate(plan).describe()
-    except ValidationError:
-        return ", ".join(f"{key}={value}" for key, value in plan_fields(plan).items())
-
-
-def decision_forms(workflow_id: str, plan_id: str, csrf: str) -> str:
-    hidden = (
-        f'<input type="hidden" name="id" value="{e(workflow_id)}">'
-        f'<input type="hidden" name="plan_id" value="{e(plan_id)}">'
-        f'<input type="hidden" name="csrf" value="{e(csrf)}">'
-    )
-    return (
-        f'<form method="post" action="/ui/approve">{hidden}'
-        f'<input name="comment" placeholder="comment (optional)"><button id="approve">Approve</button></form>'
-        f'<form method="post" action="/ui/reject">{hidden}'
-        f'<input name="reason" required placeholder="reason"><button id="reject">Reject</button></form>'
-    )
-
-
-def timeline_table(entries: list[dict[str, Any]]) -> str:
-    def clock(value: Any) -> str:
-        try:
-            return f"{datetime.fromisoformat(str(value)):%H:%M:%S}"
-        except ValueError:
-            return e(value or "")
-
-    rows = "".join(
-        f"<tr><td>{clock(t.get('at'))}</td><td>{e(t.get('step', ''))}</td><td>{e(t.get('event', ''))}</td>"
-        f"<td>{e(t.get('actor', 'runbook'))}</td><td>{e(t.get('detail', ''))}</td></tr>"
-        for t in entries
-    )
-    return (
-        f'<h2>Timeline</h2><table id="timeline"><tr><th>UTC</th><th>step</th><th>event</th><th>who</th>'
-        f"<th>detail</th></tr>{rows}</table>"
-    )
-
-
-def shown_of(workflow_type: str, view: dict[str, Any]) -> Shown:
-    """A typed runbook's facts and pending plan (contracts.views); any other's pending plan by
-    the fields every view has."""
-    typed = shown(workflow_type, view)
-    if typed is not None:
-        return typed
-    plan = view.get("pending_approval")
-    if not isinstance(plan, dict):
-        return Shown([], None, None)
-    return Shown([], str(plan.get("plan_id")), describe_plan(plan))
-
-
-def render_run(workflow_id: str, workflow_type: str, view: dict[str, Any], csrf: str, message: str | None) -> str:
-    """Any runbook's run, by the fields every view has, and what its runbook adds."""
-    parts = [f'<p class="msg" id="message">{e(message)}</p>' if message else ""]
-    parts.append(
-        f'<p id="status">status: <b>{e(view.get("status", "?"))}</b>'
-        f"{' — ' + e(view['outcome']) if view.get('outcome') else ''}</p>"
-    )
-    parts.append(
-        f"<p>runbook {e(workflow_type)} · workflow {e(workflow_id)} · opened {e(view.get('opened_at', '-'))}</p>"
-    )
-    run = shown_of(workflow_type, view)
-    if run.facts:
-        rows = "".join(f"<tr><th>{e(label)}</th><td>{e(text)}</td></tr>" for label, text in run.facts)
-        parts.append(f'<table id="facts">{rows}</table>')
-    plan = view.get("pending_approval")
-    if isinstance(plan, dict) and run.plan_id is not None:
-        rows = (
-            f"<tr><th>proposed</th><td>{e(run.proposed)}</td></tr>"
-            if run.facts
-            else "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in plan_fields(plan).items())
-        )
-        parts.append(
-            f'<div class="plan" id="plan"><h2>Awaiting approval: {e(run.plan_id)}</h2>'
-            f"<table>{rows}</table>{decision_forms(workflow_id, run.plan_id, csrf)}</div>"
-        )
-    parts.append(timeline_table(view.get("timeline") or []))
-    return "".join(parts)
-
-
-def render_incident(view: IncidentView, csrf: str, message: str | None) -> str:
-    parts = [f'<p class="msg" id="message">{e(message)}</p>' if message else ""]
-    parts.append(
-        f'<p id="status">status: <b>{e(view.status.value)}</b>{" — " + e(view.outcome) if view.outcome else ""}</p>'
-    )
-    parts.append(
-        f"<p>{e(view.severity.value if view.severity else '?')} · {e(view.service)} in {e(view.region)} · "
-        f"opened {view.opened_at:%Y-%m-%d %H:%M:%S} UTC by {e(view.opened_by)} · "
-        f"acknowledged by {e(view.acknowledged_by or '-')}</p>"
-    )
-    if view.diagnosis:
-        parts.append(f"<h2>Diagnosis</h2><p>{e(view.diagnosis.summary())}</p>")
-    if view.failover:
-        link = f"/ui/incident?id={quote(view.failover, safe='')}"
-        parts.append(
-            f'<p id="failover">The region is down: handed to <a href="{e(link)}">{e(view.failover)}</a>, '
-            "which confirms, checks readiness and asks its own approvers.</p>"
-        )
-    plan = view.pending_approval
-    if plan:
-        parts.append(
-            f'<div class="plan" id="plan"><h2>Awaiting approval: {e(plan.plan_id)}</h2><p>{e(plan.describe())}</p>'
-            f"<p>why: {e(plan.reason)}</p>{decision_forms(view.workflow_id, plan.plan_id, csrf)}</div>"
-        )
-    parts.append(timeline_table([t.model_dump(mode="json") for t in view.timeline]))
-    return "".join(parts)
+def report_html(text: str) -> Markup:
+    return Markup(MARKDOWN.render(text))  # noqa: S704 - markdown-it escapes: raw HTML is off
 
 
 # --------------------------------------------------------------------------- routes
 
 
-async def query_view(handle: WorkflowHandle) -> Any:
-    """The run's `view` query (every runbook has it) as plain data."""
-    return await handle.query("view", result_type=dict, rpc_timeout=VIEW_TIMEOUT)
-
-
 Handler = Callable[[Request, Identity], Awaitable[Response]]
 
 
-def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
+def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.read_cloudwatch) -> list[Route]:
+    """The console's routes; `read_points(queries, region, window)` reads the metrics' recent
+    datapoints for the charts, a list for each query (CloudWatch by default)."""
+    policy: Policy = operations.policy
+    tokens = console.PageTokens.from_signer(operations.signer)
+    services = sorted(policy.services)
+
+    def page(
+        who: Identity | None, title: str, template: str = "message.html", status: int = 200, **context: Any
+    ) -> HTMLResponse:
+        return render(
+            template,
+            status,
+            title=title,
+            user=who.user if who else None,
+            csrf=who.session.csrf if who else None,
+            services=services,
+            **context,
+        )
+
+    def refused(who: Identity | None, title: str, message: str, status: int, hint: str = "") -> HTMLResponse:
+        return page(who, title, status=status, message=message, hint=hint)
+
     def to_login() -> Response:
         return RedirectResponse("/ui/login", 303)
 
@@ -215,25 +106,29 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
             try:
                 identity = auth.page(request)
             except AuthError as err:
-                return page("Refused", f"<p class='err'>{e(err.message)}</p>", status=err.status)
+                return refused(None, "Refused", err.message, err.status)
             if identity is None:
                 return to_login()
-            response = await handler(request, identity)
+            try:
+                response = await handler(request, identity)
+            except BadParameter as err:
+                response = refused(identity, "Bad request", str(err), 400, "the page's own links and forms are valid")
+            except RPCError as err:  # Temporal away or overloaded in the middle of a page
+                response = refused(identity, "Temporal unreachable", f"Temporal: {err.message}", 503)
             if identity.token is not None:  # a session opened for the proxy's user
                 auth.set_cookie(request, response, identity.token, identity.session)
             return response
 
         return endpoint
 
+    async def temporal(who: Identity) -> Client | HTMLResponse:
+        try:
+            return await operations.client()
+        except ApiError as err:
+            return refused(who, "Temporal unreachable", err.message, err.status)
+
     async def login_form(request: Request) -> Response:
-        error = request.query_params.get("error")
-        return page(
-            "Sign in",
-            (f'<p class="err">{e(error)}</p>' if error else "")
-            + '<form method="post" action="/ui/login"><p><input name="user" id="login-user" placeholder="name">'
-            '</p><p><input name="password" id="login-password" type="password" placeholder="password"></p>'
-            '<button id="login">Sign in</button></form>',
-        )
+        return render("login.html", title="Sign in", error=request.query_params.get("error"), user=None)
 
     async def login(request: Request) -> Response:
         form = await request.form()
@@ -253,97 +148,203 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
     async def logout(request: Request, who: Identity) -> Response:
         form = await request.form()
         if not csrf_matches(form.get("csrf"), who):
-            return page("Refused", "<p class='err'>the form is stale or forged (CSRF token)</p>", who.user, 403)
+            return refused(who, "Refused", "the form is stale or forged (CSRF token)", 403)
         auth.sessions.revoke(request.cookies.get(COOKIE))
         response = to_login()
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=auth.secure(request))
         return response
 
-    async def pending(request: Request, who: Identity) -> Response:
-        try:
-            temporal = await operations.client()
-        except ApiError as err:
-            return page("Temporal unreachable", f"<p class='err'>{e(err.message)}</p>", who.user, err.status)
-        rows = []
-        # Running runs of every runbook, asked for their view's pending_approval. An incident's
-        # status already says whether it awaits approval, which spares the query for the others.
-        waiting = [
-            (execution.id, execution.workflow_type)
-            async for execution in temporal.list_workflows("ExecutionStatus = 'Running'", limit=PENDING_LIMIT)
-            if execution.workflow_type != INCIDENT_TYPE
-            or runbook_status(await execution.memo(), execution) == "awaiting_approval"
-        ]
+    def no_params(request: Request, *allowed: str) -> None:
+        for name in request.query_params:
+            if name not in allowed:
+                raise BadParameter(name, "this page takes " + (", ".join(allowed) if allowed else "no parameters"))
 
-        async def view_of(workflow_id: str) -> dict[str, Any] | None:
-            try:
-                view = await query_view(temporal.get_workflow_handle(workflow_id))
-            except (RPCError, WorkflowQueryFailedError, ValueError):  # no worker, no view, or not an object
-                return None
-            return view if isinstance(view, dict) else None
-
-        views = await asyncio.gather(*(view_of(workflow_id) for workflow_id, _ in waiting))
-        followups: list[FollowupView] = []
-        for (workflow_id, workflow_type), view in zip(waiting, views, strict=True):
-            followup = as_followup(workflow_type, view) if view is not None else None
-            if followup is not None:
-                followups.append(followup)
-            if view is None or not isinstance(view.get("pending_approval"), dict):
-                continue
-            link = f"/ui/incident?id={quote(workflow_id, safe='')}"
-            incident = as_incident(workflow_type, view)
-            label, severity, service = (
-                (incident.id, incident.severity, incident.service)
-                if incident
-                else (workflow_id, view.get("severity") or "", view.get("service") or "")
-            )
-            rows.append(
-                f'<tr><td><a class="incident run" href="{link}">{e(label)}</a></td><td>{e(workflow_type)}</td>'
-                f"<td>{e(severity or '')}</td><td>{e(service)}</td>"
-                f"<td>{e(shown_of(workflow_type, view).proposed)}</td></tr>"
-            )
-        table = (
-            (
-                "<table id='pending'><tr><th>run</th><th>runbook</th><th>sev</th><th>service</th><th>proposed</th>"
-                "</tr>" + "".join(rows) + "</table>"
-            )
-            if rows
-            else "<p id='none'>nothing awaits approval</p>"
+    async def home(request: Request, who: Identity) -> Response:
+        """What matters now: problems, what awaits approval, every open run, the follow-ups."""
+        no_params(request)
+        client = await temporal(who)
+        if isinstance(client, HTMLResponse):
+            return client
+        runs, cut = await console.open_runs(client, policy)
+        pending = [pending_row(run) for run in runs if run.proposed is not None]
+        followups = [f for f in (as_followup(r.workflow_type, r.view) for r in runs if r.view) if f is not None]
+        return page(
+            who,
+            "Operations console",
+            "home.html",
+            runs=runs,
+            pending=pending,
+            problems=[(run, problem) for run in runs for problem in run.problems],
+            followups=followups_section(followups),
+            cut=console.OPEN_LIMIT if cut else None,
+            now=datetime.now(UTC),
         )
-        logout_form = (
-            f'<form method="post" action="/ui/logout"><input type="hidden" name="csrf" value="{e(who.session.csrf)}">'
-            '<button id="logout">Sign out</button></form>'
-        )
-        return page("Pending approvals", table + followups_section(followups) + logout_form, who.user)
 
-    async def incident(request: Request, who: Identity) -> Response:
+    async def history(request: Request, who: Identity) -> Response:
+        now = datetime.now(UTC)
+        wanted = HistoryFilter.parse(request.query_params, now, tokens)
+        client = await temporal(who)
+        if isinstance(client, HTMLResponse):
+            return client
+        found = await console.closed_runs(client, wanted, policy, now)
+        kinds = sorted({*console.runbook_docs(), *console.LABELS})
+        return page(
+            who,
+            "History",
+            "history.html",
+            f=wanted,
+            history=found,
+            next_link=wanted.link(found.next_page, tokens, now) if found.next_page else None,
+            runbooks=[(kind, console.runbook_label(kind)) for kind in kinds],
+            severities=[s.value for s in Severity],
+            outcomes=list(console.OUTCOMES),
+            now=datetime.now(UTC),
+        )
+
+    async def run_page(request: Request, who: Identity) -> Response:
+        """One run: `id` the workflow id, `run` which of its runs (ids are reused per target; without
+        it, the newest), `done` the answer to the form just sent (sealed for this session)."""
+        no_params(request, "id", "run", "done")
         workflow_id = request.query_params.get("id", "")
+        run_id = request.query_params.get("run", "")
         if not workflow_id:
-            return page("No such run", "<p class='err'>id must be the workflow id of a runbook run</p>", who.user, 404)
+            return refused(who, "No such run", "id must be the workflow id of a runbook run", 404)
+        if run_id and not RUN_ID.fullmatch(run_id):
+            raise BadParameter("run", "a run id as the console's links carry it (a UUID)")
+        client = await temporal(who)
+        if isinstance(client, HTMLResponse):
+            return client
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id or None)
         try:
-            handle = (await operations.client()).get_workflow_handle(workflow_id)
-        except ApiError as err:
-            return page("Temporal unreachable", f"<p class='err'>{e(err.message)}</p>", who.user, err.status)
-        try:
-            workflow_type = (await handle.describe()).workflow_type
-            view = await query_view(handle)
+            description = await handle.describe()
+            view = await handle.query("view", result_type=dict, rpc_timeout=console.VIEW_TIMEOUT)
         except RPCError as err:
-            return page("No such run", f"<p class='err'>{e(err)}</p>", who.user, 404)
+            return refused(who, "No such run", f"{workflow_id}: {err.message}", 404)
         except (WorkflowQueryFailedError, ValueError) as err:
-            return page("No view", f"<p class='err'>{e(workflow_id)} has no operator view: {e(err)}</p>", who.user, 404)
+            return refused(who, "No view", f"{workflow_id} has no operator view: {err}", 404)
         if not isinstance(view, dict):
-            return page("No view", f"<p class='err'>{e(workflow_id)}: its view is not an object</p>", who.user, 404)
-        message = request.query_params.get("msg")
+            return refused(who, "No view", f"{workflow_id}: its view is not an object", 404)
+        run = console.run_from(description, await description.memo(), view, policy)
+        return page(who, title_of(run), "run.html", **(await run_context(run, view, who, request)))
+
+    async def run_context(run: Run, view: dict[str, Any], who: Identity, request: Request) -> dict[str, Any]:
         csrf = who.session.csrf
-        incident = as_incident(workflow_type, view)
-        followup = as_followup(workflow_type, view)
-        if incident is not None:
-            title, body = f"{incident.id}: {incident.summary}", render_incident(incident, csrf, message)
-        elif followup is not None:
-            title, body = f"Follow-up of {followup.incident_id}", render_followup(followup, csrf, message)
-        else:
-            title = f"{workflow_id}: {view.get('summary') or workflow_type}"
-            body = render_run(workflow_id, workflow_type, view, csrf, message)
-        return page(title, body + '<p><a href="/ui">pending approvals</a></p>', who.user)
+        message = answer_shown(request.query_params.get("done", ""), who)
+        followup = as_followup(run.workflow_type, view)
+        typed = console.shown(run.workflow_type, view)
+        readings = console.readings_of(view, policy)
+        queries = [r.query for r in readings if r.query is not None]
+        target = policy.services.get(run.service)
+        region = str(view.get("region") or (target.region if target else "us-east-1"))
+        charts = await console.charts_for(queries, region, read_points) if queries else []
+        judged = console.judged_chart(view)
+        plan = view.get("pending_approval")
+        entries = console.timeline_of(view)
+        calls = view.get("planned_calls")
+        return {
+            "run": run,
+            "view": view,
+            "message": message,
+            "doc": console.runbook_docs().get(run.workflow_type),
+            "steps": console.steps_of(run.workflow_type, view, run.open),
+            "readings": readings,
+            "charts": charts,
+            "judged": judged,
+            "facts": typed.facts if typed else [],
+            "extra": render_followup(followup, csrf, message) if followup else extra_of(view),
+            "followup": followup is not None,
+            "plan": plan if isinstance(plan, dict) else None,
+            "plan_id": (typed.plan_id if typed and typed.plan_id else None) or (plan or {}).get("plan_id"),
+            "proposed": run.proposed,
+            "plan_fields": console.plan_fields(plan) if isinstance(plan, dict) else {},
+            "planned_calls": calls if isinstance(calls, list) else [],
+            "needed": console.approvals_needed(plan, policy) if isinstance(plan, dict) else "",
+            "acknowledge": run.open and run.status in ("awaiting_ack", "unpaged"),
+            "decide": run.open,  # a closed run decides nothing; an open one is its id's newest
+            "approvals": [t for t in entries if re.search(r"approv|reject|four eyes", str(t.get("event", "")))],
+            "entries": entries,
+            "links": links_of(run, view),
+        }
+
+    async def service_page(request: Request, who: Identity) -> Response:
+        no_params(request)
+        name = request.path_params["name"]
+        target = policy.services.get(name)
+        if target is None:
+            return refused(who, "No such service", f"{name}: not a service of the policy", 404, ", ".join(services))
+        client = await temporal(who)
+        if isinstance(client, HTMLResponse):
+            return client
+        runs = await console.service_runs(client, name, policy)
+        marks = console.change_marks(runs)
+        charts = await console.charts_for(
+            console.service_queries(policy, name), target.region, read_points, marks=marks
+        )
+        return page(
+            who,
+            f"Service {name}",
+            "service.html",
+            name=name,
+            target=target,
+            charts=charts,
+            runs=[(run, console.changes_of(run)) for run in runs],
+        )
+
+    def bucket() -> Any:
+        """The reports' bucket's client: the activities' (cached, made under a lock, with short
+        timeouts), from the intake's own AWS configuration; never the CLI's emulator fallback."""
+        from activities import _aws  # boto3 loads on the first report, not when the listener starts
+
+        return _aws.client("s3", policy.reviews.bucket_region)
+
+    async def reports(request: Request, who: Identity) -> Response:
+        no_params(request)
+        try:
+            rows = await console.aws_read(lambda: list_reports(policy.reviews, bucket(), REPORTS_LISTED))
+            error = None
+        except ReportError as err:
+            rows, error = [], str(err)
+        return page(who, "Reports", "reports.html", reports=rows, error=error)
+
+    async def report(request: Request, who: Identity) -> Response:
+        no_params(request)
+        wanted = request.path_params["report"]
+        if REPORT_CHART.fullmatch(wanted):
+            return await chart(wanted)
+        if not REPORT_ID.fullmatch(wanted):
+            raise BadParameter("report", "a report id as `runbook reports` lists them (daily/2026-12-07)")
+        try:
+            text = await console.aws_read(lambda: read_report(policy.reviews, wanted, bucket(), errors="replace"))
+        except ReportError as err:
+            return refused(who, "No such report", str(err), 404)
+        key = f"{REPORTS_PREFIX}{wanted}.md"
+        return page(
+            who, f"Report {wanted}", "report.html", html=report_html(text), bucket=policy.reviews.bucket, key=key
+        )
+
+    async def chart(name: str) -> Response:
+        """A report's PNG chart, read from the bucket (the report's Markdown names it relatively)."""
+
+        def read() -> bytes:
+            answer = bucket().get_object(Bucket=policy.reviews.bucket, Key=f"{REPORTS_PREFIX}{name}")
+            body: bytes = answer["Body"].read()
+            return body
+
+        try:
+            body = await console.aws_read(read)
+        except Exception:  # noqa: BLE001 - any failure to read is "not there" to the browser
+            return Response("no such chart", 404, media_type="text/plain")
+        return Response(body, media_type="image/png")
+
+    def answer_shown(done: str, who: Identity) -> str | None:
+        """The answer an action redirected with, only when this console sealed it for this session:
+        a link cannot put words of its own on the console's page."""
+        if not done:
+            return None
+        try:
+            return tokens.open(answer_for(who), done).decode(errors="replace")
+        except BadParameter:
+            return None
 
     def decide(action: str, field: str) -> Handler:
         """Approve or reject from the page's form."""
@@ -361,14 +362,19 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
         async def endpoint(request: Request, who: Identity) -> Response:
             form = await request.form()
             if not csrf_matches(form.get("csrf"), who):
-                return page("Refused", "<p class='err'>the form is stale or forged (CSRF token)</p>", who.user, 403)
+                return refused(who, "Refused", "the form is stale or forged (CSRF token)", 403)
             workflow_id = str(form.get("id", ""))
+            run_id = str(form.get("run", ""))  # the run the page showed: the action goes to that run's chain
+            if run_id and not RUN_ID.fullmatch(run_id):
+                raise BadParameter("run", "a run id as the console's pages carry it (a UUID)")
             fields = fields_of(form)
             try:
-                message = (await operations.act(who.user, action, workflow_id, fields)).message
+                message = (await operations.act(who.user, action, workflow_id, fields, run_id or None)).message
             except ApiError as err:
                 message = f"refused: {err.message}"
-            return RedirectResponse(f"/ui/incident?id={quote(workflow_id, safe='')}&msg={quote(message)}", 303)
+            done = tokens.seal(answer_for(who), message[:MESSAGE].encode())
+            # Back to the newest run under the id: the one acted on, or what it continued as.
+            return RedirectResponse(f"/ui/incident?{urlencode({'id': workflow_id, 'done': done})}", 303)
 
         return endpoint
 
@@ -376,14 +382,93 @@ def ui_routes(auth: Auth, operations: Operations) -> list[Route]:
         Route("/ui/login", login_form, methods=["GET"]),
         Route("/ui/login", login, methods=["POST"]),
         Route("/ui/logout", signed_in(logout), methods=["POST"]),
-        Route("/ui", signed_in(pending), methods=["GET"]),
-        Route("/ui/incident", signed_in(incident), methods=["GET"]),
+        Route("/ui", signed_in(home), methods=["GET"]),
+        Route("/ui/history", signed_in(history), methods=["GET"]),
+        Route("/ui/incident", signed_in(run_page), methods=["GET"]),
+        Route("/ui/services/{name}", signed_in(service_page), methods=["GET"]),
+        Route("/ui/reports", signed_in(reports), methods=["GET"]),
+        Route("/ui/reports/{report:path}", signed_in(report), methods=["GET"]),
+        Route("/ui/acknowledge", signed_in(form_action("acknowledge", note_fields)), methods=["POST"]),
+        Route("/ui/comment", signed_in(form_action("comment", comment_fields)), methods=["POST"]),
         Route("/ui/approve", signed_in(decide("approve", "comment")), methods=["POST"]),
         Route("/ui/reject", signed_in(decide("reject", "reason")), methods=["POST"]),
         Route("/ui/action/add", signed_in(form_action("add_action_item", add_fields)), methods=["POST"]),
         Route("/ui/action/done", signed_in(form_action("close_action_item", done_fields)), methods=["POST"]),
         Route("/ui/action/drop", signed_in(form_action("close_action_item", drop_fields)), methods=["POST"]),
     ]
+
+
+def note_fields(form: Mapping[str, Any]) -> dict[str, Any]:
+    return {"note": str(form.get("note", "")).strip() or None}
+
+
+def comment_fields(form: Mapping[str, Any]) -> dict[str, Any]:
+    return {"text": str(form.get("text", "")).strip()}
+
+
+def pending_row(run: Run) -> dict[str, Any]:
+    """The awaiting-approval table's row: an incident by its incident id, any other run by its
+    workflow id."""
+    view = run.view or {}
+    return {
+        "workflow_id": run.workflow_id,
+        "label": view.get("id")
+        if run.workflow_type == "IncidentResponseWorkflow" and view.get("id")
+        else run.workflow_id,
+        "workflow_type": run.workflow_type,
+        "severity": run.severity,
+        "service": run.service,
+        "proposed": run.proposed,
+    }
+
+
+def title_of(run: Run) -> str:
+    view = run.view or {}
+    if run.workflow_type == "PostIncidentWorkflow" and view.get("incident_id"):
+        return f"Follow-up of {view['incident_id']}"
+    label = view.get("id") or run.workflow_id
+    summary = run.summary if len(run.summary) <= TITLE_SUMMARY else run.summary[: TITLE_SUMMARY - 1] + "…"
+    return f"{label}: {summary or run.runbook}"
+
+
+def extra_of(view: Mapping[str, Any]) -> Markup | None:
+    failover = view.get("failover")
+    if not failover:
+        return None
+    link = f"/ui/incident?id={quote(str(failover), safe='')}"
+    return Markup(
+        '<p id="failover">The region is down: handed to <a href="{}">{}</a>, which confirms, checks readiness and '
+        "asks its own approvers.</p>"
+    ).format(link, failover)
+
+
+def links_of(run: Run, view: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """Where else the run is: its PagerDuty incident, its follow-up (the post-mortem) or the
+    incident it follows up, its failover, its report."""
+    links: list[tuple[str, str | None]] = []
+    pagerduty = view.get("pagerduty")
+    if isinstance(pagerduty, dict) and pagerduty.get("html_url"):
+        url = str(pagerduty["html_url"])
+        label = f"PagerDuty incident {pagerduty.get('incident_id') or ''}".strip()
+        # Linked only over https: a javascript: or data: URL from the view stays text.
+        links.append((label, url) if url.startswith("https://") else (f"{label} ({url})", None))
+    if run.workflow_type == "IncidentResponseWorkflow" and view.get("id") and not run.open:
+        followup = postincident_workflow_id(str(view["id"]))
+        links.append(("post-mortem and action items (follow-up run)", f"/ui/incident?id={quote(followup, safe='')}"))
+    if view.get("incident_workflow_id"):
+        links.append(("the incident", f"/ui/incident?id={quote(str(view['incident_workflow_id']), safe='')}"))
+    if view.get("postmortem_uri"):
+        links.append((f"post-mortem draft {view['postmortem_uri']}", "#followup"))
+    for key in ("uri", "report_uri"):
+        uri = str(view.get(key) or "")
+        if uri.endswith(".md") and f"/{REPORTS_PREFIX}" in uri:
+            links.append(("report", "/ui/reports/" + uri.split(f"/{REPORTS_PREFIX}", 1)[1].removesuffix(".md")))
+    return links
+
+
+def answer_for(who: Identity) -> str:
+    """What an action's answer is sealed for: the session that sent the form."""
+    return "answer\0" + who.session.csrf
 
 
 def csrf_matches(offered: object, who: Identity) -> bool:

@@ -1183,8 +1183,10 @@ async def cmd_schedules(client: Client, args: argparse.Namespace, config: settin
 
 async def _schedule_verb(client: Client, args: argparse.Namespace) -> str:
     if args.verb == "trigger":
-        await schedules.trigger(client, args.name)
-        return f"triggered {args.name}: `runbook schedules` shows its run"
+        started = await schedules.trigger(client, args.name)
+        if started is None:
+            return f"asked {args.name} to run: not started yet (its overlap policy may hold it behind a running one)"
+        return f"triggered {args.name}: started {started}"
     if args.verb in ("pause", "unpause"):
         reason = (args.reason or "").strip()
         if args.verb == "pause" and not reason:
@@ -1268,7 +1270,7 @@ def cmd_report(args: argparse.Namespace, config: settings.Settings) -> None:
     try:
         print(reports.read_report(_policy(config).reviews, args.id), end="")
     except reports.ReportError as err:
-        raise CliError(f"report: {err}", code=2 if "no report" in str(err) else 3) from None
+        raise CliError(f"report: {err}", code=2 if isinstance(err, reports.NoSuchReport) else 3) from None
 
 
 # The reports are read from the bucket, without Temporal.

@@ -4,7 +4,8 @@ key without `reports/` and `.md`: `daily/2026-12-07`.
 
 boto3's usual chain finds the bucket (AWS_ENDPOINT_URL, credentials); a shell with no AWS
 credentials at all reads the local stack's emulator (MOTO_PORT, default 5000), as `runbook
-demo` does.
+demo` does. The intake passes its own client (`s3=`): no fallback there, and nothing in its
+environment changes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from contracts.reviews import REPORTS_PREFIX
 
 class ReportError(ValueError):
     """A report that cannot be read; the message says which and why."""
+
+
+class NoSuchReport(ReportError):
+    """No report by that id in the bucket (the bucket itself answered)."""
 
 
 class ReportRow(Strict):
@@ -50,13 +55,17 @@ def report_id(key: str) -> str:
     return key.removeprefix(REPORTS_PREFIX).removesuffix(".md")
 
 
-def list_reports(reviews: ReviewPolicy) -> list[ReportRow]:
-    """Every report in the bucket, newest first, with the charts stored next to it."""
-    s3 = _s3(reviews.bucket_region)
+def list_reports(reviews: ReviewPolicy, s3: Any = None, limit: int | None = None) -> list[ReportRow]:
+    """Every report in the bucket (of its first `limit` objects, when given), newest first, with
+    the charts stored next to it; read with `s3`, else the CLI's client."""
+    s3 = s3 or _s3(reviews.bucket_region)
     objects: list[dict[str, Any]] = []
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=reviews.bucket, Prefix=REPORTS_PREFIX):
             objects += page.get("Contents", [])
+            if limit is not None and len(objects) >= limit:
+                objects = objects[:limit]
+                break
     except (ClientError, BotoCoreError) as err:
         raise ReportError(f"cannot list {_where(reviews)}: {err}") from None
     keys = {o["Key"] for o in objects}
@@ -74,15 +83,15 @@ def list_reports(reviews: ReviewPolicy) -> list[ReportRow]:
     return sorted(rows, key=lambda row: (row.id.rpartition("/")[2], row.id), reverse=True)
 
 
-def read_report(reviews: ReviewPolicy, report: str) -> str:
+def read_report(reviews: ReviewPolicy, report: str, s3: Any = None, errors: str = "strict") -> str:
     key = f"{REPORTS_PREFIX}{report_id(report)}.md"
     try:
-        answer = _s3(reviews.bucket_region).get_object(Bucket=reviews.bucket, Key=key)
+        answer = (s3 or _s3(reviews.bucket_region)).get_object(Bucket=reviews.bucket, Key=key)
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            raise ReportError(f"no report {report!r} in {_where(reviews)} (`runbook reports` lists them)") from None
+            raise NoSuchReport(f"no report {report!r} in {_where(reviews)} (`runbook reports` lists them)") from None
         raise ReportError(f"cannot read s3://{reviews.bucket}/{key}: {err}") from None
     except BotoCoreError as err:
         raise ReportError(f"cannot read s3://{reviews.bucket}/{key}: {err}") from None
     body: bytes = answer["Body"].read()
-    return body.decode()
+    return body.decode(errors=errors)

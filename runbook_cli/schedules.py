@@ -10,9 +10,11 @@ a Schedule an operator paused alone unless its declaration changed.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from temporalio.client import (
     Client,
     Schedule,
@@ -41,6 +43,7 @@ from contracts.schedules import (
     ScheduleSpec,
     WatchdogInput,
 )
+from contracts.trend_reviews import TrendInput
 
 MAX_BACKFILL = timedelta(days=31)
 OVERLAP = {
@@ -67,7 +70,14 @@ def input_for(spec: ScheduleSpec) -> Any:
     if spec.runbook == "maintenance" and spec.maintenance is not None:
         # what the window does is read by the run from the worker's policy, not from here
         return MaintenanceInput(service=spec.maintenance.service, opened_by=f"schedule {spec.name}", schedule=spec.name)
+    if spec.runbook in ("weekly-review", "capacity-review"):
+        return TrendInput(started_by=f"schedule {spec.name}")
     raise ScheduleError(f"schedule {spec.name}: no input known for runbook {spec.runbook}")  # pragma: no cover
+
+
+def fingerprint(spec: ScheduleSpec, task_queue: str) -> str:
+    """The declaration's fingerprint with the input its runs start with, as JSON."""
+    return spec.fingerprint(task_queue, to_jsonable_python(input_for(spec)))
 
 
 def temporal_schedule(spec: ScheduleSpec, task_queue: str) -> Schedule:
@@ -77,7 +87,7 @@ def temporal_schedule(spec: ScheduleSpec, task_queue: str) -> Schedule:
             input_for(spec),
             id=spec.name,  # Temporal appends the nominal start time: one id per run
             task_queue=task_queue,
-            memo={"managed_by": MANAGED_BY, "fingerprint": spec.fingerprint(task_queue), "cron": spec.cron},
+            memo={"managed_by": MANAGED_BY, "fingerprint": fingerprint(spec, task_queue), "cron": spec.cron},
         ),
         spec=TemporalSpec(cron_expressions=[spec.cron], jitter=spec.jitter, time_zone_name="UTC"),
         policy=SchedulePolicy(overlap=OVERLAP[spec.overlap], catchup_window=spec.catchup_window),
@@ -125,7 +135,7 @@ async def apply(client: Client, policy: Policy, task_queue: str) -> list[Schedul
             else:
                 changes.append(ScheduleChange(name=spec.name, change="created", detail=spec.cron))
                 continue
-        if await _fingerprint(client, schedule_id) == spec.fingerprint(task_queue):
+        if await _fingerprint(client, schedule_id) == fingerprint(spec, task_queue):
             changes.append(ScheduleChange(name=spec.name, change="unchanged", detail=spec.cron))
             continue
 
@@ -196,9 +206,31 @@ async def rows(client: Client) -> list[ScheduleRow]:
     return found
 
 
-async def trigger(client: Client, name: str) -> None:
-    """The schedule's action now (its overlap policy applies)."""
-    await (await _known(client, name)).trigger()
+TRIGGER_WAIT = 10.0  # seconds `trigger` waits to see what the schedule made of it
+
+
+async def trigger(client: Client, name: str) -> str | None:
+    """The schedule's action now (its overlap policy applies). Returns the workflow id of the
+    run it started; raises ScheduleError when the overlap policy skipped it (a run still
+    running); None when it is neither (buffered behind the running one, or not seen yet).
+
+    Temporal takes a trigger and decides later: the counts the schedule keeps say which way."""
+    handle = await _known(client, name)
+    before = (await handle.describe()).info
+    await handle.trigger()
+    deadline = asyncio.get_running_loop().time() + TRIGGER_WAIT
+    while asyncio.get_running_loop().time() < deadline:
+        info = (await handle.describe()).info
+        if info.num_actions > before.num_actions:
+            started = info.recent_actions[-1].action if info.recent_actions else None
+            return started.workflow_id if isinstance(started, ScheduleActionExecutionStartWorkflow) else None
+        if info.num_actions_skipped_overlap > before.num_actions_skipped_overlap:
+            running = ", ".join(r.workflow_id for r in info.running_actions) or "a run"
+            raise ScheduleError(
+                f"{name}: not started: {running} is still running and the overlap policy skips (started nothing)"
+            )
+        await asyncio.sleep(0.2)
+    return None
 
 
 def _handle(client: Client, name: str) -> Any:

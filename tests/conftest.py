@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -89,12 +90,8 @@ DEV_SERVER_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """One time-skipping server per test module. Shared by the whole session, a server stopped
-    skipping for good after some of the incident tests (an update racing a run's end leaves the
-    Java test server holding a time-skipping lock, as far as we could tell): every later test
-    that waits on a timer then hung until pytest-timeout."""
+@contextlib.asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(VENV_BIN / "temporal-test-server"),
@@ -106,6 +103,26 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping server per test module. Shared by the whole session, a server stopped
+    skipping for good after some of the incident tests (an update racing a run's end leaves the
+    Java test server holding a time-skipping lock, as far as we could tell): every later test
+    that waits on a timer then hung until pytest-timeout."""
+    async with time_skipping_server() as env:
+        yield env
+
+
+@pytest.fixture
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server for one test (about a second to start). After a run closes with
+    work in flight (terminated mid-activity, or ended right after an update), the test server
+    holds its clock for about 30 s before the next skip: a test that skips several times after
+    another test on a shared server waited 30 s per skip (90 s for the escalation ladder)."""
+    async with time_skipping_server() as env:
+        yield env
 
 
 @pytest.fixture(scope="session")

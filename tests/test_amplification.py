@@ -43,6 +43,7 @@ class HeldHandoff:
 
     def __init__(self) -> None:
         self.batches: list[tuple[str, list[Alert], bool]] = []
+        self.run_ids: list[str | None] = []  # the run each hand-over was aimed at, if known
         self.release = asyncio.Event()
         self.release.set()
         self.run_id = "run-1"
@@ -51,9 +52,16 @@ class HeldHandoff:
         self.failing = "incident/svc/eu-west-1"  # the target whose hand-overs fail when `fail` is set
 
     async def batch(
-        self, workflow_id: str, alerts: list[Alert], opened_by: str, start: bool, runbook: str = "incident"
+        self,
+        workflow_id: str,
+        alerts: list[Alert],
+        opened_by: str,
+        start: bool,
+        runbook: str = "incident",
+        run_id: str | None = None,
     ) -> tuple[bool, str | None]:
         self.batches.append((workflow_id, alerts, start))
+        self.run_ids.append(run_id)
         await self.release.wait()
         if self.fail is not None and workflow_id == self.failing:
             raise self.fail
@@ -83,6 +91,7 @@ async def test_alerts_arriving_during_a_hand_over_go_together_in_the_next() -> N
     assert set(joined) == {"incident/svc/eu-west-1"}
     assert [len(alerts) for _, alerts, _ in handoff.batches] == [1, 29]
     assert [a.summary for a in handoff.batches[1][1]] == [f"alert {n}" for n in range(1, 30)]  # in arrival order
+    assert handoff.run_ids == [None, "run-1"]  # the second goes to the run the first reached
 
 
 async def test_a_failed_hand_over_fails_every_alert_it_carried_and_no_other() -> None:

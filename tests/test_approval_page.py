@@ -80,6 +80,41 @@ async def test_sign_in_is_required_and_forms_need_their_csrf_token(page: Page) -
     assert still.pending_approval is not None and still.decision is None
 
 
+FORM_ROUTES = {
+    "/ui/approve": {"plan_id": "p", "comment": "forged"},
+    "/ui/reject": {"plan_id": "p", "reason": "forged"},
+    "/ui/acknowledge": {"note": "forged"},
+    "/ui/comment": {"text": "forged comment"},
+    "/ui/action/add": {"owner": "bob", "text": "forged item", "due": "2030-01-01"},
+    "/ui/action/done": {"item": "A1", "evidence": "forged"},
+    "/ui/action/drop": {"item": "A1", "reason": "forged"},
+}
+
+
+async def test_every_form_route_refuses_a_missing_or_another_sessions_csrf_token(page: Page) -> None:
+    """Each of the console's POST routes checks the session's CSRF token before anything else: a
+    form without one, or with another session's, is a 403 and the run's timeline is unchanged."""
+    link = f"/ui/incident?id={quote(page.workflow_id, safe='')}"
+    before = await page.handle.query(IncidentResponseWorkflow.view)
+    async with signed_in(page, "bob") as mine, signed_in(page, "bob") as other:
+        theirs = form_value((await other.get(link)).text, "csrf")
+        plan_id = before.pending_approval.plan_id
+        for route, fields in FORM_ROUTES.items():
+            data = {"id": page.workflow_id, **fields, **({"plan_id": plan_id} if "plan_id" in fields else {})}
+            for csrf in (None, "", theirs):
+                sent = data if csrf is None else {**data, "csrf": csrf}
+                answer = await mine.post(route, data=sent)
+                assert answer.status_code == 403 and "CSRF" in answer.text, (route, csrf, answer.status_code)
+        shown = (await mine.get(link)).text
+        assert form_value(shown, "run") == (await page.handle.describe()).run_id  # the forms name the run shown
+        csrf = form_value(shown, "csrf")
+        for run in ("../x", "not-a-run"):
+            bad = await mine.post("/ui/comment", data={"id": page.workflow_id, "run": run, "csrf": csrf, "text": "x"})
+            assert bad.status_code == 400 and "run: " in bad.text
+    after = await page.handle.query(IncidentResponseWorkflow.view)
+    assert after.timeline == before.timeline and after.decision is None and after.pending_approval is not None
+
+
 def form_value(text: str, name: str) -> str:
     return text.split(f'name="{name}" value="')[1].split('"')[0]
 

@@ -366,13 +366,21 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     # apply changes nothing), triggered now; the open item is in the digest stored in the bucket,
     # the review's report (with its chart) is listed and printed by the CLI
     applied = sorted(line.split()[:2] for line in cli(stack, "schedules", "apply").stdout.splitlines())
-    expected = [["unchanged", name] for name in ("daily-performance-review", "followup-digest", "schedule-watchdog")]
+    names = (
+        "daily-performance-review",
+        "followup-digest",
+        "monthly-capacity-review",
+        "schedule-watchdog",
+        "weekly-performance-review",
+    )
+    expected = [["unchanged", name] for name in names]
     assert applied == expected, applied
     digest_schedule = schedule_row(stack, "followup-digest")
     assert digest_schedule["cron"] == "0 8 * * 1" and not digest_schedule["paused"]
     unknown = cli(stack, "schedules", "trigger", "nightly", check=False)
     assert unknown.returncode == 2 and "no schedule 'nightly'" in unknown.stderr
-    cli(stack, "schedules", "trigger", "followup-digest")
+    triggered = cli(stack, "schedules", "trigger", "followup-digest").stdout
+    assert triggered.startswith("triggered followup-digest: started followup-digest-"), triggered
     cli(stack, "schedules", "trigger", "daily-performance-review")  # last night, from the seeded history
     deadline = time.monotonic() + 60
     while {schedule_row(stack, name)["last_outcome"] for name in ("followup-digest", "daily-performance-review")} != {
@@ -499,11 +507,18 @@ def followup_windows(stack: Stack, **windows: str) -> Iterator[None]:
     original = path.read_text()
     policy = yaml.safe_load(original)
     policy["postincident"].update(windows)
-    path.write_text(yaml.safe_dump(policy))
+    replace_file(path, yaml.safe_dump(policy))
     try:
         yield
     finally:
-        path.write_text(original)
+        replace_file(path, original)
+
+
+def replace_file(path: Path, text: str) -> None:
+    """All at once: a worker reading the policy meanwhile reads the old file or the new one."""
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def s3(stack: Stack) -> Any:

@@ -113,7 +113,7 @@ async def test_items_are_added_done_and_dropped_through_the_page_four_eyes_on_dr
         added = await submit(alice, page, "add", owner="alice", text=HTML_TEXT, due="7d")
         assert message_of(added).startswith("A1 added: owner alice")
         assert HTML_TEXT not in added and "<script>" not in added  # the item's text, escaped
-        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; guard &lt;b&gt;deploys&lt;/b&gt; &amp;" in added
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; guard &lt;b&gt;deploys&lt;/b&gt; &amp;" in added
         view = await page.view()
         assert [(i.item_id, i.text, i.owner, i.added_by) for i in view.items] == [("A1", HTML_TEXT, "alice", "alice")]
         assert timedelta(days=7) - timedelta(minutes=5) < view.items[0].due - view.now <= timedelta(days=7)

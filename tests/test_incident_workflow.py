@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -41,6 +42,7 @@ from contracts import (
     RemediationAction,
     Severity,
 )
+from contracts.post_incident import postincident_workflow_id
 from signing import Signer
 from starter import open_or_join_incident
 from tests.fakes import CURRENT, PREVIOUS, FakePlatform, skip_time
@@ -59,6 +61,7 @@ class Harness:
     policy: Policy
     fake: FakePlatform
     scale: float
+    opened: list[WorkflowHandle] = dataclasses.field(default_factory=list)
 
     def after(self, duration: timedelta, extra: float = 1.05) -> timedelta:
         """A policy duration, a little past it."""
@@ -89,7 +92,20 @@ class Harness:
             severity=severity,
             received_at=datetime.now(UTC),
         )
-        return await open_or_join_incident(self.client, alert, "tester", self.task_queue, await self.intake())
+        handle = await open_or_join_incident(self.client, alert, "tester", self.task_queue, await self.intake())
+        self.opened.append(handle)
+        return handle
+
+    async def close_leftovers(self) -> None:
+        """Ends the follow-ups that closed incidents started: abandoned children on this test's
+        queue, whose workflow task no worker here can run (it fails, and is retried for ever)."""
+        for handle in self.opened:
+            with contextlib.suppress(RPCError):
+                incident_id = await (await handle.describe()).memo_value("incident_id", default=None)
+                if incident_id is not None:
+                    await self.client.get_workflow_handle(postincident_workflow_id(str(incident_id))).terminate(
+                        "the test is over"
+                    )
 
     async def until(self, handle: WorkflowHandle, check: Callable[[IncidentView], bool]) -> IncidentView:
         last: IncidentView | None = None
@@ -120,7 +136,7 @@ class Harness:
 def server(request: pytest.FixtureRequest) -> tuple[WorkflowEnvironment, float]:
     """Which server, and how much of the policy's time to spend on it."""
     if request.param == "time-skipping":
-        return request.getfixturevalue("time_skipping_env"), 1.0
+        return request.getfixturevalue("own_time_skipping_env"), 1.0
     return request.getfixturevalue("dev_env"), 1 / 300
 
 
@@ -144,7 +160,7 @@ async def _harness(env: WorkflowEnvironment, scale: float) -> AsyncIterator[Harn
     async with Worker(
         env.client, task_queue=task_queue, workflows=[IncidentResponseWorkflow], activities=fake.activities()
     ):
-        yield Harness(
+        harness = Harness(
             env=env,
             client=signing_client(env.client, env.get_current_time if scale == 1.0 else None),
             task_queue=task_queue,
@@ -152,6 +168,10 @@ async def _harness(env: WorkflowEnvironment, scale: float) -> AsyncIterator[Harn
             fake=fake,
             scale=scale,
         )
+        try:
+            yield harness
+        finally:
+            await harness.close_leftovers()
 
 
 async def test_happy_path_rolls_back_verifies_and_resolves(harness: Harness) -> None:

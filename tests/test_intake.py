@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -463,6 +463,30 @@ async def test_the_condition_clears_only_when_every_alert_that_fired_resolved(in
     view = await intake.until(lambda v: any(e.event == "proposal withdrawn" for e in v.timeline))
     assert view.remediation is None
     await handle.terminate("test done")
+
+
+async def test_a_firing_alert_after_its_run_closed_opens_a_new_one(intake: Intake) -> None:
+    """The intake aims a target's next alerts at the run its last hand-over reached (a plain
+    signal, cheaper for the server in a storm); once that run has closed, the next firing alert
+    still opens a new run (signal-with-start), and is not lost or refused."""
+    fire = {"id": "c-1", "service": intake.service, "summary": "down", "severity": "P0"}
+    assert (await intake.post("/v1/alerts", fire)).status_code == 202
+    await intake.until(lambda v: v.alert_count == 1)
+    handle = intake.client.get_workflow_handle(intake.workflow_id())
+    first_run = (await handle.describe()).run_id
+    assert (await intake.post("/v1/alerts", {**fire, "id": "c-2"})).status_code == 202
+    await intake.until(lambda v: v.alert_count == 2)
+    assert (await handle.describe()).run_id == first_run  # joined the run it knew
+
+    await handle.terminate("closed for the test")
+    assert (await intake.post("/v1/alerts", {**fire, "id": "c-3"})).status_code == 202
+    latest = await intake.client.get_workflow_handle(intake.workflow_id()).describe()
+    assert latest.run_id != first_run and latest.status == WorkflowExecutionStatus.RUNNING
+    await intake.until(lambda v: v.alert_count == 1)  # the new run has the alert
+    assert (await intake.post("/v1/alerts", {**fire, "id": "c-4"})).status_code == 202
+    await intake.until(lambda v: v.alert_count == 2)  # and the next joins it
+    assert (await intake.client.get_workflow_handle(intake.workflow_id()).describe()).run_id == latest.run_id
+    await intake.client.get_workflow_handle(intake.workflow_id()).terminate("test done")
 
 
 # --------------------------------------------------------------------------- bad input

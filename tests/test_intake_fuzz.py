@@ -41,7 +41,13 @@ class AcceptingHandoff:
         return f"incident/{alert.service}/{alert.region}"
 
     async def batch(
-        self, workflow_id: str, alerts: list[Alert], opened_by: str, start: bool, runbook: str = "incident"
+        self,
+        workflow_id: str,
+        alerts: list[Alert],
+        opened_by: str,
+        start: bool,
+        runbook: str = "incident",
+        run_id: str | None = None,
     ) -> tuple[bool, str | None]:
         self.taken.extend(alerts)
         return True, "run" if start else None
@@ -191,10 +197,13 @@ FORM_ENDPOINTS = [
     "/ui/logout",
     "/ui/approve",
     "/ui/reject",
+    "/ui/acknowledge",
+    "/ui/comment",
     *(f"/ui/action/{verb}" for verb in ("add", "done", "drop")),  # a follow-up's action items
 ]
 FORM_FIELDS = {"user": "alice", "password": "alice-password", "csrf": SESSION_ALICE.csrf, "id": "incident/x/y"}
 FORM_FIELDS.update(plan_id="p1", comment="ok", reason="no", owner="bob", text="t", due="14d", item="A1", evidence="e")
+FORM_FIELDS.update(note="n")
 VALID_OPERATOR = {
     "/auth/login": {"user": "alice", "password": "alice-password"},
     "/api/v1/incidents": {"service": "fuzz-svc", "severity": "sev2", "summary": "x"},

@@ -29,6 +29,8 @@ from contracts.reviews import (
     ChartRequest,
     IncidentsRequest,
     OvernightIncident,
+    RaisedAlert,
+    ReviewAlert,
     ReviewInput,
     ReviewResult,
     judge,
@@ -134,6 +136,7 @@ class FakeStack:
         self.stored: list[StoreReport] = []
         self.charted: list[ChartRequest] = []
         self.asked: list[IncidentsRequest] = []
+        self.alerts: list[ReviewAlert] = []
 
     @activity.defn(name="load_policy")
     async def load_policy(self) -> Policy:
@@ -174,8 +177,20 @@ class FakeStack:
         self.stored.append(request)
         return StoredReport(uri=f"s3://{request.bucket}/{request.key}", bytes=len(request.body))
 
+    @activity.defn(name="raise_review_alert")
+    async def raise_review_alert(self, alert: ReviewAlert) -> RaisedAlert:
+        self.alerts.append(alert)
+        return RaisedAlert(status=202, answer={"fake": True})
+
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.load_policy, self.read_series, self.incidents_started, self.chart_review, self.store_report]
+        return [
+            self.load_policy,
+            self.read_series,
+            self.incidents_started,
+            self.chart_review,
+            self.store_report,
+            self.raise_review_alert,
+        ]
 
 
 async def test_a_run_at_nine_judges_the_night_and_reports_a_breach_and_how_long(
@@ -220,6 +235,10 @@ async def test_a_run_at_nine_judges_the_night_and_reports_a_breach_and_how_long(
     assert f"![overnight]({nine:%Y-%m-%d}-overview.png)" in result.markdown
     assert "p95_latency_ms **critical** 03:00-04:15 UTC (75m), worst 2,600" in result.markdown
     assert stack.charted[0].key == f"reports/daily/{nine:%Y-%m-%d}-overview.png"
+    # the critical night went to the intake once, the report linked
+    [alert] = stack.alerts
+    assert alert.review == f"daily/{nine:%Y-%m-%d}" and alert.report == result.uri and alert.severity == "high"
+    assert "p95_latency_ms" in alert.summary and result.escalated is not None
 
 
 async def test_a_review_of_a_service_the_policy_does_not_have_fails_naming_it(
@@ -258,6 +277,7 @@ async def test_a_clean_night_from_its_schedule_on_the_dev_server(dev_env: Workfl
             await handle.trigger()
             result = await _scheduled_result(client, task_queue)
             assert result.level == "ok" and all(not j.breaches for j in result.judgements)
+            assert stack.alerts == [] and result.escalated is None
             assert "**OK**: every service level held all night." in result.markdown
             assert "## Breaches\n\nNone." in result.markdown
             assert result.window.end - result.window.start == timedelta(hours=15)
@@ -267,6 +287,23 @@ async def test_a_clean_night_from_its_schedule_on_the_dev_server(dev_env: Workfl
             await keep_history(client.get_workflow_handle(runs[0].id), HISTORIES / "daily.json")
     finally:
         await handle.delete()
+
+
+async def test_a_critical_night_on_the_dev_server_sends_one_alert(dev_env: WorkflowEnvironment) -> None:
+    window = review_window("daily", datetime.now(UTC), demo_policy().reviews)
+    bad = (window.end - timedelta(hours=5), window.end - timedelta(hours=4), 2600.0)
+    stack = FakeStack(demo_policy(), bad)
+    task_queue = f"review-{uuid.uuid4()}"
+    async with Worker(
+        dev_env.client, task_queue=task_queue, workflows=[PerformanceReviewWorkflow], activities=stack.activities()
+    ):
+        handle = await dev_env.client.start_workflow(
+            PerformanceReviewWorkflow.run, ReviewInput(), id=f"review-{uuid.uuid4()}", task_queue=task_queue
+        )
+        result = await handle.result()
+        await keep_history(handle, HISTORIES / "daily-critical.json")
+    assert result.level == "critical" and [a.review for a in stack.alerts] == [f"daily/{window.name}"]
+    assert result.escalated is not None and stack.alerts[0].report == result.uri
 
 
 async def _scheduled_result(client: Client, task_queue: str) -> ReviewResult:
@@ -340,7 +377,7 @@ def test_the_seeded_night_is_read_judged_charted_stored_and_listed(aws_env: Moto
     [row] = reports.list_reports(reviews)
     assert row.id == "daily/2026-01-15" and row.charts == [chart.key] and row.bytes == len("# night\n")
     assert reports.read_report(reviews, "daily/2026-01-15") == "# night\n"
-    with pytest.raises(reports.ReportError, match="no report 'daily/1999-01-01'"):
+    with pytest.raises(reports.NoSuchReport, match="no report 'daily/1999-01-01'"):
         reports.read_report(reviews, "daily/1999-01-01")
 
 

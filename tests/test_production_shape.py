@@ -144,8 +144,8 @@ def test_image_installs_only_the_production_package() -> None:
     assert not packages & NOT_PRODUCTION, "the installed package lists local-stack or test code"
     copied = dockerfile_copies()
     assert not copied & NOT_PRODUCTION, f"the image copies {copied & NOT_PRODUCTION}"
-    # everything `pip install .` needs, and nothing else but the default policy
-    assert copied == packages | modules | {"pyproject.toml", "README.md", "policy"}
+    # everything `pip install .` needs, and nothing else but the default policy and the human runbooks (the console)
+    assert copied == packages | modules | {"pyproject.toml", "README.md", "policy", "runbooks"}
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert "secrets" in ignored and ".venv" in ignored
 

@@ -11,6 +11,7 @@ import pytest
 from settings import PROJECT_ROOT
 from workflows import (
     bedrock_connectivity,
+    capacity_review,
     followup_digest,
     incident_response,
     maintenance_window,
@@ -20,8 +21,10 @@ from workflows import (
     region_failover,
     scaling_decision,
     schedule_watchdog,
+    weekly_review,
 )
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
+from workflows.capacity_review import CapacityReviewWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.maintenance_window import MaintenanceWindowWorkflow
@@ -31,6 +34,7 @@ from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
 from workflows.schedule_watchdog import ScheduleWatchdogWorkflow
+from workflows.weekly_review import WeeklyReviewWorkflow
 
 RUNBOOKS = [
     (PROJECT_ROOT / "runbooks" / "p0-incident-response.md", IncidentResponseWorkflow, incident_response.STEPS),
@@ -51,6 +55,8 @@ RUNBOOKS = [
     ),
     (PROJECT_ROOT / "runbooks" / "schedule-watchdog.md", ScheduleWatchdogWorkflow, schedule_watchdog.STEPS),
     (PROJECT_ROOT / "runbooks" / "maintenance.md", MaintenanceWindowWorkflow, maintenance_window.STEPS),
+    (PROJECT_ROOT / "runbooks" / "weekly-review.md", WeeklyReviewWorkflow, weekly_review.STEPS),
+    (PROJECT_ROOT / "runbooks" / "capacity-planning.md", CapacityReviewWorkflow, capacity_review.STEPS),
 ]
 IDS = [path.stem for path, _, _ in RUNBOOKS]
 

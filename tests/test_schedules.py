@@ -85,7 +85,9 @@ async def listed_soon(client: Client, wanted: set[str]) -> None:
     raise AssertionError(f"listed {await managed(client)}, wanted {sorted(wanted)}")
 
 
-async def test_apply_creates_then_changes_nothing_updates_removes_and_leaves_others_alone(clean: Client) -> None:
+async def test_apply_creates_then_changes_nothing_updates_removes_and_leaves_others_alone(
+    clean: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = clean
     other = f"someone-else-{uuid.uuid4().hex[:6]}"
     await client.create_schedule(
@@ -139,10 +141,32 @@ async def test_apply_creates_then_changes_nothing_updates_removes_and_leaves_oth
         assert all(t.hour == 9 for t in row.next_runs)
         # a new task queue is a change too (the runs must go where a worker polls)
         assert [c.change for c in await schedules.apply(client, changed, "q2")] == ["updated"]
+        # and so is a new input for its runs (a new version of the code that makes it)
+        made = schedules.input_for
+        monkeypatch.setattr(schedules, "input_for", lambda spec: made(spec).model_copy(update={"started_by": "v2"}))
+        assert [c.change for c in await schedules.apply(client, changed, "q2")] == ["updated"]
+        assert [c.change for c in await schedules.apply(client, changed, "q2")] == ["unchanged"]
         # the other Schedule was never touched
         assert (await client.get_schedule_handle(other).describe()).id == other
     finally:
         await client.get_schedule_handle(other).delete()
+
+
+async def test_trigger_says_which_run_it_started_or_that_the_overlap_policy_skipped_it(clean: Client) -> None:
+    """No worker polls the queue, so the first run stays running: a second trigger is skipped
+    (overlap `skip`), and the CLI must say so rather than "triggered"."""
+    client = clean
+    policy = with_schedules(default_policy(), {"name": "digest-now", "runbook": "followup-digest", "cron": "0 8 * * 1"})
+    queue = f"nobody-{uuid.uuid4().hex[:6]}"
+    await schedules.apply(client, policy, queue)
+    started = await schedules.trigger(client, "digest-now")
+    assert started is not None and started.startswith("digest-now-")
+    assert (await client.get_workflow_handle(started).describe()).task_queue == queue
+    with pytest.raises(schedules.ScheduleError, match=f"not started: {started} is still running"):
+        await schedules.trigger(client, "digest-now")
+    query = f"WorkflowType = 'FollowupDigestWorkflow' AND TaskQueue = '{queue}'"
+    assert len([w async for w in client.list_workflows(query)]) == 1
+    await client.get_workflow_handle(started).terminate("test done")
 
 
 def test_a_declaration_that_cannot_be_kept_is_refused_naming_the_field() -> None:
@@ -358,11 +382,26 @@ async def test_the_watchdog_pages_once_for_each_run_missing_or_failed(clean: Cli
         running = (await client.get_schedule_handle("runbook-wd-slow").describe()).info.running_actions
         started = [run.workflow_id for run in running if isinstance(run, ScheduleActionExecutionStartWorkflow)]
         assert started and all(run.workflow_id not in started for run in slow)
+        await keep_history(client.get_workflow_handle(watchdog_id), HISTORIES.parent / "watchdog" / "missed.json")
+
+        # that run, still going when the watchdog checked it, fails afterwards: the next watchdog
+        # (its window after the first's) pages it, though it was due before its window
+        await client.get_schedule_handle("runbook-wd-failing").pause()
+        await client.get_workflow_handle(started[0]).terminate("it failed after the check")
+        await asyncio.sleep(1.5)
+        later = WatchdogInput(started_by="test", look_back=timedelta(seconds=3), grace=timedelta(seconds=1))
+        second: WatchdogResult = await client.execute_workflow(
+            ScheduleWatchdogWorkflow.run, later, id=f"watchdog-{uuid.uuid4()}", task_queue=task_queue
+        )
+        failed_later = [run for run in second.missed if run.workflow_id == started[0]]
+        assert len(failed_later) == 1 and failed_later[0].problem == "failed", second.missed
+        assert "terminated" in failed_later[0].detail and failed_later[0].dedup_key not in result.paged
+        still_running = (await client.get_schedule_handle("runbook-wd-slow").describe()).info.running_actions
         for schedule_id in ("runbook-wd-slow", "runbook-wd-failing", "runbook-wd-paused"):
             await client.get_schedule_handle(schedule_id).delete()
-        for workflow_id in started:
-            await client.get_workflow_handle(workflow_id).terminate("test done")
-        await keep_history(client.get_workflow_handle(watchdog_id), HISTORIES.parent / "watchdog" / "missed.json")
+        for running_run in still_running:
+            assert isinstance(running_run, ScheduleActionExecutionStartWorkflow)
+            await client.get_workflow_handle(running_run.workflow_id).terminate("test done")
 
 
 async def test_the_next_400_daily_reviews_are_all_at_nine_utc_across_daylight_saving(clean: Client) -> None:

@@ -1,6 +1,7 @@
 """Workflows: one module per runbook. Deterministic; side effects live in activities/."""
 
 from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
+from workflows.capacity_review import CapacityReviewWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
 from workflows.maintenance_window import MaintenanceWindowWorkflow
@@ -10,6 +11,7 @@ from workflows.region_failback import RegionFailbackWorkflow
 from workflows.region_failover import RegionFailoverWorkflow
 from workflows.scaling_decision import ScalingDecisionWorkflow
 from workflows.schedule_watchdog import ScheduleWatchdogWorkflow
+from workflows.weekly_review import WeeklyReviewWorkflow
 
 ALL = [
     IncidentResponseWorkflow,
@@ -22,4 +24,6 @@ ALL = [
     PerformanceReviewWorkflow,
     ScheduleWatchdogWorkflow,
     MaintenanceWindowWorkflow,
+    WeeklyReviewWorkflow,
+    CapacityReviewWorkflow,
 ]

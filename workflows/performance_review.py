@@ -11,13 +11,9 @@ the same keys again (the bucket is versioned), so it has nothing to plan and not
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import policy as policy_activity
     from activities.cloudwatch import read_series
     from activities.postmortem import store_report
     from activities.reports import chart_review
@@ -29,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         IncidentsRequest,
         Judgement,
         OvernightIncident,
+        RaisedAlert,
         ReviewInput,
         ReviewResult,
         ReviewStatus,
@@ -45,11 +42,12 @@ with workflow.unsafe.imports_passed_through():
     from contracts.systems import SeriesRequest
 
 from workflows.kit.options import NOTIFY, READ
+from workflows.kit.review import escalate_critical, review_policy
 from workflows.kit.scheduled import nominal_time
 from workflows.kit.timeline import Timeline
 
 # The runbook's step ids, in its order; a test keeps runbooks/performance-review.md in step.
-STEPS = ("read", "judge", "incidents", "chart", "store")
+STEPS = ("read", "judge", "incidents", "chart", "store", "escalate")
 
 # The series the review reads besides the judged metrics, by the key they carry.
 AVERAGE, MAXIMUM, SAMPLES, REQUESTS = "response_time_avg", "response_time_max", "response_time_samples", "requests"
@@ -68,17 +66,12 @@ class PerformanceReviewWorkflow:
         self.incidents: list[OvernightIncident] = []
         self.charts: list[str] = []
         self.uri: str | None = None
+        self.escalated: RaisedAlert | None = None
 
     @workflow.run
     async def run(self, input: ReviewInput) -> ReviewResult:
-        policy = await workflow.execute_local_activity(
-            policy_activity.load_policy, start_to_close_timeout=timedelta(seconds=30)
-        )
+        policy = await review_policy()
         reviews = policy.reviews
-        if reviews.service not in policy.services:
-            # not a policy validator: the section has defaults, and the policies recorded in older
-            # runs' histories (any runbook's) must still load with services of other names
-            raise ApplicationError(f"reviews.service: {reviews.service!r} is not a service of the policy's services")
         window = self.window = review_window(input.cadence, nominal_time(), reviews)
         self.timeline.record(
             "started", f"by {input.started_by}: {window.start:%Y-%m-%d %H:%M} to {window.end:%H:%M} UTC"
@@ -95,11 +88,17 @@ class PerformanceReviewWorkflow:
         await self.step_store(
             StoreReport(bucket=reviews.bucket, region=reviews.bucket_region, key=window.key, body=markdown)
         )
+        level = overall_level(self.judgements)
+        # only a critical night sends anything: the runs recorded before this step (clean nights
+        # among them) replay unchanged; the patch retires once no pre-escalation run is in flight
+        # or replayed (a daily run lasts minutes: the release after next)
+        if level == "critical" and workflow.patched("review-escalate"):
+            await self.step_escalate(policy, window)
         self.status = "done"
         return ReviewResult(
             cadence=input.cadence,
             window=window,
-            level=overall_level(self.judgements),
+            level=level,
             traffic=load,
             judgements=self.judgements,
             incidents=self.incidents,
@@ -107,6 +106,7 @@ class PerformanceReviewWorkflow:
             uri=self.uri,
             charts=self.charts,
             markdown=markdown,
+            escalated=self.escalated,
         )
 
     async def step_read(self, policy: Policy, window: ReviewWindow, judged: list[MetricQuery]) -> None:
@@ -171,6 +171,16 @@ class PerformanceReviewWorkflow:
         stored: StoredReport = await workflow.execute_activity(store_report, request, **NOTIFY)
         self.uri = stored.uri
         self.timeline.record("stored", f"{stored.uri} ({stored.bytes} bytes)")
+
+    async def step_escalate(self, policy: Policy, window: ReviewWindow) -> None:
+        """A critical night opens or joins the service's incident, the report linked; a warning
+        stays in the report."""
+        self.enter("escalate", "escalating")
+        critical = [j.key for j in self.judgements if j.level == "critical"]
+        summary = f"{policy.reviews.service}: critical {', '.join(critical)} in the night to {window.name}"
+        self.escalated = await escalate_critical(
+            policy, "critical", f"{window.cadence}/{window.name}", self.uri, summary, self.timeline
+        )
 
     def enter(self, step: str, status: ReviewStatus) -> None:
         self.timeline.step, self.status = step, status
