@@ -39,6 +39,9 @@ class Settings:
     # A CA file to trust for PagerDuty (a proxy's, or the local emulator's); unset: the system's.
     pagerduty_ca_bundle: str = field(default_factory=lambda: _env("PAGERDUTY_CA_BUNDLE", ""))
     pagerduty_from: str = field(default_factory=lambda: _env("PAGERDUTY_FROM", "runbooks@example.com"))
+    # The PagerDuty service a maintenance window silences when the policy's maintenance section
+    # names none for the runbook's service (the stack: the emulator's service of the routing key).
+    pagerduty_service_id: str = field(default_factory=lambda: _env("PAGERDUTY_SERVICE_ID", ""))
     # Where a page PagerDuty did not take is told instead (a Slack-compatible incoming webhook,
     # or any endpoint that takes a JSON POST); unset: nowhere but the incident's status.
     paging_fallback_url: str = field(default_factory=lambda: _env("PAGING_FALLBACK_URL", ""))

@@ -12,6 +12,7 @@ from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 
 from contracts import Alert, AlertBatch, IncidentInput, IncidentResult, incident_workflow_id, new_incident_id
 from contracts.bedrock_connectivity import BedrockInput, BedrockResult, BedrockTrigger, bedrock_workflow_id
+from contracts.maintenance import MaintenanceInput, MaintenanceRequest, MaintenanceResult, maintenance_workflow_id
 from contracts.post_incident import FollowupAsk, FollowupInput, FollowupResult, postincident_workflow_id
 from contracts.region_failover import FailoverInput, FailoverResult, FailoverTrigger, failover_workflow_id
 from contracts.scaling_decision import ScalingInput, ScalingResult, ScalingTrigger, scaling_workflow_id
@@ -226,4 +227,28 @@ async def open_or_join_bedrock_with_batch(
         start_signal_args=[signed],
         memo={"region": region},
         result_type=BedrockResult,
+    )
+
+
+MAINTENANCE_TYPE = "MaintenanceWindowWorkflow"
+
+
+async def schedule_maintenance(
+    client: Client, request: MaintenanceRequest, task_queue: str, signer: Signer
+) -> WorkflowHandle:
+    """Starts the window's run now (`maintenance/{service}/{start}`) with the request, signed by
+    the intake in the operator's name, as its start signal; the run waits for the start itself.
+    A second request for the same window joins the first run and changes nothing."""
+    service = request.spec.service
+    workflow_id = maintenance_workflow_id(service, request.start)
+    signed = signer.sign(request, subject=request.by, action="request_window", workflow_id=workflow_id)
+    return await client.start_workflow(
+        MAINTENANCE_TYPE,
+        MaintenanceInput(service=service, opened_by=request.by),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal="request_window",
+        start_signal_args=[signed],
+        memo={"service": service, "start": request.start.isoformat()},
+        result_type=MaintenanceResult,
     )

@@ -29,6 +29,8 @@ ALL: list[Callable[..., Any]] = [
     pagerduty.escalate_pagerduty_incident,
     pagerduty.page_and_note,
     pagerduty.sync_pagerduty,
+    pagerduty.open_maintenance_window,
+    pagerduty.close_maintenance_window,
     fallback.notify_fallback,
     diagnosis.diagnose,
     diagnosis.verify_slo,

@@ -10,6 +10,7 @@ import functools
 import ssl
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import httpx2
@@ -27,6 +28,7 @@ from contracts import (
     PagerDutySynced,
     PageRequest,
 )
+from contracts.maintenance import CloseWindow, OpenWindow, PagerDutyWindow, WindowClosed
 
 TRANSIENT = (429, 500, 502, 503, 504)
 
@@ -301,3 +303,80 @@ def sync_pagerduty(request: PagerDutySync) -> PagerDutySynced:
         except pagerduty.Error as err:
             raise _failure(err, action) from err
     return PagerDutySynced(notes_added=added, refused=refused)
+
+
+# --- maintenance windows (REST API v2 `/maintenance_windows`)
+
+
+def _window(found: dict[str, Any], created: bool) -> PagerDutyWindow:
+    services = found.get("services") or [{}]
+    return PagerDutyWindow(
+        id=found["id"],
+        service_id=services[0].get("id", "?"),
+        start=found["start_time"],
+        end=found["end_time"],
+        html_url=found.get("html_url"),
+        created=created,
+    )
+
+
+def _marker(key: str) -> str:
+    return f"ref: {key}"
+
+
+@activity.defn
+def open_maintenance_window(request: OpenWindow) -> PagerDutyWindow:
+    """PagerDuty opens no incident for the service while the window lasts. Idempotent: the
+    description ends with the run's marker, and an open window with it is the one a previous
+    attempt made (PagerDuty has no idempotency key for this call)."""
+    client = rest_client()
+    service_id = request.service_id or settings.load().pagerduty_service_id
+    if not service_id:
+        raise ApplicationError(
+            "no PagerDuty service for the window: maintenance.pagerduty_services lacks the service "
+            "and PAGERDUTY_SERVICE_ID is not set",
+            type="Configuration",
+            non_retryable=True,
+        )
+    marker = _marker(request.key)
+    try:
+        params: dict[str, str | int | list[str]] = {"service_ids[]": [service_id], "filter": "open", "limit": 100}
+        listed = _checked(client.get("/maintenance_windows", params=params), "list maintenance windows")
+        for found in listed.get("maintenance_windows", []):
+            if str(found.get("description", "")).rstrip().endswith(marker):
+                return _window(found, created=False)
+        body = {
+            "maintenance_window": {
+                "type": "maintenance_window",
+                "start_time": request.start.isoformat(),
+                "end_time": request.end.isoformat(),
+                "description": f"{request.description}\n{marker}",
+                "services": [{"id": service_id, "type": "service_reference"}],
+            }
+        }
+        created = _checked(client.post("/maintenance_windows", json=body), "open maintenance window")
+    except pagerduty.Error as err:
+        raise _failure(err, "open maintenance window") from err
+    return _window(created["maintenance_window"], created=True)
+
+
+@activity.defn
+def close_maintenance_window(request: CloseWindow) -> WindowClosed:
+    """Ends the window now (PagerDuty's DELETE ends an ongoing window and removes a future one).
+    A retry finds it ended or gone and makes no second call."""
+    client = rest_client()
+    path = f"/maintenance_windows/{request.window_id}"
+    try:
+        response = client.get(path)
+        if response.status_code == 404:
+            return WindowClosed(window_id=request.window_id, closed=False, detail="gone already")
+        found = _checked(response, "read maintenance window")["maintenance_window"]
+        end = datetime.fromisoformat(found["end_time"].replace("Z", "+00:00"))
+        if end <= datetime.now(UTC):
+            return WindowClosed(window_id=request.window_id, closed=False, detail=f"ended at {end:%H:%M:%S} UTC")
+        deleted = client.delete(path)
+        if not deleted.is_success and deleted.status_code != 404:
+            raise _rejected(deleted.status_code, deleted.text, "close maintenance window")
+    except pagerduty.Error as err:
+        raise _failure(err, "close maintenance window") from err
+    return WindowClosed(window_id=request.window_id, closed=True, detail="closed")

@@ -46,6 +46,7 @@ from contracts import (
     RemediationRecord,
 )
 from contracts.bedrock_connectivity import OWNS_SWITCH, BedrockView, SwitchOwnerRequest
+from contracts.maintenance import HoldRequest, maintenance_hold_query
 from contracts.post_incident import FollowupView, IncidentRef, ItemStatus
 from contracts.region_failover import FailoverProgress, FailoverView
 from contracts.reviews import IncidentsRequest, OvernightIncident
@@ -107,6 +108,7 @@ class Runs:
             self.incidents_started,
             self.scaling_runs_started,
             self.missed_scheduled_runs,
+            self.maintenance_hold,
         ]
 
     @activity.defn(name="remediation_in_progress")
@@ -330,6 +332,15 @@ class Runs:
             raise
         if status in FAILED_RUNS:
             return "failed", f"its run {workflow_id} {status.name.lower().replace('_', ' ')}"
+        return None
+
+    @activity.defn(name="maintenance_hold")
+    async def maintenance_hold(self, request: HoldRequest) -> str | None:
+        """The maintenance window holding the service (its PagerDuty window open, its action
+        going on), from visibility: the run's own search attributes; None: none holds it."""
+        async for execution in self.client.list_workflows(maintenance_hold_query(request.service)):
+            if execution.id != request.asking:
+                return f"maintenance window {execution.id} holds {request.service}"
         return None
 
     @activity.defn(name="set_hybrid_routing")

@@ -14,6 +14,7 @@ from contracts.approvals import ApprovalRule, Approvals, RiskLevel
 from contracts.bedrock import BedrockPolicy
 from contracts.common import Duration, Severity, Strict
 from contracts.identity import Trust
+from contracts.maintenance import MaintenancePolicy
 from contracts.scaling_rules import ScalingPolicy
 from contracts.schedules import ScheduleSpec
 
@@ -284,6 +285,8 @@ class Policy(Strict):
     schedules: list[ScheduleSpec] = Field(default_factory=list)
     # the routine performance reviews (runbooks/performance-review.md): the reports' bucket, what is judged
     reviews: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    # maintenance windows (runbooks/maintenance.md): exempt alerts, post-validation, PagerDuty services
+    maintenance: MaintenancePolicy = Field(default_factory=MaintenancePolicy)
 
     @model_validator(mode="after")
     def _schedule_names_unique(self) -> Policy:
@@ -292,6 +295,14 @@ class Policy(Strict):
             if schedule.name in seen:
                 raise ValueError(f"schedules[{n}]: the name {schedule.name!r} is used twice")
             seen.add(schedule.name)
+        return self
+
+    @model_validator(mode="after")
+    def _maintenance_schedules_name_services(self) -> Policy:
+        for schedule in self.schedules:
+            service = schedule.maintenance.service if schedule.maintenance is not None else None
+            if service is not None and service not in self.services:
+                raise ValueError(f"schedules.{schedule.name}.maintenance.service: {service!r} is not in services")
         return self
 
     @model_validator(mode="after")

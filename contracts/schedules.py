@@ -10,13 +10,15 @@ import re
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from contracts.common import Duration, Strict, TimelineEntry
+from contracts.maintenance import MaintenanceSpec
 
 # runbook name in the policy -> the workflow type a schedule starts
 SCHEDULED_RUNBOOKS: dict[str, str] = {
     "followup-digest": "FollowupDigestWorkflow",
+    "maintenance": "MaintenanceWindowWorkflow",
     "performance-review": "PerformanceReviewWorkflow",
     "schedule-watchdog": "ScheduleWatchdogWorkflow",
     "weekly-review": "WeeklyReviewWorkflow",
@@ -42,6 +44,13 @@ class ScheduleSpec(Strict):
     jitter: Duration = timedelta(0)
     paused: bool = False
     note: str = ""
+    maintenance: MaintenanceSpec | None = None  # runbook maintenance: what each window does
+
+    @model_validator(mode="after")
+    def _maintenance_says_what(self) -> ScheduleSpec:
+        if (self.runbook == "maintenance") != (self.maintenance is not None):
+            raise ValueError("maintenance: required with runbook maintenance (what the window does), else not allowed")
+        return self
 
     @field_validator("runbook")
     @classmethod

@@ -6,6 +6,10 @@ It speaks the wire format of the two APIs the runbooks use, on one address:
 - REST API v2, the incident slice: `GET /incidents`, `GET|PUT /incidents/{id}`,
   `GET|POST /incidents/{id}/notes`, with `Authorization: Token token=...`, the `From`
   header on writes, classic pagination and `{"error": {...}}` bodies.
+- REST API v2, maintenance windows: `GET|POST /maintenance_windows` (filters `service_ids[]`,
+  `filter` past|future|ongoing|open|all, `query`), `GET|PUT|DELETE /maintenance_windows/{id}`
+  (DELETE ends an ongoing window and removes a future one, as PagerDuty does). While a window
+  of its service is ongoing, a trigger opens no incident (the event is recorded as suppressed).
 
 What a person would have seen is recorded for tests and the demo under `/_emulator/`: every
 accepted event, and every PAGE (a notification to one level of the escalation policy):
@@ -213,6 +217,9 @@ class EmulatorState:
         self.events: list[dict[str, Any]] = []
         self.pages: list[dict[str, Any]] = []
         self.next_incident_number = 1
+        self.windows: dict[str, dict[str, Any]] = {}  # maintenance windows by id
+        self.ended_windows: list[str] = []  # ids a DELETE ended or removed, in order (tests count them)
+        self.next_window_number = 1
         # Faults are for one test's next few calls: never persisted, cleared by reset.
         self.fault_status: int | None = None
         self.fault_count = 0
@@ -233,6 +240,9 @@ class EmulatorState:
             self.events = list(data["events"])
             self.pages = list(data["pages"])
             self.next_incident_number = int(data["next_incident_number"])
+            self.windows = {window["id"]: window for window in data.get("maintenance_windows", [])}
+            self.next_window_number = int(data.get("next_window_number", len(self.windows) + 1))
+            self.ended_windows = list(data.get("windows_ended", []))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"cannot load PagerDuty emulator state from {path}: {exc}") from exc
 
@@ -245,6 +255,9 @@ class EmulatorState:
             "incidents": list(self.incidents.values()),
             "events": self.events,
             "pages": self.pages,
+            "maintenance_windows": list(self.windows.values()),
+            "next_window_number": self.next_window_number,
+            "windows_ended": self.ended_windows,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
@@ -264,9 +277,20 @@ class EmulatorState:
         self.events.clear()
         self.pages.clear()
         self.next_incident_number = 1
+        self.windows.clear()
+        self.ended_windows.clear()
+        self.next_window_number = 1
         self.fault_status = None
         self.fault_count = 0
         self.save()
+
+    # Maintenance windows
+
+    def window_covering(self, service_id: str, at: datetime) -> dict[str, Any] | None:
+        for window in self.windows.values():
+            if service_id in window["service_ids"] and _window_phase(window, at) == "ongoing":
+                return window
+        return None
 
     # Faults
 
@@ -368,9 +392,13 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def service_id_of(routing_key: str) -> str:
+    """The emulated PagerDuty service of an integration (routing key): one per key, as on PagerDuty."""
+    return _stable_id(f"service:{routing_key}")
+
+
 def _service_ref(routing_key: str, base: str | None = None) -> dict[str, Any]:
-    # One emulated service per integration (routing key), as on PagerDuty.
-    service_id = _stable_id(f"service:{routing_key}")
+    service_id = service_id_of(routing_key)
     ref: dict[str, Any] = {
         "id": service_id,
         "type": "service_reference",
@@ -537,8 +565,11 @@ def apply_event(state: EmulatorState, event: dict[str, Any], at: datetime) -> st
     routing_key = event["routing_key"]
     dedup_key = event.get("dedup_key") or uuid.uuid4().hex
     incident = state.open_incident(routing_key, dedup_key)
+    quiet = state.window_covering(_service_ref(routing_key)["id"], at)
     if action == "trigger":
-        if incident is None:
+        if incident is None and quiet is not None:
+            effect = f"suppressed: maintenance window {quiet['id']}"
+        elif incident is None:
             incident = state.create_incident(event, dedup_key, at)
             effect = "created incident"
         else:
@@ -561,6 +592,99 @@ def apply_event(state: EmulatorState, event: dict[str, Any], at: datetime) -> st
     state.record_event(event, at, dedup_key, incident, effect)
     state.save()
     return dedup_key
+
+
+# --- Maintenance windows ---------------------------------------------------------------
+
+WINDOW_FILTERS = ("past", "future", "ongoing", "open", "all")
+
+
+def _parse_time(value: Any, label: str, errors: list[str]) -> datetime | None:
+    if not isinstance(value, str) or not _is_iso8601(value.replace("Z", "+00:00")):
+        errors.append(f"'{label}' is required and must be an ISO 8601 time")
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        errors.append(f"'{label}' must carry a time zone")
+        return None
+    return moment.astimezone(UTC)
+
+
+def _window_phase(window: dict[str, Any], at: datetime) -> str:
+    start = datetime.fromisoformat(window["start_time"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(window["end_time"].replace("Z", "+00:00"))
+    if end <= at:
+        return "past"
+    return "future" if start > at else "ongoing"
+
+
+def _window_matches(window: dict[str, Any], wanted: str, at: datetime) -> bool:
+    phase = _window_phase(window, at)
+    return wanted == "all" or phase == wanted or (wanted == "open" and phase in ("ongoing", "future"))
+
+
+def render_window(window: dict[str, Any], base: str) -> dict[str, Any]:
+    services = []
+    for service_id in window["service_ids"]:
+        services.append(
+            {
+                "id": service_id,
+                "type": "service_reference",
+                "summary": f"Emulated service {service_id}",
+                "self": f"{base}/services/{service_id}",
+                "html_url": f"{base}/service-directory/{service_id}",
+            }
+        )
+    return {
+        "id": window["id"],
+        "type": "maintenance_window",
+        "summary": window["description"] or f"Maintenance window {window['sequence_number']}",
+        "self": f"{base}/maintenance_windows/{window['id']}",
+        "html_url": f"{base}/maintenance_windows#/show/{window['id']}",
+        "sequence_number": window["sequence_number"],
+        "start_time": window["start_time"],
+        "end_time": window["end_time"],
+        "description": window["description"],
+        "services": services,
+        "teams": [],
+        "created_by": _user_ref(window["created_by"]),
+    }
+
+
+def _validate_window(body: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
+    """The fields of a new window (`existing` None) or of an update, checked as PagerDuty does."""
+    window = body.get("maintenance_window")
+    if not isinstance(window, dict):
+        raise _invalid_input("'maintenance_window' is required and must be an object")
+    errors: list[str] = []
+    if window.get("type") not in ("maintenance_window", "maintenance_window_reference"):
+        errors.append("'maintenance_window.type' must be 'maintenance_window'")
+    fields: dict[str, Any] = {}
+    for key in ("start_time", "end_time"):
+        if key in window or existing is None:
+            moment = _parse_time(window.get(key), f"maintenance_window.{key}", errors)
+            if moment is not None:
+                fields[key] = moment
+    description = window.get("description", "" if existing is None else existing["description"])
+    if not isinstance(description, str) or len(description) > 10_000:
+        errors.append("'maintenance_window.description' must be a string of at most 10000 characters")
+    fields["description"] = description
+    if "services" in window or existing is None:
+        services = window.get("services")
+        ids = [s.get("id") for s in services if isinstance(s, dict)] if isinstance(services, list) else []
+        if not ids or not all(isinstance(i, str) and i for i in ids) or len(ids) != len(services or []):
+            errors.append("'maintenance_window.services' must list at least one service reference with an id")
+        else:
+            fields["service_ids"] = ids
+    if errors:
+        raise _invalid_input(*errors)
+    start = fields.get("start_time") or datetime.fromisoformat(existing["start_time"].replace("Z", "+00:00"))  # type: ignore[index]
+    end = fields.get("end_time") or datetime.fromisoformat(existing["end_time"].replace("Z", "+00:00"))  # type: ignore[index]
+    if end <= start:
+        raise _invalid_input("'maintenance_window.end_time' must be after its start_time")
+    if "end_time" in fields and end <= _now():
+        raise _invalid_input("'maintenance_window.end_time' must be in the future")
+    return fields
 
 
 # --- REST API v2 -----------------------------------------------------------------------
@@ -790,6 +914,95 @@ def create_app(
         state.save()
         return JSONResponse({"note": render_note(stored)}, status_code=201)
 
+    def window_or_404(window_id: str) -> dict[str, Any]:
+        window = state.windows.get(window_id)
+        if window is None:
+            raise EmulatorError(_rest_error(404, "Not Found", 2100, [f"Maintenance window {window_id} not found"]))
+        return window
+
+    async def list_windows(request: Request) -> Response:
+        _check_token(request, api_token)
+        limit = min(_query_int(request, "limit", DEFAULT_PAGE_SIZE, 1), MAX_PAGE_SIZE)
+        offset = _query_int(request, "offset", 0, 0)
+        wanted = request.query_params.get("filter", "all") or "all"
+        if wanted not in WINDOW_FILTERS:
+            raise _invalid_input(f"'filter' must be one of {', '.join(WINDOW_FILTERS)}")
+        service_ids = _query_list(request, "service_ids")
+        text = request.query_params.get("query", "").lower()
+        now = _now()
+        matching = [
+            window
+            for window in sorted(state.windows.values(), key=lambda w: w["sequence_number"])
+            if _window_matches(window, wanted, now)
+            and (not service_ids or set(service_ids) & set(window["service_ids"]))
+            and (not text or text in window["description"].lower())
+        ]
+        page = matching[offset : offset + limit]
+        base = _base_url(request)
+        return JSONResponse(
+            {
+                "maintenance_windows": [render_window(w, base) for w in page],
+                "limit": limit,
+                "offset": offset,
+                "more": offset + len(page) < len(matching),
+                "total": None,
+            }
+        )
+
+    async def create_window(request: Request) -> Response:
+        _check_token(request, api_token)
+        requester = _requester(request)
+        fields = _validate_window(await _json_body(request), None)
+        window = {
+            "id": _random_id(state.windows),
+            "sequence_number": state.next_window_number,
+            "start_time": _pd_time(fields["start_time"]),
+            "end_time": _pd_time(fields["end_time"]),
+            "description": fields["description"],
+            "service_ids": fields["service_ids"],
+            "created_by": requester,
+        }
+        state.next_window_number += 1
+        state.windows[window["id"]] = window
+        state.save()
+        return JSONResponse({"maintenance_window": render_window(window, _base_url(request))}, status_code=201)
+
+    async def get_window(request: Request) -> Response:
+        _check_token(request, api_token)
+        window = window_or_404(request.path_params["window_id"])
+        return JSONResponse({"maintenance_window": render_window(window, _base_url(request))})
+
+    async def update_window(request: Request) -> Response:
+        _check_token(request, api_token)
+        window = window_or_404(request.path_params["window_id"])
+        if _window_phase(window, _now()) == "past":
+            raise _invalid_input("A maintenance window that has ended cannot be updated")
+        fields = _validate_window(await _json_body(request), window)
+        for key in ("start_time", "end_time"):
+            if key in fields:
+                window[key] = _pd_time(fields[key])
+        window["description"] = fields["description"]
+        window["service_ids"] = fields.get("service_ids", window["service_ids"])
+        state.save()
+        return JSONResponse({"maintenance_window": render_window(window, _base_url(request))})
+
+    async def delete_window(request: Request) -> Response:
+        _check_token(request, api_token)
+        window = window_or_404(request.path_params["window_id"])
+        now = _now()
+        phase = _window_phase(window, now)
+        if phase == "past":
+            raise EmulatorError(
+                _rest_error(405, "Method Not Allowed", 2015, ["A maintenance window that has ended cannot be deleted"])
+            )
+        if phase == "future":
+            del state.windows[window["id"]]
+        else:
+            window["end_time"] = _pd_time(now)
+        state.ended_windows.append(window["id"])
+        state.save()
+        return Response(status_code=204)
+
     # Inspection, fault injection and the page behind html_url: not PagerDuty's API.
 
     async def inspect_state(request: Request) -> Response:
@@ -804,6 +1017,8 @@ def create_app(
                 "incidents": incidents,
                 "events": state.events,
                 "pages": state.pages,
+                "maintenance_windows": [render_window(w, base) for w in state.windows.values()],
+                "windows_ended": state.ended_windows,
                 "faults": {"enqueue_status": state.fault_status, "remaining": state.fault_count},
             }
         )
@@ -870,6 +1085,8 @@ def create_app(
         "/incidents": {"GET": list_incidents},
         "/incidents/{incident_id}": {"GET": get_incident, "PUT": update_incident},
         "/incidents/{incident_id}/notes": {"GET": list_notes, "POST": create_note},
+        "/maintenance_windows": {"GET": list_windows, "POST": create_window},
+        "/maintenance_windows/{window_id}": {"GET": get_window, "PUT": update_window, "DELETE": delete_window},
         "/_emulator/state": {"GET": inspect_state},
         "/_emulator/reset": {"POST": reset},
         "/_emulator/faults": {"POST": set_faults},

@@ -21,6 +21,7 @@ import yaml
 from contracts import SEARCH_ATTRIBUTES, PolicyError, load_policy_file
 from contracts.identity import Issuer
 from devstack.net import port_in_use, wait_for_http, wait_for_port
+from devstack.pagerduty_emulator import service_id_of
 from settings import PROJECT_ROOT
 from signing import Signer, write_key
 
@@ -134,6 +135,7 @@ class StackConfig:
             "PAGERDUTY_CA_BUNDLE": str(self.pagerduty_tls_dir / "cert.pem"),
             "PAGERDUTY_ROUTING_KEY": DEMO_ROUTING_KEY,
             "PAGERDUTY_API_TOKEN": DEMO_API_TOKEN,
+            "PAGERDUTY_SERVICE_ID": service_id_of(DEMO_ROUTING_KEY),  # what a maintenance window silences
             "PLATFORM_URL": self.url(self.demo_port),
             "RUNBOOK_POLICY": str(self.composed_policy),
             "RUNBOOK_DATA_DIR": str(self.data_dir),

@@ -31,6 +31,7 @@ from contracts import Alert, Duration, Policy
 from intake import normalize, sns
 from intake.coalesce import Coalescer
 from intake.handoff import Deliveries, Handoff, Rejected, Runbook, Unavailable
+from intake.holds import MaintenanceHolds
 from intake.limits import BodyTimeout
 from intake.normalize import Incoming
 from intake.openapi import openapi_document
@@ -266,6 +267,7 @@ def create_app(
     metrics = Metrics()
     deliveries = Deliveries()
     coalescer = Coalescer(handoff, window=config.coalesce_window, counted=metrics.handovers.inc)
+    holds = MaintenanceHolds(handoff, config.policy)
     verifier = sns_verifier or sns.SnsVerifier(
         config.sns_topics,
         sns.CertificateStore(host_pattern=config.sns_cert_host_pattern),
@@ -310,9 +312,18 @@ def create_app(
                 continue
             routed.append((found[0], found[1].runbook))
 
+        held: list[str] = []  # the window of each alert a maintenance window took
+
         async def timed(alert: Alert, runbook: Runbook) -> str | None:
             started = time.perf_counter()
-            joined = await coalescer.hand_over(alert, f"intake/{source}", runbook)
+            window = await holds.holder(alert) if runbook == "incident" else None
+            # held by a maintenance window: recorded on its run, no incident (a window that has
+            # just closed takes no signal: the alert then opens its incident after all)
+            if window is not None and (await handoff.batch(window, [alert], f"intake/{source}", start=False))[0]:
+                held.append(window)
+                joined: str | None = None
+            else:
+                joined = await coalescer.hand_over(alert, f"intake/{source}", runbook)
             metrics.handoff.labels(source).observe(time.perf_counter() - started)
             return joined
 
@@ -331,7 +342,7 @@ def create_app(
         if failures:
             raise Refusal(422, "temporal-rejected", str(failures[0]))
         incidents = {joined for joined in outcomes if isinstance(joined, str)}
-        no_incident = sum(1 for joined in outcomes if joined is None)
+        no_incident = sum(1 for joined in outcomes if joined is None) - len(held)
         for handed, _ in routed:
             metrics.accepted.labels(source).inc()
             if handed.delivery_id is not None:
@@ -342,6 +353,7 @@ def create_app(
             "unrouted": unrouted,
             "incidents": sorted(incidents),
             "resolved_without_open_incident": no_incident,
+            **({"held_by_maintenance": sorted(set(held))} if held else {}),
             **(remarks or {}),
         }
         if unrouted and not routed and not duplicates and not remarks:

@@ -13,6 +13,7 @@ from temporalio.service import RPCStatusCode
 
 from contracts import Alert, AlertBatch, PagerDutyEvent, incident_workflow_id
 from contracts.bedrock_connectivity import BedrockTrigger, bedrock_workflow_id
+from contracts.maintenance import MaintenanceRequest
 from contracts.post_incident import FollowupAsk, FollowupInput
 from contracts.region_failover import FailoverTrigger, failover_workflow_id
 from contracts.scaling_decision import ScalingTrigger, scaling_workflow_id
@@ -23,6 +24,7 @@ from starter import (
     open_or_join_incident,
     open_or_join_scaling_with_batch,
     open_or_join_with_batch,
+    schedule_maintenance,
     start_followup,
     trigger_bedrock,
     trigger_failover,
@@ -186,6 +188,17 @@ class Handoff:
             )
         except (RPCError, TimeoutError, ConnectionError) as err:
             raise _failed(err, "failover trigger") from err
+        return handle.id
+
+    async def maintenance_request(self, request: MaintenanceRequest) -> str:
+        """Starts a maintenance window's run with the request, signed for the operator; its id."""
+        client = await self.client()
+        try:
+            handle = await asyncio.wait_for(
+                schedule_maintenance(client, request, self.task_queue, self.signer), HANDOFF_TIMEOUT
+            )
+        except (RPCError, TimeoutError, ConnectionError) as err:
+            raise _failed(err, "maintenance window") from err
         return handle.id
 
     async def followup_ask(self, start: FollowupInput, ask: FollowupAsk) -> str:

@@ -38,7 +38,8 @@ from contracts import (
     Severity,
 )
 from contracts.bedrock_connectivity import BedrockTrigger
-from contracts.common import Strict
+from contracts.common import Duration, Strict
+from contracts.maintenance import MaintenanceAction, MaintenanceRequest, MaintenanceSpec
 from contracts.post_incident import (
     AddActionItem,
     CloseActionItem,
@@ -124,6 +125,20 @@ class FailoverRequest(Strict):
     to_region: str | None = Field(default=None, min_length=1)
     plan: bool = False
     reason: str = Field(default="operator trigger", min_length=1, max_length=512)
+
+
+class MaintenanceAsk(Strict):
+    """`POST /api/v1/maintenance`: what `runbook maintenance schedule` asks for (field names as
+    the CLI's flags: service, start, duration, action, revision, count, plan)."""
+
+    service: str = Field(min_length=1)
+    start: datetime
+    duration: Duration = timedelta(hours=1)
+    action: MaintenanceAction
+    revision: int | None = Field(default=None, ge=1)
+    count: int | None = Field(default=None, ge=0)
+    plan: bool = False
+    reason: str = Field(default="scheduled maintenance", min_length=1, max_length=512)
 
 
 class FollowupRequest(Strict):
@@ -254,6 +269,33 @@ class Operations:
         trigger = FailoverTrigger(by=user, plan=wanted.plan, to_region=wanted.to_region, reason=wanted.reason)
         try:
             workflow_id = await self.handoff.failover_trigger(wanted.service, trigger)
+        except Unavailable as err:
+            raise unreachable(str(err)) from None
+        except Rejected as err:
+            raise ApiError(422, str(err)) from None
+        return {"workflow_id": workflow_id}
+
+    async def schedule_maintenance(self, user: str, body: Mapping[str, Any]) -> dict[str, str]:
+        """Starts a maintenance window's run in the operator's name; it waits for its start."""
+        wanted: MaintenanceAsk = parse(MaintenanceAsk, body)
+        if wanted.service not in self.policy.services:
+            known = ", ".join(sorted(self.policy.services)) or "none"
+            raise ApiError(422, f"service {wanted.service!r} is not in the policy (known: {known})", field="service")
+        if wanted.start.tzinfo is None:
+            raise ApiError(422, "give a time zone (the CLI's times are UTC)", field="start")
+        if wanted.start < datetime.now(UTC) - timedelta(minutes=1):
+            raise ApiError(422, f"{wanted.start:%Y-%m-%d %H:%M} UTC is in the past", field="start")
+        fields = wanted.model_dump(include={"service", "action", "duration", "revision", "count"})
+        try:
+            spec = MaintenanceSpec.model_validate(fields)
+        except ValidationError as err:
+            # the spec's own checks say which argument is wrong first ("revision: ...")
+            message = str(err.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+            field, _, rest = message.partition(": ")
+            raise ApiError(422, rest or message, field=field if rest else None) from None
+        request = MaintenanceRequest(by=user, spec=spec, start=wanted.start, plan=wanted.plan, reason=wanted.reason)
+        try:
+            workflow_id = await self.handoff.maintenance_request(request)
         except Unavailable as err:
             raise unreachable(str(err)) from None
         except Rejected as err:

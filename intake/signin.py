@@ -16,6 +16,8 @@ A Starlette app of its own, served by `python -m intake` on OPERATOR_HOST:OPERAT
     POST /api/v1/failover   {"service", "to_region"?, "plan"?, "reason"?} -> {"workflow_id"}
     POST /api/v1/bedrock    {"region", "plan"?, "reason"?} -> {"workflow_id"}
     POST /api/v1/followup   {"workflow_id", "run_id"?} (a closed incident's run) -> {"workflow_id", "incident_id"}
+    POST /api/v1/maintenance {"service", "start", "duration"?, "action", "revision"?, "count"?, "plan"?}
+                            -> {"workflow_id"} (the window's run, waiting for its start)
     GET  /healthz, and the page under /ui
 
 The API takes bearer tokens only (never the page's cookie), so a page on another site cannot
@@ -215,6 +217,10 @@ def create_operator_app(config: SigninConfig, operations: Operations, sessions: 
         identity = auth.bearer(request)
         return JSONResponse(await operations.trigger_bedrock(identity.user, await json_body(request)))
 
+    async def maintenance(request: Request) -> Response:
+        identity = auth.bearer(request)
+        return JSONResponse(await operations.schedule_maintenance(identity.user, await json_body(request)))
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
@@ -231,6 +237,7 @@ def create_operator_app(config: SigninConfig, operations: Operations, sessions: 
         Route("/api/v1/failover", api(failover), methods=["POST"]),
         Route("/api/v1/followup", api(followup), methods=["POST"]),
         Route("/api/v1/bedrock", api(bedrock), methods=["POST"]),
+        Route("/api/v1/maintenance", api(maintenance), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         *ui_routes(auth, operations),
     ]

@@ -68,7 +68,7 @@ from contracts.scaling_decision import ScalingView
 from contracts.stats import HEADER as STATS_HEADER
 from contracts.stats import incident_stats
 from contracts.views import LABELS, TypedView, shown, typed_view
-from runbook_cli import schedules
+from runbook_cli import maintenance, schedules
 from runbook_cli.runbooks import RUNBOOKS, workflow_type
 from starter import WORKFLOW_TYPE, runbook_status
 
@@ -237,6 +237,8 @@ def parser() -> argparse.ArgumentParser:
     schedules.add_argument("--reason", help="pause (required), unpause: why; shown by `runbook schedules`")
     schedules.add_argument("--from", dest="start", type=_timestamp("--from"), help="backfill: from this time (UTC)")
     schedules.add_argument("--to", dest="end", type=_timestamp("--to"), help="backfill: to this time (UTC)")
+
+    maintenance.add_parser(commands, _identity, _timestamp, _duration)
 
     reports = commands.add_parser("reports", help="the reviews' reports in the reports bucket, newest first")
     reports.add_argument("--json", action="store_true", help="one JSON object per report")
@@ -1198,6 +1200,42 @@ async def _schedule_verb(client: Client, args: argparse.Namespace) -> str:
     return f"backfill of {args.name} from {args.start:%Y-%m-%d %H:%M} to {args.end:%Y-%m-%d %H:%M} UTC asked"
 
 
+async def cmd_maintenance_schedule(session: SignedIn, args: argparse.Namespace) -> None:
+    """Asks the sign-in service for the window (signed in your name); with --plan, waits for the
+    run's plan and prints what it would change."""
+    problem = maintenance.check_flags(args)
+    if problem is not None:
+        raise CliError(problem)
+    answer = await call(session.url, "POST", "/api/v1/maintenance", maintenance.request_body(args), token=session.token)
+    workflow_id = answer["workflow_id"]
+    print(workflow_id)
+    if not args.plan:
+        print(
+            f"scheduled for {args.start:%Y-%m-%d %H:%M} UTC: `runbook approve {workflow_id} --plan ...` "
+            "(`runbook show` names the plan), `runbook maintenance` lists it",
+            file=sys.stderr,
+        )
+        return
+    client = await _connect()
+    try:
+        result = await asyncio.wait_for(client.get_workflow_handle(workflow_id).result(), timeout=60)
+    except TimeoutError:
+        raise CliError(f"{workflow_id}: no plan within a minute; is the worker running?", 3) from None
+    view = maintenance.MaintenanceView.model_validate(result["view"])
+    for line in view.planned_calls:
+        print(f"would call    {line}")
+    print(view.outcome or "")
+
+
+async def cmd_maintenance(client: Client, args: argparse.Namespace, config: settings.Settings) -> None:
+    found = await maintenance.rows(client)
+    if args.json:
+        for row in found:
+            print(row.model_dump_json())
+        return
+    print(maintenance.render(found))
+
+
 def _who() -> str:
     """Who pauses: the signed-in operator if there is a session, else the machine's user."""
     try:
@@ -1246,6 +1284,7 @@ READS = {
     "actions": cmd_actions,
     "stats": cmd_stats,
     "schedules": cmd_schedules,
+    "maintenance": cmd_maintenance,
 }
 ACTIONS = {
     "ack": cmd_ack,
@@ -1271,23 +1310,32 @@ async def run(args: argparse.Namespace) -> None:
     if args.command in STORE_READS:
         STORE_READS[args.command](args, config)
         return
-    session = signed_in(args) if args.command in (*ACTIONS, "trigger") else None  # said before anything else
+    scheduling = args.command == "maintenance" and args.verb == "schedule"
+    session = signed_in(args) if args.command in (*ACTIONS, "trigger") or scheduling else None  # said first
+    if scheduling:
+        assert session is not None
+        await cmd_maintenance_schedule(session, args)
+        return
     if args.command == "trigger":
         assert session is not None
         await cmd_trigger(session, args)
         return
+    client = await _connect()
+    if session is not None:
+        await ACTIONS[args.command](client, args, session)
+    else:
+        await READS[args.command](client, args, config)
+
+
+async def _connect() -> Client:
     try:
         temporal = load_config()
     except TemporalConfigError as err:
         raise CliError(str(err)) from None
     try:
-        client = await connect(temporal)
+        return await connect(temporal)
     except Exception as err:  # noqa: BLE001 - connection failures come in many types
         raise CliError(f"cannot reach Temporal at {temporal.describe()}: {err} (is `make run` running?)", 3) from None
-    if session is not None:
-        await ACTIONS[args.command](client, args, session)
-    else:
-        await READS[args.command](client, args, config)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -21,6 +21,7 @@ RUNBOOKS: dict[str, str] = {
     "bedrock": "BedrockConnectivityWorkflow",  # Bedrock connectivity, workflows/bedrock_connectivity.py
     "digest": "FollowupDigestWorkflow",  # the weekly digest of action items, workflows/followup_digest.py
     "review": "PerformanceReviewWorkflow",  # the daily performance review, workflows/performance_review.py
+    "maintenance": "MaintenanceWindowWorkflow",  # maintenance windows, workflows/maintenance_window.py
 }
 
 _TYPE_NAME = re.compile(r"[A-Za-z_][\w.-]*")

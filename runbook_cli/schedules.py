@@ -32,6 +32,7 @@ from temporalio.client import ScheduleSpec as TemporalSpec
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.common import Strict
+from contracts.maintenance import MaintenanceInput
 from contracts.policy import Policy
 from contracts.reviews import ReviewInput
 from contracts.schedules import (
@@ -66,6 +67,9 @@ def input_for(spec: ScheduleSpec) -> Any:
         return ReviewInput(cadence="daily", started_by=f"schedule {spec.name}")
     if spec.runbook == "schedule-watchdog":
         return WatchdogInput(started_by=f"schedule {spec.name}")
+    if spec.runbook == "maintenance" and spec.maintenance is not None:
+        # what the window does is read by the run from the worker's policy, not from here
+        return MaintenanceInput(service=spec.maintenance.service, opened_by=f"schedule {spec.name}", schedule=spec.name)
     if spec.runbook in ("weekly-review", "capacity-review"):
         return TrendInput(started_by=f"schedule {spec.name}")
     raise ScheduleError(f"schedule {spec.name}: no input known for runbook {spec.runbook}")  # pragma: no cover

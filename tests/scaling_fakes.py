@@ -25,6 +25,7 @@ from contracts import (
     Series,
     SeriesRequest,
 )
+from contracts.maintenance import HoldRequest
 
 
 class FakeAws:
@@ -44,6 +45,8 @@ class FakeAws:
         self.concurrency_plans: list[LambdaConcurrencyPlan] = []
         self.waited: list[int] = []
         self.reads = 0
+        self.held_by: str | None = None  # a maintenance window holding the service (the hold's reason)
+        self.hold_asked = 0
 
     def tasks_at(self, at: datetime) -> int:
         tasks = self.baseline
@@ -139,6 +142,11 @@ class FakeAws:
         self.waited.append(wait.expected)
         return self.concurrency_of(wait.function_name, wait.qualifier, wait.region)
 
+    @activity.defn(name="maintenance_hold")
+    async def maintenance_hold(self, request: HoldRequest) -> str | None:
+        self.hold_asked += 1
+        return self.held_by
+
     @activity.defn(name="remediation_in_progress")
     async def remediation_in_progress(self, workflow_id: str) -> str | None:
         return None
@@ -152,6 +160,7 @@ class FakeAws:
             self.set_provisioned_concurrency,
             self.wait_for_provisioned_concurrency,
             self.remediation_in_progress,
+            self.maintenance_hold,
         ]
 
 

@@ -74,9 +74,9 @@ def fast_policy(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data = tmp_path_factory.mktemp("stack")
+@contextlib.contextmanager
+def launched(data: Path, policy: Path) -> Iterator[Stack]:
+    """The stack on free ports with `policy`, every test operator signed in; stopped after."""
     config = StackConfig(
         temporal_port=free_port(),
         temporal_ui_port=free_port(),
@@ -89,7 +89,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         operator_port=free_port(),
         worker_metrics_port=free_port(),
         data_dir=data,
-        policy=fast_policy(data / "fast-policy.yaml"),
+        policy=policy,
         metrics_interval=1.0,
     )
     operators = {name: hash_password(password, rounds=1000) for name, password in PASSWORDS.items()}
@@ -102,6 +102,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("stack")
+    with launched(data, fast_policy(data / "fast-policy.yaml")) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from temporalio.worker import Replayer
 
 from contracts import incident_workflow_id
 from contracts.bedrock_connectivity import bedrock_workflow_id
+from contracts.maintenance import maintenance_workflow_id
 from contracts.post_incident import postincident_workflow_id
 from contracts.region_failover import failback_workflow_id, failover_workflow_id
 from contracts.scaling_decision import scaling_workflow_id
@@ -49,6 +51,13 @@ def workflow_id(path: Path) -> str:
         return postincident_workflow_id(start["incident_id"])
     if path.parent.name == "bedrock":
         return bedrock_workflow_id(start["region"])
+    if path.parent.name == "maintenance" and start.get("schedule") is None:
+        # an operator's window: its id names the service and start of the signed request
+        events = json.loads(path.read_text())["events"]
+        signaled = next(e for e in events if "workflowExecutionSignaledEventAttributes" in e)
+        payload = signaled["workflowExecutionSignaledEventAttributes"]["input"]["payloads"][0]["data"]
+        request = json.loads(base64.b64decode(payload))
+        return maintenance_workflow_id(request["spec"]["service"], datetime.fromisoformat(request["start"]))
     return path.stem
 
 

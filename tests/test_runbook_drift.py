@@ -14,6 +14,7 @@ from workflows import (
     capacity_review,
     followup_digest,
     incident_response,
+    maintenance_window,
     performance_review,
     post_incident,
     region_failback,
@@ -26,6 +27,7 @@ from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.capacity_review import CapacityReviewWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
+from workflows.maintenance_window import MaintenanceWindowWorkflow
 from workflows.performance_review import PerformanceReviewWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
@@ -52,6 +54,7 @@ RUNBOOKS = [
         performance_review.STEPS,
     ),
     (PROJECT_ROOT / "runbooks" / "schedule-watchdog.md", ScheduleWatchdogWorkflow, schedule_watchdog.STEPS),
+    (PROJECT_ROOT / "runbooks" / "maintenance.md", MaintenanceWindowWorkflow, maintenance_window.STEPS),
     (PROJECT_ROOT / "runbooks" / "weekly-review.md", WeeklyReviewWorkflow, weekly_review.STEPS),
     (PROJECT_ROOT / "runbooks" / "capacity-planning.md", CapacityReviewWorkflow, capacity_review.STEPS),
 ]

@@ -176,6 +176,17 @@ async def test_a_rollout_in_progress_holds_the_step(scaling: Scaling) -> None:
     assert scaling.steps() == [6, 4]
 
 
+async def test_a_maintenance_window_holding_the_service_holds_the_step(scaling: Scaling) -> None:
+    scaling.aws.cpu_load = breach(minutes_before=6, until=timedelta(hours=2))
+    scaling.aws.held_by = "maintenance window maintenance/hybrid-router/2026-12-07T02:00Z holds hybrid-router"
+    handle = await scaling.trigger()
+    result = await scaling.result(handle)
+    assert result.view.status == ScalingStatus.HELD and scaling.aws.applied == []
+    holding = [e.detail for e in result.view.timeline if e.event == "holding"]
+    assert holding and holding[0] == scaling.aws.held_by and scaling.aws.hold_asked >= 2
+    await scaling.keep_history(handle, "held_by_a_maintenance_window")
+
+
 async def test_plan_mode_prints_the_calls_and_makes_none(scaling: Scaling) -> None:
     scaling.aws.cpu_load = breach(minutes_before=6)
     handle = await scaling.trigger(plan=True)

@@ -4,6 +4,7 @@ from workflows.bedrock_connectivity import BedrockConnectivityWorkflow
 from workflows.capacity_review import CapacityReviewWorkflow
 from workflows.followup_digest import FollowupDigestWorkflow
 from workflows.incident_response import IncidentResponseWorkflow
+from workflows.maintenance_window import MaintenanceWindowWorkflow
 from workflows.performance_review import PerformanceReviewWorkflow
 from workflows.post_incident import PostIncidentWorkflow
 from workflows.region_failback import RegionFailbackWorkflow
@@ -22,6 +23,7 @@ ALL = [
     FollowupDigestWorkflow,
     PerformanceReviewWorkflow,
     ScheduleWatchdogWorkflow,
+    MaintenanceWindowWorkflow,
     WeeklyReviewWorkflow,
     CapacityReviewWorkflow,
 ]

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         SeriesRequest,
         Statement,
     )
+    from contracts.maintenance import HoldRequest
     from contracts.scaling_decision import (
         CLOSED_SCALING,
         Capacity,
@@ -60,6 +61,9 @@ from workflows.kit.timeline import cause, fmt
 CARRIED_TIMELINE = 50  # timeline entries a continued run keeps
 CARRIED_DELIVERIES = 1000  # alert delivery ids a continued run still recognises
 READY_WITHIN = timedelta(minutes=15)  # Lambda allocates provisioned concurrency in minutes
+# Runs from here on ask whether a maintenance window holds the service before a step. Retire
+# with workflow.deprecate_patch once no scaling run from before 2026-12-07 is open.
+MAINTENANCE_HOLD = "maintenance-hold"
 STEPS = ("confirm", "hold", "decide", "approve", "act", "verify", "watch", "scale_in")
 
 
@@ -198,7 +202,7 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
         deadline = workflow.now() + self.scaling.hold_for
         while True:
             capacity = await self.read_capacity()
-            reason = capacity.rolling_out or await self.remediation_running() or self.maintenance_hold()
+            reason = capacity.rolling_out or await self.remediation_running() or await self.maintenance_hold()
             if reason is None:
                 return capacity
             if self.status != ScalingStatus.HOLDING:
@@ -464,9 +468,15 @@ class ScalingDecisionWorkflow(RunbookWorkflow):
         )
         return found
 
-    def maintenance_hold(self) -> str | None:
-        """A maintenance window holding the target (the scheduled-runs issue fills this in)."""
-        return None
+    async def maintenance_hold(self) -> str | None:
+        """A maintenance window holding the target (runbooks/maintenance.md): its change and
+        its checks go first, a scaling step meanwhile would fight them. Runs from before the
+        patch did not ask (their histories hold no such activity)."""
+        if not workflow.patched(MAINTENANCE_HOLD):
+            return None
+        asking = HoldRequest(service=self.input.service, asking=workflow.info().workflow_id)
+        found: str | None = await workflow.execute_activity_method(Runs.maintenance_hold, asking, **READ)
+        return found
 
     def lambda_up(self, capacity: Capacity, limits: CapacityLimits) -> int | None:
         if limits.lambda_max is None or capacity.provisioned is None:
