@@ -37,25 +37,32 @@ class MaintenanceHolds:
         self.handoff, self.policy, self.ttl, self.clock = handoff, policy, ttl, clock
         self._held: dict[str, str] = {}  # service -> the window's workflow id
         self._until = float("-inf")
-        self._reading: asyncio.Task[dict[str, str] | None] | None = None
+        self._known = False  # whether a read has ended (answered, or not known)
+        self._reading: asyncio.Task[None] | None = None
 
     async def holder(self, alert: Alert) -> str | None:
-        """The workflow id of the window holding the alert's service, if the alert is to go there."""
+        """The workflow id of the window holding the alert's service, if the alert is to go there.
+
+        Only the intake's first read is waited for. After that an answer older than `ttl` is
+        read again in the background while alerts go on with the last one (at most `ttl` plus
+        one read old): in a storm, visibility on a busy server answered slowly, and every alert
+        waiting for it cut the intake's rate by a third. A window that has just closed takes no
+        signal, so its alerts open their incidents after all; one that has just opened holds
+        from the next read on."""
         if alert.severity is not None and alert.severity in self.policy.maintenance.exempt:
             return None
-        if self.clock() >= self._until:
-            if self._reading is None:
-                self._reading = asyncio.create_task(self._read())
-            reading = self._reading
-            held = await asyncio.shield(reading)
-            if self._reading is reading:
-                # not known (visibility did not answer) counts as nothing held for the same
-                # `ttl`: alerts open their incidents, and a visibility in trouble is asked less
-                self._reading = None
-                self._held, self._until = held or {}, self.clock() + self.ttl
-            if held is None:
-                return None
+        if self.clock() >= self._until and self._reading is None:
+            self._reading = asyncio.create_task(self._refresh())
+        if not self._known and self._reading is not None:
+            await asyncio.shield(self._reading)
         return self._held.get(alert.service)
+
+    async def _refresh(self) -> None:
+        held = await self._read()
+        # not known (visibility did not answer) counts as nothing held for the same `ttl`:
+        # alerts open their incidents, and a visibility in trouble is asked less
+        self._held, self._until, self._known = held or {}, self.clock() + self.ttl, True
+        self._reading = None
 
     async def _read(self) -> dict[str, str] | None:
         try:
