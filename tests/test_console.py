@@ -389,7 +389,15 @@ async def test_the_diagnosis_is_coloured_as_graded_and_each_metric_charted_with_
 
     def look() -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
         with signed_in_browser(browser_paths, console.url) as browser:
-            browser.get(console.link(console.incident))
+            for _ in range(3):  # a page whose chart read outlasted its wait says why; a reload reads again
+                browser.get(console.link(console.incident))
+                browser.implicitly_wait(0)
+                drawn = browser.find_elements(
+                    By.CSS_SELECTOR, 'svg.chart[data-metric="error_rate_pct"] polyline.series'
+                )
+                browser.implicitly_wait(20)
+                if drawn:
+                    break
             rows = {
                 row.get_attribute("data-key"): (
                     row.find_elements(By.TAG_NAME, "td")[2].text,
