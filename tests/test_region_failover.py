@@ -45,6 +45,7 @@ from contracts import (
     ScalingRecord,
 )
 from contracts.failover import DnsChangeRecord, PreflightName
+from contracts.maintenance import HoldRequest
 from contracts.region_failover import (
     FailoverInput,
     FailoverResult,
@@ -112,6 +113,8 @@ class FakeRegions:
         self.dns_calls: list[DnsChangePlan] = []
         self.scaled: list[EcsScalePlan] = []
         self.probed: list[str] = []
+        self.held_by: list[str] = []  # the maintenance windows holding the service, one per ask, then none
+        self.hold_asks = 0
 
     def since(self) -> timedelta:
         assert self.started is not None
@@ -173,6 +176,11 @@ class FakeRegions:
     async def read_failover_records(self, request: FailoverRecordsRequest) -> FailoverRecords:
         return self.records
 
+    @activity.defn(name="maintenance_hold")
+    async def maintenance_hold(self, request: HoldRequest) -> str | None:
+        self.hold_asks += 1
+        return f"maintenance window {self.held_by.pop(0)} holds {request.service}" if self.held_by else None
+
     def activities(self) -> list[Callable[..., Any]]:
         return [
             self.probe_health,
@@ -182,6 +190,7 @@ class FakeRegions:
             self.wait_for_ecs_running,
             self.change_failover_records,
             self.read_failover_records,
+            self.maintenance_hold,
         ]
 
 
@@ -249,7 +258,11 @@ async def failover(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Fail
         time_skipping_env.client,
         task_queue=task_queue,
         workflows=[RegionFailoverWorkflow, RegionFailbackWorkflow, IncidentResponseWorkflow],
-        activities=[*platform.activities(), *regions.activities(), *Runs(time_skipping_env.client).all()],
+        activities=[
+            *platform.activities(),
+            *regions.activities(),  # with a stand-in maintenance_hold: this server has no visibility
+            *(read for read in Runs(time_skipping_env.client).all() if read.__name__ != "maintenance_hold"),
+        ],
     ):
         yield Failover(time_skipping_env, client, task_queue, policy, regions, platform)
 
@@ -311,6 +324,33 @@ async def test_two_leads_approve_and_the_traffic_moves_once_within_the_rto(failo
     failback = failover.client.get_workflow_handle(failback_workflow_id(service_of(failover)))
     assert (await failback.query(RegionFailbackWorkflow.view)).status == "soaking"  # the way back, soaking
     await failback.terminate("test done")
+
+
+async def test_an_approved_failover_waits_while_a_maintenance_window_holds_the_service(failover: Failover) -> None:
+    """Approved, it changes nothing while a window holds the service (asked again every probe
+    interval, said once per window), and goes on once the window has let go."""
+    failover.regions.held_by = ["maintenance/x/1", "maintenance/x/1", "maintenance/x/1"]
+    handle = await failover.trigger(by="bob", service=service_of(failover))
+    view = await failover.until(handle, lambda v: v.pending_approval is not None)
+    plan = view.pending_approval
+    assert plan is not None
+    for lead in ("bob", "carol"):
+        await handle.execute_update(RegionFailoverWorkflow.approve, Approve(by=lead, plan_id=plan.plan_id))
+    view = await failover.until(handle, lambda v: "holding" in [e.event for e in v.timeline])
+    result: FailoverResult = await handle.result()
+    assert result.view.status == FailoverStatus.FAILED_OVER, result.outcome
+    events = [e.event for e in result.view.timeline]
+    assert events.count("holding") == 1 and events.index("holding") < events.index("released")
+    holding = next(e for e in result.view.timeline if e.event == "holding")
+    assert "maintenance window maintenance/x/1 holds" in holding.detail
+    released = next(e for e in result.view.timeline if e.event == "released")
+    first_change = next(e for e in result.view.timeline if e.step == "scale_backup")
+    assert failover.policy.failover is not None
+    probe_every = failover.policy.failover.probe_every
+    assert released.at <= first_change.at and released.at - holding.at >= 3 * probe_every
+    assert failover.regions.hold_asks == 4 and [p.to_count for p in failover.regions.scaled] == [3]
+    await failover.keep_history(handle, "failed_over_after_a_maintenance_hold")
+    await failover.client.get_workflow_handle(failback_workflow_id(service_of(failover))).terminate("test done")
 
 
 async def test_a_p0_incident_that_finds_the_region_down_hands_it_to_the_failover(failover: Failover) -> None:

@@ -89,6 +89,7 @@ class RegionFailbackWorkflow(RegionRunbook):
                     break
                 await self.wait(lambda: False, self.failover.failback_retry_after)
                 self.healthy_since = None  # a fresh soak before the next proposal
+            await self.wait_for_maintenance()
             try:
                 await self.step_switch_dns(plan)
                 await self.step_verify(plan)

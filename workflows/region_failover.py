@@ -127,6 +127,7 @@ class RegionFailoverWorkflow(RegionRunbook):
         if not await self.step_approve(plan):
             why = self.gate.decision.reason if self.gate.decision is not None else "no decision"
             return await self.finish(FailoverStatus.NOT_APPROVED, f"not approved: {why}; nothing changed")
+        await self.wait_for_maintenance()
         try:
             await self.step_scale_backup(plan)
             await self.step_switch_dns(plan)

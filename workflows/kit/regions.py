@@ -10,8 +10,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import failover as dns
+    from activities.runs import Runs
     from contracts import DnsChangePlan, FailoverRecords, FailoverRecordsRequest
     from contracts.failover import DnsChangeRecord
+    from contracts.maintenance import HoldRequest
     from contracts.policy import FailoverPolicy, FailoverTarget
     from contracts.systems import ProbeRequest, ProbeResult
 
@@ -26,11 +28,36 @@ class StepDeadline(Exception):
     """A step did not finish within its deadline: the run stops, what is done stays."""
 
 
+# Runs from here on wait, before their first change, while a maintenance window holds their
+# service (runbooks/maintenance.md). Retire once no run from before it is in flight.
+MAINTENANCE_HOLD = "region-maintenance-hold"
+
+
 class RegionRunbook(RunbookWorkflow):
     """A runbook acting on one service's regions (`self.service`, set by the runbook)."""
 
     service: str
     probes: list[ProbeResult]
+
+    async def wait_for_maintenance(self) -> None:
+        """A maintenance window holding the service goes first: its change and its checks would
+        fight a region switch. Wait, saying why, until it releases the service, which it always
+        does (at its end, or at once with `runbook cancel` on the window: an operator's call when
+        the region is down). Runs from before the patch did not ask."""
+        if not workflow.patched(MAINTENANCE_HOLD):
+            return
+        asking = HoldRequest(service=self.service, asking=workflow.info().workflow_id)
+        said: str | None = None
+        while True:
+            held: str | None = await workflow.execute_activity_method(Runs.maintenance_hold, asking, **READ)
+            if held is None:
+                break
+            if held != said:
+                self.record("holding", f"{held}: nothing changes until it ends (`runbook cancel` on it ends it now)")
+                said = held
+            await self.wait(lambda: False, self.failover.probe_every)
+        if said is not None:
+            self.record("released", f"no maintenance window holds {self.service}; going on")
 
     async def probe(self, region: str, url: str) -> ProbeResult:
         result: ProbeResult = await workflow.execute_activity(
