@@ -207,6 +207,11 @@ async def console(
     dev_env: WorkflowEnvironment, aws_env: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Console]:
     monkeypatch.setattr(fakes, "BAD", READINGS)
+    # the session's emulator holds every metric other modules seeded (weeks of them): its
+    # GetMetricData, which scans them all, outlasted the page's 10 s on a loaded CI machine
+    from intake import console as console_module
+
+    monkeypatch.setattr(console_module, "CHART_WAIT", 90)
     _aws._client.cache_clear()  # the console reads the bucket with the activities' cached clients
     service, other = f"console-{uuid.uuid4().hex[:6]}", f"unpaged-{uuid.uuid4().hex[:6]}"
     policy = intake_policy(service, other)
