@@ -42,11 +42,11 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+@contextlib.contextmanager
+def own_moto_server(directory: Path) -> Iterator[MotoServer]:
     """The AWS emulator over HTTP; its request recorder lets tests count API calls."""
     port = free_port()
-    recording = tmp_path_factory.mktemp("moto") / "recording.jsonl"
+    recording = directory / "recording.jsonl"
     env = dict(os.environ, MOTO_RECORDER_FILEPATH=str(recording))
     proc = subprocess.Popen(
         [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
@@ -60,6 +60,12 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         yield MotoServer(url=url, recording=recording)
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    with own_moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ from settings import PROJECT_ROOT
 from starter import open_or_join_incident, trigger_bedrock, trigger_failover, trigger_scaling
 from tests import fakes
 from tests.bedrock_fakes import FakeBedrock, down_until
-from tests.conftest import MotoServer
+from tests.conftest import MotoServer, own_moto_server
 from tests.fakes import FakePlatform
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
@@ -200,6 +200,21 @@ def bedrock_worker(dev_env: WorkflowEnvironment, task_queue: str) -> tuple[Worke
         ],
     )
     return worker, region
+
+
+@pytest.fixture(scope="module")
+def console_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """An emulator of the console's own: the session's holds the weeks of metrics other modules
+    seeded, and the run page's chart came back without its series after them in CI."""
+    with own_moto_server(tmp_path_factory.mktemp("console-moto")) as server:
+        yield server
+
+
+@pytest.fixture
+def aws_env(console_moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    for key, value in console_moto.aws_env().items():
+        monkeypatch.setenv(key, value)
+    return console_moto
 
 
 @pytest.fixture
