@@ -523,12 +523,21 @@ class Publisher:
         self.last: dict[str, Any] | None = None
 
     async def run_forever(self, interval: float) -> None:
+        """One tick every `interval` on a fixed cadence (a slow tick does not push the next
+        ones back), so every period of a metric gets its datapoint as an agent's would; a tick
+        that overran its slot skips the slots it missed rather than bunching up."""
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
         while True:
             try:
                 await self.publish_once(interval)
             except Exception:  # noqa: BLE001 - the demo must outlive a bad tick
                 log.exception("publishing tick failed")
-            await asyncio.sleep(interval)
+            next_tick += interval
+            now = loop.time()
+            if next_tick <= now:
+                next_tick += (math.floor((now - next_tick) / interval) + 1) * interval
+            await asyncio.sleep(next_tick - now)
 
     async def publish_once(self, interval: float) -> None:
         deployment = await self._probe.observe()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +31,8 @@ from temporalio.api.workflowservice.v1 import ResetStickyTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from contracts import load_policy_file
+from contracts.scaling_rules import Datapoint, Judgement, Series, judge
 from devstack.net import free_port
 from devstack.stack import DEMO_OPERATOR_PASSWORD, DEMO_OPERATORS, Stack, StackConfig
 from intake.sessions import hash_password
@@ -199,14 +202,19 @@ def recorded_ecs_updates(stack: Stack) -> list[dict[str, Any]]:
     return updates
 
 
-def ecs(stack: Stack) -> Any:
+def aws(stack: Stack, service: Literal["ecs", "route53", "s3", "cloudwatch"], region: str = REGION) -> Any:
+    """A boto3 client of the stack's AWS emulator."""
     return boto3.client(
-        "ecs",
-        region_name=REGION,
+        service,
+        region_name=region,
         endpoint_url=stack.config.url(stack.config.moto_port),
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def ecs(stack: Stack) -> Any:
+    return aws(stack, "ecs")
 
 
 def running_task_definition(stack: Stack) -> str:
@@ -349,14 +357,8 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
     followup = f"postincident/{incident}"
     pending = wait_for(stack, followup, lambda v: v["status"] == "review-pending", timeout=60)
     assert pending["postmortem_uri"] == f"s3://runbook-postmortems/postmortems/{incident}.md"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.config.url(stack.config.moto_port),
-        region_name="eu-central-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    stored = s3.get_object(Bucket="runbook-postmortems", Key=f"postmortems/{incident}.md")["Body"].read().decode()
+    draft = s3(stack).get_object(Bucket="runbook-postmortems", Key=f"postmortems/{incident}.md")
+    stored = draft["Body"].read().decode()
     stored_rows = [line for line in stored.splitlines() if line.startswith("| 20")]
     assert [row.split(" | ")[2] for row in stored_rows] == [e["event"] for e in trail], stored
     cli(stack, "review", incident, "--notes", "the rollback healed it", user="demo-lead")
@@ -389,7 +391,7 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
         assert time.monotonic() < deadline, cli(stack, "schedules").stdout
         time.sleep(0.5)
     last = schedule_row(stack, "followup-digest")
-    digest = s3.get_object(Bucket="runbook-postmortems", Key=f"digests/action-items-{last['last_run'][:10]}.md")
+    digest = s3(stack).get_object(Bucket="runbook-postmortems", Key=f"digests/action-items-{last['last_run'][:10]}.md")
     report = digest["Body"].read().decode()
     assert "## demo-oncall: " in report and f"open {incident} A1: guard deploys" in report, report
     [review] = [json.loads(line) for line in cli(stack, "reports", "--json").stdout.splitlines()]
@@ -522,13 +524,7 @@ def replace_file(path: Path, text: str) -> None:
 
 
 def s3(stack: Stack) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=stack.config.url(stack.config.moto_port),
-        region_name="eu-central-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return aws(stack, "s3")
 
 
 def test_followup_with_the_worker_killed_at_each_step_repeats_nothing(stack: Stack, worker: Callable[[], Any]) -> None:
@@ -746,12 +742,47 @@ def scaling_closed(view: dict[str, Any]) -> bool:
     return view.get("outcome") is not None and timeline[-1].get("event") == "closed"
 
 
+def cpu_rule(stack: Stack) -> Judgement:
+    """The stack policy's cpu rule judged on CloudWatch now, as the scaling run's confirm step
+    judges it."""
+    policy = load_policy_file(stack.config.composed_policy)
+    rule = next(rule for rule in policy.scaling.rules if rule.name == "cpu")
+    query = policy.metric(rule.metric)
+    now = datetime.now(UTC)
+    found = aws(stack, "cloudwatch").get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "cpu",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": query.namespace,
+                        "MetricName": query.metric_name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(query.dimensions.items())],
+                    },
+                    "Period": query.period_seconds,
+                    "Stat": query.stat,
+                },
+            }
+        ],
+        StartTime=now - rule.sustained_for - timedelta(minutes=1),
+        EndTime=now,
+        ScanBy="TimestampAscending",
+    )["MetricDataResults"][0]
+    points = [Datapoint(at=at, value=value) for at, value in zip(found["Timestamps"], found["Values"], strict=True)]
+    series = Series(key=query.key, period_seconds=query.period_seconds, points=sorted(points, key=lambda p: p.at))
+    return judge(rule, series, now)
+
+
 def offered_load(stack: Stack) -> int:
-    """`runbook demo load hybrid-router --cpu 90`, then long enough for the rule's window."""
+    """`runbook demo load hybrid-router --cpu 90`, then until CloudWatch holds the rule's whole
+    window in breach (6 s for the fast policy; longer when the machine is slow to publish)."""
     baseline = desired_count(stack)
     done = cli(stack, "demo", "load", "hybrid-router", "--cpu", "90")
     assert f"on {baseline} task(s)" in done.stdout, done.stdout
-    time.sleep(8)  # the fast policy's cpu rule: 6 s of datapoints in breach
+    deadline = time.monotonic() + 60
+    while not (judgement := cpu_rule(stack)).sustained:
+        assert time.monotonic() < deadline, f"the cpu rule never held: {judgement.why}"
+        time.sleep(0.5)
     return baseline
 
 
@@ -862,16 +893,6 @@ def test_scaling_with_the_worker_killed_after_each_activity_repeats_no_step(
 
 
 # --------------------------------------------------------------------------- region failover
-
-
-def aws(stack: Stack, service: Literal["ecs", "route53"], region: str) -> Any:
-    return boto3.client(
-        service,
-        region_name=region,
-        endpoint_url=stack.config.url(stack.config.moto_port),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def serving_region(stack: Stack) -> str:
