@@ -60,6 +60,8 @@ class IntakeConfig:
     # Seconds an idle target's lane waits for more alerts while the intake is busy (intake.coalesce);
     # 0: only what arrives during a hand-over is coalesced.
     coalesce_window: float = 0.005
+    # Hand-overs of alerts to Temporal under way at once (intake.coalesce); what waits coalesces.
+    max_handovers: int = 8
 
     @classmethod
     def from_env(cls, policy: Policy) -> IntakeConfig:
@@ -80,6 +82,7 @@ class IntakeConfig:
             sns_max_age=sns_max_age(env.get("INTAKE_SNS_MAX_AGE") or "1h"),
             sns_v2_only=env.get("INTAKE_SNS_SIGNATURE_V2_ONLY", "").lower() in ("1", "true", "yes", "on"),
             coalesce_window=coalesce_window(env.get("INTAKE_COALESCE_WINDOW_MS") or "5"),
+            max_handovers=max_handovers(env.get("INTAKE_MAX_HANDOVERS") or "8"),
         )
 
 
@@ -92,6 +95,13 @@ def coalesce_window(text: str) -> float:
     if not 0 <= value <= 1000:
         raise ValueError(f"INTAKE_COALESCE_WINDOW_MS={text!r} is not a number of milliseconds from 0 to 1000")
     return value / 1000
+
+
+def max_handovers(text: str) -> int:
+    """INTAKE_MAX_HANDOVERS: a whole number from 1 to 1000."""
+    if not (text.strip().isdigit() and 1 <= int(text) <= 1000):
+        raise ValueError(f"INTAKE_MAX_HANDOVERS={text!r} is not a whole number from 1 to 1000")
+    return int(text)
 
 
 def sns_max_age(text: str) -> timedelta | None:
@@ -266,7 +276,9 @@ def create_app(
     operator listener (`intake.signin`), so this port can face the senders alone."""
     metrics = Metrics()
     deliveries = Deliveries()
-    coalescer = Coalescer(handoff, window=config.coalesce_window, counted=metrics.handovers.inc)
+    coalescer = Coalescer(
+        handoff, window=config.coalesce_window, counted=metrics.handovers.inc, max_in_flight=config.max_handovers
+    )
     holds = MaintenanceHolds(handoff, config.policy)
     verifier = sns_verifier or sns.SnsVerifier(
         config.sns_topics,

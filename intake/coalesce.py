@@ -27,10 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contracts import MAX_BATCH_ALERTS, MAX_BATCH_BYTES, Alert
-from intake.handoff import Handoff, Runbook, runbook_of, workflow_id_for
+from intake.handoff import HANDOFF_TIMEOUT, Handoff, Runbook, Unavailable, runbook_of, workflow_id_for
 
 WINDOW = 0.005  # seconds a lane waits for more alerts while the intake is busy
 BUSY = 4  # hand-overs in flight from which the intake counts as busy
+MAX_IN_FLIGHT = 8  # hand-overs under way at once; the others' alerts wait in their lanes and coalesce
 BRIEF_SUMMARY = 200  # characters of a brief alert's summary
 FULL_ALERTS = 100  # alerts per incident handed over with their labels and whole summary
 KNOWN_INCIDENTS = 10_000  # incidents whose alerts the intake remembers (least recently used go)
@@ -81,9 +82,15 @@ class Coalescer:
         busy: int = BUSY,
         full_alerts: int = FULL_ALERTS,
         counted: Callable[[], None] = lambda: None,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        slot_timeout: float = HANDOFF_TIMEOUT,
     ) -> None:
-        """`counted`: called at each hand-over Temporal took (the intake's metrics)."""
+        """`counted`: called at each hand-over Temporal took (the intake's metrics);
+        `max_in_flight`: hand-overs under way at once (a lane waits up to `slot_timeout` for one,
+        then its senders hear 503 and retry)."""
         self.handoff = handoff
+        self.slots = asyncio.Semaphore(max_in_flight)
+        self.slot_timeout = slot_timeout
         self.counted = counted
         self.window, self.busy = window, busy
         self.in_flight = 0
@@ -112,9 +119,18 @@ class Coalescer:
             if self.window > 0 and self.in_flight >= self.busy:
                 await asyncio.sleep(self.window)
             while lane.waiting:
-                taken = take_batch(lane.waiting)
-                del lane.waiting[: len(taken)]
-                await self._send(key, taken)
+                try:
+                    await asyncio.wait_for(self.slots.acquire(), self.slot_timeout)
+                except TimeoutError:
+                    self._fail(lane.waiting, Unavailable("the intake's hand-overs to Temporal are all busy"))
+                    lane.waiting.clear()
+                    return
+                try:
+                    taken = take_batch(lane.waiting)  # what waited for the slot goes with it
+                    del lane.waiting[: len(taken)]
+                    await self._send(key, taken)
+                finally:
+                    self.slots.release()
         finally:
             lane.busy = False
             if not lane.waiting and self.lanes.get(key) is lane:
@@ -130,13 +146,17 @@ class Coalescer:
             try:
                 joined = await self._hand_over(workflow_id, opened_by, [w.alert for w in part], start)
             except Exception as err:  # noqa: BLE001 - every waiter hears why
-                for waiting in part:
-                    if not waiting.done.done():
-                        waiting.done.set_exception(err)
+                self._fail(part, err)
                 continue
             for waiting in part:
                 if not waiting.done.done():
                     waiting.done.set_result(joined)
+
+    @staticmethod
+    def _fail(waiters: list[Waiting], err: BaseException) -> None:
+        for waiting in waiters:
+            if not waiting.done.done():
+                waiting.done.set_exception(err)
 
     async def _hand_over(self, workflow_id: str, opened_by: str, alerts: list[Alert], start: bool) -> str | None:
         known = self.known.get(workflow_id) or Known()

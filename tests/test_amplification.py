@@ -12,12 +12,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from contracts import MAX_BATCH_ALERTS, MAX_BATCH_BYTES, Alert
+from intake.app import IntakeConfig
 from intake.coalesce import BRIEF_SUMMARY, Coalescer, Waiting, approximate_size, brief, take_batch
 from intake.handoff import Unavailable
 from intake.normalize import MAX_LABELS_BYTES, cap_labels
+from tests.policies import default_policy
 from tests.test_intake import running_intake
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -107,6 +110,54 @@ async def test_a_failed_hand_over_fails_every_alert_it_carried_and_no_other() ->
     assert all(isinstance(outcome, Unavailable) for outcome in outcomes)
     assert await other == "incident/other/eu-west-1"
     assert not lanes.lanes  # every lane ended: nothing left behind to hand over later
+
+
+async def test_at_most_max_in_flight_hand_overs_at_once_and_what_waits_for_a_slot_coalesces() -> None:
+    """Two slots, four targets: the third and fourth targets wait; what arrives for them
+    meanwhile goes in their one hand-over once a slot frees."""
+    handoff = HeldHandoff()
+    lanes = coalescer(handoff, max_in_flight=2)
+    handoff.release.clear()
+    services = ["a", "b", "c", "d"]
+    first = [asyncio.create_task(lanes.hand_over(an_alert(0, service=s), "intake/am")) for s in services]
+    await asyncio.sleep(0.01)
+    assert [w for w, _, _ in handoff.batches] == ["incident/a/eu-west-1", "incident/b/eu-west-1"]
+    more = [asyncio.create_task(lanes.hand_over(an_alert(n, service=s), "intake/am")) for n in (1, 2) for s in services]
+    await asyncio.sleep(0.01)
+    assert len(handoff.batches) == 2  # nobody else started while both slots were taken
+    handoff.release.set()
+    await asyncio.gather(*first, *more)
+    sizes = {(w.split("/")[1], len(alerts)) for w, alerts, _ in handoff.batches}
+    assert sizes == {("a", 1), ("b", 1), ("c", 3), ("d", 3), ("a", 2), ("b", 2)}, handoff.batches
+    assert len(handoff.batches) == 6 and not lanes.lanes
+
+
+async def test_a_lane_that_waits_too_long_for_a_slot_is_503_and_hands_nothing_over() -> None:
+    handoff = HeldHandoff()
+    lanes = coalescer(handoff, max_in_flight=1, slot_timeout=0.05)
+    handoff.release.clear()
+    held = asyncio.create_task(lanes.hand_over(an_alert(0, service="a"), "intake/am"))
+    waiting = [asyncio.create_task(lanes.hand_over(an_alert(n, service="b"), "intake/am")) for n in range(3)]
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(outcome, Unavailable) for outcome in outcomes), outcomes
+    assert "busy" in str(outcomes[0])
+    handoff.release.set()
+    assert await held == "incident/a/eu-west-1"
+    assert [w for w, _, _ in handoff.batches] == ["incident/a/eu-west-1"]  # b's alerts were never handed over
+    assert await lanes.hand_over(an_alert(5, service="b"), "intake/am") == "incident/b/eu-west-1"  # a retry is
+    assert not lanes.lanes
+
+
+def test_the_hand_overs_at_once_come_from_intake_max_handovers_and_a_bad_value_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert IntakeConfig.from_env(default_policy()).max_handovers == 8
+    monkeypatch.setenv("INTAKE_MAX_HANDOVERS", "32")
+    assert IntakeConfig.from_env(default_policy()).max_handovers == 32
+    for bad in ("0", "1001", "eight", "-3", "2.5"):
+        monkeypatch.setenv("INTAKE_MAX_HANDOVERS", bad)
+        with pytest.raises(ValueError, match="INTAKE_MAX_HANDOVERS"):
+            IntakeConfig.from_env(default_policy())
 
 
 async def test_resolutions_ahead_of_a_firing_alert_never_open_a_run() -> None:

@@ -32,7 +32,7 @@ from devstack.net import free_port
 from devstack.pagerduty_emulator import ensure_self_signed_cert
 from intake.app import create_app
 from intake.handoff import Handoff
-from intake.limits import BodyDeadline, ListenerLimits, guarded_h11
+from intake.limits import BodyDeadline, ListenerLimits, guarded_protocol
 from intake.operations import Operations
 from intake.sessions import COOKIE, Sessions, SigninConfig, hash_password
 from intake.signin import create_operator_app
@@ -80,10 +80,9 @@ def serving(app: Starlette, **options: Any) -> Iterator[str]:
     with serve_app(
         BodyDeadline(app, limits.body_timeout),
         proxy_headers=False,
-        http=guarded_h11(limits.header_timeout),
+        http=guarded_protocol(limits),
         timeout_keep_alive=limits.keep_alive,
         limit_concurrency=limits.max_connections,
-        h11_max_incomplete_event_size=limits.max_header_bytes,
         **options,
     ) as url:
         yield url

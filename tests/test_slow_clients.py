@@ -215,6 +215,28 @@ def test_a_kept_alive_connection_gets_the_deadline_for_its_next_head_too(intake:
     assert status(said) == 408 and HEADER_TIMEOUT - 0.1 < time.monotonic() - started < HEADER_TIMEOUT + 2.5
 
 
+# --------------------------------------------------------------------------- large heads
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 512], ids=["at-once", "in-pieces"])
+@pytest.mark.parametrize("listener", ["webhooks", "operators"])
+def test_a_request_head_over_16_kib_is_431_and_one_under_it_is_served(
+    intake: Intake, listener: str, chunk: int
+) -> None:
+    """INTAKE_MAX_HEADER_BYTES (16 KiB by default) counts the request line and headers as the
+    parser reads them, whether they come in one piece or many."""
+    address = getattr(intake, listener)
+    for padding, expected in ((15_000, 200), (17_000, 431)):
+        head = f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: {'a' * padding}\r\n\r\n".encode()
+        with socket.create_connection(address, timeout=10) as raw:
+            for start in range(0, len(head), chunk):
+                raw.sendall(head[start : start + chunk])
+            said = answer(raw) if expected == 200 else closed_after(raw, 5)[1]
+        assert status(said) == expected, said[:300]
+        if expected == 431:
+            assert b"larger than 16384 bytes" in said
+
+
 # --------------------------------------------------------------------------- slow bodies
 
 
