@@ -59,7 +59,7 @@ def grade(query: MetricQuery, values: list[float]) -> MetricReading:
     return MetricReading(key=query.key, value=worst, level=level, within_target=within, detail=detail)
 
 
-def _data_queries(queries: list[tuple[int, MetricQuery]]) -> list[MetricDataQueryTypeDef]:
+def data_queries(queries: list[tuple[int, MetricQuery]]) -> list[MetricDataQueryTypeDef]:
     return [
         {
             "Id": f"m{index}",
@@ -91,7 +91,7 @@ def read_series(request: SeriesRequest) -> list[Series]:
         try:
             paginator = client("cloudwatch", region).get_paginator("get_metric_data")
             pages = paginator.paginate(
-                MetricDataQueries=_data_queries(queries),
+                MetricDataQueries=data_queries(queries),
                 StartTime=now - request.window,
                 EndTime=now,
                 ScanBy="TimestampAscending",
@@ -122,7 +122,7 @@ def read_metrics(request: MetricsRequest) -> list[MetricReading]:
     for region, queries in by_region.items():
         try:
             paginator = client("cloudwatch", region).get_paginator("get_metric_data")
-            for page in paginator.paginate(MetricDataQueries=_data_queries(queries), StartTime=start, EndTime=now):
+            for page in paginator.paginate(MetricDataQueries=data_queries(queries), StartTime=start, EndTime=now):
                 for result in page["MetricDataResults"]:
                     index = int(result["Id"][1:])
                     cutoff = now - request.queries[index].lookback

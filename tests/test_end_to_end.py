@@ -31,6 +31,7 @@ from temporalio.api.workflowservice.v1 import ResetStickyTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.cloudwatch import data_queries
 from contracts import load_policy_file
 from contracts.scaling_rules import Datapoint, Judgement, Series, judge
 from devstack.net import free_port
@@ -750,20 +751,7 @@ def cpu_rule(stack: Stack) -> Judgement:
     query = policy.metric(rule.metric)
     now = datetime.now(UTC)
     found = aws(stack, "cloudwatch").get_metric_data(
-        MetricDataQueries=[
-            {
-                "Id": "cpu",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": query.namespace,
-                        "MetricName": query.metric_name,
-                        "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(query.dimensions.items())],
-                    },
-                    "Period": query.period_seconds,
-                    "Stat": query.stat,
-                },
-            }
-        ],
+        MetricDataQueries=data_queries([(0, query)]),
         StartTime=now - rule.sustained_for - timedelta(minutes=1),
         EndTime=now,
         ScanBy="TimestampAscending",
