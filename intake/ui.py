@@ -23,7 +23,7 @@ import hmac
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -52,7 +52,7 @@ TITLE_SUMMARY = 100  # the whole summary is on the page, below the title
 REPORT_CHART = re.compile(r"[a-z0-9][\w-]{0,40}/[\w.-]{1,120}\.png")
 REPORT_ID = re.compile(r"[a-z0-9][\w-]{0,40}/[\w.-]{1,120}")
 RUN_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-REPORTS_LISTED = 500  # the reports page lists the newest of at most this many objects' reports
+REPORTS_DAYS = 92  # the reports page lists the reports of the last this many days (`runbook reports`: all)
 MESSAGE = 500  # an action's answer, as the run's page shows it
 # Reports are Markdown written by the reviews; raw HTML in them is shown as text, never run.
 MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -300,11 +300,12 @@ def ui_routes(auth: Auth, operations: Operations, read_points: Any = console.rea
     async def reports(request: Request, who: Identity) -> Response:
         no_params(request)
         try:
-            rows = await console.aws_read(lambda: list_reports(policy.reviews, bucket(), REPORTS_LISTED))
+            since = datetime.now(UTC).date() - timedelta(days=REPORTS_DAYS)
+            rows = await console.aws_read(lambda: list_reports(policy.reviews, bucket(), since=since))
             error = None
         except ReportError as err:
             rows, error = [], str(err)
-        return page(who, "Reports", "reports.html", reports=rows, error=error)
+        return page(who, "Reports", "reports.html", reports=rows, error=error, days=REPORTS_DAYS)
 
     async def report(request: Request, who: Identity) -> Response:
         no_params(request)

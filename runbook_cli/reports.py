@@ -11,7 +11,7 @@ environment changes.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import boto3
@@ -55,17 +55,27 @@ def report_id(key: str) -> str:
     return key.removeprefix(REPORTS_PREFIX).removesuffix(".md")
 
 
-def list_reports(reviews: ReviewPolicy, s3: Any = None, limit: int | None = None) -> list[ReportRow]:
-    """Every report in the bucket (of its first `limit` objects, when given), newest first, with
-    the charts stored next to it; read with `s3`, else the CLI's client."""
+def list_reports(reviews: ReviewPolicy, s3: Any = None, since: date | None = None) -> list[ReportRow]:
+    """Every report in the bucket, newest first, with the charts stored next to it; read with
+    `s3`, else the CLI's client. With `since`, only the reports named from that day on (a
+    report's name starts with its date, `2026-12-07` or `2026-12`), listed folder by folder
+    from that name: S3 lists keys in ascending order, so this reads the recent reports of a
+    bucket that holds years of them without reading the years."""
     s3 = s3 or _s3(reviews.bucket_region)
+    paginator = s3.get_paginator("list_objects_v2")
     objects: list[dict[str, Any]] = []
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=reviews.bucket, Prefix=REPORTS_PREFIX):
-            objects += page.get("Contents", [])
-            if limit is not None and len(objects) >= limit:
-                objects = objects[:limit]
-                break
+        listings: list[dict[str, str]] = [{"Prefix": REPORTS_PREFIX}]
+        if since is not None:
+            folders = paginator.paginate(Bucket=reviews.bucket, Prefix=REPORTS_PREFIX, Delimiter="/")
+            listings = [
+                {"Prefix": folder["Prefix"], "StartAfter": f"{folder['Prefix']}{since:%Y-%m-%d}"}
+                for page in folders
+                for folder in page.get("CommonPrefixes", [])
+            ]
+        for listing in listings:
+            for page in paginator.paginate(Bucket=reviews.bucket, **listing):
+                objects += page.get("Contents", [])
     except (ClientError, BotoCoreError) as err:
         raise ReportError(f"cannot list {_where(reviews)}: {err}") from None
     keys = {o["Key"] for o in objects}
