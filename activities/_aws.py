@@ -39,6 +39,16 @@ Service = Literal["ecs", "cloudwatch", "logs", "lambda", "application-autoscalin
 
 # botocore's own retries stay short: Temporal's retry policy decides what happens next.
 _CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=20)
+# A page waiting for its read (the console): one attempt, given up within 9 s, inside the page's 10 s.
+_QUICK_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=6)
+_THREAD = threading.local()
+
+
+def quick_clients() -> None:
+    """From now on the calling thread's clients are the quick ones (`_QUICK_CONFIG`): for the
+    threads of a listener that answers people, not of activities that Temporal retries."""
+    _THREAD.quick = True
+
 
 # Errors that another attempt cannot fix: wrong input, missing resource, no permission.
 _PERMANENT = {
@@ -94,12 +104,12 @@ def client(service: Service, region: str) -> AnyClient:
     """One client per service and region. Clients are safe to share between the activity
     threads; creating them from boto3's default session is not, hence the lock."""
     with _CREATING:
-        return _client(service, region)
+        return _client(service, region, getattr(_THREAD, "quick", False))
 
 
 @functools.lru_cache(maxsize=32)
-def _client(service: Service, region: str) -> AnyClient:
-    return boto3.client(service, region_name=region, config=_CONFIG)
+def _client(service: Service, region: str, quick: bool = False) -> AnyClient:
+    return boto3.client(service, region_name=region, config=_QUICK_CONFIG if quick else _CONFIG)
 
 
 def aws_error(err: Exception, action: str) -> ApplicationError:

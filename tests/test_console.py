@@ -222,11 +222,6 @@ async def console(
     dev_env: WorkflowEnvironment, aws_env: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Console]:
     monkeypatch.setattr(fakes, "BAD", READINGS)
-    # the session's emulator holds every metric other modules seeded (weeks of them): its
-    # GetMetricData, which scans them all, outlasted the page's 10 s on a loaded CI machine
-    from intake import console as console_module
-
-    monkeypatch.setattr(console_module, "CHART_WAIT", 90)
     _aws._client.cache_clear()  # the console reads the bucket with the activities' cached clients
     service, other = f"console-{uuid.uuid4().hex[:6]}", f"unpaged-{uuid.uuid4().hex[:6]}"
     policy = intake_policy(service, other)
@@ -409,15 +404,7 @@ async def test_the_diagnosis_is_coloured_as_graded_and_each_metric_charted_with_
 
     def look() -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
         with signed_in_browser(browser_paths, console.url) as browser:
-            for _ in range(3):  # a page whose chart read outlasted its wait says why; a reload reads again
-                browser.get(console.link(console.incident))
-                browser.implicitly_wait(0)
-                drawn = browser.find_elements(
-                    By.CSS_SELECTOR, 'svg.chart[data-metric="error_rate_pct"] polyline.series'
-                )
-                browser.implicitly_wait(20)
-                if drawn:
-                    break
+            browser.get(console.link(console.incident))
             rows = {
                 row.get_attribute("data-key"): (
                     row.find_elements(By.TAG_NAME, "td")[2].text,
@@ -1025,3 +1012,17 @@ def test_a_chart_draws_its_datapoints_thresholds_and_the_changes_within_its_span
     assert abs(middle - (40 + (320 - 40 - 8) / 2)) < 1  # halfway along the plot
     empty = str(metric_chart("p95_latency_ms", [], [Line("critical", 2000.0)]))
     assert "no datapoints" in empty and 'data-value="2000"' in empty and "polyline" not in empty
+
+
+def test_the_consoles_aws_reads_give_up_before_its_pages_stop_waiting() -> None:
+    """The console's reads run on threads whose clients try once and give up within 9 s (the
+    page waits 10 s); the activities' clients elsewhere keep their retries and longer reads."""
+    from intake import console as console_module
+
+    def config() -> tuple[float, float, int]:
+        made: Any = _aws.client("cloudwatch", "eu-west-1").meta.config
+        return made.connect_timeout, made.read_timeout, made.retries["total_max_attempts"]
+
+    connect, read, attempts = console_module.AWS_READS.submit(config).result()
+    assert attempts == 1 and connect + read < console_module.CHART_WAIT
+    assert config() == (5, 20, 3)  # this thread's: an activity's (two retries)
