@@ -331,7 +331,11 @@ def create_app(
             window = await holds.holder(alert) if runbook == "incident" else None
             # held by a maintenance window: recorded on its run, no incident (a window that has
             # just closed takes no signal: the alert then opens its incident after all)
-            if window is not None and (await handoff.batch(window, [alert], f"intake/{source}", start=False))[0]:
+            taken = False
+            if window is not None:
+                async with coalescer.slot():  # counted with the lanes' hand-overs
+                    taken, _ = await handoff.batch(window, [alert], f"intake/{source}", start=False)
+            if window is not None and taken:
                 held.append(window)
                 joined: str | None = None
             else:

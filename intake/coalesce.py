@@ -22,8 +22,9 @@ grows by a bounded amount per alert whatever the senders send.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from contracts import MAX_BATCH_ALERTS, MAX_BATCH_BYTES, Alert
@@ -114,23 +115,33 @@ class Coalescer:
             task.add_done_callback(self._tasks.discard)
         return await done
 
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """One of the `max_in_flight` hand-overs under way at once (the lanes' own, and the
+        alerts a maintenance window holds); `Unavailable` after `slot_timeout` without one."""
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.slot_timeout)
+        except TimeoutError:
+            raise Unavailable("the intake's hand-overs to Temporal are all busy") from None
+        try:
+            yield
+        finally:
+            self.slots.release()
+
     async def _drain(self, key: tuple[str, str], lane: Lane) -> None:
         try:
             if self.window > 0 and self.in_flight >= self.busy:
                 await asyncio.sleep(self.window)
             while lane.waiting:
                 try:
-                    await asyncio.wait_for(self.slots.acquire(), self.slot_timeout)
-                except TimeoutError:
-                    self._fail(lane.waiting, Unavailable("the intake's hand-overs to Temporal are all busy"))
+                    async with self.slot():
+                        taken = take_batch(lane.waiting)  # what waited for the slot goes with it
+                        del lane.waiting[: len(taken)]
+                        await self._send(key, taken)
+                except Unavailable as busy:
+                    self._fail(lane.waiting, busy)
                     lane.waiting.clear()
                     return
-                try:
-                    taken = take_batch(lane.waiting)  # what waited for the slot goes with it
-                    del lane.waiting[: len(taken)]
-                    await self._send(key, taken)
-                finally:
-                    self.slots.release()
         finally:
             lane.busy = False
             if not lane.waiting and self.lanes.get(key) is lane:

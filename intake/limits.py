@@ -14,9 +14,9 @@
   moment its head arrived: a receive that would wait past it raises `BodyTimeout`, which the
   body readers answer with 408 (and `BodyDeadline` itself for any other code).
 - **Size and number.** The head (request line and headers) is at most `max_header_bytes`
-  (431 beyond it, counted as the parser reads it), and each listener takes at most
-  `max_connections` connections and requests at once (uvicorn's `limit_concurrency`: 503
-  beyond it).
+  (431 beyond it; counted in the bytes as they arrive, and the parser is never fed more), and
+  each listener takes at most `max_connections` connections and requests at once (uvicorn's
+  `limit_concurrency`: 503 beyond it).
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class ListenerLimits:
         return uvicorn.Config(
             BodyDeadline(app, self.body_timeout),
             http=guarded_protocol(self),
+            ws="none",  # no listener serves WebSockets: an upgrade request is an ordinary request
             timeout_keep_alive=self.keep_alive,
             limit_concurrency=self.max_connections,
             **options,
@@ -90,71 +91,73 @@ _REQUEST_TIMEOUT = (
 )
 
 
-class HeadTooLarge(Exception):
-    """Raised from the parser's callbacks: the request head passed `max_header_bytes`."""
-
-
 class HeadDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools (llhttp) protocol with a deadline for each request's head and a limit
-    on its size (see the module's doc)."""
+    on its size (see the module's doc).
+
+    "In a head" is the state from the connection, or from the end of a request, until the next
+    request's headers are complete: every byte that arrives then counts towards the head
+    (request line, headers, and any blank lines before them, which llhttp skips silently), and
+    its first byte starts the deadline. The parser is never fed more of a head than the limit
+    allows: a head not complete within it is refused whatever pieces it comes in."""
 
     header_timeout: float = 10.0
     max_header_bytes: int = 16 * 1024
     _deadline: asyncio.TimerHandle | None = None
-    _reading = False  # a request is arriving: from its first byte until its body's last
-    _head_done = False  # that request's head is in
+    _in_head = True
     _head_bytes = 0
-    _too_large = False
+    _body_done = True  # the latest request's body has all arrived
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()  # a connection that never speaks
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._reading, self._head_done, self._head_bytes = True, False, 0
-        self._arm()  # from the first byte of each request, the first on the connection or a later one
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
-
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > self.max_header_bytes:
-            self._too_large = True
-            raise HeadTooLarge  # the parser stops; uvicorn answers through send_400_response
-
-    def send_400_response(self, msg: str) -> None:
-        self._disarm()
-        if not self._too_large:
-            super().send_400_response(msg)
+    def data_received(self, data: bytes) -> None:
+        if not self._in_head:
+            super().data_received(data)
             return
-        said = f"the request head is larger than {self.max_header_bytes} bytes".encode()
-        self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            b"connection: close\r\ncontent-length: " + str(len(said)).encode() + b"\r\n\r\n" + said
-        )
+        if self._deadline is None:
+            self._arm()  # the first byte of a later request's head on a kept-alive connection
+        allowance = self.max_header_bytes - self._head_bytes
+        self._head_bytes += min(len(data), allowance)
+        super().data_received(data[:allowance])
+        if len(data) <= allowance or self.transport.is_closing():
+            return
+        if self._in_head:
+            self._refuse_head()  # no end of the head within the limit
+            return
+        self.data_received(data[allowance:])  # the head ended within it: the rest is body, or more
+
+    def _refuse_head(self) -> None:
+        self._disarm()
+        if self.cycle is None or self.cycle.response_complete:  # never into another answer
+            said = f"the request head is larger than {self.max_header_bytes} bytes".encode()
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                b"connection: close\r\ncontent-length: " + str(len(said)).encode() + b"\r\n\r\n" + said
+            )
         self.transport.close()
 
     def on_headers_complete(self) -> None:
-        self._head_done = True
+        self._in_head, self._body_done = False, False
         self._disarm()  # the head is in (the app's own deadline covers the body)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._reading = False
-        if self.cycle is None or self.cycle.response_complete:
-            self._disarm()  # the rest of a body answered early has come: nothing is owed
+        self._in_head, self._head_bytes, self._body_done = True, 0, True
+        if self.cycle is not None and self.cycle.response_complete and not self.transport.is_closing():
+            # the rest of a body answered early has come: the connection is idle now, under
+            # uvicorn's keep-alive as after any answer (the body's bytes cancelled it)
+            self._disarm()
+            self._unset_keepalive_if_required()
+            idle = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+            self.timeout_keep_alive_task = idle
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self._reading and self._deadline is None:
+        answered_latest = self.cycle is not None and self.cycle.response_complete
+        if not self.transport.is_closing() and answered_latest and not self._body_done:
             self._arm()  # a body nobody read: it must end in time
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -174,7 +177,10 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        if not self._head_done:  # no answer started: say why
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm()  # an answer is being made (a slow pipelined head waits behind it): not into it
+            return
+        if self._in_head:  # no answer under way: say why
             self.transport.write(_REQUEST_TIMEOUT)
         self.transport.close()  # or the answered request's unread body did not end in time
 

@@ -237,6 +237,44 @@ def test_a_request_head_over_16_kib_is_431_and_one_under_it_is_served(
             assert b"larger than 16384 bytes" in said
 
 
+def test_a_header_that_never_ends_is_431_at_the_limit_not_at_the_deadline(intake: Intake) -> None:
+    """The parser is never fed more of a head than the limit: an endless header value is
+    refused as soon as it passes 16 KiB, not held (and joined up) until the deadline."""
+    with socket.create_connection(intake.webhooks, timeout=10) as raw:
+        started = time.monotonic()
+        raw.sendall(b"POST /v1/alerts HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 40_000)
+        took, said = closed_after(raw, HEADER_TIMEOUT + 3)
+    assert status(said) == 431 and time.monotonic() - started < HEADER_TIMEOUT, said[:200]
+
+
+@pytest.mark.parametrize("listener", ["webhooks", "operators"])
+def test_blank_lines_after_an_answer_start_the_head_deadline(intake: Intake, listener: str) -> None:
+    """llhttp skips blank lines between requests without a callback; they still count as the
+    start of the next head, so a client cannot hold the connection with them."""
+    with socket.create_connection(getattr(intake, listener), timeout=10) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status(answer(raw)) == 200
+        started = time.monotonic()
+        raw.sendall(b"\r\n")
+        took, said = closed_after(raw, HEADER_TIMEOUT + 10)
+    assert status(said) == 408 and HEADER_TIMEOUT - 0.1 < time.monotonic() - started
+
+
+def test_a_body_that_ends_after_its_early_answer_leaves_the_connection_under_keep_alive(intake: Intake) -> None:
+    """A refusal answered before the body came (a wrong token); the rest of the body then
+    arrives: the connection is idle, and uvicorn's keep-alive (5 s) closes it."""
+    with socket.create_connection(intake.webhooks, timeout=10) as raw:
+        raw.sendall(
+            b"POST /v1/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 10\r\n\r\n{}"
+        )
+        assert status(answer(raw)) == 403
+        raw.sendall(b"12345678")  # the rest of the body, after the answer
+        started = time.monotonic()
+        took, said = closed_after(raw, 5 + 10)
+    assert said == b"" and time.monotonic() - started > 4
+
+
 # --------------------------------------------------------------------------- slow bodies
 
 
