@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import matplotlib.dates as mdates
 from botocore.exceptions import BotoCoreError, ClientError
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from temporalio import activity
 
 from activities._aws import aws_error, client, put_object
@@ -18,6 +15,22 @@ from contracts.reviews import ChartRequest, Judgement
 from contracts.scaling_rules import Series
 from contracts.schedules import StoredReport
 from contracts.trend_reviews import CapacityChartRequest, FiguresRequest, PeriodFigures, WeekChartRequest
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure on the Agg canvas. matplotlib loads on the first chart, not with the worker:
+    it is most of a second of every worker's start, and only the reviews draw."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
+
 
 COLOURS = {"warning": "#f0a202", "critical": "#d1495b"}
 
@@ -45,8 +58,7 @@ def chart_png(request: ChartRequest) -> bytes:
     panels = 2 + len(request.judged)
     # a Figure of its own, not pyplot's global state: charts drawn at once in the activity
     # threads do not share anything
-    figure = Figure(figsize=(10, 2.2 * panels))
-    FigureCanvasAgg(figure)
+    figure = _figure(10, 2.2 * panels)
     axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
     top, load = axes[0], axes[1]
     for series, label in zip(request.response_time, ("average", "maximum"), strict=False):
@@ -64,7 +76,9 @@ def chart_png(request: ChartRequest) -> bytes:
     for panel, series in zip(axes[2:], request.judged, strict=True):
         _plot_judged(panel, series, by_key[series.key])
     axes[-1].set_xlim(request.window.start, request.window.end)
-    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
+    from matplotlib.dates import DateFormatter
+
+    axes[-1].xaxis.set_major_formatter(DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
     figure.suptitle(request.title, fontsize=11)
     return _png(figure)
 
@@ -95,8 +109,7 @@ def week_png_figure(request: WeekChartRequest) -> Figure:
     time, then each judged metric's daily average with its warning and critical lines."""
     this, previous = request.this, request.previous
     panels = 2 + len(this.judgements)
-    figure = Figure(figsize=(10, 2.2 * panels))
-    FigureCanvasAgg(figure)
+    figure = _figure(10, 2.2 * panels)
     axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
     labels = [f"{day.start:%a %d}" for day in this.days]
     x = list(range(len(this.days)))
@@ -160,8 +173,9 @@ def chart_week(request: WeekChartRequest) -> StoredReport:
 def capacity_figure(request: CapacityChartRequest) -> Figure:
     """Each measure's daily peak over the month, its fitted trend carried to the horizon, and
     its capacity and warning lines."""
-    figure = Figure(figsize=(10, 2.4 * len(request.measures)))
-    FigureCanvasAgg(figure)
+    from matplotlib.dates import DateFormatter
+
+    figure = _figure(10, 2.4 * len(request.measures))
     axes = figure.subplots(len(request.measures), 1, squeeze=False)[:, 0]
     for panel, measure in zip(axes, request.measures, strict=True):
         days = [request.start + timedelta(days=n) for n in range(len(measure.daily_peaks))]
@@ -185,7 +199,7 @@ def capacity_figure(request: CapacityChartRequest) -> Figure:
             )
         panel.set_title(f"{measure.key}: peak {measure.peak or 0:.1f}, {measure.level}", fontsize=9, loc="left")
         panel.legend(fontsize=7, loc="upper left")
-        panel.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))  # type: ignore[no-untyped-call]
+        panel.xaxis.set_major_formatter(DateFormatter("%m-%d"))  # type: ignore[no-untyped-call]
     figure.suptitle(request.title, fontsize=11)
     return figure
 
