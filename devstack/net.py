@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 import urllib.request
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    """Where the ports the OS hands out for `bind(0)` and outgoing connections begin."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            return int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; macOS starts at 49152
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port nothing listens on, from below the OS's ephemeral range: a port the OS picked
+    (`bind(0)`) can be picked again at once by another process starting (the Temporal dev
+    server's own internal listeners do), and then one of the two fails to start. Ports below the
+    range are never handed out by the OS; this process never hands out one twice."""
+    low, high = 15000, min(_ephemeral_start(), 32768)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        if port not in _HANDED_OUT and not port_in_use(host, port):
+            _HANDED_OUT.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range: the OS's pick
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def port_in_use(host: str, port: int) -> bool:

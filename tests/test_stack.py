@@ -237,3 +237,18 @@ def test_the_demo_operators_are_the_two_approvers_a_failover_and_its_failback_ne
         assert policy.risk_of(action).value == "critical", action
         assert rule.required == 2 and rule.four_eyes, action
         assert policy.members(rule) == set(DEMO_OPERATORS), action
+
+
+def test_free_ports_come_from_below_the_ephemeral_range_and_never_twice() -> None:
+    """What the OS hands out for bind(0) (the Temporal dev server's own listeners, outgoing
+    connections) can never be one of the stack's ports, and no two of them are the same."""
+    from devstack import net
+
+    ports = [net.free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(15000 <= port < net._ephemeral_start() for port in ports), ports
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert net.port_in_use("127.0.0.1", taken.getsockname()[1])
