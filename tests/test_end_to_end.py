@@ -423,16 +423,21 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
 def test_worker_killed_mid_runbook_repeats_no_page_and_no_remediation(stack: Stack, worker: Callable[[], Any]) -> None:
     good = break_and_record(stack)
     incident = trigger(stack)
-
-    wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
-    kill_worker(stack)
-    worker()
-    cli(stack, "ack", incident, user="demo-oncall")
-    wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
-    cli(stack, "approve", incident, user="demo-lead")
-    kill_worker(stack)  # while it remediates or verifies
-    time.sleep(1)
-    worker()
+    loop = asyncio.new_event_loop()
+    client = loop.run_until_complete(Client.connect(stack.config.temporal_address))
+    try:
+        wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
+        restart_worker(stack, worker, loop, client, WORKFLOW_ID)
+        cli(stack, "ack", incident, user="demo-oncall")
+        wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
+        cli(stack, "approve", incident, user="demo-lead")
+        kill_worker(stack)  # while it remediates or verifies
+        reset_sticky(loop, client, WORKFLOW_ID)
+        time.sleep(1)
+        worker()
+    finally:
+        loop.run_until_complete(client.service_client.check_health())
+        loop.close()
 
     view = wait_for(stack, incident, closed, timeout=240)
     assert view["status"] == "resolved", view["timeline"]
@@ -453,6 +458,13 @@ def restart_worker(
     """SIGKILL the worker and start another. What the dead one held on its sticky queue for
     `workflow_ids` goes to the shared queue at once (not after the sticky timeout)."""
     kill_worker(stack)
+    reset_sticky(loop, client, *workflow_ids)
+    start()
+
+
+def reset_sticky(loop: asyncio.AbstractEventLoop, client: Client, *workflow_ids: str) -> None:
+    """What a killed worker held on its sticky queue for `workflow_ids` goes to the shared
+    queue at once, not after the 5 s sticky timeout (an update sent meanwhile would wait it out)."""
     for workflow_id in workflow_ids:
         execution = WorkflowExecution(workflow_id=workflow_id)
         try:
@@ -462,9 +474,8 @@ def restart_worker(
                 )
             )
         except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:  # a run closed already holds nothing
+            if err.status != RPCStatusCode.NOT_FOUND:  # a run closed already (or not started) holds nothing
                 raise
-    start()
 
 
 def quiet(loop: asyncio.AbstractEventLoop, client: Client, workflow_id: str) -> bool:
