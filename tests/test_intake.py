@@ -21,9 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -34,6 +33,7 @@ from intake.app import IntakeConfig, create_app
 from intake.handoff import Handoff
 from tests import sns_signing
 from tests.conftest import serve_app
+from tests.fakes import eventually
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
 from tests.test_incident_workflow import HISTORIES, FakePlatform
@@ -92,16 +92,10 @@ class Intake:
         return await handle.query(IncidentResponseWorkflow.view)
 
     async def until(self, check: Any, service: str | None = None) -> Any:
-        last = None
-        for _ in range(200):
-            try:
-                last = await self.view(service)
-                if last.timeline and check(last):  # classified: summary and severity are set
-                    return last
-            except Exception:  # noqa: BLE001 - not started yet
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"never reached; last: {last}")
+        # the timeline: classified, so summary and severity are set; not started yet is "not yet"
+        return await eventually(
+            lambda: self.view(service), lambda view: bool(view.timeline) and check(view), "never reached"
+        )
 
     async def keep_history(self, name: str, service: str | None = None) -> None:
         """With RECORD_HISTORIES=1, the run's history becomes a replay fixture (kept if it exists)."""
@@ -616,31 +610,35 @@ async def test_a_storm_of_alerts_for_a_hundred_targets_is_a_hundred_incidents(de
                 assert set(retried) == {202}
 
         query = f"WorkflowType = 'IncidentResponseWorkflow' AND TaskQueue = '{task_queue}'"
-        for _ in range(100):
-            workflows = [w async for w in dev_env.client.list_workflows(query)]
-            if len(workflows) >= 100:
-                break
-            await asyncio.sleep(0.1)
+
+        async def listed() -> list[WorkflowExecution]:
+            return [w async for w in dev_env.client.list_workflows(query)]
+
+        workflows = await eventually(
+            listed, lambda found: len(found) >= 100, "the runs listed", every=0.1, shown=lambda found: len(found)
+        )
         assert len(workflows) == 100
+
         # every alert was accepted (202) before this; a run may still be applying its last signals,
         # and a worker still busy with them may answer a query late (on a loaded 2-core machine)
-        counts: list[IncidentView] = []
-        for _ in range(120):
-            try:
-                counts = await asyncio.gather(
-                    *(
-                        dev_env.client.get_workflow_handle(w.id).query(
-                            IncidentResponseWorkflow.view, rpc_timeout=timedelta(seconds=30)
-                        )
-                        for w in workflows
+        async def views() -> list[IncidentView]:
+            return await asyncio.gather(
+                *(
+                    dev_env.client.get_workflow_handle(w.id).query(
+                        IncidentResponseWorkflow.view, rpc_timeout=timedelta(seconds=30)
                     )
+                    for w in workflows
                 )
-            except RPCError:
-                await asyncio.sleep(1)
-                continue
-            if sum(v.alert_count for v in counts) >= len(alerts):
-                break
-            await asyncio.sleep(0.5)
+            )
+
+        counts = await eventually(
+            views,
+            lambda counts: sum(v.alert_count for v in counts) >= len(alerts),
+            "every alert counted",
+            timeout=120,
+            every=0.5,
+            shown=lambda counts: sum(v.alert_count for v in counts),
+        )
         assert sum(v.alert_count for v in counts) == len(alerts)
         assert {v.alert_count for v in counts} == {per_target}
         await asyncio.gather(*(dev_env.client.get_workflow_handle(w.id).terminate("storm test") for w in workflows))
@@ -680,10 +678,13 @@ async def test_temporal_down_is_503_and_the_retried_deliveries_all_arrive(own_te
             assert (await http.get(f"{url}/readyz")).status_code == 503
 
             own_temporal.start_temporal()  # same SQLite file
-            for _ in range(60):
-                if (await http.get(f"{url}/readyz")).status_code == 200:
-                    break
-                await asyncio.sleep(0.5)
+            await eventually(
+                lambda: http.get(f"{url}/readyz"),
+                lambda ready: ready.status_code == 200,
+                "the intake ready again",
+                every=0.5,
+                shown=lambda ready: ready.text,
+            )
             # the senders retry every delivery, including the one that already got through
             again = [await http.post(f"{url}/v1/alerts", json=a, headers=headers) for a in alerts]
             assert [r.status_code for r in again] == [202] * 5, [r.text for r in again]
@@ -696,10 +697,12 @@ async def test_temporal_down_is_503_and_the_retried_deliveries_all_arrive(own_te
         activities=FakePlatform(policy).activities(),
     ):
         handle = client.get_workflow_handle(f"incident/{service}/{REGION}")
-        for _ in range(100):
-            view = await handle.query(IncidentResponseWorkflow.view)
-            if view.alert_count == 5:
-                break
-            await asyncio.sleep(0.1)
+        view = await eventually(
+            lambda: handle.query(IncidentResponseWorkflow.view),
+            lambda view: view.alert_count >= 5,
+            "the alerts counted",
+            every=0.1,
+            shown=lambda view: view.alert_count,
+        )
         assert view.alert_count == 5  # every alert once: none lost, the retried first one not doubled
         await handle.terminate("test done")

@@ -27,6 +27,7 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
+    WorkflowExecution,
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -46,7 +47,7 @@ from contracts.schedules import (
 )
 from contracts.schedules import ScheduleSpec as Declared
 from runbook_cli import schedules
-from tests.fakes import FakePlatform, keep_history
+from tests.fakes import FakePlatform, eventually, keep_history
 from tests.identity import signing_client
 from tests.policies import default_policy
 from tests.test_post_incident import FakeBucket, Followups, StandInIncident
@@ -78,11 +79,9 @@ async def clean(dev_env: WorkflowEnvironment) -> AsyncIterator[Client]:
 
 async def listed_soon(client: Client, wanted: set[str]) -> None:
     """Schedules are listed through visibility, a moment after they change."""
-    for _ in range(100):
-        if set(await managed(client)) == wanted:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"listed {await managed(client)}, wanted {sorted(wanted)}")
+    await eventually(
+        lambda: managed(client), lambda listed: set(listed) == wanted, f"wanted {sorted(wanted)}", every=0.1
+    )
 
 
 async def test_apply_creates_then_changes_nothing_updates_removes_and_leaves_others_alone(
@@ -267,11 +266,9 @@ async def test_the_digest_runs_from_its_schedule_over_the_running_followups(clea
         end = datetime.now(UTC) - timedelta(minutes=1)
         await schedules.backfill(env_client, "followup-digest", end - timedelta(days=14), end)
         query = f"WorkflowType = 'FollowupDigestWorkflow' AND TaskQueue = '{task_queue}'"
-        for _ in range(300):
-            runs = [w async for w in env_client.list_workflows(query)]
-            if len(runs) >= 3:
-                break
-            await asyncio.sleep(0.1)
+        runs = await eventually(
+            lambda: listed_runs(env_client, query), lambda runs: len(runs) >= 3, "backfilled", every=0.1
+        )
         backfilled = sorted(w.id for w in runs if w.id != rows[0].last_workflow_id)
         assert len(backfilled) == 2, backfilled
         mondays = [datetime.fromisoformat(i.removeprefix("followup-digest-")) for i in backfilled]
@@ -300,13 +297,13 @@ def _env_of(client: Client) -> WorkflowEnvironment:
 
 async def _scheduled_result(client: Client, task_queue: str) -> DigestResult:
     query = f"WorkflowType = 'FollowupDigestWorkflow' AND TaskQueue = '{task_queue}'"
-    for _ in range(300):
-        runs = [w async for w in client.list_workflows(query)]
-        if runs:
-            result: DigestResult = await client.get_workflow_handle(runs[0].id, result_type=DigestResult).result()
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError("the schedule started no digest")
+    runs = await eventually(lambda: listed_runs(client, query), bool, "the schedule started no digest", every=0.1)
+    result: DigestResult = await client.get_workflow_handle(runs[0].id, result_type=DigestResult).result()
+    return result
+
+
+async def listed_runs(client: Client, query: str) -> list[WorkflowExecution]:
+    return [w async for w in client.list_workflows(query)]
 
 
 # --------------------------------------------------------------------------- the watchdog
