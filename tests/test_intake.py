@@ -42,6 +42,9 @@ from workflows.incident_response import IncidentResponseWorkflow
 TOKEN = "intake-test-token"
 PD_SECRET = "pd-webhook-secret"
 REGION = "eu-central-1"
+# A sender's tries of one delivery: a 503 (a hand-off past its limit) is tried again after its
+# Retry-After, as real senders do; past these it counts as the answer.
+ATTEMPTS = 6
 
 
 def intake_policy(*services: str) -> Policy:
@@ -300,6 +303,14 @@ def odd_metrics(service: str) -> dict:
 
 def pd_signature(body: bytes, *secrets: str) -> str:
     return ",".join(f"v1={hmac.new(s.encode(), body, hashlib.sha256).hexdigest()}" for s in secrets)
+
+
+def retry_after(response: httpx.Response) -> float:
+    """The seconds a 503's Retry-After asks a sender to wait (bounded: 1 s when it names none)."""
+    try:
+        return min(max(float(response.headers.get("retry-after", "1")), 0.1), 10.0)
+    except ValueError:
+        return 1.0
 
 
 # --------------------------------------------------------------------------- senders
@@ -587,18 +598,23 @@ async def test_a_storm_of_alerts_for_a_hundred_targets_is_a_hundred_incidents(de
 
                 async def send(alert: dict) -> int:
                     # as a real sender does: a connection dropped (a keep-alive closed under it on a loaded
-                    # machine) is delivered again; the intake is idempotent on the alert's id, which the
-                    # exact per-target counts below check
+                    # machine) is delivered again, and so is a 503 (a hand-off past its limit on a busy
+                    # machine), after its Retry-After; the intake is idempotent on the alert's id, which
+                    # the exact per-target counts below check
                     async with gate:
-                        for attempt in range(5):
+                        for attempt in range(ATTEMPTS):
+                            last = attempt == ATTEMPTS - 1
                             try:
                                 response = await http.post(
                                     f"{url}/v1/alerts", json=alert, headers={"authorization": f"Bearer {TOKEN}"}
                                 )
                             except httpx.TransportError:
-                                if attempt == 4:
+                                if last:
                                     raise
                                 await asyncio.sleep(0.2)
+                                continue
+                            if response.status_code == 503 and not last:
+                                await asyncio.sleep(retry_after(response))
                                 continue
                             return response.status_code
                         raise AssertionError("unreachable")
