@@ -7,6 +7,7 @@ same processes through `Stack`, on free ports, with the worker under their own c
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -359,6 +360,9 @@ class Stack:
         log_path = self.config.data_dir / "logs" / "worker.log"
         start = log_path.stat().st_size if log_path.exists() else 0  # the log is appended to at each start
         child = self.spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], echo=True)
+        level = logging.getLevelName(os.environ.get("LOG_LEVEL", "INFO"))
+        if isinstance(level, int) and level > logging.INFO:
+            return child  # the line is an INFO one: a quieter worker never writes it
         deadline = time.monotonic() + ready_within
         while WORKER_READY not in _read_from(log_path, start):
             if child.process.poll() is not None:
