@@ -554,9 +554,9 @@ def s3(stack: Stack) -> Any:
 
 def test_followup_with_the_worker_killed_at_each_step_repeats_nothing(stack: Stack, worker: Callable[[], Any]) -> None:
     """An incident paged and cancelled starts its follow-up (on windows of seconds here: the
-    review reminded every 8 s, overdue 120 s after the incident closed, well after the steps
-    before it, kills and restarts included, on a slow machine). SIGKILL the worker once the run is quiet
-    after each of its steps: the draft stored and noted, a review reminder, an action item added
+    review reminded every 20 s, overdue 120 s after the incident closed, well after the steps
+    before it, kills and restarts included, on a slow machine). SIGKILL the worker once the run
+    is quiet after each of its steps: the draft stored and noted, a review reminder, an action item added
     (its owner reminded at once: it is due within the reminder's lead), the review overdue (the
     leads paged), the item done, the review recorded, and the post-mortem complete ending the
     run; start it again each time. The item and its done wake the run while the review is
@@ -580,8 +580,10 @@ def test_followup_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
     try:
         page = wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack", timeout=60)["pagerduty"]
         # the review overdue only after the item is added: the cancel, two kills and the add
-        # took 25-35 s on a loaded 2-core machine, past a 30 s window
-        with followup_windows(stack, remind_every="8s", review_within="120s"):
+        # took 25-35 s on a loaded 2-core machine, past a 30 s window; the first reminder is
+        # sent as the first (20 s), however long the first restart takes (a worker back after
+        # the second is due sends only the latest: "review-reminder-2")
+        with followup_windows(stack, remind_every="20s", review_within="120s"):
             cli(stack, "cancel", incident, "--reason", "a drill for the follow-up", user="demo-oncall")
             view = wait_for(stack, followup, lambda v: v["status"] == "review-pending", timeout=60)
         assert view["postmortem_uri"] == f"s3://runbook-postmortems/postmortems/{incident}.md"
@@ -627,7 +629,7 @@ def test_followup_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
     assert len(entries) == len(set(entries)), view["timeline"]
     for event in ("drafted", "reviewed", "action item added", "action item done", "post-mortem complete", "closed"):
         assert len(events(view, event)) == 1, (event, view["timeline"])
-    reminders = [e["detail"] for e in events(view, "reminded")]  # the review's every 8 s say the same
+    reminders = [e["detail"] for e in events(view, "reminded")]  # the review's every 20 s say the same
     assert any("record the immediate review" in r for r in reminders), reminders
     assert sum("action item A1" in r for r in reminders) == 1, reminders
 
