@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -407,7 +408,7 @@ class Stack:
 
     def start(self, with_worker: bool = True) -> None:
         """Everything, in dependency order; on any failure what was started is stopped."""
-        steps = [
+        steps: list[Callable[[], object]] = [
             self.check_ports,
             self.prepare_identity,
             self.start_temporal,
