@@ -7,11 +7,14 @@ same processes through `Stack`, on free ports, with the worker under their own c
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +36,7 @@ DEMO_INTAKE_TOKEN = "demo-intake-token"
 DEMO_WEBHOOK_SECRET = "demo-webhook-secret"
 DEMO_OPERATORS = ("demo-oncall", "demo-lead")
 DEMO_OPERATOR_PASSWORD = "demo"
+WORKER_READY = b"worker polling Temporal"  # worker.py logs it as it starts polling
 
 
 class StackError(RuntimeError):
@@ -349,8 +353,29 @@ class Stack:
         )
         wait_for_port(c.host, c.demo_port, timeout=30)
 
-    def start_worker(self) -> Child:
+    def start_worker(self, ready_within: float = 60) -> Child:
+        """The worker, once it says it polls Temporal (its log's "worker polling Temporal"
+        line, written after it connected and registered the search attributes): a caller's
+        update or signal right after is taken at once, not left waiting on a worker still
+        importing and connecting (a slow, busy machine took longer than an update's limit)."""
+        log_path = self.config.data_dir / "logs" / "worker.log"
+        start = log_path.stat().st_size if log_path.exists() else 0  # the log is appended to at each start
         child = self.spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], echo=True)
+        level = logging.getLevelName(os.environ.get("LOG_LEVEL", "INFO"))
+        if isinstance(level, int) and level > logging.INFO:
+            return child  # the line is an INFO one: a quieter worker never writes it
+        deadline = time.monotonic() + ready_within
+        while WORKER_READY not in _read_from(log_path, start):
+            if child.process.poll() is not None:
+                self.stop_child(child)
+                raise StackError(
+                    f"the worker exited with code {child.process.returncode} before it polled; see {log_path}"
+                )
+            if time.monotonic() > deadline:
+                self.stop_child(child)  # a late one would be a second worker beside the next start's
+                raise TimeoutError(f"the worker did not poll Temporal within {ready_within:.0f}s; see {log_path}")
+            self.checkpoint()
+            time.sleep(0.1)
         return child
 
     def apply_schedules(self) -> None:
@@ -383,7 +408,7 @@ class Stack:
 
     def start(self, with_worker: bool = True) -> None:
         """Everything, in dependency order; on any failure what was started is stopped."""
-        steps = [
+        steps: list[Callable[[], object]] = [
             self.check_ports,
             self.prepare_identity,
             self.start_temporal,
@@ -522,6 +547,16 @@ def _signer(path: Path, issuer: Issuer) -> Signer:
         return Signer.from_file(path, issuer)
     except (ValueError, OSError) as err:
         raise StackError(f"{err} (remove {path} and the stack makes a new key)") from None
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    """What the log at `path` holds past `offset` (nothing yet: b"")."""
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            return log.read()
+    except FileNotFoundError:
+        return b""
 
 
 def _pump(stream: IO[bytes], log_path: Path, prefix: str | None) -> None:

@@ -13,10 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -67,6 +67,11 @@ CURRENT = "arn:aws:ecs:eu-central-1:123456789012:task-definition/hybrid-router:3
 PREVIOUS = "arn:aws:ecs:eu-central-1:123456789012:task-definition/hybrid-router:2"
 BAD = {"p95_latency_ms": 3500.0, "error_rate_pct": 12.0}
 GOOD = {"p95_latency_ms": 800.0, "error_rate_pct": 0.3}
+
+T = TypeVar("T")
+# What a probe of a run may meet while it is not there yet: not started, its worker restarting
+# (a query waits for a worker), a query its run cannot answer yet.
+NOT_YET = (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError)
 
 
 class FakePlatform:
@@ -300,14 +305,43 @@ async def keep_history(handle: WorkflowHandle, path: Path) -> None:
         path.write_text((await handle.fetch_history()).to_json())
 
 
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool],
+    what: str,
+    timeout: float = 60,
+    every: float = 0.05,
+    shown: Callable[[T], object] = repr,
+) -> T:
+    """What `probe()` returns once `check` holds on it, polled against a real deadline
+    (`time.monotonic()`: however long each probe takes on a busy machine, the wait is `timeout`
+    seconds, not a number of tries). A query or RPC error counts as "not yet" (the run not
+    started, its worker restarting). Past the deadline it fails naming `what` and the last
+    value seen (through `shown`), or the last error when no value came."""
+    deadline = time.monotonic() + timeout
+    last: object = "nothing answered"
+    while True:
+        try:
+            value = await probe()
+        except NOT_YET as err:
+            last = f"{type(err).__name__}: {err}"
+        else:
+            if check(value):
+                return value
+            last = shown(value)
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s; last: {last}")
+        await asyncio.sleep(every)
+
+
 async def incident_when(handle: WorkflowHandle, check: Callable[[IncidentView], bool]) -> IncidentView:
     """The incident's view once `check` holds (polled in real time: nothing skips meanwhile)."""
-    for _ in range(400):
-        view: IncidentView = await handle.query("view", result_type=IncidentView)
-        if check(view):
-            return view
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the incident never got there; last: {view.status} {view.timeline[-3:]}")
+    return await eventually(
+        lambda: handle.query("view", result_type=IncidentView),
+        check,
+        f"{handle.id} never got there",
+        shown=lambda view: f"{view.status} {view.timeline[-3:]}",
+    )
 
 
 async def open_acknowledged(

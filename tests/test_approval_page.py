@@ -21,6 +21,7 @@ from temporalio.client import WorkflowHandle
 
 from contracts import Acknowledge
 from intake.sessions import COOKIE
+from tests.fakes import eventually
 from tests.identity import signing_client
 from tests.test_signin import (
     PASSWORDS,
@@ -44,10 +45,7 @@ async def page(incident: Incident) -> AsyncIterator[Page]:  # noqa: F811 - the f
     """An incident awaiting approval, and the operator listener serving the approval page."""
     signed = signing_client(incident.client).get_workflow_handle(incident.handle.id)  # as the sign-in service signs
     await signed.execute_update(IncidentResponseWorkflow.acknowledge, Acknowledge(by="alice"))
-    for _ in range(200):
-        if (await incident.view()).pending_approval is not None:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(incident.view, lambda view: view.pending_approval is not None, "no approval proposed")
     with serving(operator_app(incident.target, incident.task_queue, incident.policy)) as url:
         yield Page(url=url, handle=incident.handle, workflow_id=incident.handle.id)
 
@@ -252,7 +250,14 @@ async def test_approve_in_a_real_browser_and_the_runbook_moves_on(page: Page) ->
 
     message = await asyncio.to_thread(click_through)
     assert "approved by bob" in message
-    view = await page.handle.query(IncidentResponseWorkflow.view)
+    # the page shows "remediating" as the run enters it, before the rollback's activity returns
+    view = await eventually(
+        lambda: page.handle.query(IncidentResponseWorkflow.view),
+        lambda view: view.remediation is not None,
+        "the rollback was never recorded",
+        timeout=30,
+        shown=lambda view: (view.status, view.timeline[-3:]),
+    )
     assert view.decision is not None and view.decision.approved and view.decision.by == "bob"
     assert view.remediation is not None and view.remediation.changed  # the rollback was carried out
     assert any(e.event == "approved" and e.actor == "bob" for e in view.timeline)

@@ -45,7 +45,7 @@ from starter import open_or_join_incident, trigger_bedrock, trigger_failover, tr
 from tests import fakes
 from tests.bedrock_fakes import FakeBedrock, down_until
 from tests.conftest import MotoServer, own_moto_server
-from tests.fakes import FakePlatform
+from tests.fakes import FakePlatform, eventually
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
 from tests.scaling_fakes import FakeAws, breach
@@ -147,11 +147,12 @@ def seed_report(bucket: str, region: str) -> None:
 
 
 async def until_status(handle: WorkflowHandle, wanted: IncidentStatus) -> None:
-    for _ in range(400):
-        if (await handle.query(IncidentResponseWorkflow.view)).status == wanted:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{handle.id} never reached {wanted}")
+    await eventually(
+        lambda: handle.query(IncidentResponseWorkflow.view),
+        lambda view: view.status == wanted,
+        f"{handle.id} never reached {wanted}",
+        shown=lambda view: view.status,
+    )
 
 
 def failover_worker(dev_env: WorkflowEnvironment, task_queue: str) -> tuple[Worker, str]:

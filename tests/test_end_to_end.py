@@ -173,6 +173,20 @@ def wait_for(stack: Stack, incident: str, check: Callable[[dict[str, Any]], bool
     raise AssertionError(f"{incident} never reached the state; last status {view.get('status')}:\n{timeline}")
 
 
+def post_to_intake(url: str, **options: Any) -> httpx.Response:
+    """`httpx.post` as a sender makes it: a 503 (a hand-off past its limit on a busy machine)
+    is sent again after its Retry-After, a few times; the intake is idempotent on what it was
+    sent, so a delivery that got through once is not counted twice."""
+    from tests.test_intake import ATTEMPTS, retry_after
+
+    for _ in range(ATTEMPTS - 1):
+        response = httpx.post(url, **options)
+        if response.status_code != 503:
+            return response
+        time.sleep(retry_after(response))
+    return httpx.post(url, **options)
+
+
 def pagerduty(stack: Stack, method: str, path: str) -> httpx.Response:
     verify = ssl.create_default_context(cafile=str(stack.config.pagerduty_tls_dir / "cert.pem"))
     response = httpx.request(method, f"{stack.config.pagerduty_url}{path}", verify=verify, timeout=10)
@@ -424,16 +438,21 @@ def test_walkthrough_break_trigger_ack_approve_resolves(stack: Stack, worker: Ca
 def test_worker_killed_mid_runbook_repeats_no_page_and_no_remediation(stack: Stack, worker: Callable[[], Any]) -> None:
     good = break_and_record(stack)
     incident = trigger(stack)
-
-    wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
-    kill_worker(stack)
-    worker()
-    cli(stack, "ack", incident, user="demo-oncall")
-    wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
-    cli(stack, "approve", incident, user="demo-lead")
-    kill_worker(stack)  # while it remediates or verifies
-    time.sleep(1)
-    worker()
+    loop = asyncio.new_event_loop()
+    client = loop.run_until_complete(Client.connect(stack.config.temporal_address))
+    try:
+        wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack")
+        restart_worker(stack, worker, loop, client, WORKFLOW_ID)
+        cli(stack, "ack", incident, user="demo-oncall")
+        wait_for(stack, incident, lambda v: v["pending_approval"] is not None)
+        cli(stack, "approve", incident, user="demo-lead")
+        kill_worker(stack)  # while it remediates or verifies
+        reset_sticky(loop, client, WORKFLOW_ID)
+        time.sleep(1)
+        worker()
+    finally:
+        loop.run_until_complete(client.service_client.check_health())
+        loop.close()
 
     view = wait_for(stack, incident, closed, timeout=240)
     assert view["status"] == "resolved", view["timeline"]
@@ -454,6 +473,13 @@ def restart_worker(
     """SIGKILL the worker and start another. What the dead one held on its sticky queue for
     `workflow_ids` goes to the shared queue at once (not after the sticky timeout)."""
     kill_worker(stack)
+    reset_sticky(loop, client, *workflow_ids)
+    start()
+
+
+def reset_sticky(loop: asyncio.AbstractEventLoop, client: Client, *workflow_ids: str) -> None:
+    """What a killed worker held on its sticky queue for `workflow_ids` goes to the shared
+    queue at once, not after the 5 s sticky timeout (an update sent meanwhile would wait it out)."""
     for workflow_id in workflow_ids:
         execution = WorkflowExecution(workflow_id=workflow_id)
         try:
@@ -463,9 +489,8 @@ def restart_worker(
                 )
             )
         except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:  # a run closed already holds nothing
+            if err.status != RPCStatusCode.NOT_FOUND:  # a run closed already (or not started) holds nothing
                 raise
-    start()
 
 
 def quiet(loop: asyncio.AbstractEventLoop, client: Client, workflow_id: str) -> bool:
@@ -530,8 +555,9 @@ def s3(stack: Stack) -> Any:
 
 def test_followup_with_the_worker_killed_at_each_step_repeats_nothing(stack: Stack, worker: Callable[[], Any]) -> None:
     """An incident paged and cancelled starts its follow-up (on windows of seconds here: the
-    review reminded every 8 s, overdue after 30 s). SIGKILL the worker once the run is quiet
-    after each of its steps: the draft stored and noted, a review reminder, an action item added
+    review reminded every 20 s, overdue 120 s after the incident closed, well after the steps
+    before it, kills and restarts included, on a slow machine). SIGKILL the worker once the run
+    is quiet after each of its steps: the draft stored and noted, a review reminder, an action item added
     (its owner reminded at once: it is due within the reminder's lead), the review overdue (the
     leads paged), the item done, the review recorded, and the post-mortem complete ending the
     run; start it again each time. The item and its done wake the run while the review is
@@ -554,7 +580,11 @@ def test_followup_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
 
     try:
         page = wait_for(stack, incident, lambda v: v["status"] == "awaiting_ack", timeout=60)["pagerduty"]
-        with followup_windows(stack, remind_every="8s", review_within="30s"):
+        # the review overdue only after the item is added: the cancel, two kills and the add
+        # took 25-35 s on a loaded 2-core machine, past a 30 s window; the first reminder is
+        # sent as the first (20 s), however long the first restart takes (a worker back after
+        # the second is due sends only the latest: "review-reminder-2")
+        with followup_windows(stack, remind_every="20s", review_within="120s"):
             cli(stack, "cancel", incident, "--reason", "a drill for the follow-up", user="demo-oncall")
             view = wait_for(stack, followup, lambda v: v["status"] == "review-pending", timeout=60)
         assert view["postmortem_uri"] == f"s3://runbook-postmortems/postmortems/{incident}.md"
@@ -567,7 +597,7 @@ def test_followup_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
         assert added.stdout.startswith("A1 added: owner demo-oncall"), added.stdout
         wait_for(stack, followup, lambda v: any("action item A1" in e["detail"] for e in events(v, "reminded")))
         kill("an action item added, its owner reminded")
-        wait_for(stack, followup, lambda v: bool(events(v, "escalated")), timeout=60)
+        wait_for(stack, followup, lambda v: bool(events(v, "escalated")), timeout=180)  # 120 s from the close
         kill("the review overdue, the leads paged")
         # the item done wakes the overdue review: the leads were paged already
         cli(stack, "action", "done", incident, "A1", "--evidence", "https://git.example/pr/7", user="demo-oncall")
@@ -600,7 +630,7 @@ def test_followup_with_the_worker_killed_at_each_step_repeats_nothing(stack: Sta
     assert len(entries) == len(set(entries)), view["timeline"]
     for event in ("drafted", "reviewed", "action item added", "action item done", "post-mortem complete", "closed"):
         assert len(events(view, event)) == 1, (event, view["timeline"])
-    reminders = [e["detail"] for e in events(view, "reminded")]  # the review's every 8 s say the same
+    reminders = [e["detail"] for e in events(view, "reminded")]  # the review's every 20 s say the same
     assert any("record the immediate review" in r for r in reminders), reminders
     assert sum("action item A1" in r for r in reminders) == 1, reminders
 
@@ -689,7 +719,7 @@ def test_alerts_and_pagerduty_acks_through_the_intake(stack: Stack, worker: Call
     payload = alertmanager("hybrid-router")
     for alert in payload["alerts"]:
         alert["labels"]["alertname"] = "HybridRouterDown"
-    sent = httpx.post(
+    sent = post_to_intake(
         f"{intake}/v1/alerts/alertmanager",
         json=payload,
         headers={"authorization": f"Bearer {DEMO_INTAKE_TOKEN}"},
@@ -703,7 +733,7 @@ def test_alerts_and_pagerduty_acks_through_the_intake(stack: Stack, worker: Call
     body = json.dumps(
         pagerduty_webhook(page["dedup_key"], event_id=f"ev-{time.time()}", incident_id=page["incident_id"])
     ).encode()
-    acked = httpx.post(
+    acked = post_to_intake(
         f"{intake}/v1/webhooks/pagerduty",
         content=body,
         timeout=30,
@@ -1069,7 +1099,7 @@ def test_bedrock_outage_switch_and_recovery_with_the_worker_killed_then_a_denied
             "severity": "critical",
             "labels": {"alertname": "BedrockCircuitBreakerOpen"},
         }
-        answer = httpx.post(
+        answer = post_to_intake(
             f"{stack.config.url(stack.config.intake_port)}/v1/alerts",
             json=alert,
             headers={"Authorization": "Bearer demo-intake-token"},

@@ -21,9 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -34,6 +33,7 @@ from intake.app import IntakeConfig, create_app
 from intake.handoff import Handoff
 from tests import sns_signing
 from tests.conftest import serve_app
+from tests.fakes import eventually
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
 from tests.test_incident_workflow import HISTORIES, FakePlatform
@@ -42,6 +42,9 @@ from workflows.incident_response import IncidentResponseWorkflow
 TOKEN = "intake-test-token"
 PD_SECRET = "pd-webhook-secret"
 REGION = "eu-central-1"
+# A sender's tries of one delivery: a 503 (a hand-off past its limit) is tried again after its
+# Retry-After, as real senders do; past these it counts as the answer.
+ATTEMPTS = 6
 
 
 def intake_policy(*services: str) -> Policy:
@@ -92,16 +95,10 @@ class Intake:
         return await handle.query(IncidentResponseWorkflow.view)
 
     async def until(self, check: Any, service: str | None = None) -> Any:
-        last = None
-        for _ in range(200):
-            try:
-                last = await self.view(service)
-                if last.timeline and check(last):  # classified: summary and severity are set
-                    return last
-            except Exception:  # noqa: BLE001 - not started yet
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"never reached; last: {last}")
+        # the timeline: classified, so summary and severity are set; not started yet is "not yet"
+        return await eventually(
+            lambda: self.view(service), lambda view: bool(view.timeline) and check(view), "never reached"
+        )
 
     async def keep_history(self, name: str, service: str | None = None) -> None:
         """With RECORD_HISTORIES=1, the run's history becomes a replay fixture (kept if it exists)."""
@@ -306,6 +303,14 @@ def odd_metrics(service: str) -> dict:
 
 def pd_signature(body: bytes, *secrets: str) -> str:
     return ",".join(f"v1={hmac.new(s.encode(), body, hashlib.sha256).hexdigest()}" for s in secrets)
+
+
+def retry_after(response: httpx.Response) -> float:
+    """The seconds a 503's Retry-After asks a sender to wait (bounded: 1 s when it names none)."""
+    try:
+        return min(max(float(response.headers.get("retry-after", "1")), 0.1), 10.0)
+    except ValueError:
+        return 1.0
 
 
 # --------------------------------------------------------------------------- senders
@@ -593,18 +598,23 @@ async def test_a_storm_of_alerts_for_a_hundred_targets_is_a_hundred_incidents(de
 
                 async def send(alert: dict) -> int:
                     # as a real sender does: a connection dropped (a keep-alive closed under it on a loaded
-                    # machine) is delivered again; the intake is idempotent on the alert's id, which the
-                    # exact per-target counts below check
+                    # machine) is delivered again, and so is a 503 (a hand-off past its limit on a busy
+                    # machine), after its Retry-After; the intake is idempotent on the alert's id, which
+                    # the exact per-target counts below check
                     async with gate:
-                        for attempt in range(5):
+                        for attempt in range(ATTEMPTS):
+                            last = attempt == ATTEMPTS - 1
                             try:
                                 response = await http.post(
                                     f"{url}/v1/alerts", json=alert, headers={"authorization": f"Bearer {TOKEN}"}
                                 )
                             except httpx.TransportError:
-                                if attempt == 4:
+                                if last:
                                     raise
                                 await asyncio.sleep(0.2)
+                                continue
+                            if response.status_code == 503 and not last:
+                                await asyncio.sleep(retry_after(response))
                                 continue
                             return response.status_code
                         raise AssertionError("unreachable")
@@ -616,31 +626,35 @@ async def test_a_storm_of_alerts_for_a_hundred_targets_is_a_hundred_incidents(de
                 assert set(retried) == {202}
 
         query = f"WorkflowType = 'IncidentResponseWorkflow' AND TaskQueue = '{task_queue}'"
-        for _ in range(100):
-            workflows = [w async for w in dev_env.client.list_workflows(query)]
-            if len(workflows) >= 100:
-                break
-            await asyncio.sleep(0.1)
+
+        async def listed() -> list[WorkflowExecution]:
+            return [w async for w in dev_env.client.list_workflows(query)]
+
+        workflows = await eventually(
+            listed, lambda found: len(found) >= 100, "the runs listed", every=0.1, shown=lambda found: len(found)
+        )
         assert len(workflows) == 100
+
         # every alert was accepted (202) before this; a run may still be applying its last signals,
         # and a worker still busy with them may answer a query late (on a loaded 2-core machine)
-        counts: list[IncidentView] = []
-        for _ in range(120):
-            try:
-                counts = await asyncio.gather(
-                    *(
-                        dev_env.client.get_workflow_handle(w.id).query(
-                            IncidentResponseWorkflow.view, rpc_timeout=timedelta(seconds=30)
-                        )
-                        for w in workflows
+        async def views() -> list[IncidentView]:
+            return await asyncio.gather(
+                *(
+                    dev_env.client.get_workflow_handle(w.id).query(
+                        IncidentResponseWorkflow.view, rpc_timeout=timedelta(seconds=30)
                     )
+                    for w in workflows
                 )
-            except RPCError:
-                await asyncio.sleep(1)
-                continue
-            if sum(v.alert_count for v in counts) >= len(alerts):
-                break
-            await asyncio.sleep(0.5)
+            )
+
+        counts = await eventually(
+            views,
+            lambda counts: sum(v.alert_count for v in counts) >= len(alerts),
+            "every alert counted",
+            timeout=120,
+            every=0.5,
+            shown=lambda counts: sum(v.alert_count for v in counts),
+        )
         assert sum(v.alert_count for v in counts) == len(alerts)
         assert {v.alert_count for v in counts} == {per_target}
         await asyncio.gather(*(dev_env.client.get_workflow_handle(w.id).terminate("storm test") for w in workflows))
@@ -680,10 +694,13 @@ async def test_temporal_down_is_503_and_the_retried_deliveries_all_arrive(own_te
             assert (await http.get(f"{url}/readyz")).status_code == 503
 
             own_temporal.start_temporal()  # same SQLite file
-            for _ in range(60):
-                if (await http.get(f"{url}/readyz")).status_code == 200:
-                    break
-                await asyncio.sleep(0.5)
+            await eventually(
+                lambda: http.get(f"{url}/readyz"),
+                lambda ready: ready.status_code == 200,
+                "the intake ready again",
+                every=0.5,
+                shown=lambda ready: ready.text,
+            )
             # the senders retry every delivery, including the one that already got through
             again = [await http.post(f"{url}/v1/alerts", json=a, headers=headers) for a in alerts]
             assert [r.status_code for r in again] == [202] * 5, [r.text for r in again]
@@ -696,10 +713,12 @@ async def test_temporal_down_is_503_and_the_retried_deliveries_all_arrive(own_te
         activities=FakePlatform(policy).activities(),
     ):
         handle = client.get_workflow_handle(f"incident/{service}/{REGION}")
-        for _ in range(100):
-            view = await handle.query(IncidentResponseWorkflow.view)
-            if view.alert_count == 5:
-                break
-            await asyncio.sleep(0.1)
+        view = await eventually(
+            lambda: handle.query(IncidentResponseWorkflow.view),
+            lambda view: view.alert_count >= 5,
+            "the alerts counted",
+            every=0.1,
+            shown=lambda view: view.alert_count,
+        )
         assert view.alert_count == 5  # every alert once: none lost, the retried first one not doubled
         await handle.terminate("test done")

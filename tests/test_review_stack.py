@@ -13,7 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleDescription,
+    WorkflowExecutionStatus,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from contracts import IncidentView
@@ -22,6 +27,7 @@ from contracts.schedules import scheduled_workflow_id
 from contracts.trend_reviews import CapacityResult, PeriodFigures, WeeklyResult
 from devstack import aws_seed
 from devstack.stack import Stack
+from tests.fakes import eventually
 from tests.test_end_to_end import WORKFLOW_ID, cli, restart_worker, s3, stack, worker  # noqa: F401
 
 SCHEDULE = "daily-performance-review"
@@ -60,7 +66,8 @@ def run_killing_the_worker(
             return done
         if len(done) > len(seen):
             seen = done
-            restart_worker(running, start_worker, loop, client, run)
+            # the incident the review's alert opens may be on the killed worker's sticky queue too
+            restart_worker(running, start_worker, loop, client, run, WORKFLOW_ID)
         time.sleep(0.02)
     raise AssertionError(f"{run} did not end; completed {seen}")
 
@@ -76,13 +83,25 @@ def connect(running: Stack) -> tuple[asyncio.AbstractEventLoop, Client]:
 def triggered_run(running: Stack, loop: asyncio.AbstractEventLoop, client: Client, schedule: str) -> str:
     """`runbook schedules trigger NAME`, and the id of the run it started."""
     cli(running, "schedules", "trigger", schedule)
-    for _ in range(200):
-        description = loop.run_until_complete(client.get_schedule_handle(f"runbook-{schedule}").describe())
-        recent = description.info.recent_actions
-        if recent and isinstance(recent[-1].action, ScheduleActionExecutionStartWorkflow):
-            return recent[-1].action.workflow_id
-        time.sleep(0.05)
-    raise AssertionError(f"{schedule} started nothing")
+    description = loop.run_until_complete(
+        eventually(
+            client.get_schedule_handle(f"runbook-{schedule}").describe,
+            lambda described: started_run(described) is not None,
+            f"{schedule} started nothing",
+            shown=lambda described: described.info.recent_actions,
+        )
+    )
+    run = started_run(description)
+    assert run is not None
+    return run
+
+
+def started_run(description: ScheduleDescription) -> str | None:
+    """The run the schedule's latest action started, if it started one."""
+    recent = description.info.recent_actions
+    if recent and isinstance(recent[-1].action, ScheduleActionExecutionStartWorkflow):
+        return recent[-1].action.workflow_id
+    return None
 
 
 def test_the_bad_nights_review_with_the_worker_killed_after_each_activity_alerts_once(
@@ -110,11 +129,16 @@ def test_the_bad_nights_review_with_the_worker_killed_after_each_activity_alerts
 
     # the intake took the alert once: one incident, one alert, the report in its summary
     incident = client.get_workflow_handle(WORKFLOW_ID)
-    for _ in range(600):  # the restarted worker takes the incident's first signal a moment later
-        view = loop.run_until_complete(incident.query("view", result_type=IncidentView))
-        if view.alert_count and view.timeline:
-            break
-        time.sleep(0.05)
+    # the restarted worker takes the incident's first signal a moment later (meanwhile a query
+    # may fail or time out: not yet)
+    loop.run_until_complete(
+        eventually(
+            lambda: incident.query("view", result_type=IncidentView),
+            lambda view: bool(view.alert_count and view.timeline),
+            "the review's alert never reached the incident",
+            shown=lambda view: (view.status, view.alert_count, view.timeline[-3:]),
+        )
+    )
     time.sleep(1)  # a second delivery would be in by now
     view = loop.run_until_complete(incident.query("view", result_type=IncidentView))
     assert view.opened_by == "intake/generic" and view.alert_count == 1, (view.opened_by, view.alert_count)

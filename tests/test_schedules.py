@@ -6,6 +6,7 @@ Schedule over real follow-up runs."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,8 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -46,7 +49,7 @@ from contracts.schedules import (
 )
 from contracts.schedules import ScheduleSpec as Declared
 from runbook_cli import schedules
-from tests.fakes import FakePlatform, keep_history
+from tests.fakes import FakePlatform, eventually, keep_history
 from tests.identity import signing_client
 from tests.policies import default_policy
 from tests.test_post_incident import FakeBucket, Followups, StandInIncident
@@ -78,11 +81,9 @@ async def clean(dev_env: WorkflowEnvironment) -> AsyncIterator[Client]:
 
 async def listed_soon(client: Client, wanted: set[str]) -> None:
     """Schedules are listed through visibility, a moment after they change."""
-    for _ in range(100):
-        if set(await managed(client)) == wanted:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"listed {await managed(client)}, wanted {sorted(wanted)}")
+    await eventually(
+        lambda: managed(client), lambda listed: set(listed) == wanted, f"wanted {sorted(wanted)}", every=0.1
+    )
 
 
 async def test_apply_creates_then_changes_nothing_updates_removes_and_leaves_others_alone(
@@ -267,11 +268,9 @@ async def test_the_digest_runs_from_its_schedule_over_the_running_followups(clea
         end = datetime.now(UTC) - timedelta(minutes=1)
         await schedules.backfill(env_client, "followup-digest", end - timedelta(days=14), end)
         query = f"WorkflowType = 'FollowupDigestWorkflow' AND TaskQueue = '{task_queue}'"
-        for _ in range(300):
-            runs = [w async for w in env_client.list_workflows(query)]
-            if len(runs) >= 3:
-                break
-            await asyncio.sleep(0.1)
+        runs = await eventually(
+            lambda: listed_runs(env_client, query), lambda runs: len(runs) >= 3, "backfilled", every=0.1
+        )
         backfilled = sorted(w.id for w in runs if w.id != rows[0].last_workflow_id)
         assert len(backfilled) == 2, backfilled
         mondays = [datetime.fromisoformat(i.removeprefix("followup-digest-")) for i in backfilled]
@@ -300,13 +299,13 @@ def _env_of(client: Client) -> WorkflowEnvironment:
 
 async def _scheduled_result(client: Client, task_queue: str) -> DigestResult:
     query = f"WorkflowType = 'FollowupDigestWorkflow' AND TaskQueue = '{task_queue}'"
-    for _ in range(300):
-        runs = [w async for w in client.list_workflows(query)]
-        if runs:
-            result: DigestResult = await client.get_workflow_handle(runs[0].id, result_type=DigestResult).result()
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError("the schedule started no digest")
+    runs = await eventually(lambda: listed_runs(client, query), bool, "the schedule started no digest", every=0.1)
+    result: DigestResult = await client.get_workflow_handle(runs[0].id, result_type=DigestResult).result()
+    return result
+
+
+async def listed_runs(client: Client, query: str) -> list[WorkflowExecution]:
+    return [w async for w in client.list_workflows(query)]
 
 
 # --------------------------------------------------------------------------- the watchdog
@@ -324,6 +323,28 @@ class FailingRun:
     @workflow.run
     async def run(self) -> None:
         raise ApplicationError("the report could not be written", non_retryable=True)
+
+
+async def due_and_failed(client: Client, grace: timedelta) -> tuple[int, int]:
+    """How many of the failing schedule's runs due before `grace` ago have failed, and how many
+    times the slow one was due from its creation to `grace` ago."""
+    end = datetime.now(UTC) - grace
+    failing = (await client.get_schedule_handle("runbook-wd-failing").describe()).info
+    failed = 0
+    for recent in failing.recent_actions:
+        run = recent.action
+        if recent.scheduled_at < end and isinstance(run, ScheduleActionExecutionStartWorkflow):
+            status = (await client.get_workflow_handle(run.workflow_id).describe()).status
+            failed += status == WorkflowExecutionStatus.FAILED
+    slow = (await client.get_schedule_handle("runbook-wd-slow").describe()).info
+    request = ListScheduleMatchingTimesRequest(
+        namespace=client.namespace,
+        schedule_id="runbook-wd-slow",
+        start_time=_stamp(slow.created_at),
+        end_time=_stamp(end),
+    )
+    due = len((await client.workflow_service.list_schedule_matching_times(request)).start_time)
+    return failed, due
 
 
 def every_two_seconds(
@@ -362,8 +383,18 @@ async def test_the_watchdog_pages_once_for_each_run_missing_or_failed(clean: Cli
             "runbook-wd-paused",
             every_two_seconds("WatchdogTestFailing", task_queue, ScheduleOverlapPolicy.ALLOW_ALL, True),
         )
-        await asyncio.sleep(7)
-        watch = WatchdogInput(started_by="test", grace=timedelta(seconds=1))
+        # until the watchdog has something to judge (not a fixed sleep: a busy machine starts and
+        # fails runs late): two failing runs due before its window's end (`grace` ago) and
+        # failed, and three times the slow one was due in it (its first run goes on: two misses);
+        # a run due `grace` ago has started, however busy the machine, so none is "missing"
+        grace = timedelta(seconds=5)
+        await eventually(
+            lambda: due_and_failed(client, grace),
+            lambda counts: counts[0] >= 2 and counts[1] >= 3,
+            "the schedules' runs (failing runs failed, times the slow one was due)",
+            every=0.5,
+        )
+        watch = WatchdogInput(started_by="test", grace=grace)
         watchdog_id = f"watchdog-{uuid.uuid4()}"
         result: WatchdogResult = await client.execute_workflow(
             ScheduleWatchdogWorkflow.run, watch, id=watchdog_id, task_queue=task_queue
@@ -386,10 +417,28 @@ async def test_the_watchdog_pages_once_for_each_run_missing_or_failed(clean: Cli
 
         # that run, still going when the watchdog checked it, fails afterwards: the next watchdog
         # (its window after the first's) pages it, though it was due before its window
+        slow_info = (await client.get_schedule_handle("runbook-wd-slow").describe()).info
+        [first_due] = [
+            recent.scheduled_at
+            for recent in slow_info.recent_actions
+            if isinstance(recent.action, ScheduleActionExecutionStartWorkflow)
+            and recent.action.workflow_id == started[0]
+        ]
         await client.get_schedule_handle("runbook-wd-failing").pause()
+        before = time.monotonic()  # the run closes after this ...
         await client.get_workflow_handle(started[0]).terminate("it failed after the check")
-        await asyncio.sleep(1.5)
-        later = WatchdogInput(started_by="test", look_back=timedelta(seconds=3), grace=timedelta(seconds=1))
+        after = time.monotonic()  # ... and before this
+        short_grace = timedelta(seconds=1)
+        await asyncio.sleep(short_grace.total_seconds() + 0.5)  # closed more than `grace` before the window's end
+        # The window (`look_back` before `grace` ago) must hold the close, however long the
+        # terminate and the watchdog's start take on a busy machine: it reaches back past the
+        # measured time since the terminate with a margin, but not back to the run's due time
+        # (the run must be one due before the window).
+        elapsed = timedelta(seconds=time.monotonic() - before)
+        room = datetime.now(UTC) - short_grace - first_due - timedelta(seconds=1)
+        look_back = min(elapsed + timedelta(seconds=30), room)
+        assert look_back > elapsed + timedelta(seconds=1), (look_back, elapsed, after - before)
+        later = WatchdogInput(started_by="test", look_back=look_back, grace=short_grace)
         second: WatchdogResult = await client.execute_workflow(
             ScheduleWatchdogWorkflow.run, later, id=f"watchdog-{uuid.uuid4()}", task_queue=task_queue
         )

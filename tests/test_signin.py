@@ -3,7 +3,6 @@ operators' API acting on a real incident on the dev server, and the CLI's sessio
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
@@ -41,7 +40,7 @@ from settings import PROJECT_ROOT
 from signing import Signer, write_key
 from starter import open_or_join_incident
 from tests.conftest import serve_app
-from tests.fakes import FakePlatform
+from tests.fakes import FakePlatform, eventually
 from tests.identity import INTAKE, OTHER, SIGNIN
 from tests.test_intake import config_for, intake_policy
 from workflows.incident_response import IncidentResponseWorkflow
@@ -269,10 +268,12 @@ async def incident(dev_env: WorkflowEnvironment) -> AsyncIterator[Incident]:
             received_at=datetime.now(UTC),
         )
         handle = await open_or_join_incident(dev_env.client, alert, "intake/test", task_queue, INTAKE)
-        for _ in range(200):
-            if (await handle.query(IncidentResponseWorkflow.view)).status == IncidentStatus.AWAITING_ACK:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: handle.query(IncidentResponseWorkflow.view),
+            lambda view: view.status == IncidentStatus.AWAITING_ACK,
+            "the incident never awaited its acknowledgement",
+            shown=lambda view: view.status,
+        )
         target = dev_env.client.service_client.config.target_host
         yield Incident(handle=handle, policy=policy, task_queue=task_queue, target=target, client=dev_env.client)
         if (await handle.describe()).status == 1:  # still running
@@ -405,11 +406,9 @@ async def test_incidents_are_opened_in_the_signed_in_name(incident: Incident) ->
             assert joined.status_code == 200, joined.text
     view = await incident.view()
     assert joined.json() == {"incident_id": view.id, "workflow_id": incident.handle.id}  # joined the open one
-    for _ in range(100):
-        if view.alert_count == 2:
-            break
-        await asyncio.sleep(0.05)
-        view = await incident.view()
+    view = await eventually(
+        incident.view, lambda view: view.alert_count >= 2, "the second alert never counted", shown=repr
+    )
     assert view.alert_count == 2  # the second alert, signed by the intake in bob's name, was taken
 
 

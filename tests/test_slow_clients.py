@@ -27,6 +27,9 @@ from tests.test_signin import PASSWORDS, operators
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.5
+# How late past its deadline a cut-off may come on a slow, busy machine: the upper bounds prove
+# "cut off, not left hanging", the lower ones that the deadline is the one configured.
+LATE = 10.0
 MAX_CONNECTIONS = 8
 
 
@@ -177,13 +180,13 @@ def test_a_client_that_sends_its_headers_a_byte_at_a_time_is_cut_off(intake: Int
                 closed = True
                 break
             time.sleep(0.05)
-            if time.monotonic() - started > HEADER_TIMEOUT + 3:
+            if time.monotonic() - started > HEADER_TIMEOUT + LATE:
                 break
-        took, said = closed_after(raw, 5)
+        took, said = closed_after(raw, HEADER_TIMEOUT + LATE)
         took = time.monotonic() - started
     print(f"{listener}: a byte-a-time head cut off after {took:.2f} s")
     assert closed or said.startswith(b"HTTP/1.1 408"), said[:200]
-    assert HEADER_TIMEOUT - 0.1 < took < HEADER_TIMEOUT + 2.5
+    assert HEADER_TIMEOUT - 0.1 < took < HEADER_TIMEOUT + LATE
 
 
 @pytest.mark.parametrize("listener", ["webhooks", "operators"])
@@ -191,15 +194,15 @@ def test_half_a_request_head_then_silence_is_cut_off(intake: Intake, listener: s
     with socket.create_connection(getattr(intake, listener), timeout=10) as raw:
         started = time.monotonic()
         raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        took, said = closed_after(raw, HEADER_TIMEOUT + 3)
-    assert status(said) == 408 and HEADER_TIMEOUT - 0.1 < time.monotonic() - started < HEADER_TIMEOUT + 2.5
+        took, said = closed_after(raw, HEADER_TIMEOUT + LATE)
+    assert status(said) == 408 and HEADER_TIMEOUT - 0.1 < time.monotonic() - started < HEADER_TIMEOUT + LATE
     print(f"{listener}: half a head cut off after {took:.2f} s")
 
 
 def test_a_connection_that_never_speaks_is_cut_off(intake: Intake) -> None:
     with socket.create_connection(intake.operators, timeout=10) as raw:
-        took, said = closed_after(raw, HEADER_TIMEOUT + 3)
-    assert status(said) == 408 and took < HEADER_TIMEOUT + 2.5
+        took, said = closed_after(raw, HEADER_TIMEOUT + LATE)
+    assert status(said) == 408 and took < HEADER_TIMEOUT + LATE
 
 
 def test_a_kept_alive_connection_gets_the_deadline_for_its_next_head_too(intake: Intake) -> None:
@@ -211,8 +214,8 @@ def test_a_kept_alive_connection_gets_the_deadline_for_its_next_head_too(intake:
         assert status(answer(raw)) == 200
         started = time.monotonic()
         raw.sendall(b"GET /healthz HTTP/1.1\r\n")  # and now half a head
-        took, said = closed_after(raw, HEADER_TIMEOUT + 3)
-    assert status(said) == 408 and HEADER_TIMEOUT - 0.1 < time.monotonic() - started < HEADER_TIMEOUT + 2.5
+        took, said = closed_after(raw, HEADER_TIMEOUT + LATE)
+    assert status(said) == 408 and HEADER_TIMEOUT - 0.1 < time.monotonic() - started < HEADER_TIMEOUT + LATE
 
 
 # --------------------------------------------------------------------------- large heads
@@ -286,7 +289,7 @@ def slow_body(address: tuple[str, int], head: bytes) -> tuple[float, bytes]:
         started = time.monotonic()
         raw.setblocking(False)
         said = b""
-        while time.monotonic() - started < BODY_TIMEOUT + 3:
+        while time.monotonic() - started < BODY_TIMEOUT + LATE:
             try:
                 said += raw.recv(65536)
                 if said:
@@ -299,7 +302,7 @@ def slow_body(address: tuple[str, int], head: bytes) -> tuple[float, bytes]:
                 break
             time.sleep(0.1)
         raw.setblocking(True)
-        took, rest = closed_after(raw, 5)
+        took, rest = closed_after(raw, BODY_TIMEOUT + LATE)
         return time.monotonic() - started, said + rest
 
 
@@ -327,7 +330,7 @@ def test_a_body_that_trickles_in_is_408_within_the_body_timeout(intake: Intake, 
     took, said = slow_body(getattr(intake, listener), head)
     print(f"{listener}: a trickling body answered {status(said)} after {took:.2f} s")
     assert status(said) == 408 and b"did not arrive within" in said, said[:300]
-    assert BODY_TIMEOUT - 0.1 < took < BODY_TIMEOUT + 2.5
+    assert BODY_TIMEOUT - 0.1 < took < BODY_TIMEOUT + LATE
     if listener == "operators":  # answered by the guard: the page's headers too
         assert b"x-frame-options: DENY" in said
 
@@ -343,7 +346,7 @@ def test_the_operator_listener_takes_a_bounded_number_of_connections(intake: Int
             raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert status(raw.recv(65536)) == 503
         for conn in idle:  # the silent ones are cut off by the head deadline
-            closed_after(conn, HEADER_TIMEOUT + 3)
+            closed_after(conn, HEADER_TIMEOUT + LATE)
     finally:
         for conn in idle:
             conn.close()
