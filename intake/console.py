@@ -710,16 +710,16 @@ def chart_lines(query: MetricQuery) -> list[Line]:
     ]
 
 
-# The console's AWS reads (charts, reports) wait in threads of their own: a slow CloudWatch or S3
-# never holds up the default executor, where the sign-in checks passwords.
 def _quick_clients() -> None:
     from activities import _aws  # boto3 loads on the first read, not when the listener starts
 
     _aws.quick_clients()
 
 
-# The console's AWS reads: their clients give up (connect 3 s, read 6 s, no retry) before the
-# page stops waiting, so a slow AWS cannot pile reads up behind the pages that gave up on them.
+# The console's AWS reads (charts, reports) wait in threads of their own: a slow CloudWatch or S3
+# never holds up the default executor, where the sign-in checks passwords. Their clients give up
+# (connect 3 s, read 6 s, no retry) before the page stops waiting, so a slow AWS cannot pile
+# reads up behind the pages that gave up on them.
 AWS_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="console-aws", initializer=_quick_clients)
 CHART_WAIT = 10  # seconds a page waits for its charts' datapoints
 

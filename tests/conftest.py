@@ -68,12 +68,17 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         yield server
 
 
+def point_boto3_at(server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """boto3 in this process, for the test, at `server`."""
+    for key, value in server.aws_env().items():
+        monkeypatch.setenv(key, value)
+    return server
+
+
 @pytest.fixture
 def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    """Points boto3 in this process at the emulator."""
-    for key, value in moto_server.aws_env().items():
-        monkeypatch.setenv(key, value)
-    return moto_server
+    """Points boto3 in this process at the session's emulator."""
+    return point_boto3_at(moto_server, monkeypatch)
 
 
 # --------------------------------------------------------------------------- Temporal

@@ -44,7 +44,7 @@ from settings import PROJECT_ROOT
 from starter import open_or_join_incident, trigger_bedrock, trigger_failover, trigger_scaling
 from tests import fakes
 from tests.bedrock_fakes import FakeBedrock, down_until
-from tests.conftest import MotoServer, own_moto_server
+from tests.conftest import MotoServer, own_moto_server, point_boto3_at
 from tests.fakes import FakePlatform, eventually
 from tests.identity import INTAKE, signing_client
 from tests.policies import default_policy
@@ -213,9 +213,7 @@ def console_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServe
 
 @pytest.fixture
 def aws_env(console_moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    for key, value in console_moto.aws_env().items():
-        monkeypatch.setenv(key, value)
-    return console_moto
+    return point_boto3_at(console_moto, monkeypatch)
 
 
 @pytest.fixture
