@@ -106,6 +106,7 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     _deadline: asyncio.TimerHandle | None = None
     _in_head = True
     _head_bytes = 0
+    _body_done = True  # the latest request's body has all arrived
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -138,13 +139,13 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._in_head, self._body_done = False, False
         self._disarm()  # the head is in (the app's own deadline covers the body)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head, self._head_bytes = True, 0
+        self._in_head, self._head_bytes, self._body_done = True, 0, True
         if self.cycle is not None and self.cycle.response_complete and not self.transport.is_closing():
             # the rest of a body answered early has come: the connection is idle now, under
             # uvicorn's keep-alive as after any answer (the body's bytes cancelled it)
@@ -156,7 +157,7 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         answered_latest = self.cycle is not None and self.cycle.response_complete
-        if not self.transport.is_closing() and answered_latest and self.cycle.more_body:
+        if not self.transport.is_closing() and answered_latest and not self._body_done:
             self._arm()  # a body nobody read: it must end in time
 
     def connection_lost(self, exc: Exception | None) -> None:
